@@ -1,0 +1,51 @@
+#!/bin/sh
+# Install the Debian packages GridCase needs, if they are missing.
+#   scripts/install-system-deps.sh [--browser]
+# Needs: python3 with venv, Node.js + npm (front-end assets from the npm registry),
+# PostgreSQL 15 + PostGIS 3 (unless DATABASE_URL points at a server), and with
+# --browser Debian's chromium (the browser tests drive it through Playwright).
+# As root it installs what is missing with apt-get; otherwise it says what to run.
+set -eu
+
+browser=no
+[ "${1:-}" = "--browser" ] && browser=yes
+need=""
+
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    need="$need python3 python3-venv python3-dev"
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    need="$need nodejs npm"
+fi
+if [ -z "${DATABASE_URL:-}" ]; then
+    have_postgis=no
+    for control in /usr/share/postgresql/*/extension/postgis.control; do
+        [ -e "$control" ] && have_postgis=yes
+    done
+    [ "$have_postgis" = yes ] || need="$need postgresql-15 postgresql-15-postgis-3"
+fi
+if [ "$browser" = yes ] && ! command -v chromium >/dev/null 2>&1; then
+    need="$need chromium"
+fi
+command -v runuser >/dev/null 2>&1 || need="$need util-linux"
+
+[ -z "$need" ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "缺少系统软件包 (missing Debian packages):$need" >&2
+    echo "请以 root 运行 (run as root):  apt-get install -y$need" >&2
+    if echo "$need" | grep -q postgis; then
+        echo "或设置 DATABASE_URL 指向已有的 PostgreSQL 15 + PostGIS 3 服务器。" >&2
+        echo "(or set DATABASE_URL to an existing PostgreSQL 15 + PostGIS 3 server)" >&2
+    fi
+    exit 1
+fi
+
+echo "正在安装系统软件包 (installing):$need"
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! apt-get install -y --no-install-recommends $need; then
+    apt-get update
+    # shellcheck disable=SC2086
+    apt-get install -y --no-install-recommends $need
+fi

@@ -1,0 +1,64 @@
+"""The app shell: health check, home page, area pages, errors."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from webapp import create_app
+
+
+def test_healthz(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["db"] == "ok"
+    assert body["postgis"].startswith("3.")
+
+
+def test_healthz_reports_an_unreachable_database(tmp_path):
+    url = f"postgresql+psycopg2://nobody@/nowhere?host={tmp_path}&port=1"
+    app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 503
+    body = r.get_json()
+    assert body["db"] == "error" and body["reason"]
+
+
+def test_home_lists_townships_with_case_counts(client, session):
+    r = client.get("/")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert "延津县" in html and "演示数据" in html
+    townships = session.execute(
+        text(
+            "SELECT a.code, a.name, count(c.id) FROM areas a LEFT JOIN cases c ON c.township_code = a.code "
+            "WHERE a.level = 'township' GROUP BY a.code, a.name ORDER BY a.code"
+        )
+    ).all()
+    assert len(townships) == 12
+    for code, name, n in townships:
+        assert f'href="/areas/{code}">{name}</a>' in html
+        assert f'<td class="num">{n}</td>' in html
+    total = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    assert f'<th class="num">{total}</th>' in html
+
+
+def test_area_page_drills_down(client, session):
+    township = session.execute(text("SELECT code, name FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")).one()
+    html = client.get(f"/areas/{township.code}").get_data(as_text=True)
+    villages = session.execute(
+        text("SELECT code, name FROM areas WHERE level = 'village' AND township_code = :t"), {"t": township.code}
+    ).all()
+    assert villages
+    for code, name in villages:
+        assert f'href="/areas/{code}">{name}</a>' in html
+    grid = session.execute(text("SELECT code FROM areas WHERE level = 'grid' LIMIT 1")).scalar_one()
+    assert client.get(f"/areas/{grid}").status_code == 200
+
+
+def test_unknown_area_is_a_chinese_404(client):
+    r = client.get("/areas/999999999")
+    assert r.status_code == 404
+    assert "不存在" in r.get_data(as_text=True)
+    r = client.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"

@@ -1,0 +1,117 @@
+"""The demo county in PostGIS: its counts, exact nesting, and the cases in it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+
+def test_counts(session):
+    counts = dict(session.execute(text("SELECT level, count(*) FROM areas WHERE county_code = '410726' GROUP BY level")).all())
+    assert counts["county"] == 1
+    assert counts["township"] == 12
+    assert counts["village"] == 342
+    assert 900 <= counts["grid"] <= 1100  # about three per village
+
+
+@pytest.mark.parametrize(("child", "parent"), [("township", "county"), ("village", "township"), ("grid", "village")])
+def test_children_tile_their_parent_exactly(session, child, parent):
+    """Union of the children equals the parent; siblings do not overlap; all valid."""
+    rows = session.execute(
+        text(
+            """
+            SELECT p.code,
+                   ST_Area(ST_SymDifference(p.geom, ST_Union(c.geom))::geography) AS symdiff_m2,
+                   sum(c.area_m2) - p.area_m2 AS overlap_m2,
+                   bool_and(ST_IsValid(c.geom)) AS valid,
+                   bool_and(c.code LIKE p.code || '%') AS prefixed
+            FROM areas p JOIN areas c ON c.parent_id = p.id
+            WHERE p.level = :parent AND c.level = :child AND p.county_code = '410726'
+            GROUP BY p.code, p.geom, p.area_m2
+            """
+        ),
+        {"parent": parent, "child": child},
+    ).all()
+    assert rows
+    for code, symdiff, overlap, valid, prefixed in rows:
+        assert valid and prefixed, code
+        assert symdiff < 1e-3, (code, symdiff)  # under a thousandth of a square metre
+        assert abs(overlap) < 1e-2, (code, overlap)
+
+
+def test_no_sibling_overlaps(session):
+    n = session.execute(
+        text(
+            """
+            SELECT count(*) FROM areas a JOIN areas b
+              ON a.parent_id = b.parent_id AND a.id < b.id AND a.geom && b.geom
+            WHERE a.county_code = '410726' AND ST_Relate(a.geom, b.geom, '2********')
+              AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > 1e-3
+            """
+        )
+    ).scalar_one()
+    assert n == 0
+
+
+def test_every_case_sits_in_its_grid(session):
+    row = session.execute(
+        text(
+            """
+            SELECT count(*) AS n,
+                   count(*) FILTER (WHERE NOT ST_Covers(g.geom, c.location)) AS misplaced,
+                   count(*) FILTER (WHERE c.village_code <> g.village_code OR c.township_code <> g.township_code) AS wrong_codes
+            FROM cases c JOIN areas g ON g.id = c.grid_id
+            WHERE c.county_code = '410726'
+            """
+        )
+    ).one()
+    assert row.n > 0 and row.misplaced == 0 and row.wrong_codes == 0
+
+
+def test_township_counts_add_up_to_the_county(session):
+    per_township = session.execute(text("SELECT sum(n) FROM (SELECT count(*) n FROM cases WHERE county_code = '410726' GROUP BY township_code) t")).scalar_one()
+    assert per_township == session.execute(text("SELECT count(*) FROM cases WHERE county_code = '410726'")).scalar_one()
+
+
+def test_demo_cases_look_real(session):
+    """Mostly resolved, with backlog, repeats, collective petitions, quiet grids and hot spots."""
+    r = session.execute(
+        text(
+            """
+            SELECT count(*) AS n,
+                   avg((status IN ('resolved','closed'))::int) AS resolved,
+                   count(*) FILTER (WHERE NOT is_first AND repeat_of_id IS NOT NULL) AS repeats,
+                   count(*) FILTER (WHERE people_count >= 5) AS collective,
+                   count(*) FILTER (WHERE reported_at < now() - interval '3 years'
+                                    AND status NOT IN ('resolved','closed','not_accepted')) AS backlog,
+                   count(DISTINCT status) AS statuses,
+                   min(reported_at) < now() - interval '1000 days' AS spans_years
+            FROM cases WHERE county_code = '410726'
+            """
+        )
+    ).one()
+    assert 0.80 < r.resolved < 0.99
+    assert r.repeats > 0 and r.collective > 0 and r.backlog > 0
+    assert r.statuses >= 5 and r.spans_years
+    quiet = session.execute(
+        text("SELECT count(*) FROM areas g WHERE g.level = 'grid' AND g.county_code = '410726' "
+             "AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.grid_id = g.id)")
+    ).scalar_one()
+    assert quiet > 0
+    # The busiest grid has far more cases than the average grid (a hot spot).
+    top, mean = session.execute(
+        text("SELECT max(n), avg(n) FROM (SELECT count(*) n FROM cases GROUP BY grid_id) t")
+    ).one()
+    assert top > 10 * mean
+    # Every case with its events: the history starts with registration.
+    first = session.execute(
+        text("SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'register')")
+    ).scalar_one()
+    assert first == 0
+
+
+def test_demo_load_is_idempotent_for_boundaries(app_ctx, session):
+    from webapp.demo.loader import load_boundaries
+
+    reports = load_boundaries(session)
+    assert all(r.inserted == 0 and r.updated == 0 for r in reports)

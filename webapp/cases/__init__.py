@@ -1,0 +1,1 @@
+"""Cases (petitions and disputes) and their workflow."""

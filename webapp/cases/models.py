@@ -1,0 +1,144 @@
+"""Cases, their categories and their append-only event log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.cases.vocab import (
+    CaseClass,
+    Channel,
+    Opinion,
+    ResolvedLevel,
+    Satisfaction,
+    Status,
+    sql_in,
+)
+from webapp.db import Base
+
+
+class Category(Base):
+    """A kind of matter (征地拆迁, 农民工工资 ...): data, not code."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    description: Mapped[str] = mapped_column(String(400), default="", server_default="")
+    sort_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+
+
+class Case(Base):
+    """One matter raised by one or more people, tied to the grid it lies in.
+
+    ``grid_id`` and the codes of the grid's village, township and county are set by
+    PostGIS in the statement that stores the case (see ``cases.queries``).
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint(f"channel IN {sql_in(Channel)}", name="channel"),
+        CheckConstraint(f"case_class IN {sql_in(CaseClass)}", name="case_class"),
+        CheckConstraint(f"status IN {sql_in(Status)}", name="status"),
+        CheckConstraint(f"opinion IS NULL OR opinion IN {sql_in(Opinion)}", name="opinion"),
+        CheckConstraint(
+            f"satisfaction IS NULL OR satisfaction IN {sql_in(Satisfaction)}", name="satisfaction"
+        ),
+        CheckConstraint(
+            f"resolved_level IS NULL OR resolved_level IN {sql_in(ResolvedLevel)}",
+            name="resolved_level",
+        ),
+        CheckConstraint("people_count >= 1", name="people_count"),
+        CheckConstraint("batch_count >= 1", name="batch_count"),
+        Index("ix_cases_township_reported", "township_code", "reported_at"),
+        Index("ix_cases_village_reported", "village_code", "reported_at"),
+        Index("ix_cases_grid_reported", "grid_id", "reported_at"),
+        Index("ix_cases_reported_brin", "reported_at", postgresql_using="brin"),
+        Index("ix_cases_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    # The id the reporting device made: a resend with the same id is the same case.
+    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    case_class: Mapped[str] = mapped_column(String(16), server_default=CaseClass.REQUEST.value)
+    people_count: Mapped[int] = mapped_column(Integer, server_default="1")
+    batch_count: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
+    location_approx: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    location_accuracy_m: Mapped[float | None] = mapped_column(Float)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
+    grid_code: Mapped[str] = mapped_column(String(20))
+    village_code: Mapped[str] = mapped_column(String(12))
+    township_code: Mapped[str] = mapped_column(String(9))
+    county_code: Mapped[str] = mapped_column(String(6))
+
+    status: Mapped[str] = mapped_column(String(16), server_default=Status.REGISTERED.value)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    concluded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opinion: Mapped[str | None] = mapped_column(String(16))
+    satisfaction: Mapped[str | None] = mapped_column(String(16))
+    resolved_level: Mapped[str | None] = mapped_column(String(16))
+
+    # 初信初访: the first time this matter is raised; otherwise a repeat of an earlier case.
+    is_first: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    repeat_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    skip_level: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    petitioner_name: Mapped[str | None] = mapped_column(String(100))
+    petitioner_phone: Mapped[str | None] = mapped_column(String(32))
+    petitioner_id_number: Mapped[str | None] = mapped_column(String(32))
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    # Optimistic lock: every action names the version it saw.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class CaseEvent(Base):
+    """One action on a case: append-only (the database refuses updates and deletes)."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case_at", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"))
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str | None] = mapped_column(String(100))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    data: Mapped[dict | None] = mapped_column(JSONB)

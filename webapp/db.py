@@ -1,0 +1,137 @@
+"""The database: declarative base, engine, and one session per request.
+
+Queries flush but never commit; the view or CLI command that owns the unit of
+work commits. With the embedded default the first use of the database in a
+process makes sure the cluster runs, the database exists and is migrated.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, g
+from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@dataclass
+class Database:
+    """The engine and session factory of one app, and whether it is ready for use."""
+
+    url: str
+    embedded: bool
+    auto_migrate: bool
+    var_dir: str
+    engine: Engine = field(init=False)
+    sessions: sessionmaker[Session] = field(init=False)
+    _ready: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.url)
+        self.sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    def ensure_ready(self) -> None:
+        """Start the embedded cluster, create the database and migrate, once per process."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            if self.embedded:
+                from pathlib import Path
+
+                from webapp.pgcluster import EmbeddedCluster
+
+                EmbeddedCluster(Path(self.var_dir)).start()
+                create_database(self.url)
+            if self.auto_migrate:
+                from webapp.migrate import upgrade
+
+                upgrade(self.engine)
+            self._ready = True
+
+
+def make_engine(url: str) -> Engine:
+    """Make an engine that survives a database restart (pre-ping, short connect timeout)."""
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=3600,
+        connect_args={"connect_timeout": 5, "application_name": "gridcase"},
+    )
+
+
+def create_database(url: str) -> bool:
+    """Create the database named in ``url`` if it does not exist; return True if created."""
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": u.database}
+            ).scalar()
+            if exists:
+                return False
+            conn.execute(text(f'CREATE DATABASE "{u.database}"'))
+            return True
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the database named in ``url`` (tests only), closing its connections first."""
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["gridcase.db"] = Database(
+        url=app.config["DATABASE_URL"],
+        embedded=app.config["EMBEDDED_DB"],
+        auto_migrate=app.config["AUTO_MIGRATE"],
+        var_dir=app.config["VAR_DIR"],
+    )
+    app.teardown_appcontext(_close_session)
+
+
+def database(app: Flask | None = None) -> Database:
+    return (app or current_app).extensions["gridcase.db"]
+
+
+def get_session() -> Session:
+    """Return this request's (or app context's) session, opening it on first use."""
+    if "db_session" not in g:
+        db = database()
+        db.ensure_ready()
+        g.db_session = db.sessions()
+    return g.db_session
+
+
+def _close_session(exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        if exc is not None:
+            session.rollback()
+        session.close()

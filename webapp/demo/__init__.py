@@ -1,0 +1,1 @@
+"""The demo county: boundaries from gis_data/, synthetic cases, demo accounts."""

@@ -1,0 +1,106 @@
+"""Loading the demo county: its boundaries through the importer, then synthetic cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from webapp.cases.bulk import BulkResult, bulk_insert_cases
+from webapp.demo import synthetic
+from webapp.grid.importer import ImportReport, import_areas
+from webapp.grid.models import AreaLevel
+from webapp.grid.queries import set_setting
+
+DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "gis_data" / "yanjin"
+DEMO_COUNTY = "410726"
+FILES = [
+    (AreaLevel.COUNTY, "county.geojson"),
+    (AreaLevel.TOWNSHIP, "townships.geojson"),
+    (AreaLevel.VILLAGE, "villages.geojson"),
+    (AreaLevel.GRID, "grids.geojson"),
+]
+
+
+@dataclass
+class DemoReport:
+    imports: list[ImportReport] = field(default_factory=list)
+    cases: BulkResult | None = None
+    events: int = 0
+    hot_spots: list[synthetic.HotSpot] = field(default_factory=list)
+    skipped_cases: int = 0  # cases already there, not loaded again
+
+
+def load_boundaries(session: Session, progress=None, data_dir: Path = DEMO_DIR) -> list[ImportReport]:
+    """Import the demo county's four levels (idempotent) and mark the database as demo."""
+    reports = [
+        import_areas(session, data_dir / name, level, progress=progress) for level, name in FILES
+    ]
+    set_setting(session, "demo_county", DEMO_COUNTY)
+    return reports
+
+
+def case_count(session: Session) -> int:
+    return session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+
+
+def load_cases(
+    session: Session,
+    n: int,
+    seed: int,
+    now: datetime | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    with_events: bool = True,
+) -> tuple[BulkResult, int, list[synthetic.HotSpot]]:
+    """Generate and bulk-load ``n`` synthetic cases, and their event history."""
+    rows, spots = synthetic.generate(session, n, seed=seed, now=now)
+    result = bulk_insert_cases(session, rows, progress=progress, total=n)
+    events = 0
+    if with_events and result.first_id is not None:
+        events = synthesize_events(session, result.first_id, result.last_id)
+    return result, events, spots
+
+
+def synthesize_events(session: Session, first_id: int, last_id: int) -> int:
+    """Write the event history the demo cases' timestamps imply, in one statement."""
+    result = session.execute(
+        text(
+            """
+            INSERT INTO case_events (case_id, action, at, actor_name, from_status, to_status, note)
+            SELECT c.id, e.action, e.at, '演示数据', e.from_status, e.to_status, e.note
+            FROM cases c
+            CROSS JOIN LATERAL (VALUES
+                ('register', c.reported_at, NULL, 'registered', '登记'),
+                ('accept', c.accepted_at, 'registered', 'accepted', '受理'),
+                ('assign', c.accepted_at + interval '2 hours', 'accepted', 'assigned', '交办至属地乡镇'),
+                ('start', c.accepted_at + interval '1 day', 'assigned', 'in_progress', '开始办理'),
+                ('conclude', c.concluded_at, 'in_progress', 'concluded', '出具处理意见书'),
+                ('resolve', c.resolved_at, 'concluded', 'resolved', '回访后化解'),
+                ('close', c.resolved_at + interval '1 day', 'resolved', 'closed', '销号')
+            ) AS e(action, at, from_status, to_status, note)
+            WHERE c.id BETWEEN :lo AND :hi
+              AND e.at IS NOT NULL
+              AND e.at <= now()
+              AND (e.action <> 'close' OR c.status = 'closed')
+              AND (e.action NOT IN ('assign', 'start') OR c.status NOT IN ('accepted', 'registered', 'not_accepted'))
+              AND (e.action <> 'start' OR c.status <> 'assigned')
+            """
+        ),
+        {"lo": first_id, "hi": last_id},
+    )
+    session.execute(
+        text(
+            """
+            INSERT INTO case_events (case_id, action, at, actor_name, from_status, to_status, note)
+            SELECT c.id, 'not_accept', c.reported_at + interval '3 days', '演示数据',
+                   'registered', 'not_accepted', '不属于信访受理范围，已告知依法途径'
+            FROM cases c WHERE c.id BETWEEN :lo AND :hi AND c.status = 'not_accepted'
+            """
+        ),
+        {"lo": first_id, "hi": last_id},
+    )
+    return result.rowcount or 0

@@ -1,0 +1,1 @@
+"""Areas and boundaries: the county, its townships, villages and grids."""

@@ -1,0 +1,25 @@
+"""``/healthz``: is the database reachable and is PostGIS there."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from webapp.db import database
+from webapp.pgcluster import ClusterError
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        db = database()
+        db.ensure_ready()
+        with db.engine.connect() as conn:
+            version = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+    except (SQLAlchemyError, ClusterError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        return jsonify({"db": "error", "reason": reason}), 503
+    return jsonify({"db": "ok", "postgis": version})

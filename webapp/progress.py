@@ -1,0 +1,45 @@
+"""Progress on long jobs: one updating line per stage on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class TerminalProgress:
+    """A callable ``(stage, done, total)``; redraws at most ten times a second.
+
+    When the stream is not a terminal (a log, CI) it writes one line when a stage
+    ends, and a line every ten seconds in between.
+    """
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.stage: str | None = None
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = bool(total) and done >= total
+        pct = f" {done / total:.0%}" if total else ""
+        if not self.tty:
+            if finished or now - self.last >= 10:
+                self.stream.write(f"{stage}：{done}/{total}{pct}\n")
+                self.stream.flush()
+                self.last = now
+            return
+        if stage == self.stage and not finished and now - self.last < 0.1:
+            return
+        if stage != self.stage and self.stage is not None:
+            self.stream.write("\n")
+        self.stage = stage
+        self.last = now
+        self.stream.write(f"\r{stage}：{done}/{total}{pct}\033[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.stage is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.stage = None
