@@ -19,8 +19,10 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 if [ -z "${DATABASE_URL:-}" ]; then
     have_postgis=no
-    for control in /usr/share/postgresql/*/extension/postgis.control; do
-        [ -e "$control" ] && have_postgis=yes
+    # Both the extension's SQL (the -scripts package) and its library must be there.
+    for lib in /usr/lib/postgresql/*/lib/postgis-3.so; do
+        v=$(basename "$(dirname "$(dirname "$lib")")")
+        [ -e "$lib" ] && [ -e "/usr/share/postgresql/$v/extension/postgis.control" ] && have_postgis=yes
     done
     [ "$have_postgis" = yes ] || need="$need postgresql-15 postgresql-15-postgis-3"
 fi

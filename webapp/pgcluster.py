@@ -60,7 +60,9 @@ def find_bindir() -> Path:
     )
     for bindir in candidates:
         version = bindir.parent.name
-        if (Path("/usr/share/postgresql") / version / "extension" / "postgis.control").exists():
+        control = Path("/usr/share/postgresql") / version / "extension" / "postgis.control"
+        library = bindir.parent / "lib" / "postgis-3.so"
+        if control.exists() and library.exists():
             return bindir
     if candidates:
         raise ClusterError(
