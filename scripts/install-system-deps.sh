@@ -26,8 +26,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
     done
     [ "$have_postgis" = yes ] || need="$need postgresql-15 postgresql-15-postgis-3"
 fi
-if [ "$browser" = yes ] && ! command -v chromium >/dev/null 2>&1; then
-    need="$need chromium"
+if [ "$browser" = yes ]; then
+    command -v chromium >/dev/null 2>&1 || need="$need chromium"
+    # Chinese glyphs in the browser tests' screenshots.
+    [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need="$need fonts-noto-cjk"
 fi
 command -v runuser >/dev/null 2>&1 || need="$need util-linux"
 

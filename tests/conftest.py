@@ -166,3 +166,58 @@ def app_ctx(app, connection):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# -- people -----------------------------------------------------------------------
+
+TEST_PASSWORD = "test-password-123"
+CSRF = "test-csrf-token"
+CSRF_HEADERS = {"X-CSRF-Token": CSRF}
+
+
+@pytest.fixture(scope="session")
+def demo_areas(template_url) -> dict[str, str]:
+    """A grid in the county seat and its village, township and county, by role."""
+    engine = create_engine(template_url)
+    with engine.connect() as conn:
+        grid = conn.execute(
+            text("SELECT code FROM areas WHERE level = 'grid' AND code LIKE '410726100%' ORDER BY code LIMIT 1")
+        ).scalar_one()
+    engine.dispose()
+    return {
+        "grid_worker": grid,
+        "village_informant": grid[:12],
+        "township_leader": grid[:9],
+        "county_staff": "410726",
+        "leader_in_charge": "410726",
+        "planner": "410726",
+        "admin": "410726",
+    }
+
+
+@pytest.fixture
+def make_user(session, demo_areas):
+    """Create an account in the test's transaction: make_user(role, area=None, **fields)."""
+    from webapp.auth.accounts import create_user
+
+    def make(role: str = "county_staff", area: str | None = None, username: str | None = None, **kw):
+        name = username or f"t_{role}_{uuid.uuid4().hex[:8]}"
+        return create_user(session, name, role, area or demo_areas[role], TEST_PASSWORD, **kw)
+
+    return make
+
+
+@pytest.fixture
+def login(client, make_user):
+    """Sign the test client in: login(role, area=None, user=None, **fields) -> User."""
+    import time
+
+    def do(role: str = "county_staff", area: str | None = None, user=None, **kw):
+        user = user or make_user(role, area, **kw)
+        now = int(time.time())
+        with client.session_transaction() as s:
+            s.clear()
+            s.update(uid=user.id, sv=user.session_version, at=now, seen=now, csrf=CSRF)
+        return user
+
+    return do

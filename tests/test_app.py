@@ -24,7 +24,8 @@ def test_healthz_reports_an_unreachable_database(tmp_path):
     assert body["db"] == "error" and body["reason"]
 
 
-def test_home_lists_townships_with_case_counts(client, session):
+def test_home_lists_townships_with_case_counts(client, session, login):
+    login("county_staff")
     r = client.get("/")
     assert r.status_code == 200
     html = r.get_data(as_text=True)
@@ -43,7 +44,8 @@ def test_home_lists_townships_with_case_counts(client, session):
     assert f'<th class="num">{total}</th>' in html
 
 
-def test_area_page_drills_down(client, session):
+def test_area_page_drills_down(client, session, login):
+    login("county_staff")
     township = session.execute(text("SELECT code, name FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")).one()
     html = client.get(f"/areas/{township.code}").get_data(as_text=True)
     villages = session.execute(
@@ -56,7 +58,8 @@ def test_area_page_drills_down(client, session):
     assert client.get(f"/areas/{grid}").status_code == 200
 
 
-def test_unknown_area_is_a_chinese_404(client):
+def test_unknown_area_is_a_chinese_404(client, login):
+    login("county_staff")
     r = client.get("/areas/999999999")
     assert r.status_code == 404
     assert "不存在" in r.get_data(as_text=True)

@@ -101,7 +101,8 @@ def test_resend_with_same_client_id_returns_the_first_case(session, test_county)
     assert session.execute(text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": cid}).scalar_one() == 1
 
 
-def test_locate_api(client, session, test_county):
+def test_locate_api(client, session, test_county, login):
+    login("county_staff")
     lon, lat = u(3, 1.5)
     r = client.get(f"/api/v1/locate?lon={lon}&lat={lat}")
     assert r.status_code == 200
@@ -123,7 +124,8 @@ def test_locate_api(client, session, test_county):
         ("lon=114&lat=-91", 400, "invalid_coordinates"),
     ],
 )
-def test_locate_api_errors(client, test_county, query, status, code):
+def test_locate_api_errors(client, test_county, login, query, status, code):
+    login("county_staff")
     r = client.get(f"/api/v1/locate?{query}")
     assert r.status_code == status
     err = r.get_json()["error"]
@@ -131,7 +133,8 @@ def test_locate_api_errors(client, test_county, query, status, code):
     assert err["message"] and err["message_en"]
 
 
-def test_demo_point_is_located(client):
+def test_demo_point_is_located(client, login):
+    login("grid_worker")
     """A point in the demo county answers with its grid, village and township."""
     r = client.get("/api/v1/locate?lon=114.2&lat=35.25")
     assert r.status_code == 200

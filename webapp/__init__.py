@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from flask import Flask
+
+# Feature packages, each with a ``views.py`` (pages), ``api.py`` (JSON under /api/v1)
+# and ``cli.py`` (flask commands) where it has them. Order only matters for the nav.
+FEATURES = [
+    "auth", "grid", "cases", "field", "maps", "stats", "visits", "api", "open311", "exchange", "demo",
+]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -17,20 +24,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
 
-    from webapp import health, templating
-    from webapp.grid import api as grid_api
-    from webapp.grid import views as grid_views
+    from webapp import assets, cli, health, security, templating
+    from webapp.auth import identity
 
+    identity.init_app(app)
+    security.init_app(app)
     templating.init_app(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(grid_views.bp)
-    app.register_blueprint(grid_api.bp)
-
-    from webapp import cli
-    from webapp.demo import cli as demo_cli
-    from webapp.grid import cli as grid_cli
-
+    app.register_blueprint(assets.bp)
     cli.init_app(app)
-    grid_cli.init_app(app)
-    demo_cli.init_app(app)
+    for feature in FEATURES:
+        for module in ("views", "api", "cli"):
+            try:
+                mod = importlib.import_module(f"webapp.{feature}.{module}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"webapp.{feature}.{module}" and exc.name != f"webapp.{feature}":
+                    raise
+                continue
+            if hasattr(mod, "bp"):
+                app.register_blueprint(mod.bp)
+            if hasattr(mod, "init_app"):
+                mod.init_app(app)
     return app

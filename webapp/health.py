@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp.auth.identity import public
 from webapp.db import database
 from webapp.pgcluster import ClusterError
 
@@ -13,6 +14,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz():
     try:
         db = database()

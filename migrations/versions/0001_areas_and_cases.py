@@ -162,7 +162,6 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_cases"),
         sa.UniqueConstraint("number", name="uq_cases_number"),
-        sa.UniqueConstraint("client_id", name="uq_cases_client_id"),
         sa.ForeignKeyConstraint(["category_id"], ["categories.id"], name="fk_cases_category_id_categories"),
         sa.ForeignKeyConstraint(["grid_id"], ["areas.id"], name="fk_cases_grid_id_areas"),
         sa.ForeignKeyConstraint(["repeat_of_id"], ["cases.id"], name="fk_cases_repeat_of_id_cases"),
@@ -183,13 +182,20 @@ def upgrade() -> None:
         sa.CheckConstraint("people_count >= 1", name="ck_cases_people_count"),
         sa.CheckConstraint("batch_count >= 1", name="ck_cases_batch_count"),
     )
-    op.create_index("ix_cases_category_id", "cases", ["category_id"])
-    op.create_index("ix_cases_repeat_of_id", "cases", ["repeat_of_id"])
+    # Only cases sent by a device carry a client id: a partial unique index keeps bulk
+    # loads (no client id) from paying for a million NULL entries.
+    op.create_index(
+        "uq_cases_client_id", "cases", ["client_id"], unique=True,
+        postgresql_where=sa.text("client_id IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_cases_repeat_of_id", "cases", ["repeat_of_id"],
+        postgresql_where=sa.text("repeat_of_id IS NOT NULL"),
+    )
     op.create_index("ix_cases_township_reported", "cases", ["township_code", "reported_at"])
     op.create_index("ix_cases_village_reported", "cases", ["village_code", "reported_at"])
     op.create_index("ix_cases_grid_reported", "cases", ["grid_id", "reported_at"])
     op.create_index("ix_cases_reported_brin", "cases", ["reported_at"], postgresql_using="brin")
-    op.create_index("ix_cases_status", "cases", ["status"])
     op.create_index("idx_cases_location", "cases", ["location"], postgresql_using="gist")
 
     op.create_table(

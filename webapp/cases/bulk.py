@@ -1,26 +1,30 @@
 """Bulk loading of cases: COPY into a staging table, then a set-based spatial join.
 
-Used by the demo loader and the ledger import. Grid assignment happens inside the
-INSERT, never by a later UPDATE:
+Used by the demo loader and the ledger import. Grid assignment happens in SQL before
+the rows reach ``cases``, never by a later UPDATE:
 
-1. ``COPY`` the rows into a temporary table whose point column is generated from
-   lon/lat and whose ``id`` comes from the cases' own sequence;
-2. insert every point strictly inside a grid with a polygon-first join (the
-   planner walks the ~1,000 grids and probes the points' GiST index for each;
-   ``ST_Contains`` on a valid coverage puts an interior point in exactly one grid);
-3. insert the few points left over (those on a shared border) with the same
-   rule as a single report: the covering grids, lowest code first;
-4. what is still left is outside every grid: reported by its row number;
+1. ``COPY`` the rows (CSV) into a temporary table whose point column is generated
+   from lon/lat and whose ``id`` comes from the cases' own sequence;
+2. place every point strictly inside a grid with a polygon-first join (for each of
+   the ~1,000 grids, probe the points' GiST index; ``ST_Contains`` on a valid
+   coverage puts an interior point in exactly one grid) into a narrow table;
+3. place the few points left over (those on a shared border) with the same rule as
+   a single report: the covering grids, lowest code first;
+4. insert the cases from the staging table joined to their places, in load order
+   (which keeps the table in time order); rows with no place are outside every grid
+   and are reported by their row number;
 5. link repeats to the earlier rows they repeat, once both are stored.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 # The staging columns, in the order callers give them in each row.
@@ -121,15 +125,8 @@ class BulkResult:
     last_id: int | None = None
 
 
-def _copy_value(value) -> str:
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    s = str(value)
-    if any(ch in s for ch in "\\\t\n\r"):
-        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return s
+# Text columns that keep an empty string as '' rather than NULL in CSV COPY.
+_NOT_NULL_TEXT = ("title", "description", "channel", "case_class", "status")
 
 
 def bulk_insert_cases(
@@ -137,7 +134,7 @@ def bulk_insert_cases(
     rows: Iterable[Sequence],
     progress: Callable[[str, int, int], None] | None = None,
     total: int | None = None,
-    chunk: int = 50_000,
+    chunk: int = 100_000,
 ) -> BulkResult:
     """Load ``rows`` (tuples in ``COLUMNS`` order) as cases in their grids; flush, no commit.
 
@@ -146,25 +143,29 @@ def bulk_insert_cases(
     """
     tick = progress or (lambda stage, done, n: None)
     result = BulkResult()
+    _bigger_temp_buffers(session)
     session.execute(text("DROP TABLE IF EXISTS case_load"))
     session.execute(text(_STAGING_DDL))
     raw = session.connection().connection.dbapi_connection
-    cols = ", ".join(COLUMNS)
+    copy_sql = (
+        f"COPY case_load ({', '.join(COLUMNS)}) FROM STDIN "
+        f"WITH (FORMAT csv, NULL '', FORCE_NOT_NULL ({', '.join(_NOT_NULL_TEXT)}))"
+    )
     buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
     pending = 0
 
     def flush() -> None:
         nonlocal pending
         buf.seek(0)
         with raw.cursor() as cur:
-            cur.copy_expert(f"COPY case_load ({cols}) FROM STDIN", buf)
+            cur.copy_expert(copy_sql, buf)
         buf.seek(0)
         buf.truncate()
         pending = 0
 
     for row in rows:
-        buf.write("\t".join(map(_copy_value, row)))
-        buf.write("\n")
+        writer.writerow(row)
         pending += 1
         result.loaded += 1
         if pending >= chunk:
@@ -175,9 +176,21 @@ def bulk_insert_cases(
     tick("写入暂存表", result.loaded, total or result.loaded)
     if result.loaded == 0:
         return result
+    _place_and_insert(session, result, tick)
+    return result
 
+
+def _bigger_temp_buffers(session: Session) -> None:
+    """Give this connection room for the staging table (only possible before its first temp table)."""
+    try:
+        with session.begin_nested():
+            session.execute(text("SET temp_buffers = '512MB'"))
+    except DBAPIError:
+        pass  # the connection already used temporary tables: keep its setting
+
+
+def _place_and_insert(session: Session, result: BulkResult, tick) -> None:
     session.execute(text("CREATE INDEX ON case_load USING gist (geom)"))
-    session.execute(text("CREATE UNIQUE INDEX ON case_load (ord)"))
     session.execute(text("ANALYZE case_load"))
     # Resends: rows whose client id is already a case are not loaded again.
     dup = session.execute(
@@ -189,44 +202,61 @@ def bulk_insert_cases(
     result.duplicates = dup.rowcount or 0
 
     tick("空间匹配网格", 0, result.loaded)
-    inside = session.execute(
+    # Polygon first: for each grid, probe the points' index. OFFSET 0 keeps the planner
+    # from turning the join around (starting from the points is many times slower).
+    session.execute(
         text(
-            f"""
-            INSERT INTO cases ({_TARGET})
-            SELECT {_SOURCE}
-            FROM areas g
-            JOIN case_load l ON ST_Contains(g.geom, l.geom)
-            WHERE g.level = 'grid'
-            ON CONFLICT (client_id) DO NOTHING
+            """
+            CREATE TEMP TABLE case_place ON COMMIT DROP AS
+            SELECT l.ord, g.id AS grid_id
+            FROM (SELECT id, geom FROM areas WHERE level = 'grid') g
+            CROSS JOIN LATERAL (
+                SELECT ord FROM case_load l WHERE ST_Contains(g.geom, l.geom) OFFSET 0
+            ) l
             """
         )
     )
-    result.inserted = inside.rowcount or 0
+    # Points on a shared border (in no grid's interior): the same rule as one report.
     border = session.execute(
+        text(
+            """
+            INSERT INTO case_place (ord, grid_id)
+            SELECT l.ord, g.id
+            FROM case_load l
+            JOIN LATERAL (
+                SELECT g.id FROM areas g
+                WHERE g.level = 'grid' AND ST_Covers(g.geom, l.geom)
+                ORDER BY g.code LIMIT 1
+            ) g ON true
+            WHERE NOT EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord)
+            """
+        )
+    )
+    result.on_border = border.rowcount or 0
+    session.execute(text("ANALYZE case_place"))
+    tick("空间匹配网格", result.loaded, result.loaded)
+
+    tick("写入案件表", 0, result.loaded)
+    inserted = session.execute(
         text(
             f"""
             INSERT INTO cases ({_TARGET})
             SELECT {_SOURCE}
             FROM case_load l
-            JOIN LATERAL (
-                SELECT g.* FROM areas g
-                WHERE g.level = 'grid' AND ST_Covers(g.geom, l.geom)
-                ORDER BY g.code LIMIT 1
-            ) g ON true
-            WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = l.id)
-            ON CONFLICT (client_id) DO NOTHING
+            JOIN case_place p ON p.ord = l.ord
+            JOIN areas g ON g.id = p.grid_id
+            ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
             """
         )
     )
-    result.on_border = border.rowcount or 0
-    result.inserted += result.on_border
-    tick("空间匹配网格", result.loaded, result.loaded)
+    result.inserted = inserted.rowcount or 0
+    tick("写入案件表", result.loaded, result.loaded)
 
     result.outside = list(
         session.execute(
             text(
                 "SELECT l.ord FROM case_load l "
-                "WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = l.id) ORDER BY l.ord"
+                "WHERE NOT EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord) ORDER BY l.ord"
             )
         ).scalars()
     )
@@ -237,14 +267,15 @@ def bulk_insert_cases(
             UPDATE cases c SET repeat_of_id = r.id
             FROM case_load l JOIN case_load r ON r.ord = l.repeat_ord
             WHERE c.id = l.id AND l.repeat_ord IS NOT NULL
-              AND EXISTS (SELECT 1 FROM cases t WHERE t.id = r.id)
+              AND EXISTS (SELECT 1 FROM case_place p WHERE p.ord = r.ord)
+              AND EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord)
             """
         )
     )
     bounds = session.execute(
-        text("SELECT min(l.id), max(l.id) FROM case_load l JOIN cases c ON c.id = l.id")
+        text("SELECT min(l.id), max(l.id) FROM case_load l JOIN case_place p ON p.ord = l.ord")
     ).one()
     result.first_id, result.last_id = bounds
     session.execute(text("DROP TABLE case_load"))
+    session.execute(text("DROP TABLE case_place"))
     session.flush()
-    return result

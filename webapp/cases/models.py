@@ -75,16 +75,20 @@ class Case(Base):
         Index("ix_cases_village_reported", "village_code", "reported_at"),
         Index("ix_cases_grid_reported", "grid_id", "reported_at"),
         Index("ix_cases_reported_brin", "reported_at", postgresql_using="brin"),
-        Index("ix_cases_status", "status"),
+        # Sparse columns: partial indexes, so bulk loads do not index a million NULLs.
+        Index("uq_cases_client_id", "client_id", unique=True, postgresql_where="client_id IS NOT NULL"),
+        Index("ix_cases_repeat_of_id", "repeat_of_id", postgresql_where="repeat_of_id IS NOT NULL"),
+        Index("ix_cases_reporter_id", "reporter_id", postgresql_where="reporter_id IS NOT NULL"),
+        Index("ix_cases_leader_id", "leader_id", postgresql_where="leader_id IS NOT NULL"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     # The id the reporting device made: a resend with the same id is the same case.
-    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
+    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
-    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     channel: Mapped[str] = mapped_column(String(16))
     case_class: Mapped[str] = mapped_column(String(16), server_default=CaseClass.REQUEST.value)
     people_count: Mapped[int] = mapped_column(Integer, server_default="1")
@@ -111,8 +115,15 @@ class Case(Base):
 
     # 初信初访: the first time this matter is raised; otherwise a repeat of an earlier case.
     is_first: Mapped[bool] = mapped_column(Boolean, server_default="true")
-    repeat_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    repeat_of_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     skip_level: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+    # Who reported it (a grid worker's own reports stay visible to them), and the
+    # leader who owns it until it is resolved (领导包案).
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    leader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # For an accusation (检举控告类): the body accused; never shown to that body.
+    accused_unit: Mapped[str | None] = mapped_column(String(100))
 
     petitioner_name: Mapped[str | None] = mapped_column(String(100))
     petitioner_phone: Mapped[str | None] = mapped_column(String(32))

@@ -39,7 +39,7 @@ INSERT_CASE_SQL = """
            g.id, g.code, g.village_code, g.township_code, g.county_code,
            :status, :reported_at, :petitioner_name, :petitioner_phone, :petitioner_id_number
     FROM g, n, p
-    ON CONFLICT (client_id) DO NOTHING
+    ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
     RETURNING id, number
 """
 

@@ -6,11 +6,13 @@ import sys
 import time
 
 import click
-from flask import Flask
+from pathlib import Path
+
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from webapp.db import get_session
-from webapp.demo import loader
+from webapp.demo import accounts, loader
 from webapp.grid.importer import ImportRejected
 from webapp.progress import TerminalProgress
 
@@ -41,7 +43,7 @@ def load_command(n, seed, if_empty, no_events):
     existing = loader.case_count(session)
     if existing and if_empty:
         click.echo(f"已有 {existing} 个案件，不再加载演示案件。")
-        return
+        n = 0
     if n:
         result, events, spots = loader.load_cases(
             session, n, seed, progress=progress, with_events=not no_events
@@ -54,6 +56,12 @@ def load_command(n, seed, if_empty, no_events):
         )
         for s in spots:
             click.echo(f"  热点「{s.name}」：网格 {s.grid_code}")
+    passwords = accounts.create_demo_accounts(session, loader.DEMO_COUNTY)
+    session.commit()
+    path = Path(current_app.config["VAR_DIR"]) / "demo-accounts.txt"
+    if passwords:
+        accounts.write_passwords(path, passwords)
+    click.echo(f"演示账号（每个角色一个）的用户名和密码见 {path}")
     click.echo(f"完成，用时 {time.perf_counter() - t0:.1f} 秒。")
 
 

@@ -98,30 +98,37 @@ class AreaSummary:
     open_cases: int
 
 
-def children_with_case_counts(session: Session, parent: Area) -> list[AreaSummary]:
-    """Return the areas one level below ``parent`` with their total and open case counts."""
+def children_with_case_counts(
+    session: Session, parent: Area, scope: tuple[str, dict] = ("true", {})
+) -> list[AreaSummary]:
+    """Return the areas one level below ``parent`` with their total and open case counts.
+
+    ``scope`` is a (SQL condition on alias ``c``, parameters) pair, from
+    ``auth.permissions.case_scope_sql``: only the cases it admits are counted.
+    """
     child_level = AreaLevel(parent.level).child
     if child_level is None:
         return []
     column = CASE_CODE_COLUMN[child_level]
+    scope_sql, scope_params = scope
     rows = session.execute(
         text(
             f"""
             SELECT a.code, a.name, a.level, a.population,
-                   coalesce(c.n, 0) AS cases, coalesce(c.open, 0) AS open_cases
+                   coalesce(n.total, 0) AS cases, coalesce(n.open, 0) AS open_cases
             FROM areas a
             LEFT JOIN (
-                SELECT {column} AS code, count(*) AS n,
-                       count(*) FILTER (WHERE status NOT IN ('resolved','closed','not_accepted')) AS open
-                FROM cases
-                WHERE {CASE_CODE_COLUMN[AreaLevel(parent.level)]} = :parent
-                GROUP BY {column}
-            ) c ON c.code = a.code
+                SELECT c.{column} AS code, count(*) AS total,
+                       count(*) FILTER (WHERE c.status NOT IN ('resolved','closed','not_accepted')) AS open
+                FROM cases c
+                WHERE c.{CASE_CODE_COLUMN[AreaLevel(parent.level)]} = :parent AND {scope_sql}
+                GROUP BY c.{column}
+            ) n ON n.code = a.code
             WHERE a.parent_id = :parent_id
             ORDER BY a.code
             """
         ),
-        {"parent": parent.code, "parent_id": parent.id},
+        {"parent": parent.code, "parent_id": parent.id, **scope_params},
     ).all()
     return [AreaSummary(*r) for r in rows]
 

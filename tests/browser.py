@@ -1,0 +1,136 @@
+"""Browser tests: the app served on loopback, driven by Debian's chromium through Playwright.
+
+Import the fixtures into a test module with ``from tests.browser import *`` (they are
+plain pytest fixtures). ``live_server`` serves a copy of the demo database
+(``live_db_url``), so data a browser test creates is committed and seen by the server.
+``page`` is a fresh browser context per test in which every request to another
+origin is blocked and recorded (``page.blocked``), as is every failed request
+(``page.failed``), so a test can assert that a page needs nothing from outside.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import TEST_PASSWORD
+from webapp import create_app
+from webapp.db import database
+
+CHROMIUM = os.environ.get("GRIDCASE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+__all__ = ["live_app", "live_server", "browser", "page", "live_user", "sign_in_page", "PHONE"]
+
+
+@pytest.fixture(scope="session")
+def live_app(live_db_url):
+    app = create_app(
+        {
+            "DATABASE_URL": live_db_url,
+            "EMBEDDED_DB": False,
+            "AUTO_MIGRATE": False,
+            "SECRET_KEY": "live-test-secret",
+        }
+    )
+    yield app
+    database(app).engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app):
+    """The app on http://127.0.0.1:<port>, in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found at {CHROMIUM}: `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server, request):
+    """A new context and page; requests to any other origin are blocked and recorded."""
+    options = dict(locale="zh-CN", timezone_id="Asia/Shanghai")
+    marker = request.node.get_closest_marker("phone")
+    if marker is not None:
+        options.update(PHONE)
+        options.update(marker.kwargs)
+    context = browser.new_context(base_url=live_server, **options)
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    pg.blocked = []
+    pg.failed = []
+    pg.console_errors = []
+
+    def route(r):
+        if r.request.url.startswith(live_server) or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            pg.blocked.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    pg.on("requestfailed", lambda req: pg.failed.append((req.url, req.failure)))
+    pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def live_user(live_app, demo_areas):
+    """Create a committed account in the live database: live_user(role, area=None, **kw)."""
+    from webapp.auth.accounts import create_user
+
+    made = []
+
+    def make(role: str = "county_staff", area: str | None = None, **kw):
+        with live_app.app_context():
+            session = database(live_app).sessions()
+            user = create_user(
+                session, f"live_{role}_{uuid.uuid4().hex[:6]}", role, area or demo_areas[role], TEST_PASSWORD, **kw
+            )
+            session.commit()
+            session.close()
+        made.append(user)
+        return user
+
+    return make
+
+
+def sign_in_page(page, user, password: str = TEST_PASSWORD) -> None:
+    """Sign in through the real form."""
+    page.goto("/login")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")

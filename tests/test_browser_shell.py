@@ -1,0 +1,26 @@
+"""A real browser signs in and finds the county; the page loads nothing from outside."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import *  # noqa: F403
+from tests.browser import sign_in_page
+
+pytestmark = pytest.mark.browser
+
+
+def test_sign_in_and_see_the_townships(page, live_user, artifacts):
+    user = live_user("county_staff")
+    sign_in_page(page, user)
+    assert page.locator("h1").first.inner_text().startswith("延津县")
+    assert page.locator("#townships tbody tr").count() == 12
+    assert "演示数据" in page.locator(".demo-banner").inner_text()
+    page.screenshot(path=str(artifacts / "home.png"), full_page=True)
+    assert page.blocked == [] and page.failed == [] and page.console_errors == []
+
+
+def test_wrong_password_shows_a_chinese_error(page, live_user):
+    user = live_user("county_staff")
+    sign_in_page(page, user, password="not-the-password")
+    assert "用户名或密码错误" in page.locator("[role=alert]").inner_text()

@@ -1,0 +1,161 @@
+"""Accounts: creating them, checking passwords, API tokens, limiting failed sign-ins."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.auth.models import ApiToken, LoginAttempt, User
+from webapp.auth.roles import Role
+from webapp.errors import AppError
+from webapp.grid.models import Area, AreaLevel
+
+MIN_PASSWORD = 10
+# A hash to check against when the account does not exist, so that the answer takes
+# as long as for a real account (no user enumeration by timing).
+_DUMMY_HASH = generate_password_hash("not-a-password-" + secrets.token_hex(8))
+
+
+def hash_password(password: str) -> str:
+    """Hash with scrypt (Werkzeug's default: memory-hard, salted)."""
+    return generate_password_hash(password)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(user.password_hash, password)
+
+
+def new_password() -> str:
+    """A random password people can type: 16 characters without look-alikes."""
+    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def get_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def create_user(
+    session: Session,
+    username: str,
+    role: Role | str,
+    area_code: str,
+    password: str,
+    display_name: str | None = None,
+    unit: str | None = None,
+    phone: str | None = None,
+) -> User:
+    """Create an account after checking the role against the area's level."""
+    role = Role(role)
+    username = username.strip()
+    if not username or len(username) > 64 or any(c.isspace() for c in username):
+        raise AppError("invalid_username", "用户名不能为空、不能含空格，且不超过 64 个字符")
+    if get_user(session, username) is not None:
+        raise AppError("username_taken", f"用户名 {username} 已存在", 409)
+    area = session.scalar(select(Area).where(Area.code == area_code))
+    if area is None:
+        raise AppError("area_not_found", f"区划 {area_code} 不存在", 404)
+    if AreaLevel(area.level) not in role.area_levels:
+        allowed = "、".join(lv.label for lv in role.area_levels)
+        raise AppError("area_level_mismatch", f"{role.label}的辖区应为{allowed}，而 {area.name} 是{AreaLevel(area.level).label}")
+    if len(password) < MIN_PASSWORD:
+        raise AppError("password_too_short", f"密码至少 {MIN_PASSWORD} 个字符")
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        role=role.value,
+        area_code=area.code,
+        unit=unit,
+        phone=phone,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AppError("password_too_short", f"密码至少 {MIN_PASSWORD} 个字符")
+    user.password_hash = hash_password(password)
+    user.session_version += 1  # signs the account out everywhere
+    session.flush()
+
+
+# -- API tokens -----------------------------------------------------------------
+
+TOKEN_PREFIX = "gc_"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(session: Session, user: User, label: str = "") -> str:
+    """Create a bearer token for ``user``; only its hash is stored, so show it now."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), label=label))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked.is_(False), User.active.is_(True))
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    session.execute(
+        text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"),
+        {"i": api_token.id},
+    )
+    return user
+
+
+# -- sign-in limits -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignInLimits:
+    window: timedelta = timedelta(minutes=15)
+    per_account: int = 5
+    per_address: int = 30
+
+
+def sign_in_blocked(session: Session, username: str, ip: str | None, limits: SignInLimits) -> bool:
+    """Whether too many recent sign-ins failed for this account or from this address."""
+    since = func.now() - limits.window
+    by_user = session.scalar(
+        select(func.count()).select_from(LoginAttempt).where(
+            LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.at > since
+        )
+    )
+    if by_user >= limits.per_account:
+        return True
+    if ip:
+        by_ip = session.scalar(
+            select(func.count()).select_from(LoginAttempt).where(
+                LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.at > since
+            )
+        )
+        if by_ip >= limits.per_address:
+            return True
+    return False
+
+
+def note_attempt(session: Session, username: str, ip: str | None, success: bool) -> None:
+    session.add(LoginAttempt(username=username[:64], ip=ip, success=success))
+    session.flush()
