@@ -1,0 +1,1 @@
+"""Hot spots that are real, not just dense: Getis-Ord Gi* on area counts."""

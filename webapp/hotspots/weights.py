@@ -1,0 +1,112 @@
+"""Spatial weights between areas of one level, computed in PostGIS.
+
+Neighbours come from the polygons (queen contiguity: sharing at least one boundary
+point) or from a distance band between the areas' label points. Both are binary, as
+in ArcGIS's Hot Spot Analysis; Gi* adds each area to its own neighbourhood.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from webapp.grid.models import AreaLevel
+
+METRES_PER_DEGREE = 111_320.0
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Symmetric binary neighbour pairs over ``codes`` (both directions, no self pairs)."""
+
+    codes: tuple[str, ...]
+    i: np.ndarray
+    j: np.ndarray
+    kind: str  # "queen" or "distance"
+    threshold_m: float | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.codes)
+
+    def cardinalities(self) -> np.ndarray:
+        """Number of neighbours of each area (self not counted)."""
+        return np.bincount(self.i, minlength=self.n)
+
+    def as_dict(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {k: [] for k in range(self.n)}
+        for a, b in zip(self.i.tolist(), self.j.tolist(), strict=True):
+            out[a].append(b)
+        return out
+
+
+def _codes(session: Session, level: AreaLevel, within: str | None) -> tuple[str, ...]:
+    rows = session.execute(
+        text("SELECT code FROM areas WHERE level = :level AND code LIKE :prefix ORDER BY code"),
+        {"level": level.value, "prefix": (within or "") + "%"},
+    ).scalars()
+    return tuple(rows)
+
+
+def _pairs(codes: tuple[str, ...], kind: str, rows, threshold_m: float | None = None) -> Neighbours:
+    index = {c: k for k, c in enumerate(codes)}
+    a = np.fromiter((index[r[0]] for r in rows), dtype=np.int64)
+    b = np.fromiter((index[r[1]] for r in rows), dtype=np.int64)
+    return Neighbours(codes, np.concatenate([a, b]), np.concatenate([b, a]), kind, threshold_m)
+
+
+def queen(
+    session: Session, level: AreaLevel, within: str | None = None, tolerance_m: float = 0.0
+) -> Neighbours:
+    """Queen contiguity: areas whose boundaries share at least one point.
+
+    ``tolerance_m`` > 0 also joins areas separated by slivers narrower than that
+    (boundary files from different sources rarely meet exactly).
+    """
+    codes = _codes(session, level, within)
+    if tolerance_m > 0:
+        touch = "ST_DWithin(x.geom, y.geom, :tol)"
+    else:
+        touch = "ST_Intersects(x.geom, y.geom)"
+    rows = session.execute(
+        text(
+            f"""
+            SELECT x.code, y.code
+            FROM areas x
+            JOIN areas y ON y.level = x.level AND x.code < y.code AND y.geom && ST_Expand(x.geom, :tol)
+            WHERE x.level = :level AND x.code LIKE :prefix AND y.code LIKE :prefix AND {touch}
+            """
+        ),
+        {"level": level.value, "prefix": (within or "") + "%", "tol": tolerance_m / METRES_PER_DEGREE},
+    ).all()
+    return _pairs(codes, "queen", rows)
+
+
+def distance_band(
+    session: Session, level: AreaLevel, threshold_m: float, within: str | None = None
+) -> Neighbours:
+    """Areas whose label points lie within ``threshold_m`` metres of each other (geodesic)."""
+    codes = _codes(session, level, within)
+    lat = session.execute(
+        text("SELECT max(abs(ST_YMax(geom))) FROM areas WHERE level = :level AND code LIKE :prefix"),
+        {"level": level.value, "prefix": (within or "") + "%"},
+    ).scalar() or 0.0
+    # A box margin in degrees wide enough at the highest latitude of the areas.
+    margin = threshold_m / (METRES_PER_DEGREE * max(math.cos(math.radians(min(lat, 89.0))), 0.01))
+    rows = session.execute(
+        text(
+            """
+            SELECT x.code, y.code
+            FROM areas x
+            JOIN areas y ON y.level = x.level AND x.code < y.code AND y.geom && ST_Expand(x.geom, :margin)
+            WHERE x.level = :level AND x.code LIKE :prefix AND y.code LIKE :prefix
+              AND ST_DWithin(x.label_point::geography, y.label_point::geography, :d)
+            """
+        ),
+        {"level": level.value, "prefix": (within or "") + "%", "margin": margin, "d": threshold_m},
+    ).all()
+    return _pairs(codes, "distance", rows, threshold_m)
