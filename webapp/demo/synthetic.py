@@ -296,7 +296,7 @@ def generate(
         np.where(has_acc, acc_s, None).tolist(),
         np.where(has_con, con_s, None).tolist(),
         np.where(is_resolved, res_s, None).tolist(),
-        np.where(has_acc & ~has_con, due_s, None).tolist(),
+        np.where(has_acc, due_s, None).tolist(),  # the deadline to conclude, kept after concluding
         np.where(has_con, opinion, None).tolist(),
         np.where(is_resolved | (status == "reviewing"), satisfaction, None).tolist(),
         np.where(is_resolved, level, None).tolist(),
