@@ -52,7 +52,7 @@ backup: setup
 	$(FLASK) db backup $(BACKUP)
 
 restore: setup
-	$(FLASK) db restore $(BACKUP)
+	$(FLASK) db restore --yes $(BACKUP)
 
 lint: setup
 	$(BIN)/ruff check webapp tests gis_data migrations

@@ -108,5 +108,43 @@ def psql_command(args):
     os.execvpe("psql", [*cmd, *args], env)
 
 
+@db_cli.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+def backup_command(file):
+    """Back up the whole database to FILE (pg_dump custom format)."""
+    from webapp.backup import backup
+
+    db = database()
+    try:
+        db.ensure_ready()
+        path = backup(db.url, Path(file))
+    except ClusterError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"已备份到 {path}（{path.stat().st_size:,} 字节）")
+
+
+@db_cli.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="不再确认")
+def restore_command(file, yes):
+    """Restore FILE into the database, replacing its contents."""
+    from webapp.backup import restore
+
+    if not yes and not click.confirm("恢复将覆盖当前数据库中的全部数据，继续吗？"):
+        sys.exit(1)
+    db = database()
+    try:
+        if current_app.config["EMBEDDED_DB"]:
+            _cluster().start()
+            create_database(db.url)
+        db.engine.dispose()
+        restore(db.url, Path(file))
+    except ClusterError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"已从 {file} 恢复")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)

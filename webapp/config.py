@@ -59,6 +59,7 @@ def load_config(app, test_config: dict[str, Any] | None) -> None:
         app.config["EMBEDDED_DB"] = True
     app.config["AUTO_MIGRATE"] = _env_bool("GRIDCASE_AUTO_MIGRATE", app.config["EMBEDDED_DB"])
 
+    app.config["ALLOW_UNSAFE_DB"] = _env_bool("GRIDCASE_ALLOW_UNSAFE_DB", False)
     if "GRIDCASE_COUNTY_CODE" in env:
         app.config["COUNTY_CODE"] = env["GRIDCASE_COUNTY_CODE"]
     if "GRIDCASE_SECURE_COOKIES" in env:

@@ -36,6 +36,7 @@ class Database:
     embedded: bool
     auto_migrate: bool
     var_dir: str
+    require_durable: bool = True
     engine: Engine = field(init=False)
     sessions: sessionmaker[Session] = field(init=False)
     _ready: bool = field(default=False, init=False)
@@ -63,19 +64,61 @@ class Database:
                 from webapp.migrate import upgrade
 
                 upgrade(self.engine)
+            if self.require_durable:
+                check_durability(self.engine)
             self._ready = True
 
 
 def make_engine(url: str) -> Engine:
-    """Make an engine that survives a database restart (pre-ping, short connect timeout)."""
-    return create_engine(
+    """Make an engine that survives a database restart and never acknowledges early.
+
+    ``pool_pre_ping`` replaces connections that died with a restarted server, so the
+    first request after a restart succeeds without restarting the app. Every new
+    connection sets ``synchronous_commit = on``: a commit is on disk (WAL flushed)
+    before the app tells anyone "received", whatever the server's default.
+    """
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
         pool_recycle=3600,
-        connect_args={"connect_timeout": 5, "application_name": "gridcase"},
+        connect_args={
+            "connect_timeout": 5,
+            "application_name": "gridcase",
+            "options": "-c synchronous_commit=on",
+        },
     )
+    return engine
+
+
+class UnsafeDatabase(RuntimeError):
+    """The server is configured so that a commit could be lost in a crash."""
+
+
+def check_durability(engine: Engine) -> dict[str, str]:
+    """Refuse a server that could lose acknowledged commits (fsync or full_page_writes off).
+
+    Returns the settings read. ``synchronous_commit`` is forced on per connection
+    (see :func:`make_engine`) and checked too.
+    """
+    with engine.connect() as conn:
+        settings = dict(
+            conn.execute(
+                text(
+                    "SELECT name, setting FROM pg_settings "
+                    "WHERE name IN ('fsync', 'full_page_writes', 'synchronous_commit')"
+                )
+            ).all()
+        )
+    bad = [name for name in ("fsync", "full_page_writes", "synchronous_commit") if settings.get(name) != "on"]
+    if bad:
+        raise UnsafeDatabase(
+            f"数据库设置 {', '.join(bad)} 未开启，已确认的上报可能在崩溃后丢失，拒绝启动。"
+            f" Refusing to run: {', '.join(bad)} must be on so that acknowledged reports survive a crash"
+            " (set GRIDCASE_ALLOW_UNSAFE_DB=1 only for throwaway test databases)."
+        )
+    return settings
 
 
 def create_database(url: str) -> bool:
@@ -112,6 +155,7 @@ def init_app(app: Flask) -> None:
         embedded=app.config["EMBEDDED_DB"],
         auto_migrate=app.config["AUTO_MIGRATE"],
         var_dir=app.config["VAR_DIR"],
+        require_durable=not app.config.get("ALLOW_UNSAFE_DB", False),
     )
     app.teardown_appcontext(_close_session)
 

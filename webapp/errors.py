@@ -84,6 +84,13 @@ def init_app(app: Flask) -> None:
     def unexpected(exc: Exception):
         from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+        from webapp.db import UnsafeDatabase
+        from webapp.pgcluster import ClusterError
+
+        if isinstance(exc, UnsafeDatabase | ClusterError):
+            app.logger.error("database not usable: %s", exc)
+            return render_error(AppError("db_unavailable", "数据库暂时不可用，请联系管理员", 503, str(exc)))
+
         lost = isinstance(exc, OperationalError | InterfaceError) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated
         )

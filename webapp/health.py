@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.auth.identity import public
-from webapp.db import database
+from webapp.db import UnsafeDatabase, database
 from webapp.pgcluster import ClusterError
 
 bp = Blueprint("health", __name__)
@@ -21,7 +21,7 @@ def healthz():
         db.ensure_ready()
         with db.engine.connect() as conn:
             version = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
-    except (SQLAlchemyError, ClusterError, OSError) as exc:
+    except (SQLAlchemyError, ClusterError, UnsafeDatabase, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
         return jsonify({"db": "error", "reason": reason}), 503
     return jsonify({"db": "ok", "postgis": version})
