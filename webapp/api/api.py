@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 
 import numpy as np
 from flask import Blueprint, jsonify, request, url_for
@@ -27,6 +28,7 @@ from webapp.errors import AppError, NotFound
 from webapp.grid.models import AreaLevel
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1"
 
 GEOJSON = "application/geo+json"
 MAX_BODY = 256 * 1024
@@ -52,6 +54,38 @@ def _wants_geojson() -> bool:
     return best == GEOJSON and request.accept_mimetypes[GEOJSON] > request.accept_mimetypes["application/json"]
 
 
+@lru_cache(maxsize=1)
+def documented_query_params() -> dict[tuple[str, str], frozenset[str]]:
+    """(path template, method) -> the query parameters the OpenAPI document allows."""
+    out = {}
+    for path, item in openapi_document()["paths"].items():
+        for method, op in item.items():
+            names = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+            out[(path, method.upper())] = frozenset(names)
+    return out
+
+
+@bp.before_app_request
+def refuse_unknown_parameters():
+    """A query parameter the document does not name is a client's typo: say so (400)."""
+    rule = request.url_rule
+    if rule is None or not rule.rule.startswith(PREFIX + "/"):
+        return
+    template = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(PREFIX):])
+    allowed = documented_query_params().get((template, request.method))
+    if allowed is None:  # an endpoint of another feature, described in its own place
+        return
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise AppError(
+            "unknown_parameter",
+            "不支持的查询参数：" + "、".join(unknown)[:200],
+            400,
+            "unknown query parameter: " + ", ".join(unknown)[:200],
+            {"parameters": unknown[:20]},
+        )
+
+
 @bp.get("/openapi.json")
 @public
 def openapi():
@@ -69,7 +103,7 @@ def categories():
 
 def _area_level() -> AreaLevel | None:
     text = request.args.get("level")
-    if text is None or text == "":
+    if text is None:
         return None
     try:
         return AreaLevel(text)
@@ -87,8 +121,10 @@ def _geometry_flag() -> bool:
 @bp.get("/areas")
 def areas():
     user = current_user()
-    parent = request.args.get("parent") or None
-    if parent is not None and (not params.AREA_CODE.fullmatch(parent) or not may_see_area(user, parent)):
+    parent = request.args.get("parent")
+    if parent is not None and not params.AREA_CODE.fullmatch(parent):
+        raise params.bad_param("parent", "应为 6 至 20 位数字的区划代码", "must be an area code of 6 to 20 digits")
+    if parent is not None and not may_see_area(user, parent):
         raise NotFound("区划")
     features = queries.areas_geojson(
         get_session(),

@@ -35,7 +35,7 @@ def bad_param(name: str, zh: str, en: str) -> AppError:
 
 
 def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
-    if text is None or text == "":
+    if text is None:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
         raise bad_param(name, f"应为 {lo} 至 {hi} 之间的整数", f"must be an integer from {lo} to {hi}")
@@ -46,7 +46,7 @@ def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> in
 
 
 def parse_float(name: str, text: str | None, lo: float, hi: float) -> float | None:
-    if text is None or text.strip() == "":
+    if text is None:
         return None
     try:
         value = float(text)
@@ -59,7 +59,7 @@ def parse_float(name: str, text: str | None, lo: float, hi: float) -> float | No
 
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     """``west,south,east,north`` in WGS84 degrees (RFC 7946 order)."""
-    if text is None or text.strip() == "":
+    if text is None:
         return None
     parts = text.split(",")
     if len(parts) != 4:
@@ -75,7 +75,7 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 
 def parse_moment(name: str, text: str | None, end: bool = False) -> datetime | None:
     """A date (``2026-03-01``, local day) or an ISO 8601 date-time; ``end`` makes a date exclusive-next-day."""
-    if text is None or text.strip() == "":
+    if text is None:
         return None
     text = text.strip()
     try:
@@ -96,9 +96,9 @@ def parse_moment(name: str, text: str | None, end: bool = False) -> datetime | N
 
 
 def parse_choices(name: str, text: str | None, allowed: type[Status] | type[Channel]) -> list[str]:
-    if text is None or text.strip() == "":
+    if text is None:
         return []
-    values = [v.strip() for v in text.split(",") if v.strip()]
+    values = [v.strip() for v in text.split(",")]
     known = {v.value for v in allowed}
     bad = [v for v in values if v not in known]
     if bad or len(values) > MAX_LIST_ITEMS:
@@ -107,9 +107,9 @@ def parse_choices(name: str, text: str | None, allowed: type[Status] | type[Chan
 
 
 def parse_codes(name: str, text: str | None, pattern: re.Pattern) -> list[str]:
-    if text is None or text.strip() == "":
+    if text is None:
         return []
-    values = [v.strip() for v in text.split(",") if v.strip()]
+    values = [v.strip() for v in text.split(",")]
     if len(values) > MAX_LIST_ITEMS or not all(pattern.fullmatch(v) for v in values):
         raise bad_param(name, "代码格式不正确", "malformed code")
     return values
@@ -143,7 +143,7 @@ class CaseFilter:
 def case_filter(args) -> CaseFilter:
     """Parse the case filters of a query string (``request.args``)."""
     area = args.get("area")
-    if area is not None and area != "" and not AREA_CODE.fullmatch(area):
+    if area is not None and not AREA_CODE.fullmatch(area):
         raise bad_param("area", "应为 6 至 20 位数字的区划代码", "must be an area code of 6 to 20 digits")
     since = parse_moment("from", args.get("from"))
     until = parse_moment("to", args.get("to"), end=True)
@@ -168,7 +168,7 @@ def encode_cursor(reported_at: datetime, case_id: int) -> str:
 
 
 def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
-    if text is None or text == "":
+    if text is None:
         return None
     problem = bad_param("cursor", "翻页标记无效，请使用上一页返回的 next_cursor", "use the next_cursor of the previous page")
     if len(text) > 200:
