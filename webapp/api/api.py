@@ -21,8 +21,8 @@ from webapp.api import documents, params, queries
 from webapp.api.openapi import openapi_document
 from webapp.auth.identity import current_user, public
 from webapp.auth.permissions import may_register_cases, may_report_from_field, may_see_area
-from webapp.cases.queries import NewCase, insert_case
-from webapp.cases.vocab import Channel, Status
+from webapp.cases.queries import NewCase
+from webapp.cases.vocab import Channel
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import AreaLevel
@@ -246,24 +246,16 @@ def create_case():
             {"category": "见 /api/v1/categories (see /api/v1/categories)"},
         )
     lon, lat = _to_wgs84(body.lon, body.lat, body.crs)
-    stored = insert_case(
-        session,
-        NewCase(
-            title=body.title, category_id=category.id, channel=body.channel, lon=lon, lat=lat,
-            description=body.description, case_class=body.case_class, people_count=body.people_count,
-            reported_at=body.reported_at, petitioner_name=body.petitioner_name,
-            petitioner_phone=body.petitioner_phone, petitioner_id_number=body.petitioner_id_number,
-        ),
+    new = NewCase(
+        title=body.title, category_id=category.id, channel=body.channel, lon=lon, lat=lat,
+        description=body.description, case_class=body.case_class, people_count=body.people_count,
+        reported_at=body.reported_at, petitioner_name=body.petitioner_name,
+        petitioner_phone=body.petitioner_phone, petitioner_id_number=body.petitioner_id_number,
     )
-    queries.set_reporter(session, stored.id, user.id)
-    queries.add_event(session, stored.id, user, "register", Status.REGISTERED.value, "通过接口登记", {"source": "api"})
+    case_id = queries.register_case(session, user, new, "通过接口登记", {"source": "api"})
     session.expire_all()
-    row = queries.case_in_scope(session, user, str(stored.id))
-    if row is None:
-        raise AppError(
-            "outside_your_area", "该位置不在您的辖区内，无法登记", 422, "the location is outside your area"
-        )
-    answer = documents.case_detail(row, queries.case_events(session, stored.id), user)
+    row = queries.case_in_scope(session, user, str(case_id))
+    answer = documents.case_detail(row, queries.case_events(session, case_id), user)
     queries.store_answer(session, user.id, key, 201, answer)
     session.commit()
     return _json(answer, 201, headers=_created_headers(answer))

@@ -244,3 +244,21 @@ def forget_old_keys(session: Session, days: int = 30) -> int:
     )
     return result.rowcount or 0
 
+
+
+def register_case(session: Session, user, new, note: str, data: dict) -> int:
+    """Store a case filed by ``user`` through an interface: grid by PostGIS, reporter, first event.
+
+    Refuses (422) a case the user could not see afterwards (a township leader filing
+    in another township), so nobody creates what they cannot follow.
+    """
+    from webapp.cases.queries import insert_case
+    from webapp.errors import AppError
+
+    stored = insert_case(session, new)
+    set_reporter(session, stored.id, user.id)
+    add_event(session, stored.id, user, "register", "registered", note, data)
+    visible = session.scalar(select(Case.id).where(Case.id == stored.id, case_scope(user)))
+    if visible is None:
+        raise AppError("outside_your_area", "该位置不在您的辖区内，无法登记", 422, "the location is outside your area")
+    return stored.id
