@@ -354,7 +354,9 @@ def parse_date(value, now: datetime) -> datetime:
                 int(m[1]), int(m[2]), int(m[3]), int(m[4] or 0), int(m[5] or 0), int(m[6] or 0), tzinfo=LOCAL_TZ
             )
         else:
-            raise ValueError(text)
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # ValueError if not ISO 8601
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=LOCAL_TZ)
     if not EARLIEST <= moment <= now + timedelta(days=1):
         raise ValueError(str(value))
     return moment
