@@ -75,15 +75,12 @@ class _Progress:
             s.close()
 
 
-def _set(app: Flask, import_id: int, **values) -> None:
-    s = database(app).sessions()
-    try:
-        imp = s.get(LedgerImport, import_id)
-        for k, v in values.items():
-            setattr(imp, k, v)
-        s.commit()
-    finally:
-        s.close()
+def _finish(session, import_id: int, **values) -> None:
+    """Record the outcome in the job's own session (after its work was committed or rolled back)."""
+    imp = session.get(LedgerImport, import_id)
+    for k, v in values.items():
+        setattr(imp, k, v)
+    session.commit()
 
 
 def run(app: Flask, import_id: int, kind: str) -> None:
@@ -99,8 +96,8 @@ def run(app: Flask, import_id: int, kind: str) -> None:
                 session.rollback()
                 report_path(imp, app).write_bytes(report.csv_bytes())
                 summary = report.summary() | {"problems": report.problem_rows(PROBLEM_ROWS_SHOWN)}
-                _set(app, import_id, state="checked", summary=summary, error=None,
-                     progress_stage="检查完成", progress_done=len(report.rows), progress_total=len(report.rows))
+                _finish(session, import_id, state="checked", summary=summary, error=None,
+                        progress_stage="检查完成", progress_done=len(report.rows), progress_total=len(report.rows))
                 return
             report = import_ledger(session, path, user, import_id, imp.crs, imp.filename, progress)
             report_path(imp, app).write_bytes(report.csv_bytes())
@@ -114,10 +111,10 @@ def run(app: Flask, import_id: int, kind: str) -> None:
             session.commit()
         except LedgerUnreadable as exc:
             session.rollback()
-            _set(app, import_id, state="failed", error=str(exc)[:2000])
+            _finish(session, import_id, state="failed", error=str(exc)[:2000])
         except Exception as exc:  # a job must always end in a state the page can show
             session.rollback()
             app.logger.exception("ledger import %s failed", import_id)
-            _set(app, import_id, state="failed", error=f"导入失败（内部错误：{type(exc).__name__}），未写入任何案件。")
+            _finish(session, import_id, state="failed", error=f"导入失败（内部错误：{type(exc).__name__}），未写入任何案件。")
         finally:
             session.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, send_file, stream_with_context, url_for
@@ -179,7 +180,9 @@ def import_report(import_id: int):
     path = jobs.report_path(imp)
     if not path.exists():
         raise NotFound("检查报告")
-    return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{imp.id}-report.csv")
+    return send_file(
+        io.BytesIO(path.read_bytes()), mimetype="text/csv", as_attachment=True, download_name=f"import-{imp.id}-report.csv"
+    )
 
 
 @bp.post("/imports/<int(max=2147483647):import_id>/run")
