@@ -19,7 +19,7 @@ from webapp.api.models import IdempotencyKey
 from webapp.api.params import CaseFilter
 from webapp.auth.permissions import case_scope
 from webapp.cases.models import Case, CaseEvent, Category
-from webapp.grid.models import Area, AreaLevel
+from webapp.grid.models import AreaLevel
 
 # Metres per degree of latitude: tolerances are given in metres, PostGIS works in degrees.
 M_PER_DEGREE = 111_320.0

@@ -5,8 +5,25 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import *  # noqa: F403
-from tests.browser import sign_in_page
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, sign_in_page
 from tests.test_ledger_import import HEADER, _row
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """This module's own browser, closed when the module ends.
+
+    Every module that star-imports ``tests.browser`` gets its own copy of its
+    session-scoped ``browser``, and a second live Playwright in one thread fails; so
+    this one lives for the module only (and the module's name sorts it before the
+    other browser modules, whose session browsers start after it has closed).
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
 
 
 @pytest.mark.browser
