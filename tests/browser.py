@@ -1,7 +1,9 @@
 """Browser tests: the app served on loopback, driven by Debian's chromium through Playwright.
 
-Import the fixtures into a test module with ``from tests.browser import *`` (they are
-plain pytest fixtures). ``live_server`` serves a copy of the demo database
+tests/conftest.py loads this module as a plugin, so its fixtures are available in every
+test module: do not import them (a module-level copy of the session ``browser`` would
+start a second Playwright); import only the helpers (``sign_in_page``, ``PHONE`` ...).
+``live_server`` serves a copy of the demo database
 (``live_db_url``), so data a browser test creates is committed and seen by the server.
 ``page`` is a fresh browser context per test in which every request to another
 origin is blocked and recorded (``page.blocked``), as is every failed request
@@ -35,9 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-
-__all__ = ["live_app", "live_server", "browser", "page", "live_user", "sign_in_page", "PHONE"]
-
 
 @pytest.fixture(scope="session")
 def live_app(live_db_url):

@@ -29,6 +29,10 @@ from webapp.db import create_database, database, drop_database
 from webapp.migrate import upgrade
 from webapp.pgcluster import EmbeddedCluster, project_var_dir
 
+# The browser-test fixtures (live_server, browser, page, live_user) are shared by every
+# module through this plugin; test modules import only its helpers (sign_in_page ...).
+pytest_plugins = ["tests.browser"]
+
 DEMO_CASES = int(os.environ.get("GRIDCASE_TEST_CASES", "3000"))
 DEMO_SEED = 7
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import *  # noqa: F403
 from tests.browser import sign_in_page
 
 pytestmark = pytest.mark.browser

@@ -1,0 +1,185 @@
+"""Ledger (台账) import: every kind of bad row is named in the dry run; the real run is repeatable."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import Workbook
+from sqlalchemy import text
+
+from webapp.exchange.importer import check_ledger, import_ledger
+from webapp.exchange.ledger import LedgerUnreadable, Place, Reference, normalise, parse_date
+from webapp.geo import wgs84_to_gcj02
+
+TZ = ZoneInfo("Asia/Shanghai")
+HEADER = ["序号", "登记日期", "信访人", "联系电话", "身份证号", "问题类别", "来源", "人数", "乡镇", "村(社区)",
+          "经度", "纬度", "坐标系", "事由", "主要诉求", "办理状态", "办结日期"]
+
+
+def _row(n, date="2026-03-05", name="赵六", category="征地拆迁", channel="来访", town="", village="", lon="", lat="",
+         crs="", title="反映征地补偿", demand="要求补足补偿款", status="办理中", done=""):
+    return [n, date, name, "13800001111", "", category, channel, "1", town, village, lon, lat, crs, title, demand, status, done]
+
+
+@pytest.fixture
+def places(session):
+    """A grid label point, a village (with its township) and a stored case with a petitioner."""
+    grid = session.execute(
+        text("SELECT code, ST_X(label_point) AS lon, ST_Y(label_point) AS lat FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1")
+    ).one()
+    village = session.execute(
+        text(
+            """SELECT v.code, v.name, t.name AS township FROM areas v JOIN areas t ON t.code = v.township_code
+               WHERE v.level = 'village' AND (SELECT count(*) FROM areas o WHERE o.level = 'village' AND o.name = v.name) = 1
+               ORDER BY v.code LIMIT 1"""
+        )
+    ).one()
+    case = session.execute(
+        text(
+            """SELECT c.number, c.petitioner_name, k.name AS category, c.reported_at FROM cases c
+               JOIN categories k ON k.id = c.category_id WHERE c.petitioner_name IS NOT NULL ORDER BY c.id LIMIT 1"""
+        )
+    ).one()
+    return {"grid": grid, "village": village, "case": case}
+
+
+def write_ledger(path: Path, rows: list[list], title_row: bool = True) -> Path:
+    all_rows = ([["延津县信访事项登记台账（2026年）"]] if title_row else []) + [HEADER] + rows
+    if path.suffix == ".xlsx":
+        wb = Workbook()
+        ws = wb.active
+        for r in all_rows:
+            ws.append(r)
+        wb.save(path)
+    else:
+        with path.open("w", newline="", encoding="utf-8-sig") as fh:
+            csv.writer(fh).writerows(all_rows)
+    return path
+
+
+def every_kind(places) -> list[list]:
+    g, v, c = places["grid"], places["village"], places["case"]
+    glon, glat = wgs84_to_gcj02(g.lon, g.lat)
+    day = c.reported_at.astimezone(TZ).date().isoformat()
+    return [
+        _row(1, lon=g.lon, lat=g.lat, crs="WGS84"),                                  # row 3: ok, coordinates
+        _row(2, name="钱七", town=v.township, village=v.name, lon="", lat=""),       # row 4: ok, village name
+        _row(3, name="孙八", lon=float(glon), lat=float(glat), crs="GCJ-02"),        # row 5: ok, GCJ-02
+        _row(4, name="李九", date="2026-02-30", lon=g.lon, lat=g.lat),               # row 6: bad date
+        _row(5, name="周十", category="拆迁补偿款", lon=g.lon, lat=g.lat),           # row 7: unknown category
+        _row(6, name="吴一", village="不存在村"),                                     # row 8: unknown village
+        _row(7, name="郑二", lon=100.0, lat=30.0),                                   # row 9: outside the county
+        _row(8, lon=g.lon, lat=g.lat, crs="WGS84"),                                  # row 10: same as row 3
+        _row(9, name=c.petitioner_name, category=c.category, date=day, lon=g.lon, lat=g.lat),  # row 11: as a stored case
+        _row(10, name="王五", title="=HYPERLINK(\"http://x\")", lon=g.lon, lat=g.lat, status="已办结", done="2026-03-20"),  # row 12: ok
+    ]
+
+
+EXPECTED = {3: "ok", 4: "ok", 5: "ok", 6: "bad_date", 7: "unknown_category", 8: "unknown_village",
+            9: "outside_county", 10: "duplicate", 11: "duplicate", 12: "ok"}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_dry_run_names_every_kind_of_bad_row(session, tmp_path, places, suffix):
+    path = write_ledger(tmp_path / f"台账{suffix}", every_kind(places))
+    before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    report = check_ledger(session, path)
+    assert {r.row: r.status_code for r in report.rows} == EXPECTED
+    by_row = {r.row: r for r in report.rows}
+    assert by_row[7].problems[0].suggestions and "征地拆迁" in by_row[7].problems[0].suggestions
+    assert by_row[10].problems[0].code == "duplicate_row" and by_row[10].duplicate_of == "第 3 行"
+    assert by_row[11].problems[0].code == "duplicate_case" and by_row[11].duplicate_of == places["case"].number
+    assert by_row[4].approx and not by_row[3].approx
+    # GCJ-02 was converted back to the WGS84 point it came from.
+    assert by_row[5].lon == pytest.approx(places["grid"].lon, abs=1e-7)
+    assert by_row[5].lat == pytest.approx(places["grid"].lat, abs=1e-7)
+    assert report.summary()["counts"] == {"ok": 4, "bad_date": 1, "unknown_category": 1, "unknown_village": 1,
+                                          "outside_county": 1, "duplicate": 2, "invalid": 0}
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
+    body = report.csv_bytes().decode("utf-8-sig")
+    assert body.count("\n") == len(EXPECTED) + 1
+
+
+def test_real_run_imports_the_good_rows_once(session, tmp_path, places):
+    path = write_ledger(tmp_path / "台账.csv", every_kind(places))
+    before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    report = import_ledger(session, path, import_id=99)
+    assert report.imported == 4
+    rows = session.execute(
+        text(
+            """SELECT c.title, c.location_approx, c.status, c.concluded_at, e.note, e.data->>'row' AS row
+               FROM cases c JOIN case_events e ON e.case_id = c.id AND e.data->>'source' = 'ledger_import'
+               ORDER BY (e.data->>'row')::int"""
+        )
+    ).all()
+    assert [int(r.row) for r in rows] == [3, 4, 5, 12]
+    assert [r.location_approx for r in rows] == [False, True, False, False]
+    assert rows[3].status == "concluded" and rows[3].concluded_at.astimezone(TZ).date().isoformat() == "2026-03-20"
+    assert rows[3].title.startswith("=HYPERLINK")  # stored as typed; neutralised only in exports
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 4
+    again = import_ledger(session, path)
+    assert again.imported == 0
+    assert {r.row: r.problems[0].code for r in again.rows if r.problems and r.row in (3, 4, 5, 12)} == {
+        3: "already_imported", 4: "already_imported", 5: "already_imported", 12: "already_imported"}
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 4
+
+
+def test_headers_are_found_by_their_words(session, tmp_path, places):
+    g = places["grid"]
+    path = tmp_path / "variants.csv"
+    with path.open("w", newline="", encoding="gb18030") as fh:  # Excel in China saves CSV as GBK
+        w = csv.writer(fh)
+        w.writerow(["受理日期", "姓名", "问题类型", "信访方式", " 经 度 ", "纬度", "反映问题", "其他备注"])
+        w.writerow(["2026年3月5日", "冯三", "劳资纠纷", "12345热线", g.lon, g.lat, "拖欠工资", "x"])
+    report = check_ledger(session, path)
+    assert report.ledger.header_row == 1 and report.ledger.unmapped == ["其他备注"]
+    r = report.rows[0]
+    assert r.status_code == "ok", r.problems
+    assert r.channel.value == "hotline" and r.title == "拖欠工资"
+    assert r.reported_at == datetime(2026, 3, 5, tzinfo=TZ)
+
+
+def test_a_file_without_a_ledger_header_is_refused(session, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(LedgerUnreadable, match="表头"):
+        check_ledger(session, path)
+    with pytest.raises(LedgerUnreadable, match=".xlsx"):
+        check_ledger(session, tmp_path / "old.xls")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-03-05", datetime(2026, 3, 5, tzinfo=TZ)),
+        ("2026/3/5", datetime(2026, 3, 5, tzinfo=TZ)),
+        ("2026.03.05 14:30", datetime(2026, 3, 5, 14, 30, tzinfo=TZ)),
+        ("2026年3月5日", datetime(2026, 3, 5, tzinfo=TZ)),
+        ("20260305", datetime(2026, 3, 5, tzinfo=TZ)),
+        (46086, datetime(2026, 3, 5, tzinfo=TZ)),  # an Excel serial date
+        ("2026-02-30", None),
+        ("2099-01-01", None),
+        ("1980-01-01", None),
+        ("昨天", None),
+    ],
+)
+def test_dates(value, expected):
+    now = datetime(2026, 11, 1, tzinfo=TZ)
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_date(value, now)
+    else:
+        assert parse_date(value, now) == expected
+
+
+def test_a_village_name_in_two_townships_needs_the_township():
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    b = Place("410726101001", "新庄村", "410726101", "乙镇", 114.1, 35.1)
+    ref = Reference({}, [], {normalise("新庄村"): [a, b]}, {})
+    assert ref.village("新庄", "")[0] is None and len(ref.village("新庄", "")[1]) == 2
+    assert ref.village("新庄村", "乙镇")[0] == b
+    assert ref.village("新庄村委会", "甲镇")[0] == a

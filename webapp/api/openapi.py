@@ -1,0 +1,442 @@
+"""The OpenAPI 3 description of ``/api/v1``, kept next to the endpoints it describes.
+
+Public (it holds no data), so that clients and fuzzers can read it before they have a
+token. ``tests/test_api_fuzz.py`` checks every answer of the app against it.
+``/api/v1/stats`` belongs to the statistics feature and is described there when it
+exists.
+"""
+
+from __future__ import annotations
+
+from webapp.cases.vocab import CaseClass, Channel, Status
+from webapp.grid.models import AreaLevel
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+BOOL = {"type": "boolean"}
+DATETIME = {"type": "string", "format": "date-time"}
+AREA_CODE = {"type": "string", "pattern": "^[0-9]{6,20}$"}
+
+ERROR_RESPONSES = {
+    "400": {"$ref": "#/components/responses/BadRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _query(name: str, description: str, schema: dict, **extra) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema, **extra}
+
+
+CASE_FILTERS = [
+    _query(
+        "bbox", "西,南,东,北 (WGS84). Bounding box west,south,east,north.",
+        {"type": "string", "example": "114.1,35.2,114.3,35.3"}, explode=False,
+    ),
+    _query("area", "区划代码：县 6 位、乡镇 9 位、村 12 位，或网格代码。Area code of any level.", AREA_CODE),
+    _query("from", "登记时间起（含）：日期或 ISO 8601 时间。Reported on or after.", {"type": "string", "example": "2026-01-01"}),
+    _query("to", "登记时间止：日期（含当天）或时间（不含）。Reported before (a date includes that day).", {"type": "string", "example": "2026-03-31"}),
+    _query("category", "类别代码，逗号分隔。Category codes, comma-separated.", {"type": "string", "example": "land_acquisition,migrant_wages"}),
+    _query("status", "状态，逗号分隔。Statuses, comma-separated: " + ", ".join(s.value for s in Status), {"type": "string", "example": "registered,in_progress"}),
+    _query("channel", "渠道，逗号分隔。Channels, comma-separated: " + ", ".join(c.value for c in Channel), {"type": "string", "example": "visit"}),
+]
+
+CASE_PROPERTIES = {
+    "id": {"type": "integer", "format": "int64"},
+    "number": STR,
+    "title": STR,
+    "category_id": INT,
+    "category_code": STR,
+    "category_name": STR,
+    "channel": {"type": "string", "enum": [c.value for c in Channel]},
+    "channel_label": STR,
+    "case_class": {"type": "string", "enum": [c.value for c in CaseClass]},
+    "case_class_label": STR,
+    "status": {"type": "string", "enum": [s.value for s in Status]},
+    "status_label": STR,
+    "people_count": INT,
+    "grid_code": STR,
+    "village_code": STR,
+    "township_code": STR,
+    "county_code": STR,
+    "location_approx": BOOL,
+    "reported_at": _nullable(DATETIME),
+    "due_at": _nullable(DATETIME),
+    "resolved_at": _nullable(DATETIME),
+    "petitioner_name": _nullable(STR),
+    "petitioner_phone": _nullable(STR),
+    "petitioner_id_number": _nullable(STR),
+    "personal_masked": {
+        "type": "boolean",
+        "description": "true 时信访人信息已打码（非本案经办人）。True when the petitioner's data is masked.",
+    },
+}
+CASE_REQUIRED = list(CASE_PROPERTIES)
+
+EVENT = {
+    "type": "object",
+    "required": ["id", "action", "at", "actor_name", "from_status", "to_status", "note"],
+    "properties": {
+        "id": {"type": "integer", "format": "int64"},
+        "action": STR,
+        "at": DATETIME,
+        "actor_name": _nullable(STR),
+        "from_status": _nullable(STR),
+        "to_status": _nullable(STR),
+        "note": STR,
+    },
+}
+
+POSITION = {"type": "array", "items": NUM, "minItems": 2, "maxItems": 3}
+LINEAR_RING = {"type": "array", "items": POSITION, "minItems": 4}
+POLYGON_COORDS = {"type": "array", "items": LINEAR_RING}
+
+
+def _schemas() -> dict:
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "message_en"],
+                    "properties": {
+                        "code": {"type": "string", "description": "稳定的错误代码 (stable machine code)"},
+                        "message": {"type": "string", "description": "中文说明"},
+                        "message_en": {"type": "string", "description": "English message"},
+                        "details": {"description": "逐字段的问题 (problems per field)", "oneOf": [{"type": "object"}, {"type": "array"}]},
+                    },
+                }
+            },
+        },
+        "Category": {
+            "type": "object",
+            "required": ["code", "name", "description"],
+            "properties": {"code": STR, "name": STR, "description": STR},
+        },
+        "CategoryList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _ref("Category")}},
+        },
+        "Located": {
+            "type": "object",
+            "required": ["lon", "lat", "grid", "village", "township", "county"],
+            "properties": {
+                "lon": NUM,
+                "lat": NUM,
+                "grid": {"type": "object", "required": ["code", "name"], "properties": {"code": STR, "name": STR}},
+                "village": {"type": "object", "required": ["code", "name"], "properties": {"code": STR, "name": STR}},
+                "township": {"type": "object", "required": ["code", "name"], "properties": {"code": STR, "name": STR}},
+                "county": {"type": "object", "required": ["code"], "properties": {"code": STR}},
+            },
+        },
+        "MultiPolygon": {
+            "type": "object",
+            "required": ["type", "coordinates"],
+            "properties": {
+                "type": {"type": "string", "enum": ["MultiPolygon", "Polygon"]},
+                "coordinates": {"type": "array", "items": {"oneOf": [POLYGON_COORDS, LINEAR_RING]}},
+            },
+        },
+        "AreaFeature": {
+            "type": "object",
+            "required": ["type", "id", "bbox", "geometry", "properties"],
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "id": STR,
+                "bbox": {"type": "array", "items": NUM, "minItems": 4, "maxItems": 4},
+                "geometry": {**_ref("MultiPolygon"), "nullable": True},
+                "properties": {
+                    "type": "object",
+                    "required": ["code", "name", "level", "parent_code", "population", "households", "area_m2", "label_point"],
+                    "properties": {
+                        "code": STR,
+                        "name": STR,
+                        "level": {"type": "string", "enum": [lv.value for lv in AreaLevel]},
+                        "parent_code": _nullable(STR),
+                        "population": _nullable(INT),
+                        "households": _nullable(INT),
+                        "area_m2": NUM,
+                        "label_point": POSITION,
+                    },
+                },
+            },
+        },
+        "AreaCollection": {
+            "type": "object",
+            "required": ["type", "features"],
+            "properties": {
+                "type": {"type": "string", "enum": ["FeatureCollection"]},
+                "features": {"type": "array", "items": _ref("AreaFeature")},
+            },
+        },
+        "Case": {
+            "type": "object",
+            "required": [*CASE_REQUIRED, "lon", "lat"],
+            "properties": {**CASE_PROPERTIES, "lon": NUM, "lat": NUM},
+        },
+        "CaseList": {
+            "type": "object",
+            "required": ["items", "limit", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("Case")},
+                "limit": INT,
+                "next_cursor": {**STR, "nullable": True, "description": "下一页的 cursor；null 表示没有更多。"},
+            },
+        },
+        "CaseFeature": {
+            "type": "object",
+            "required": ["type", "id", "geometry", "properties"],
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "id": {"type": "integer", "format": "int64"},
+                "geometry": {
+                    "type": "object",
+                    "required": ["type", "coordinates"],
+                    "properties": {"type": {"type": "string", "enum": ["Point"]}, "coordinates": POSITION},
+                },
+                "properties": {"type": "object", "required": CASE_REQUIRED, "properties": CASE_PROPERTIES},
+            },
+        },
+        "CaseCollection": {
+            "type": "object",
+            "required": ["type", "features", "limit", "next_cursor"],
+            "properties": {
+                "type": {"type": "string", "enum": ["FeatureCollection"]},
+                "features": {"type": "array", "items": _ref("CaseFeature")},
+                "limit": INT,
+                "next_cursor": _nullable(STR),
+            },
+        },
+        "CaseDetail": {
+            "allOf": [
+                _ref("Case"),
+                {
+                    "type": "object",
+                    "required": ["description", "batch_count", "is_first", "repeat_of_id", "accepted_at", "concluded_at", "updated_at", "events"],
+                    "properties": {
+                        "description": STR,
+                        "batch_count": INT,
+                        "is_first": BOOL,
+                        "repeat_of_id": _nullable({"type": "integer", "format": "int64"}),
+                        "accepted_at": _nullable(DATETIME),
+                        "concluded_at": _nullable(DATETIME),
+                        "updated_at": _nullable(DATETIME),
+                        "events": {"type": "array", "items": EVENT},
+                    },
+                },
+            ]
+        },
+        "NewCase": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["title", "category", "lon", "lat"],
+            "properties": {
+                "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                "description": {"type": "string", "maxLength": 5000},
+                "category": {"type": "string", "pattern": "^[a-z0-9_]{1,40}$", "description": "见 /categories"},
+                "channel": {"type": "string", "enum": [c.value for c in Channel], "description": "默认 visit（网格员等默认 grid_sweep）"},
+                "case_class": {"type": "string", "enum": [c.value for c in CaseClass]},
+                "people_count": {"type": "integer", "minimum": 1, "maximum": 10000},
+                "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02"], "description": "lon/lat 的坐标系，默认 wgs84"},
+                "reported_at": {"type": "string", "format": "date-time"},
+                "petitioner_name": {"type": "string", "maxLength": 100},
+                "petitioner_phone": {"type": "string", "maxLength": 32},
+                "petitioner_id_number": {"type": "string", "maxLength": 32},
+            },
+        },
+    }
+
+
+def openapi_document(server: str = "") -> dict:
+    """Return the OpenAPI 3.0 document of ``/api/v1`` for a server at ``server``."""
+    read_errors = {**ERROR_RESPONSES}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "GridCase 网格信访 API",
+            "version": "1.0.0",
+            "description": (
+                "区划、案件与定位的 REST/GeoJSON 接口。机器客户端以 `Authorization: Bearer <令牌>` 认证"
+                "（`flask --app webapp user token 用户名`）；所见范围与网页相同，信访人信息除经办人外一律打码。\n\n"
+                "Areas, cases and locating over REST/GeoJSON (RFC 7946). Authenticate with a bearer token; "
+                "every scope rule of the web pages holds, and the petitioner's data is masked unless the "
+                "token's user handles the case. Errors are `{\"error\": {\"code\", \"message\", \"message_en\"}}`."
+            ),
+        },
+        "servers": [{"url": f"{server}/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/locate": {
+                "get": {
+                    "operationId": "locate",
+                    "summary": "定位：一个点所在的网格、村、乡镇 (which grid a point is in)",
+                    "parameters": [
+                        {"name": "lon", "in": "query", "required": True, "schema": {"type": "number", "minimum": -180, "maximum": 180}},
+                        {"name": "lat", "in": "query", "required": True, "schema": {"type": "number", "minimum": -90, "maximum": 90}},
+                    ],
+                    "responses": {
+                        "200": {"description": "所在网格", "content": {"application/json": {"schema": _ref("Located")}}},
+                        **read_errors,
+                        "404": _error("不在本县任何网格内 (outside_county)"),
+                    },
+                }
+            },
+            "/categories": {
+                "get": {
+                    "operationId": "listCategories",
+                    "summary": "问题类别 (categories)",
+                    "responses": {
+                        "200": {"description": "类别", "content": {"application/json": {"schema": _ref("CategoryList")}}},
+                        "401": {"$ref": "#/components/responses/Unauthorized"},
+                    },
+                }
+            },
+            "/areas": {
+                "get": {
+                    "operationId": "listAreas",
+                    "summary": "区划及边界（本人辖区及以下）(areas within the user's area, as GeoJSON)",
+                    "parameters": [
+                        _query("level", "层级 (level)", {"type": "string", "enum": [lv.value for lv in AreaLevel]}),
+                        _query("parent", "上级区划代码 (parent area code)", AREA_CODE),
+                        _query("tolerance", "边界简化容差，米 (simplification tolerance in metres)", {"type": "number", "minimum": 0, "maximum": 10000}),
+                        _query("geometry", "是否返回边界 (include geometry)", {"type": "string", "enum": ["true", "false"]}),
+                    ],
+                    "responses": {
+                        "200": {"description": "GeoJSON FeatureCollection", "content": {"application/geo+json": {"schema": _ref("AreaCollection")}}},
+                        **read_errors,
+                        "404": _error("上级区划不存在或不在辖区内 (parent not found or out of scope)"),
+                    },
+                }
+            },
+            "/areas/{code}": {
+                "get": {
+                    "operationId": "getArea",
+                    "summary": "一个区划及其边界 (one area)",
+                    "parameters": [
+                        {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
+                        _query("tolerance", "边界简化容差，米", {"type": "number", "minimum": 0, "maximum": 10000}),
+                        _query("geometry", "是否返回边界", {"type": "string", "enum": ["true", "false"]}),
+                    ],
+                    "responses": {
+                        "200": {"description": "GeoJSON Feature", "content": {"application/geo+json": {"schema": _ref("AreaFeature")}}},
+                        **read_errors,
+                        "404": _error("不存在或不在辖区内 (not found or out of scope)"),
+                    },
+                }
+            },
+            "/cases": {
+                "get": {
+                    "operationId": "listCases",
+                    "summary": "案件列表，最新在前，按游标翻页 (cases, newest first, keyset pages)",
+                    "parameters": [
+                        *CASE_FILTERS,
+                        _query("limit", "每页条数 (page size)", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+                        _query("cursor", "上一页返回的 next_cursor", {"type": "string"}),
+                        _query("format", "json（默认）或 geojson", {"type": "string", "enum": ["json", "geojson"]}),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "一页案件；Link 头给出下一页",
+                            "headers": {"Link": {"schema": {"type": "string"}, "description": 'rel="next"'}},
+                            "content": {
+                                "application/json": {"schema": _ref("CaseList")},
+                                "application/geo+json": {"schema": _ref("CaseCollection")},
+                            },
+                        },
+                        **read_errors,
+                    },
+                },
+                "post": {
+                    "operationId": "createCase",
+                    "summary": "登记案件（幂等）(create a case, idempotent)",
+                    "description": (
+                        "同一 Idempotency-Key 与相同请求体返回首次结果（同样的状态码和内容，响应头 Idempotent-Replayed: true）；"
+                        "同一键与不同请求体返回 422。失败的请求不占用键。\n\n"
+                        "The same key with the same body returns the first answer; with another body, 422. "
+                        "Failed requests do not use up their key."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                        }
+                    ],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewCase")}}},
+                    "responses": {
+                        "201": {
+                            "description": "已登记（或重放的首次结果）",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": _ref("CaseDetail")}},
+                        },
+                        **read_errors,
+                        "403": _error("角色无权登记，或该渠道不允许 (role or channel not allowed)"),
+                        "413": _error("请求体过大 (payload too large)"),
+                        "415": _error("不是 application/json"),
+                        "422": _error("字段无效、类别未知、位置不在县内或辖区外，或幂等键已用于不同请求"),
+                    },
+                },
+            },
+            "/cases/{case_ref}": {
+                "get": {
+                    "operationId": "getCase",
+                    "summary": "一个案件及其办理记录 (one case with its events)",
+                    "parameters": [
+                        {
+                            "name": "case_ref",
+                            "in": "path",
+                            "required": True,
+                            "description": "案件 id 或编号 (id or number, e.g. 410726-2026-0000042)",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "案件", "content": {"application/json": {"schema": _ref("CaseDetail")}}},
+                        **read_errors,
+                        "404": _error("不存在或无权查看 (not found or out of scope)"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "本文档 (this document)",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "flask --app webapp user token 用户名（令牌以 gc_ 开头，只显示一次）",
+                }
+            },
+            "responses": {
+                "BadRequest": _error("参数无效 (invalid parameter)"),
+                "Unauthorized": _error("未登录或令牌无效 (missing or invalid token)"),
+            },
+            "schemas": _schemas(),
+        },
+    }
