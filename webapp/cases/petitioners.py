@@ -12,7 +12,7 @@ _ID_SHAPE = re.compile(r"^[1-9]\d{16}[\dX]$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-()（）]")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
-_HOTLINE = re.compile(r"^\d{5,8}$")  # a local number without area code, or a service number
+_LOCAL = re.compile(r"^[2-9]\d{6,7}$")  # a landline without its area code
 
 
 def id_check_char(first17: str) -> str:
@@ -57,6 +57,6 @@ def normalize_phone(value: str | None) -> str | None:
 
 def phone_problem(value: str) -> str | None:
     """Why ``value`` (normalised) is not a mobile, landline or local number, or None."""
-    if _MOBILE.match(value) or _LANDLINE.match(value) or _HOTLINE.match(value):
+    if _MOBILE.match(value) or _LANDLINE.match(value) or _LOCAL.match(value):
         return None
-    return "电话号码格式不正确：手机号 11 位，座机请带区号"
+    return "电话号码格式不正确：手机号为 11 位，座机为 7 至 8 位（可带区号）"
