@@ -12,6 +12,8 @@ from webapp.cases.petitioners import id_check_char
 from webapp.cases.queries import NewCase, add_event, insert_case
 from webapp.cases.vocab import Channel
 
+__all__ = ["PERSON", "make_case", "other_county_case", "point_in", "other_township_grid"]
+
 PERSON = {
     "petitioner_name": "欧阳娜娜",
     "petitioner_phone": "13812345678",
@@ -39,7 +41,9 @@ def _azimuth(dx: float, dy: float) -> float:
 
 def other_township_grid(session, township: str) -> str:
     return session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND township_code <> :t ORDER BY code LIMIT 1"),
+        text(
+            "SELECT code FROM areas WHERE level = 'grid' AND township_code <> :t ORDER BY code LIMIT 1"
+        ),
         {"t": township},
     ).scalar_one()
 
@@ -48,7 +52,9 @@ def other_township_grid(session, township: str) -> str:
 def make_case(session):
     """make_case(grid_code, status="registered", **columns) -> Case, with a register event."""
 
-    def make(grid_code: str, status: str = "registered", at=None, category_id: int = 1, **columns) -> Case:
+    def make(
+        grid_code: str, status: str = "registered", at=None, category_id: int = 1, **columns
+    ) -> Case:
         lon, lat = columns.pop("lonlat", None) or point_in(session, grid_code)
         person = {k: columns.pop(k, v) for k, v in PERSON.items()}
         stored = insert_case(
@@ -56,8 +62,11 @@ def make_case(session):
             NewCase(
                 title=columns.pop("title", "测试案件：宅基地界址纠纷"),
                 description=columns.pop("description", "测试用，虚构"),
-                category_id=category_id, channel=Channel(columns.pop("channel", "visit")),
-                lon=lon, lat=lat, **person,
+                category_id=category_id,
+                channel=Channel(columns.pop("channel", "visit")),
+                lon=lon,
+                lat=lat,
+                **person,
             ),
         )
         case = session.get(Case, stored.id)
@@ -82,7 +91,8 @@ def other_county_case(session, tmp_path):
     import_test_county(session, tmp_path)
     lon, lat = u(3, 1.5)
     stored = insert_case(
-        session, NewCase(title="外县案件", category_id=1, channel=Channel.VISIT, lon=lon, lat=lat, **PERSON)
+        session,
+        NewCase(title="外县案件", category_id=1, channel=Channel.VISIT, lon=lon, lat=lat, **PERSON),
     )
     case = session.get(Case, stored.id)
     assert case.village_code == VILLAGE

@@ -8,24 +8,47 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.cases_fixtures import PERSON, make_case, other_county_case, other_township_grid  # noqa: F401
+from tests.cases_fixtures import *  # noqa: F403
+from tests.cases_fixtures import PERSON, other_township_grid
 from tests.conftest import CSRF
 from webapp.auth.masking import mask_id_number, mask_name, mask_phone
 from webapp.auth.models import AuditEntry
 from webapp.cases.models import Case, CaseEvent
 
-ROLES = ["grid_worker", "village_informant", "township_leader", "county_staff", "leader_in_charge", "planner", "admin"]
+ROLES = [
+    "grid_worker",
+    "village_informant",
+    "township_leader",
+    "county_staff",
+    "leader_in_charge",
+    "planner",
+    "admin",
+]
 COUNTY = {"county_staff", "admin"}
 HANDLERS = COUNTY | {"township_leader", "leader_in_charge"}
 FIELD = HANDLERS | {"grid_worker", "village_informant"}
 # Who may do each action (the same table as the rules, written out independently).
 ACTION_ROLES = {
-    "accept": COUNTY, "not_accept": COUNTY, "assign": COUNTY, "close": COUNTY, "reopen": COUNTY,
-    "escalate": COUNTY, "request_review": COUNTY, "answer_review": COUNTY, "request_reexam": COUNTY,
-    "answer_reexam": COUNTY, "set_leader": COUNTY,
-    "transfer": COUNTY | {"township_leader"}, "object": COUNTY | {"township_leader"},
-    "start": HANDLERS, "supervise": HANDLERS, "extend": HANDLERS, "conclude": HANDLERS, "resolve": HANDLERS,
-    "mediate": FIELD, "follow_up": FIELD,
+    "accept": COUNTY,
+    "not_accept": COUNTY,
+    "assign": COUNTY,
+    "close": COUNTY,
+    "reopen": COUNTY,
+    "escalate": COUNTY,
+    "request_review": COUNTY,
+    "answer_review": COUNTY,
+    "request_reexam": COUNTY,
+    "answer_reexam": COUNTY,
+    "set_leader": COUNTY,
+    "transfer": COUNTY | {"township_leader"},
+    "object": COUNTY | {"township_leader"},
+    "start": HANDLERS,
+    "supervise": HANDLERS,
+    "extend": HANDLERS,
+    "conclude": HANDLERS,
+    "resolve": HANDLERS,
+    "mediate": FIELD,
+    "follow_up": FIELD,
 }
 # A status each action is allowed from, the columns its preconditions need, its inputs.
 SETUP = {
@@ -47,7 +70,11 @@ SETUP = {
     "request_review": ("concluded", {}, {"note": "不服"}),
     "answer_review": ("reviewing", {}, {"opinion": "explain", "text": "维持"}),
     "request_reexam": ("concluded", {"review_stage": "reviewed"}, {"note": "不服复查"}),
-    "answer_reexam": ("reexamining", {"review_stage": "reviewed"}, {"opinion": "explain", "text": "维持"}),
+    "answer_reexam": (
+        "reexamining",
+        {"review_stage": "reviewed"},
+        {"opinion": "explain", "text": "维持"},
+    ),
     "set_leader": ("in_progress", {}, {"leader_id": "0"}),
 }
 
@@ -78,7 +105,8 @@ def people(session, login, demo_areas, make_case, other_county_case, make_user):
 
 def _post(client, case, action, inputs):
     return client.post(
-        f"/cases/{case.id}/actions/{action}", data={"csrf_token": CSRF, "version": case.version, **inputs}
+        f"/cases/{case.id}/actions/{action}",
+        data={"csrf_token": CSRF, "version": case.version, **inputs},
     )
 
 
@@ -86,7 +114,9 @@ def _post(client, case, action, inputs):
 def test_pages(client, session, people, role):
     user, inside, outside = people(role)
     # Overdue since long ago: first on the due page, whose lists start with the most overdue.
-    case = inside(due_at=session.execute(text("SELECT timestamptz '2001-01-01 00:00+08'")).scalar_one())
+    case = inside(
+        due_at=session.execute(text("SELECT timestamptz '2001-01-01 00:00+08'")).scalar_one()
+    )
     session.refresh(outside)
     for url in ("/cases/", "/cases/due", f"/cases/?q={case.number}", "/cases/?due=overdue"):
         r = client.get(url)
@@ -122,7 +152,10 @@ def test_actions(client, session, people, role):
         out = _post(client, outside, action, inputs)
         assert out.status_code == 404, (action, out.status_code)
     for path in ("repeat", f"repeat/{inside().id}/dismiss"):
-        r = client.post(f"/cases/{outside.id}/{path}", data={"csrf_token": CSRF, "version": outside.version, "other_id": outside.id})
+        r = client.post(
+            f"/cases/{outside.id}/{path}",
+            data={"csrf_token": CSRF, "version": outside.version, "other_id": outside.id},
+        )
         assert r.status_code == (404 if role in COUNTY else 403), path
 
 
@@ -142,22 +175,39 @@ def test_personal_data_masked_unless_handled_and_reveal_logged(client, session, 
         # Nor does any other page show them.
         for url in ("/cases/", "/cases/due", f"/cases/?q={case.number}"):
             page = client.get(url).get_data(as_text=True)
-            assert PERSON["petitioner_phone"] not in page and PERSON["petitioner_id_number"] not in page
+            assert (
+                PERSON["petitioner_phone"] not in page
+                and PERSON["petitioner_id_number"] not in page
+            )
     assert ("reveal-button" in body) is (may_reveal and not sees)
 
-    before = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "reveal_personal_data", AuditEntry.case_id == case.id))
+    before = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.action == "reveal_personal_data", AuditEntry.case_id == case.id)
+    )
     r = client.post(f"/cases/{case.id}/reveal", data={"csrf_token": CSRF})
-    after = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "reveal_personal_data", AuditEntry.case_id == case.id))
+    after = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.action == "reveal_personal_data", AuditEntry.case_id == case.id)
+    )
     if may_reveal:
         assert r.status_code == 200
         revealed = r.get_data(as_text=True)
         assert all(v in revealed for v in PERSON.values())
         assert after == before + 1
-        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "reveal_personal_data", AuditEntry.case_id == case.id)).first()
+        entry = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "reveal_personal_data", AuditEntry.case_id == case.id
+            )
+        ).first()
         assert entry.user_id == user.id
         # The next ordinary view is masked again.
         if not sees:
-            assert PERSON["petitioner_phone"] not in client.get(f"/cases/{case.id}").get_data(as_text=True)
+            assert PERSON["petitioner_phone"] not in client.get(f"/cases/{case.id}").get_data(
+                as_text=True
+            )
     else:
         assert r.status_code == 403 and after == before
         assert PERSON["petitioner_phone"] not in r.get_data(as_text=True)
@@ -165,13 +215,20 @@ def test_personal_data_masked_unless_handled_and_reveal_logged(client, session, 
     assert client.post(f"/cases/{case.id}/reveal").status_code == 400  # no CSRF token
 
 
-def test_an_accusation_is_hidden_from_the_accused_unit(client, session, login, make_case, demo_areas):
+def test_an_accusation_is_hidden_from_the_accused_unit(
+    client, session, login, make_case, demo_areas
+):
     grid = demo_areas["grid_worker"]
     case = make_case(grid, case_class="accusation", accused_unit="城关镇国土所")
     login("township_leader", unit="城关镇国土所")
     assert client.get(f"/cases/{case.id}").status_code == 404
-    assert f'href="/cases/{case.id}"' not in client.get(f"/cases/?q={case.number}").get_data(as_text=True)
-    r = client.post(f"/cases/{case.id}/actions/supervise", data={"csrf_token": CSRF, "version": case.version, "kind": "supervised", "note": "x"})
+    assert f'href="/cases/{case.id}"' not in client.get(f"/cases/?q={case.number}").get_data(
+        as_text=True
+    )
+    r = client.post(
+        f"/cases/{case.id}/actions/supervise",
+        data={"csrf_token": CSRF, "version": case.version, "kind": "supervised", "note": "x"},
+    )
     assert r.status_code == 404
     login("township_leader", unit="城关镇司法所")
     assert client.get(f"/cases/{case.id}").status_code == 200
@@ -179,7 +236,15 @@ def test_an_accusation_is_hidden_from_the_accused_unit(client, session, login, m
     login("county_staff")
     case.status = "accepted"
     session.flush()
-    r = client.post(f"/cases/{case.id}/actions/assign", data={"csrf_token": CSRF, "version": case.version, "unit": "城关镇国土所", "level": "township"})
+    r = client.post(
+        f"/cases/{case.id}/actions/assign",
+        data={
+            "csrf_token": CSRF,
+            "version": case.version,
+            "unit": "城关镇国土所",
+            "level": "township",
+        },
+    )
     assert r.status_code == 422 and "不得交由被检举控告的单位" in r.get_data(as_text=True)
 
 

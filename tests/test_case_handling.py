@@ -13,23 +13,38 @@ from markupsafe import escape
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from tests.browser import live_app  # noqa: F401
-from tests.cases_fixtures import PERSON, make_case, point_in  # noqa: F401
+from tests.browser import *  # noqa: F403
+from tests.cases_fixtures import *  # noqa: F403
+from tests.cases_fixtures import PERSON, point_in
 from tests.conftest import CSRF
 from webapp.auth.models import AuditEntry
 from webapp.cases import deadlines
 from webapp.cases.models import Case, CaseEvent, RepeatDismissal
-from webapp.cases.petitioners import id_check_char, id_number_problem, normalize_phone, phone_problem
+from webapp.cases.petitioners import (
+    id_check_char,
+    id_number_problem,
+    normalize_phone,
+    phone_problem,
+)
 
 
 def _form(session, demo_areas, **kw):
     lon, lat = point_in(session, demo_areas["grid_worker"])
     form = {
-        "csrf_token": CSRF, "channel": "visit", "case_class": "request", "category_id": "4",
-        "title": "讨要工地欠薪", "description": "某工地拖欠三个月工资（测试）", "people_count": "6",
-        "batch_count": "1", "petitioner_name": "李四", "petitioner_phone": "139 1234 5678",
-        "petitioner_id_number": PERSON["petitioner_id_number"][:-1] + PERSON["petitioner_id_number"][-1].lower(),
-        "lon": f"{lon:.7f}", "lat": f"{lat:.7f}",
+        "csrf_token": CSRF,
+        "channel": "visit",
+        "case_class": "request",
+        "category_id": "4",
+        "title": "讨要工地欠薪",
+        "description": "某工地拖欠三个月工资（测试）",
+        "people_count": "6",
+        "batch_count": "1",
+        "petitioner_name": "李四",
+        "petitioner_phone": "139 1234 5678",
+        "petitioner_id_number": PERSON["petitioner_id_number"][:-1]
+        + PERSON["petitioner_id_number"][-1].lower(),
+        "lon": f"{lon:.7f}",
+        "lat": f"{lat:.7f}",
     }
     form.update(kw)
     return form
@@ -41,10 +56,15 @@ def _case_id(response) -> int:
 
 
 def _events(session, case_id):
-    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+    return list(
+        session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+        )
+    )
 
 
 # -- the desk ----------------------------------------------------------------------
+
 
 def test_register_a_visit_at_a_point_on_the_map(client, session, login, demo_areas):
     user = login("county_staff")
@@ -54,11 +74,20 @@ def test_register_a_visit_at_a_point_on_the_map(client, session, login, demo_are
     assert case.status == "registered" and case.people_count == 6 and case.channel == "visit"
     assert case.petitioner_phone == "13912345678"  # normalised
     assert case.petitioner_id_number.endswith(PERSON["petitioner_id_number"][-1].upper())
-    assert deadlines.last_day_of(case.due_at) >= deadlines.local_date(case.reported_at) + timedelta(days=15)
+    assert deadlines.last_day_of(case.due_at) >= deadlines.local_date(case.reported_at) + timedelta(
+        days=15
+    )
     [event] = _events(session, case.id)
     assert (event.action, event.to_status, event.actor_id) == ("register", "registered", user.id)
     assert event.data["collective"] is True
-    assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.case_id == case.id, AuditEntry.action == "case_register")) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.case_id == case.id, AuditEntry.action == "case_register")
+        )
+        == 1
+    )
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     assert "集体访" in page and "讨要工地欠薪" in page and "已登记" in page
 
@@ -66,11 +95,16 @@ def test_register_a_visit_at_a_point_on_the_map(client, session, login, demo_are
 def test_register_with_only_a_village_sits_at_its_label_point(client, session, login, demo_areas):
     login("county_staff")
     village = demo_areas["village_informant"]
-    r = client.post("/cases/new", data=_form(session, demo_areas, lon="", lat="", village_code=village, channel="letter"))
+    r = client.post(
+        "/cases/new",
+        data=_form(session, demo_areas, lon="", lat="", village_code=village, channel="letter"),
+    )
     case = session.get(Case, _case_id(r))
     assert case.location_approx and case.village_code == village and case.batch_count == 1
     same = session.execute(
-        text("SELECT ST_Equals(c.location, a.label_point) FROM cases c, areas a WHERE c.id = :c AND a.code = :v"),
+        text(
+            "SELECT ST_Equals(c.location, a.label_point) FROM cases c, areas a WHERE c.id = :c AND a.code = :v"
+        ),
         {"c": case.id, "v": village},
     ).scalar_one()
     assert same
@@ -95,7 +129,9 @@ def test_register_with_only_a_village_sits_at_its_label_point(client, session, l
         ({"lon": "", "lat": "", "village_code": "999999999999"}, "location", "村（社区）不存在"),
     ],
 )
-def test_bad_registrations_are_refused_in_chinese_and_nothing_is_stored(client, session, login, demo_areas, changes, field, message):
+def test_bad_registrations_are_refused_in_chinese_and_nothing_is_stored(
+    client, session, login, demo_areas, changes, field, message
+):
     login("county_staff")
     before = session.scalar(select(func.count()).select_from(Case))
     r = client.post("/cases/new", data=_form(session, demo_areas, **changes))
@@ -117,12 +153,18 @@ def test_id_number_and_phone_checks():
 
 # -- a case's life through the pages ---------------------------------------------------
 
+
 def _act(client, session, case, action, **inputs):
     session.refresh(case)
-    return client.post(f"/cases/{case.id}/actions/{action}", data={"csrf_token": CSRF, "version": case.version, **inputs})
+    return client.post(
+        f"/cases/{case.id}/actions/{action}",
+        data={"csrf_token": CSRF, "version": case.version, **inputs},
+    )
 
 
-def test_from_registration_to_closing_with_events_and_audit(client, session, login, demo_areas, make_user):
+def test_from_registration_to_closing_with_events_and_audit(
+    client, session, login, demo_areas, make_user
+):
     user = login("county_staff")
     leader = make_user("leader_in_charge", display_name="王包案")
     case = session.get(Case, _case_id(client.post("/cases/new", data=_form(session, demo_areas))))
@@ -144,19 +186,29 @@ def test_from_registration_to_closing_with_events_and_audit(client, session, log
         assert r.status_code == 303, (action, r.get_data(as_text=True)[:1500])
         session.refresh(case)
         assert case.status == status, action
-    assert case.leader_id == leader.id and case.supervision == "listed" and case.extension_days == 30
-    assert case.resolved_level == "township" and case.due_at is None and case.version == 1 + len(steps)
+    assert (
+        case.leader_id == leader.id and case.supervision == "listed" and case.extension_days == 30
+    )
+    assert (
+        case.resolved_level == "township" and case.due_at is None and case.version == 1 + len(steps)
+    )
     events = _events(session, case.id)
     assert [e.action for e in events] == ["register"] + [s[0] for s in steps]
     assert all(e.actor_id == user.id for e in events)
-    audits = session.scalars(select(AuditEntry).where(AuditEntry.case_id == case.id, AuditEntry.action == "case_action").order_by(AuditEntry.id)).all()
+    audits = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.case_id == case.id, AuditEntry.action == "case_action")
+        .order_by(AuditEntry.id)
+    ).all()
     assert [a.detail["action"] for a in audits] == [s[0] for s in steps]
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     for text_ in ("挂牌督办", "王包案", "月底前付清", "责令支付工资", "满意", "已销号", "张局长"):
         assert text_ in page, text_
     # The leader in charge now sees the case (and its personal data).
     login(user=leader)
-    assert PERSON["petitioner_id_number"][:10] in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert PERSON["petitioner_id_number"][:10] in client.get(f"/cases/{case.id}").get_data(
+        as_text=True
+    )
 
 
 def test_refused_actions_say_why_and_change_nothing(client, session, login, make_case, demo_areas):
@@ -174,9 +226,15 @@ def test_refused_actions_say_why_and_change_nothing(client, session, login, make
     session.flush()
     r = _act(client, session, case, "conclude", opinion="", text="")
     assert r.status_code == 422 and "请选择处理意见" in r.get_data(as_text=True)
-    r = client.post(f"/cases/{case.id}/actions/accept", data={"csrf_token": CSRF, "version": case.version}, headers={"Accept": "application/json"})
+    r = client.post(
+        f"/cases/{case.id}/actions/accept",
+        data={"csrf_token": CSRF, "version": case.version},
+        headers={"Accept": "application/json"},
+    )
     assert r.status_code == 409 and r.get_json()["error"]["code"] == "action_not_allowed"
-    r = client.post(f"/cases/{case.id}/actions/fly", data={"csrf_token": CSRF, "version": case.version})
+    r = client.post(
+        f"/cases/{case.id}/actions/fly", data={"csrf_token": CSRF, "version": case.version}
+    )
     assert r.status_code == 404
     session.refresh(case)
     assert case.version == 1 and [e.action for e in _events(session, case.id)] == ["register"]
@@ -188,10 +246,16 @@ def test_a_stale_version_is_refused(client, session, login, make_case, demo_area
     seen = case.version
     ok = client.post(f"/cases/{case.id}/actions/accept", data={"csrf_token": CSRF, "version": seen})
     assert ok.status_code == 303
-    again = client.post(f"/cases/{case.id}/actions/not_accept", data={"csrf_token": CSRF, "version": seen, "reason": "重复"})
+    again = client.post(
+        f"/cases/{case.id}/actions/not_accept",
+        data={"csrf_token": CSRF, "version": seen, "reason": "重复"},
+    )
     assert again.status_code == 409
     assert "案件已被他人更新，请刷新" in again.get_data(as_text=True)
-    missing = client.post(f"/cases/{case.id}/actions/assign", data={"csrf_token": CSRF, "unit": "镇", "level": "township"})
+    missing = client.post(
+        f"/cases/{case.id}/actions/assign",
+        data={"csrf_token": CSRF, "unit": "镇", "level": "township"},
+    )
     assert missing.status_code == 409
     session.refresh(case)
     assert case.status == "accepted" and case.version == seen + 1
@@ -208,17 +272,33 @@ def test_two_people_acting_at_once_cannot_overwrite_each_other(live_app, live_db
     with live_app.app_context():
         rules = county_rules("410726")
         with Session(engine, expire_on_commit=False) as s:
-            users = [create_user(s, f"conc_{i}_{uuid.uuid4().hex[:6]}", "county_staff", "410726", "a-long-password") for i in range(2)]
+            users = [
+                create_user(
+                    s,
+                    f"conc_{i}_{uuid.uuid4().hex[:6]}",
+                    "county_staff",
+                    "410726",
+                    "a-long-password",
+                )
+                for i in range(2)
+            ]
             lon, lat = point_in(s, demo_areas["grid_worker"])
-            stored = queries.insert_case(s, queries.NewCase(title="并发测试", category_id=1, channel="visit", lon=lon, lat=lat))
+            stored = queries.insert_case(
+                s,
+                queries.NewCase(title="并发测试", category_id=1, channel="visit", lon=lon, lat=lat),
+            )
             s.commit()
         first, second = Session(engine), Session(engine)
         results = {}
-        queries.apply_action(first, users[0], stored.id, 1, "accept", {}, rules)  # holds the row lock
+        queries.apply_action(
+            first, users[0], stored.id, 1, "accept", {}, rules
+        )  # holds the row lock
 
         def other():
             try:
-                queries.apply_action(second, users[1], stored.id, 1, "not_accept", {"reason": "x"}, rules)
+                queries.apply_action(
+                    second, users[1], stored.id, 1, "not_accept", {"reason": "x"}, rules
+                )
                 second.commit()
                 results["second"] = "done"
             except Exception as exc:  # noqa: BLE001 - the error is the result
@@ -235,7 +315,14 @@ def test_two_people_acting_at_once_cannot_overwrite_each_other(live_app, live_db
         with Session(engine) as s:
             row = s.get(Case, stored.id)
             assert (row.status, row.version) == ("accepted", 2)
-            assert s.scalar(select(func.count()).select_from(CaseEvent).where(CaseEvent.case_id == stored.id)) == 1
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(CaseEvent)
+                    .where(CaseEvent.case_id == stored.id)
+                )
+                == 1
+            )
         first.close()
         second.close()
     engine.dispose()
@@ -244,11 +331,18 @@ def test_two_people_acting_at_once_cannot_overwrite_each_other(live_app, live_db
 
 # -- appeals and the same matter -------------------------------------------------------
 
-def test_after_reexamination_the_same_matter_is_refused(client, session, login, make_case, demo_areas):
+
+def test_after_reexamination_the_same_matter_is_refused(
+    client, session, login, make_case, demo_areas
+):
     login("county_staff")
     grid = demo_areas["grid_worker"]
-    old = make_case(grid, status="concluded", answered_at=session.execute(text("SELECT now() - interval '2 days'")).scalar_one())
-    for action, inputs, status in [
+    old = make_case(
+        grid,
+        status="concluded",
+        answered_at=session.execute(text("SELECT now() - interval '2 days'")).scalar_one(),
+    )
+    for action, inputs, _status in [
         ("request_review", {"note": "不服"}, "reviewing"),
         ("answer_review", {"opinion": "explain", "text": "维持"}, "concluded"),
         ("request_reexam", {"note": "不服复查"}, "reexamining"),
@@ -260,7 +354,10 @@ def test_after_reexamination_the_same_matter_is_refused(client, session, login, 
     r = _act(client, session, old, "request_review", note="再次申请")
     assert r.status_code == 409 and "复核终结" in r.get_data(as_text=True)
     new = make_case(grid)
-    r = client.post(f"/cases/{new.id}/repeat", data={"csrf_token": CSRF, "version": new.version, "other_id": old.id})
+    r = client.post(
+        f"/cases/{new.id}/repeat",
+        data={"csrf_token": CSRF, "version": new.version, "other_id": old.id},
+    )
     assert r.status_code == 303
     session.refresh(new)
     assert new.repeat_of_id == old.id and new.is_first is False
@@ -271,16 +368,42 @@ def test_after_reexamination_the_same_matter_is_refused(client, session, login, 
 
 # -- repeats ---------------------------------------------------------------------------
 
+
 def test_repeat_suggestions_by_person_and_by_place(client, session, login, make_case, demo_areas):
     login("county_staff")
     grid = demo_areas["grid_worker"]
     phone = "1370000" + str(uuid.uuid4().int)[:4]
     lonlat = point_in(session, grid)
-    by_person = make_case(grid, petitioner_phone=phone, petitioner_id_number=None, category_id=2, title="同人")
-    near = make_case(grid, lonlat=point_in(session, grid, dx_m=200), category_id=3, petitioner_phone=None, petitioner_id_number=None, title="近处同类")
-    far = make_case(grid, lonlat=point_in(session, grid, dx_m=400), category_id=3, petitioner_phone=None, petitioner_id_number=None, title="远处同类")
-    other_cat = make_case(grid, lonlat=point_in(session, grid, dx_m=50), category_id=5, petitioner_phone=None, petitioner_id_number=None, title="近处异类")
-    r = client.get(f"/cases/repeat-candidates?phone={phone}&category_id=3&lon={lonlat[0]}&lat={lonlat[1]}")
+    by_person = make_case(
+        grid, petitioner_phone=phone, petitioner_id_number=None, category_id=2, title="同人"
+    )
+    near = make_case(
+        grid,
+        lonlat=point_in(session, grid, dx_m=200),
+        category_id=3,
+        petitioner_phone=None,
+        petitioner_id_number=None,
+        title="近处同类",
+    )
+    far = make_case(
+        grid,
+        lonlat=point_in(session, grid, dx_m=400),
+        category_id=3,
+        petitioner_phone=None,
+        petitioner_id_number=None,
+        title="远处同类",
+    )
+    other_cat = make_case(
+        grid,
+        lonlat=point_in(session, grid, dx_m=50),
+        category_id=5,
+        petitioner_phone=None,
+        petitioner_id_number=None,
+        title="近处异类",
+    )
+    r = client.get(
+        f"/cases/repeat-candidates?phone={phone}&category_id=3&lon={lonlat[0]}&lat={lonlat[1]}"
+    )
     found = {c["id"]: c for c in r.get_json()["candidates"]}
     assert by_person.id in found and found[by_person.id]["same_person"]
     assert near.id in found and 190 <= found[near.id]["distance_m"] <= 210
@@ -295,7 +418,12 @@ def test_repeat_suggestions_by_person_and_by_place(client, session, login, make_
     assert session.get(RepeatDismissal, (new.id, by_person.id)) is not None
     assert by_person.number not in client.get(f"/cases/{new.id}").get_data(as_text=True)
     # Dismissing twice is harmless.
-    assert client.post(f"/cases/{new.id}/repeat/{by_person.id}/dismiss", data={"csrf_token": CSRF}).status_code == 303
+    assert (
+        client.post(
+            f"/cases/{new.id}/repeat/{by_person.id}/dismiss", data={"csrf_token": CSRF}
+        ).status_code
+        == 303
+    )
 
 
 def test_register_as_a_repeat(client, session, login, make_case, demo_areas):
@@ -310,14 +438,25 @@ def test_register_as_a_repeat(client, session, login, make_case, demo_areas):
 
 # -- user text is shown escaped everywhere ---------------------------------------------
 
-PAYLOADS = ['<script>alert("x")</script>', '<img src=x onerror=alert(1)>', '"><svg onload=alert(1)>&amp;']
+PAYLOADS = [
+    '<script>alert("x")</script>',
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>&amp;',
+]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_payloads_are_escaped_on_every_page(client, session, login, demo_areas, make_user, payload):
     login("county_staff")
-    form = _form(session, demo_areas, title="T" + payload, description="D" + payload, petitioner_name="N" + payload,
-                 case_class="accusation", accused_unit="A" + payload)
+    form = _form(
+        session,
+        demo_areas,
+        title="T" + payload,
+        description="D" + payload,
+        petitioner_name="N" + payload,
+        case_class="accusation",
+        accused_unit="A" + payload,
+    )
     case = session.get(Case, _case_id(client.post("/cases/new", data=form)))
     assert case.title == "T" + payload  # stored as typed
     steps = [

@@ -58,19 +58,42 @@ EXPECTED = {
 }
 for _s in ("registered", "accepted", "assigned", "in_progress", "reviewing", "reexamining"):
     EXPECTED[("supervise", _s)] = _s
-for _s in ("registered", "accepted", "assigned", "in_progress", "concluded", "reviewing", "reexamining", "escalated"):
+for _s in (
+    "registered",
+    "accepted",
+    "assigned",
+    "in_progress",
+    "concluded",
+    "reviewing",
+    "reexamining",
+    "escalated",
+):
     EXPECTED[("set_leader", _s)] = _s
 
 COUNTY = {"county_staff", "admin"}
 HANDLERS = COUNTY | {"township_leader", "leader_in_charge"}
 FIELD = HANDLERS | {"grid_worker", "village_informant"}
 EXPECTED_ROLES = {
-    "accept": COUNTY, "not_accept": COUNTY, "assign": COUNTY, "close": COUNTY, "reopen": COUNTY,
-    "escalate": COUNTY, "request_review": COUNTY, "answer_review": COUNTY, "request_reexam": COUNTY,
-    "answer_reexam": COUNTY, "set_leader": COUNTY,
-    "transfer": COUNTY | {"township_leader"}, "object": COUNTY | {"township_leader"},
-    "start": HANDLERS, "supervise": HANDLERS, "extend": HANDLERS, "conclude": HANDLERS, "resolve": HANDLERS,
-    "mediate": FIELD, "follow_up": FIELD,
+    "accept": COUNTY,
+    "not_accept": COUNTY,
+    "assign": COUNTY,
+    "close": COUNTY,
+    "reopen": COUNTY,
+    "escalate": COUNTY,
+    "request_review": COUNTY,
+    "answer_review": COUNTY,
+    "request_reexam": COUNTY,
+    "answer_reexam": COUNTY,
+    "set_leader": COUNTY,
+    "transfer": COUNTY | {"township_leader"},
+    "object": COUNTY | {"township_leader"},
+    "start": HANDLERS,
+    "supervise": HANDLERS,
+    "extend": HANDLERS,
+    "conclude": HANDLERS,
+    "resolve": HANDLERS,
+    "mediate": FIELD,
+    "follow_up": FIELD,
 }
 
 VALID_INPUTS = {
@@ -154,6 +177,24 @@ def test_planners_can_do_nothing_and_field_roles_little():
     assert Action.SET_LEADER in available(facts, Role.COUNTY_STAFF, NOW, RULES)
 
 
+def test_the_next_step_is_offered_first():
+    assert (
+        available(facts_for("start", "assigned"), Role.COUNTY_STAFF, NOW, RULES)[0] is Action.START
+    )
+    assert (
+        available(facts_for("accept", "registered"), Role.COUNTY_STAFF, NOW, RULES)[0]
+        is Action.ACCEPT
+    )
+    concluded = facts_for("resolve", "concluded", satisfaction=None)
+    assert available(concluded, Role.ADMIN, NOW, RULES)[0] is Action.FOLLOW_UP
+    followed = facts_for("resolve", "concluded", satisfaction="satisfied")
+    assert available(followed, Role.ADMIN, NOW, RULES)[0] is Action.RESOLVE
+    assert available(facts_for("reopen", "escalated"), Role.ADMIN, NOW, RULES) == [
+        Action.REOPEN,
+        Action.SET_LEADER,
+    ]
+
+
 def test_unknown_action_and_register_again():
     with pytest.raises(Refused) as exc:
         decide(facts_for("accept", "registered"), "approve_everything", Role.ADMIN, {}, NOW, RULES)
@@ -164,6 +205,7 @@ def test_unknown_action_and_register_again():
 
 
 # -- inputs ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("action", "status", "inputs", "code"),
@@ -176,11 +218,31 @@ def test_unknown_action_and_register_again():
         ("conclude", "in_progress", {"opinion": "maybe", "text": "x"}, "opinion_invalid"),
         ("conclude", "in_progress", {"opinion": "support", "text": ""}, "text_required"),
         ("follow_up", "concluded", {"satisfaction": ""}, "satisfaction_invalid"),
-        ("extend", "in_progress", {"days": "31", "approver": "李", "reason": "r"}, "days_out_of_range"),
-        ("extend", "in_progress", {"days": "0", "approver": "李", "reason": "r"}, "days_out_of_range"),
+        (
+            "extend",
+            "in_progress",
+            {"days": "31", "approver": "李", "reason": "r"},
+            "days_out_of_range",
+        ),
+        (
+            "extend",
+            "in_progress",
+            {"days": "0", "approver": "李", "reason": "r"},
+            "days_out_of_range",
+        ),
         ("extend", "in_progress", {"days": "ten", "approver": "李", "reason": "r"}, "days_invalid"),
-        ("extend", "in_progress", {"days": "10", "approver": "", "reason": "r"}, "approver_required"),
-        ("extend", "in_progress", {"days": "10", "approver": "李", "reason": ""}, "reason_required"),
+        (
+            "extend",
+            "in_progress",
+            {"days": "10", "approver": "", "reason": "r"},
+            "approver_required",
+        ),
+        (
+            "extend",
+            "in_progress",
+            {"days": "10", "approver": "李", "reason": ""},
+            "reason_required",
+        ),
         ("mediate", "in_progress", {"parties": "甲乙", "agreement": ""}, "agreement_required"),
         ("escalate", "assigned", {"to": "", "reason": "r"}, "to_required"),
         ("supervise", "assigned", {"kind": "loud", "note": "x"}, "kind_invalid"),
@@ -196,82 +258,209 @@ def test_bad_inputs_are_refused_with_a_field(action, status, inputs, code):
 
 
 def test_an_accusation_is_never_assigned_to_the_accused():
-    facts = facts_for("assign", "accepted", case_class=CaseClass.ACCUSATION, accused_unit="城关镇 国土所")
+    facts = facts_for(
+        "assign", "accepted", case_class=CaseClass.ACCUSATION, accused_unit="城关镇 国土所"
+    )
     with pytest.raises(Refused) as exc:
-        decide(facts, "assign", Role.COUNTY_STAFF, {"unit": "城关镇国土所", "level": "township"}, NOW, RULES)
+        decide(
+            facts,
+            "assign",
+            Role.COUNTY_STAFF,
+            {"unit": "城关镇国土所", "level": "township"},
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "assign_to_accused" and "第三十条" in exc.value.message
-    d = decide(facts, "assign", Role.COUNTY_STAFF, {"unit": "县纪委监委", "level": "county"}, NOW, RULES)
+    d = decide(
+        facts, "assign", Role.COUNTY_STAFF, {"unit": "县纪委监委", "level": "county"}, NOW, RULES
+    )
     assert d.changes["assigned_unit"] == "县纪委监委"
 
 
 def test_resolving_needs_a_satisfied_follow_up():
     with pytest.raises(Refused) as exc:
-        decide(facts_for("resolve", "concluded", satisfaction=None), "resolve", Role.ADMIN, {}, NOW, RULES)
+        decide(
+            facts_for("resolve", "concluded", satisfaction=None),
+            "resolve",
+            Role.ADMIN,
+            {},
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "follow_up_required"
     with pytest.raises(Refused) as exc:
-        decide(facts_for("resolve", "concluded", satisfaction="dissatisfied"), "resolve", Role.ADMIN, {}, NOW, RULES)
+        decide(
+            facts_for("resolve", "concluded", satisfaction="dissatisfied"),
+            "resolve",
+            Role.ADMIN,
+            {},
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "dissatisfied"
     # After re-examination the matter ends even if the petitioner is still dissatisfied.
     d = decide(
         facts_for("resolve", "concluded", satisfaction="dissatisfied", review_stage="reexamined"),
-        "resolve", Role.ADMIN, {}, NOW, RULES,
+        "resolve",
+        Role.ADMIN,
+        {},
+        NOW,
+        RULES,
     )
     assert d.changes["resolved_level"] == "township"  # defaults to the level it was assigned to
-    d = decide(facts_for("resolve", "concluded", satisfaction="basically"), "resolve", Role.ADMIN, {"level": "village"}, NOW, RULES)
-    assert d.changes["resolved_level"] == "village" and d.changes["resolved_at"] == NOW and d.changes["due_at"] is None
+    d = decide(
+        facts_for("resolve", "concluded", satisfaction="basically"),
+        "resolve",
+        Role.ADMIN,
+        {"level": "village"},
+        NOW,
+        RULES,
+    )
+    assert (
+        d.changes["resolved_level"] == "village"
+        and d.changes["resolved_at"] == NOW
+        and d.changes["due_at"] is None
+    )
 
 
 def test_extension_once_at_most_thirty_days():
     due = at(2025, 7, 1, 0, 0)  # the period's last day is 30 June
     facts = facts_for("extend", "in_progress", due_at=due)
-    d = decide(facts, "extend", Role.LEADER_IN_CHARGE, {"days": "30", "approver": "王主任", "reason": "需鉴定"}, NOW, RULES)
+    d = decide(
+        facts,
+        "extend",
+        Role.LEADER_IN_CHARGE,
+        {"days": "30", "approver": "王主任", "reason": "需鉴定"},
+        NOW,
+        RULES,
+    )
     assert d.changes["extension_days"] == 30
     assert deadlines.last_day_of(d.changes["due_at"]) == date(2025, 7, 30)
     assert d.data["approver"] == "王主任"
     with pytest.raises(Refused) as exc:
-        decide(facts_for("extend", "in_progress", extension_days=30), "extend", Role.ADMIN, VALID_INPUTS["extend"], NOW, RULES)
+        decide(
+            facts_for("extend", "in_progress", extension_days=30),
+            "extend",
+            Role.ADMIN,
+            VALID_INPUTS["extend"],
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "already_extended"
     with pytest.raises(Refused) as exc:
-        decide(facts_for("extend", "in_progress", due_at=None), "extend", Role.ADMIN, VALID_INPUTS["extend"], NOW, RULES)
+        decide(
+            facts_for("extend", "in_progress", due_at=None),
+            "extend",
+            Role.ADMIN,
+            VALID_INPUTS["extend"],
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "no_deadline"
-    assert Action.EXTEND not in available(facts_for("extend", "in_progress", extension_days=10), Role.ADMIN, NOW, RULES)
+    assert Action.EXTEND not in available(
+        facts_for("extend", "in_progress", extension_days=10), Role.ADMIN, NOW, RULES
+    )
 
 
 def test_listed_supervision_stays_listed():
-    d = decide(facts_for("supervise", "assigned"), "supervise", Role.ADMIN, {"kind": "listed", "note": "挂牌"}, NOW, RULES)
+    d = decide(
+        facts_for("supervise", "assigned"),
+        "supervise",
+        Role.ADMIN,
+        {"kind": "listed", "note": "挂牌"},
+        NOW,
+        RULES,
+    )
     assert d.changes["supervision"] == "listed"
     d = decide(
-        facts_for("supervise", "assigned", supervision="listed"), "supervise", Role.ADMIN,
-        {"kind": "supervised", "note": "再督办"}, NOW, RULES,
+        facts_for("supervise", "assigned", supervision="listed"),
+        "supervise",
+        Role.ADMIN,
+        {"kind": "supervised", "note": "再督办"},
+        NOW,
+        RULES,
     )
     assert d.changes["supervision"] == "listed"
 
 
 # -- appeals: review, re-examination, and then no more --------------------------------
 
+
 def test_review_then_reexamination_then_refused():
     answered = at(2025, 5, 20, 15)
     f = facts_for("request_review", "concluded", answered_at=answered, review_stage=None)
-    assert decide(f, "request_review", Role.COUNTY_STAFF, {"note": "不服"}, NOW, RULES).to_status is Status.REVIEWING
+    assert (
+        decide(f, "request_review", Role.COUNTY_STAFF, {"note": "不服"}, NOW, RULES).to_status
+        is Status.REVIEWING
+    )
     with pytest.raises(Refused) as exc:
-        decide(facts_for("request_reexam", "concluded", review_stage=None), "request_reexam", Role.ADMIN, {"note": "x"}, NOW, RULES)
+        decide(
+            facts_for("request_reexam", "concluded", review_stage=None),
+            "request_reexam",
+            Role.ADMIN,
+            {"note": "x"},
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "review_first"
-    d = decide(facts_for("answer_review", "reviewing"), "answer_review", Role.ADMIN, VALID_INPUTS["answer_review"], NOW, RULES)
+    d = decide(
+        facts_for("answer_review", "reviewing"),
+        "answer_review",
+        Role.ADMIN,
+        VALID_INPUTS["answer_review"],
+        NOW,
+        RULES,
+    )
     assert d.changes["review_stage"] == "reviewed" and d.changes["answered_at"] == NOW
     with pytest.raises(Refused) as exc:
-        decide(facts_for("request_review", "concluded", review_stage="reviewed"), "request_review", Role.ADMIN, {"note": "x"}, NOW, RULES)
+        decide(
+            facts_for("request_review", "concluded", review_stage="reviewed"),
+            "request_review",
+            Role.ADMIN,
+            {"note": "x"},
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "already_reviewed"
-    d = decide(facts_for("answer_reexam", "reexamining"), "answer_reexam", Role.ADMIN, VALID_INPUTS["answer_reexam"], NOW, RULES)
+    d = decide(
+        facts_for("answer_reexam", "reexamining"),
+        "answer_reexam",
+        Role.ADMIN,
+        VALID_INPUTS["answer_reexam"],
+        NOW,
+        RULES,
+    )
     assert d.changes["review_stage"] == "reexamined"
     for action in ("request_review", "request_reexam"):
         with pytest.raises(Refused) as exc:
-            decide(facts_for(action, "concluded", review_stage="reexamined"), action, Role.ADMIN, {"note": "x"}, NOW, RULES)
+            decide(
+                facts_for(action, "concluded", review_stage="reexamined"),
+                action,
+                Role.ADMIN,
+                {"note": "x"},
+                NOW,
+                RULES,
+            )
         assert exc.value.code == "matter_final" and "第三十六条" in exc.value.message
     # A new petition on a matter already re-examined is not accepted again.
     with pytest.raises(Refused) as exc:
-        decide(facts_for("accept", "registered", repeat_of_final=True), "accept", Role.ADMIN, {}, NOW, RULES)
+        decide(
+            facts_for("accept", "registered", repeat_of_final=True),
+            "accept",
+            Role.ADMIN,
+            {},
+            NOW,
+            RULES,
+        )
     assert exc.value.code == "matter_final"
-    decide(facts_for("not_accept", "registered", repeat_of_final=True), "not_accept", Role.ADMIN, VALID_INPUTS["not_accept"], NOW, RULES)
+    decide(
+        facts_for("not_accept", "registered", repeat_of_final=True),
+        "not_accept",
+        Role.ADMIN,
+        VALID_INPUTS["not_accept"],
+        NOW,
+        RULES,
+    )
 
 
 def test_review_window_edges():
@@ -282,21 +471,33 @@ def test_review_window_edges():
         decide(f, "request_review", Role.ADMIN, {"note": "x"}, at(2025, 4, 3, 0, 0, 0), RULES)
     assert exc.value.code == "appeal_too_late" and "2025-04-02" in exc.value.message
     d = decide(f, "request_review", Role.ADMIN, {"note": "x"}, at(2025, 3, 20), RULES)
-    assert deadlines.last_day_of(d.changes["due_at"]) == date(2025, 4, 21)  # 19 Apr is a Saturday: 30 days, rolled
+    assert deadlines.last_day_of(d.changes["due_at"]) == date(
+        2025, 4, 21
+    )  # 19 Apr is a Saturday: 30 days, rolled
     # 30 days after 20 March is 19 April (Saturday) -> the next working day, Monday 21 April.
 
 
 # -- deadlines ---------------------------------------------------------------------
 
+
 def test_registration_deadline_and_overdue_at_the_edge():
     reported = at(2025, 3, 3, 10)
-    d = decide(facts_for("accept", "registered", reported_at=reported), "accept", Role.ADMIN, {}, NOW, RULES)
+    d = decide(
+        facts_for("accept", "registered", reported_at=reported),
+        "accept",
+        Role.ADMIN,
+        {},
+        NOW,
+        RULES,
+    )
     due = d.changes["due_at"]
     assert deadlines.last_day_of(due) == date(2025, 3, 18)
     limits = Limits()
     assert deadlines.urgency(due, at(2025, 3, 18, 23, 59, 59), limits) == "due_soon"
     assert deadlines.urgency(due, at(2025, 3, 19, 0, 0, 0), limits) == "overdue"
-    assert deadlines.urgency(due, at(2025, 3, 16, 0, 0, 0), limits) == "due_soon"  # exactly 3 days before
+    assert (
+        deadlines.urgency(due, at(2025, 3, 16, 0, 0, 0), limits) == "due_soon"
+    )  # exactly 3 days before
     assert deadlines.urgency(due, at(2025, 3, 15, 23, 59, 59), limits) is None
     assert deadlines.urgency(None, NOW, limits) is None
 
@@ -306,9 +507,13 @@ def test_a_period_ending_in_a_holiday_ends_on_the_next_working_day():
     due = deadlines.days_limit(at(2025, 9, 16), 15, Limits(), CAL)
     assert deadlines.last_day_of(due) == date(2025, 10, 9)
     no_roll = Limits(roll_to_workday=False)
-    assert deadlines.last_day_of(deadlines.days_limit(at(2025, 9, 16), 15, no_roll, CAL)) == date(2025, 10, 1)
+    assert deadlines.last_day_of(deadlines.days_limit(at(2025, 9, 16), 15, no_roll, CAL)) == date(
+        2025, 10, 1
+    )
     # A period ending on a make-up Saturday (11 Oct 2025 is a working day) is not moved.
-    assert deadlines.last_day_of(deadlines.days_limit(at(2025, 9, 26), 15, Limits(), CAL)) == date(2025, 10, 11)
+    assert deadlines.last_day_of(deadlines.days_limit(at(2025, 9, 26), 15, Limits(), CAL)) == date(
+        2025, 10, 11
+    )
 
 
 def test_objection_window_counts_working_days_across_a_holiday():
@@ -316,9 +521,23 @@ def test_objection_window_counts_working_days_across_a_holiday():
     # Working days: 28, 29, 30 Sep, 9, 10 Oct -> the window ends with 10 Oct.
     assigned = at(2025, 9, 26, 16)
     f = facts_for("object", "assigned", assigned_at=assigned)
-    decide(f, "object", Role.TOWNSHIP_LEADER, {"reason": "非本单位职责"}, at(2025, 10, 10, 23, 59, 59), RULES)
+    decide(
+        f,
+        "object",
+        Role.TOWNSHIP_LEADER,
+        {"reason": "非本单位职责"},
+        at(2025, 10, 10, 23, 59, 59),
+        RULES,
+    )
     with pytest.raises(Refused) as exc:
-        decide(f, "object", Role.TOWNSHIP_LEADER, {"reason": "非本单位职责"}, at(2025, 10, 11, 0, 0), RULES)
+        decide(
+            f,
+            "object",
+            Role.TOWNSHIP_LEADER,
+            {"reason": "非本单位职责"},
+            at(2025, 10, 11, 0, 0),
+            RULES,
+        )
     assert exc.value.code == "objection_too_late" and "2025-10-10" in exc.value.message
     assert Action.OBJECT not in available(f, Role.TOWNSHIP_LEADER, at(2025, 10, 11, 8), RULES)
 
@@ -348,13 +567,33 @@ def test_years_beyond_the_official_data_count_weekends_only_and_say_so():
 
 def test_assignment_and_start_set_their_own_deadlines():
     now = at(2025, 6, 10, 9)
-    d = decide(facts_for("assign", "accepted"), "assign", Role.ADMIN, {"unit": "城关镇", "level": "township", "mode": "forward"}, now, RULES)
+    d = decide(
+        facts_for("assign", "accepted"),
+        "assign",
+        Role.ADMIN,
+        {"unit": "城关镇", "level": "township", "mode": "forward"},
+        now,
+        RULES,
+    )
     assert deadlines.last_day_of(d.changes["due_at"]) == date(2025, 6, 25)  # 15 days to notify
     assert d.data["mode"] == "forward" and d.changes["assigned_at"] == now
     d = decide(facts_for("start", "assigned"), "start", Role.TOWNSHIP_LEADER, {}, now, RULES)
-    assert deadlines.last_day_of(d.changes["due_at"]) == date(2025, 8, 11)  # 9 Aug (Sat) + roll -> Mon 11 Aug
-    d = decide(facts_for("conclude", "in_progress"), "conclude", Role.ADMIN, VALID_INPUTS["conclude"], now, RULES)
-    assert d.changes["due_at"] is None and d.changes["opinion"] == "support" and d.changes["answered_at"] == now
+    assert deadlines.last_day_of(d.changes["due_at"]) == date(
+        2025, 8, 11
+    )  # 9 Aug (Sat) + roll -> Mon 11 Aug
+    d = decide(
+        facts_for("conclude", "in_progress"),
+        "conclude",
+        Role.ADMIN,
+        VALID_INPUTS["conclude"],
+        now,
+        RULES,
+    )
+    assert (
+        d.changes["due_at"] is None
+        and d.changes["opinion"] == "support"
+        and d.changes["answered_at"] == now
+    )
     d = decide(facts_for("reopen", "closed"), "reopen", Role.ADMIN, {"reason": "反复"}, now, RULES)
     assert d.changes["satisfaction"] is None and d.changes["extension_days"] == 0
 
@@ -369,5 +608,12 @@ def test_limits_are_configurable_per_county():
     with pytest.raises(ValueError):
         Limits(notify_days=-1)
     rules = Rules(changsha, CAL)
-    d = decide(facts_for("accept", "registered", reported_at=at(2025, 6, 2)), "accept", Role.ADMIN, {}, NOW, rules)
+    d = decide(
+        facts_for("accept", "registered", reported_at=at(2025, 6, 2)),
+        "accept",
+        Role.ADMIN,
+        {},
+        NOW,
+        rules,
+    )
     assert deadlines.last_day_of(d.changes["due_at"]) == date(2025, 6, 5)

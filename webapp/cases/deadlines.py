@@ -46,7 +46,9 @@ class Limits:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "int" and (not isinstance(value, int) or value < 0):
-                raise ValueError(f"CASE_LIMITS: {f.name} must be a whole number >= 0, not {value!r}")
+                raise ValueError(
+                    f"CASE_LIMITS: {f.name} must be a whole number >= 0, not {value!r}"
+                )
 
 
 def limits_for(config: Mapping[str, Mapping], county_code: str) -> Limits:

@@ -159,13 +159,27 @@ def parse_registration(form: Mapping[str, str], category_ids: Container[int]) ->
         return FormResult(None, errors)
     return FormResult(
         Registration(
-            channel, case_class, category_id, title, description, people, batches,
-            name, phone, id_number, accused, lon, lat, village, repeat_of,
+            channel,
+            case_class,
+            category_id,
+            title,
+            description,
+            people,
+            batches,
+            name,
+            phone,
+            id_number,
+            accused,
+            lon,
+            lat,
+            village,
+            repeat_of,
         )
     )
 
 
 # -- list filters -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CaseFilters:
@@ -182,9 +196,15 @@ class CaseFilters:
     def query_args(self, **changes) -> dict[str, str]:
         """The filters as URL arguments (for pagination links), with ``changes`` applied."""
         values = {
-            "status": self.status, "category": self.category_id, "channel": self.channel,
-            "area": self.area, "since": self.since, "until": self.until, "q": self.text,
-            "due": self.due, "page": self.page,
+            "status": self.status,
+            "category": self.category_id,
+            "channel": self.channel,
+            "area": self.area,
+            "since": self.since,
+            "until": self.until,
+            "q": self.text,
+            "due": self.due,
+            "page": self.page,
         }
         values.update(changes)
         if values["page"] == 1:

@@ -40,9 +40,15 @@ def index():
     soon = timedelta(days=county_rules.limits.due_soon_days)
     page = queries.paginate(session, queries.case_list(user, filters, now, soon), filters.page)
     return render_template(
-        "cases/index.html", page=page, filters=filters, now=now, limits=county_rules.limits,
-        urgency=urgency, categories=queries.categories(session, active_only=False),
-        category_names=queries.category_names(session), townships=queries.townships(session, user),
+        "cases/index.html",
+        page=page,
+        filters=filters,
+        now=now,
+        limits=county_rules.limits,
+        urgency=urgency,
+        categories=queries.categories(session, active_only=False),
+        category_names=queries.category_names(session),
+        townships=queries.townships(session, user),
         area_names=queries.area_names(session, {c.township_code for c in page.items}),
     )
 
@@ -55,15 +61,24 @@ def due():
     area = schemas.parse_filters(request.args).area
     lists = {
         kind: queries.paginate(
-            session, queries.case_list(user, schemas.CaseFilters(due=kind, area=area), now, soon)
-            .order_by(None).order_by(Case.due_at, Case.id), 1, 200,
+            session,
+            queries.case_list(user, schemas.CaseFilters(due=kind, area=area), now, soon)
+            .order_by(None)
+            .order_by(Case.due_at, Case.id),
+            1,
+            200,
         )
         for kind in ("overdue", "due_soon")
     }
     codes = {c.township_code for p in lists.values() for c in p.items}
     return render_template(
-        "cases/due.html", lists=lists, by_area=queries.due_by_area(session, user, now, soon), now=now,
-        area=area, limits=county_rules.limits, area_names=queries.area_names(session, codes),
+        "cases/due.html",
+        lists=lists,
+        by_area=queries.due_by_area(session, user, now, soon),
+        now=now,
+        area=area,
+        limits=county_rules.limits,
+        area_names=queries.area_names(session, codes),
         category_names=queries.category_names(session),
     )
 
@@ -79,20 +94,31 @@ def register():
         errors = result.errors
         if result.value is not None:
             try:
-                stored = queries.register_case(session, user, result.value, rules.county_rules(user.county_code))
+                stored = queries.register_case(
+                    session, user, result.value, rules.county_rules(user.county_code)
+                )
             except AppError as err:
                 if err.status not in (409, 422):
                     raise
                 session.rollback()
-                errors = {"location" if "county" in err.code or "village" in err.code else "form": err.message}
+                errors = {
+                    "location"
+                    if "county" in err.code or "village" in err.code
+                    else "form": err.message
+                }
             else:
                 session.commit()
                 return redirect(url_for("cases.detail", case_id=stored.id), 303)
         status = 422
     return render_template(
-        "cases/register.html", form=form, errors=errors, categories=categories,
-        channels=schemas.DESK_CHANNELS, villages=queries.villages_by_township(session, user.county_code),
-        outline=queries.county_outline(session, user.county_code), collective_min=schemas.COLLECTIVE_MIN,
+        "cases/register.html",
+        form=form,
+        errors=errors,
+        categories=categories,
+        channels=schemas.DESK_CHANNELS,
+        villages=queries.villages_by_township(session, user.county_code),
+        outline=queries.county_outline(session, user.county_code),
+        collective_min=schemas.COLLECTIVE_MIN,
         radius_m=rules.repeat_radius_m(),
     ), status
 
@@ -114,24 +140,37 @@ def repeat_candidates():
     lon, lat = number("lon", -180, 180), number("lat", -90, 90)
     if lon is None or lat is None:
         lon = lat = None
-        if point := queries.village_label_point(session, args.get("village_code", ""), user.county_code):
+        if point := queries.village_label_point(
+            session, args.get("village_code", ""), user.county_code
+        ):
             lon, lat = point
     try:
         category_id = int(args.get("category_id") or 0) or None
     except ValueError:
         category_id = None
     found = queries.repeat_candidates(
-        session, user, phone=normalize_phone(args.get("phone")),
-        id_number=normalize_id_number(args.get("id_number")), category_id=category_id, lon=lon, lat=lat,
+        session,
+        user,
+        phone=normalize_phone(args.get("phone")),
+        id_number=normalize_id_number(args.get("id_number")),
+        category_id=category_id,
+        lon=lon,
+        lat=lat,
         radius_m=rules.repeat_radius_m(),
         since=_now(session) - timedelta(days=rules.repeat_window_days()),
     )
     return jsonify(
-        {"candidates": [presenting.repeat_candidate(c, url_for("cases.detail", case_id=c.id)) for c in found]}
+        {
+            "candidates": [
+                presenting.repeat_candidate(c, url_for("cases.detail", case_id=c.id)) for c in found
+            ]
+        }
     )
 
 
-def _render_file(case_id: int, revealed: bool = False, error: AppError | None = None, status: int = 200):
+def _render_file(
+    case_id: int, revealed: bool = False, error: AppError | None = None, status: int = 200
+):
     user, session = current_user(), get_session()
     case = queries.scoped_case(session, user, case_id)
     now, county_rules = _now(session), rules.county_rules(case.county_code)
@@ -140,18 +179,33 @@ def _render_file(case_id: int, revealed: bool = False, error: AppError | None = 
     candidates = []
     if user.role_enum in COUNTY_ROLES:
         since = now - timedelta(days=rules.repeat_window_days())
-        candidates = queries.repeat_candidates_for(session, user, case, rules.repeat_radius_m(), since)
+        candidates = queries.repeat_candidates_for(
+            session, user, case, rules.repeat_radius_m(), since
+        )
     events = queries.timeline(session, case.id)
     names = queries.user_names(session, [case.leader_id, case.reporter_id])
     repeat_of = queries.get_case(session, case.repeat_of_id) if case.repeat_of_id else None
     return render_template(
-        "cases/detail.html", case=case, person=presenting.personal_view(case, user, revealed),
-        places=queries.case_places(session, case), events=events, actions=actions, Action=workflow.Action,
-        error=error, now=now, limits=county_rules.limits, urgency=urgency(case.due_at, now, county_rules.limits),
-        candidates=candidates, names=names, category=session.get(Category, case.category_id),
-        leaders=queries.leaders(session, case.county_code) if workflow.Action.SET_LEADER in actions else [],
+        "cases/detail.html",
+        case=case,
+        person=presenting.personal_view(case, user, revealed),
+        places=queries.case_places(session, case),
+        events=events,
+        actions=actions,
+        Action=workflow.Action,
+        error=error,
+        now=now,
+        limits=county_rules.limits,
+        urgency=urgency(case.due_at, now, county_rules.limits),
+        candidates=candidates,
+        names=names,
+        category=session.get(Category, case.category_id),
+        leaders=queries.leaders(session, case.county_code)
+        if workflow.Action.SET_LEADER in actions
+        else [],
         repeat_of=repeat_of if repeat_of is not None and _visible(user, repeat_of) else None,
-        view=presenting.case_file(case), event_view=presenting.event_view,
+        view=presenting.case_file(case),
+        event_view=presenting.event_view,
     ), status
 
 
@@ -180,7 +234,12 @@ def act(case_id: int, action: str):
     user, session = current_user(), get_session()
     try:
         queries.apply_action(
-            session, user, case_id, _version(), action, request.form.to_dict(),
+            session,
+            user,
+            case_id,
+            _version(),
+            action,
+            request.form.to_dict(),
             rules.county_rules(user.county_code),
         )
     except AppError as err:
@@ -201,7 +260,9 @@ def reveal(case_id: int):
     user, session = current_user(), get_session()
     case = queries.scoped_case(session, user, case_id)
     if not may_reveal_personal_data(user, case):
-        raise AppError("reveal_forbidden", "您的角色无权查看当事人的完整个人信息", 403, "may not reveal")
+        raise AppError(
+            "reveal_forbidden", "您的角色无权查看当事人的完整个人信息", 403, "may not reveal"
+        )
     audit.record(session, "reveal_personal_data", user, case_id=case.id)
     session.commit()
     return _render_file(case_id, revealed=True)
@@ -233,4 +294,3 @@ def dismiss_repeat(case_id: int, other_id: int):
     queries.dismiss_repeat(session, user, case_id, other_id)
     session.commit()
     return redirect(url_for("cases.detail", case_id=case_id), 303)
-

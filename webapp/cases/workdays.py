@@ -89,7 +89,9 @@ def national_calendar(overrides: Mapping[str, str] | None = None) -> WorkCalenda
                 work.add(day)
                 hol.discard(day)
             else:
-                raise ValueError(f"HOLIDAY_OVERRIDES: {text} must be 'holiday' or 'workday', not {kind!r}")
+                raise ValueError(
+                    f"HOLIDAY_OVERRIDES: {text} must be 'holiday' or 'workday', not {kind!r}"
+                )
             known.add(day.year)
         holidays, workdays = frozenset(hol), frozenset(work)
     return WorkCalendar(holidays, workdays, frozenset(known))

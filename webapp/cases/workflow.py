@@ -93,7 +93,15 @@ ACTION_LABELS = {
     Action.SET_LEADER: "设置包案领导",
 }
 
-_OPEN = (S.REGISTERED, S.ACCEPTED, S.ASSIGNED, S.IN_PROGRESS, S.CONCLUDED, S.REVIEWING, S.REEXAMINING)
+_OPEN = (
+    S.REGISTERED,
+    S.ACCEPTED,
+    S.ASSIGNED,
+    S.IN_PROGRESS,
+    S.CONCLUDED,
+    S.REVIEWING,
+    S.REEXAMINING,
+)
 _HANDLING = (S.REGISTERED, S.ACCEPTED, S.ASSIGNED, S.IN_PROGRESS, S.REVIEWING, S.REEXAMINING)
 
 # action -> {from status: to status}. An action that leaves the status alone maps a
@@ -119,7 +127,9 @@ TRANSITIONS: dict[Action, dict[Status, Status]] = {
         S.CLOSED: S.IN_PROGRESS,
         S.ESCALATED: S.IN_PROGRESS,
     },
-    Action.ESCALATE: {s: S.ESCALATED for s in (S.REGISTERED, S.ACCEPTED, S.ASSIGNED, S.IN_PROGRESS)},
+    Action.ESCALATE: {
+        s: S.ESCALATED for s in (S.REGISTERED, S.ACCEPTED, S.ASSIGNED, S.IN_PROGRESS)
+    },
     Action.REQUEST_REVIEW: {S.CONCLUDED: S.REVIEWING},
     Action.ANSWER_REVIEW: {S.REVIEWING: S.CONCLUDED},
     Action.REQUEST_REEXAM: {S.CONCLUDED: S.REEXAMINING},
@@ -207,6 +217,7 @@ class Rules:
 
 # -- refusals --------------------------------------------------------------------
 
+
 class Refused(AppError):
     """An action refused by the rules (a stable ``code``, a Chinese message)."""
 
@@ -221,6 +232,7 @@ def _invalid(code: str, message: str, field_name: str) -> Refused:
 
 # -- checks that do not depend on the inputs -------------------------------------
 
+
 def check(facts: CaseFacts, action: Action, role: Role, now: datetime, rules: Rules) -> Status:
     """Return the status ``action`` leads to, or raise why it may not be done now.
 
@@ -232,7 +244,9 @@ def check(facts: CaseFacts, action: Action, role: Role, now: datetime, rules: Ru
         raise _refuse("already_registered", "案件已登记")
     if role not in ACTION_ROLES[action]:
         raise _refuse(
-            "action_forbidden_role", f"{Role(role).label}无权执行“{action.label}”", 403,
+            "action_forbidden_role",
+            f"{Role(role).label}无权执行“{action.label}”",
+            403,
             "this role may not do this action",
         )
     target = TRANSITIONS[action].get(facts.status)
@@ -260,13 +274,18 @@ def check(facts: CaseFacts, action: Action, role: Role, now: datetime, rules: Ru
                 f"（截至 {deadlines.last_day_of(window):%Y-%m-%d}），已超过期限",
             )
     if action is Action.EXTEND and facts.extension_days > 0:
-        raise _refuse("already_extended", "办理期限只能延长一次（《信访工作条例》第三十四条），本案已延期")
+        raise _refuse(
+            "already_extended", "办理期限只能延长一次（《信访工作条例》第三十四条），本案已延期"
+        )
     if action is Action.EXTEND and facts.due_at is None:
         raise _refuse("no_deadline", "本案当前没有办理期限，无需延期")
     if action is Action.RESOLVE:
         if facts.satisfaction is None:
             raise _refuse("follow_up_required", "化解前须先回访并记录群众满意度")
-        if facts.satisfaction == Satisfaction.DISSATISFIED and facts.review_stage != ReviewStage.REEXAMINED:
+        if (
+            facts.satisfaction == Satisfaction.DISSATISFIED
+            and facts.review_stage != ReviewStage.REEXAMINED
+        ):
             raise _refuse(
                 "dissatisfied",
                 "群众不满意，不能作化解处理：请继续办理、重新办理，或告知其申请复查、复核",
@@ -305,8 +324,29 @@ def _check_appeal(facts: CaseFacts, action: Action, now: datetime, rules: Rules)
         )
 
 
+# The next step of the main path from each status (offered first).
+NEXT_STEP: dict[Status, Action] = {
+    S.REGISTERED: Action.ACCEPT,
+    S.ACCEPTED: Action.ASSIGN,
+    S.ASSIGNED: Action.START,
+    S.IN_PROGRESS: Action.CONCLUDE,
+    S.CONCLUDED: Action.FOLLOW_UP,
+    S.RESOLVED: Action.CLOSE,
+    S.REVIEWING: Action.ANSWER_REVIEW,
+    S.REEXAMINING: Action.ANSWER_REEXAM,
+}
+
+
+def next_step(facts: CaseFacts) -> Action | None:
+    """The main path's next action from the case's status (after a follow-up: resolve)."""
+    if facts.status is S.CONCLUDED and facts.satisfaction is not None:
+        return Action.RESOLVE
+    return NEXT_STEP.get(facts.status)
+
+
 def available(facts: CaseFacts, role: Role, now: datetime, rules: Rules) -> list[Action]:
-    """The actions ``role`` may do on the case now (forms to offer), in table order."""
+    """The actions ``role`` may do on the case now (forms to offer): the next step first,
+    then the others in table order."""
     out = []
     for action in TRANSITIONS:
         try:
@@ -314,12 +354,16 @@ def available(facts: CaseFacts, role: Role, now: datetime, rules: Rules) -> list
         except Refused:
             continue
         out.append(action)
-    return out
+    main = next_step(facts)
+    return sorted(out, key=lambda a: a is not main)
 
 
 # -- inputs ------------------------------------------------------------------------
 
-def _text(inputs: dict, name: str, label: str, required: bool = True, max_len: int = NOTE_MAX) -> str:
+
+def _text(
+    inputs: dict, name: str, label: str, required: bool = True, max_len: int = NOTE_MAX
+) -> str:
     value = str(inputs.get(name) or "").strip()
     if required and not value:
         raise _invalid(f"{name}_required", f"请填写{label}", name)
@@ -348,6 +392,7 @@ def _int(inputs: dict, name: str, label: str, lo: int, hi: int) -> int:
 
 # -- deciding ------------------------------------------------------------------------
 
+
 def decide(
     facts: CaseFacts,
     action: Action | str,
@@ -374,7 +419,9 @@ def decide(
 
     if action is Action.ACCEPT:
         changes["accepted_at"] = now
-        changes["due_at"] = deadlines.days_limit(facts.reported_at, limits.register_assign_days, limits, cal)
+        changes["due_at"] = deadlines.days_limit(
+            facts.reported_at, limits.register_assign_days, limits, cal
+        )
         note = _text(inputs, "note", "受理意见", required=False)
     elif action is Action.NOT_ACCEPT:
         note = _text(inputs, "reason", "不予受理的理由")
@@ -383,9 +430,13 @@ def decide(
         unit = _text(inputs, "unit", "承办单位", max_len=UNIT_MAX)
         level = _choice(inputs, "level", "承办单位层级", ResolvedLevel)
         if level is ResolvedLevel.ABOVE:
-            raise _invalid("level_invalid", "交办对象应为本县村、乡镇或县级单位；报上级请用“上报上级”", "level")
-        if facts.case_class == CaseClass.ACCUSATION and facts.accused_unit and (
-            unit.replace(" ", "") == facts.accused_unit.replace(" ", "")
+            raise _invalid(
+                "level_invalid", "交办对象应为本县村、乡镇或县级单位；报上级请用“上报上级”", "level"
+            )
+        if (
+            facts.case_class == CaseClass.ACCUSATION
+            and facts.accused_unit
+            and (unit.replace(" ", "") == facts.accused_unit.replace(" ", ""))
         ):
             raise _invalid(
                 "assign_to_accused",
@@ -394,7 +445,9 @@ def decide(
             )
         mode = "forward" if str(inputs.get("mode") or "") == "forward" else "assign"
         changes.update(
-            assigned_at=now, assigned_unit=unit, assigned_level=level.value,
+            assigned_at=now,
+            assigned_unit=unit,
+            assigned_level=level.value,
             due_at=deadlines.days_limit(now, limits.notify_days, limits, cal),
         )
         if facts.accepted_at is None and action is Action.ASSIGN:
@@ -437,7 +490,9 @@ def decide(
         data = {"satisfaction": sat.value, "method": method}
     elif action is Action.RESOLVE:
         default = facts.assigned_level or ResolvedLevel.COUNTY.value
-        level = _choice({"level": inputs.get("level") or default}, "level", "化解层级", ResolvedLevel)
+        level = _choice(
+            {"level": inputs.get("level") or default}, "level", "化解层级", ResolvedLevel
+        )
         changes.update(resolved_at=now, resolved_level=level.value, due_at=None)
         note = _text(inputs, "note", "化解情况", required=False)
         data = {"level": level.value}
@@ -450,22 +505,33 @@ def decide(
             changes["due_at"] = deadlines.days_limit(now, limits.register_assign_days, limits, cal)
         else:
             changes["due_at"] = deadlines.days_limit(now, limits.conclude_days, limits, cal)
-            changes.update(resolved_at=None, resolved_level=None, satisfaction=None, extension_days=0)
+            changes.update(
+                resolved_at=None, resolved_level=None, satisfaction=None, extension_days=0
+            )
     elif action is Action.ESCALATE:
         to = _text(inputs, "to", "上报机关", max_len=UNIT_MAX)
         note = _text(inputs, "reason", "上报理由")
         changes["due_at"] = None
         data = {"to": to}
     elif action in (Action.REQUEST_REVIEW, Action.REQUEST_REEXAM):
-        days = limits.review_answer_days if action is Action.REQUEST_REVIEW else limits.reexam_answer_days
+        days = (
+            limits.review_answer_days
+            if action is Action.REQUEST_REVIEW
+            else limits.reexam_answer_days
+        )
         note = _text(inputs, "note", "申请事项和理由")
         changes["due_at"] = deadlines.days_limit(now, days, limits, cal)
     elif action in (Action.ANSWER_REVIEW, Action.ANSWER_REEXAM):
         opinion = _choice(inputs, "opinion", "意见", Opinion)
-        note = _text(inputs, "text", "复查意见书内容" if action is Action.ANSWER_REVIEW else "复核意见书内容")
+        note = _text(
+            inputs, "text", "复查意见书内容" if action is Action.ANSWER_REVIEW else "复核意见书内容"
+        )
         stage = ReviewStage.REVIEWED if action is Action.ANSWER_REVIEW else ReviewStage.REEXAMINED
         changes.update(
-            opinion=opinion.value, answered_at=now, review_stage=stage.value, due_at=None,
+            opinion=opinion.value,
+            answered_at=now,
+            review_stage=stage.value,
+            due_at=None,
             satisfaction=None,
         )
         data = {"opinion": opinion.value}
@@ -485,4 +551,6 @@ def decide(
 
 def initial_due(reported_at: datetime, rules: Rules) -> datetime:
     """When a newly registered case must be assigned or forwarded (第22条)."""
-    return deadlines.days_limit(reported_at, rules.limits.register_assign_days, rules.limits, rules.calendar)
+    return deadlines.days_limit(
+        reported_at, rules.limits.register_assign_days, rules.limits, rules.calendar
+    )

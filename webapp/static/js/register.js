@@ -12,14 +12,16 @@
   var outline = JSON.parse(document.getElementById("outline-data").textContent);
 
   var map = L.map("pick-map", { zoomControl: true, attributionControl: false });
+  // The view first: Leaflet's renderer needs one before paths are added.
   var layer = L.geoJSON(outline, {
     style: { color: "#8f1d17", weight: 1, fillColor: "#f4e9e8", fillOpacity: 0.5 },
     onEachFeature: function (feature, l) {
       l.bindTooltip(document.createTextNode(feature.properties.name), { sticky: true });
     }
-  }).addTo(map);
+  });
   if (layer.getLayers().length) map.fitBounds(layer.getBounds());
   else map.setView([35.2, 114.2], 10);
+  layer.addTo(map);
   var marker = null;
 
   function setPoint(latlng) {
