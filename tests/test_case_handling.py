@@ -26,6 +26,7 @@ from webapp.cases.petitioners import (
     normalize_phone,
     phone_problem,
 )
+from webapp.cases.workdays import national_calendar
 
 
 def _form(session, demo_areas, **kw):
@@ -490,3 +491,19 @@ def test_payloads_are_escaped_on_every_page(client, session, login, demo_areas, 
         assert prefix + str(escape(payload)) in detail, prefix
     # The map data block cannot be closed by user text either.
     assert "</script><script" not in detail
+
+
+def test_a_deadline_beyond_the_holiday_data_is_marked_as_an_estimate(
+    app, client, session, login, make_case, demo_areas, monkeypatch
+):
+    login("county_staff")
+    grid = demo_areas["grid_worker"]
+    year = max(national_calendar().known_years) + 1
+    later = make_case(grid, due_at=session.execute(text(f"SELECT timestamptz '{year}-03-02 00:00+08'")).scalar_one())
+    known = make_case(grid, due_at=session.execute(text(f"SELECT timestamptz '{year - 1}-03-02 00:00+08'")).scalar_one())
+    assert 'id="due-estimated"' in client.get(f"/cases/{later.id}").get_data(as_text=True)
+    assert 'id="due-estimated"' not in client.get(f"/cases/{known.id}").get_data(as_text=True)
+    # Once the county enters the year's notice, the deadline is no longer an estimate.
+    monkeypatch.setitem(app.config, "HOLIDAY_OVERRIDES", {f"{year}-01-01": "holiday"})
+    monkeypatch.setitem(app.extensions, "gridcase.case_rules", {})
+    assert 'id="due-estimated"' not in client.get(f"/cases/{later.id}").get_data(as_text=True)
