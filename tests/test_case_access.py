@@ -219,9 +219,12 @@ def test_an_accusation_is_hidden_from_the_accused_unit(
     client, session, login, make_case, demo_areas
 ):
     grid = demo_areas["grid_worker"]
-    case = make_case(grid, case_class="accusation", accused_unit="城关镇国土所")
+    long_ago = session.execute(text("SELECT timestamptz '2001-01-01 00:00+08'")).scalar_one()
+    case = make_case(grid, case_class="accusation", accused_unit="城关镇国土所", due_at=long_ago)
     login("township_leader", unit="城关镇国土所")
     assert client.get(f"/cases/{case.id}").status_code == 404
+    for url in ("/cases/due", "/cases/?due=overdue"):
+        assert f'href="/cases/{case.id}"' not in client.get(url).get_data(as_text=True), url
     assert f'href="/cases/{case.id}"' not in client.get(f"/cases/?q={case.number}").get_data(
         as_text=True
     )
@@ -232,6 +235,7 @@ def test_an_accusation_is_hidden_from_the_accused_unit(
     assert r.status_code == 404
     login("township_leader", unit="城关镇司法所")
     assert client.get(f"/cases/{case.id}").status_code == 200
+    assert f'href="/cases/{case.id}"' in client.get("/cases/due").get_data(as_text=True)
     # Nor may county staff hand it to the body it accuses.
     login("county_staff")
     case.status = "accepted"

@@ -13,7 +13,6 @@ from markupsafe import escape
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from tests.browser import *  # noqa: F403
 from tests.cases_fixtures import *  # noqa: F403
 from tests.cases_fixtures import PERSON, point_in
 from tests.conftest import CSRF
@@ -262,15 +261,13 @@ def test_a_stale_version_is_refused(client, session, login, make_case, demo_area
     assert case.status == "accepted" and case.version == seen + 1
 
 
-def test_two_people_acting_at_once_cannot_overwrite_each_other(live_app, live_db_url, demo_areas):
+def test_two_people_acting_at_once_cannot_overwrite_each_other(app, live_db_url, demo_areas):
     """Two real transactions: the second waits for the row lock, then finds a newer version."""
     from webapp.auth.accounts import create_user
     from webapp.cases import queries
     from webapp.cases.rules import county_rules
-    from webapp.db import database
-
     engine = create_engine(live_db_url)
-    with live_app.app_context():
+    with app.app_context():
         rules = county_rules("410726")
         with Session(engine, expire_on_commit=False) as s:
             users = [
@@ -327,7 +324,6 @@ def test_two_people_acting_at_once_cannot_overwrite_each_other(live_app, live_db
         first.close()
         second.close()
     engine.dispose()
-    database(live_app)  # the live app itself is untouched
 
 
 # -- appeals and the same matter -------------------------------------------------------

@@ -1,17 +1,77 @@
 """A real browser at the desk: register a case by clicking on the map, then accept and
-assign it from the case file; the pages load nothing from outside and print cleanly."""
+assign it from the case file; the pages load nothing from outside and print cleanly.
+
+Playwright's sync API runs once per thread, and ``tests.browser``'s session ``browser``
+fixture is made once per module that imports it: a second browser-test module in the
+same run cannot start it in the main thread while the first one's is open. So this
+module drives its own chromium (the same binary and flags) in a thread of its own,
+with a page that blocks and records requests to other origins like ``tests.browser``'s.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import *  # noqa: F403
-from tests.browser import sign_in_page
+from tests import browser as harness
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import TEST_PASSWORD
+
+# The harness's fixtures this module uses (none of them starts Playwright).
+live_app, live_server, live_user = harness.live_app, harness.live_server, harness.live_user
 
 pytestmark = pytest.mark.browser
+
+
+def run_in_own_browser(base_url: str, scenario) -> None:
+    """Run ``scenario(page)`` in a fresh chromium in its own thread; re-raise its failure."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                try:
+                    context = browser.new_context(base_url=base_url, locale="zh-CN", timezone_id="Asia/Shanghai")
+                    context.set_default_timeout(15_000)
+                    page = context.new_page()
+                    page.blocked, page.failed, page.console_errors = [], [], []
+
+                    def route(r):
+                        if r.request.url.startswith(base_url) or r.request.url.startswith(("data:", "blob:")):
+                            r.continue_()
+                        else:
+                            page.blocked.append(r.request.url)
+                            r.abort()
+
+                    context.route("**/*", route)
+                    page.on("requestfailed", lambda req: page.failed.append((req.url, req.failure)))
+                    page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+                    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+                    scenario(page)
+                    context.close()
+                finally:
+                    browser.close()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="cases-browser")
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the browser scenario did not finish"
+    if failure:
+        raise failure[0]
+
+
+def sign_in(page, user) -> None:
+    page.goto("/login")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
 
 
 def _click_inside_county(page) -> None:
@@ -26,9 +86,13 @@ def _click_inside_county(page) -> None:
     raise AssertionError("no click on the map landed inside the county")
 
 
-def test_register_on_the_map_then_accept_and_assign(page, live_user, artifacts):
+def test_register_on_the_map_then_accept_and_assign(live_server, live_user, artifacts):
     user = live_user("county_staff")
-    sign_in_page(page, user)
+    run_in_own_browser(live_server, lambda page: desk_scenario(page, user, artifacts))
+
+
+def desk_scenario(page, user, artifacts) -> None:
+    sign_in(page, user)
     page.click("nav.mainnav >> text=登记")
     page.wait_for_selector("#pick-map .leaflet-interactive")  # the townships are drawn
     page.select_option("#channel", "visit")
