@@ -454,6 +454,9 @@ def test_payloads_are_escaped_on_every_page(client, session, login, demo_areas, 
         case_class="accusation",
         accused_unit="A" + payload,
     )
+    refused = client.post("/cases/new", data={**form, "petitioner_phone": "bad"})
+    assert refused.status_code == 422
+    assert payload not in refused.get_data(as_text=True) and str(escape("T" + payload)) in refused.get_data(as_text=True)
     case = session.get(Case, _case_id(client.post("/cases/new", data=form)))
     assert case.title == "T" + payload  # stored as typed
     steps = [
@@ -503,3 +506,35 @@ def test_a_deadline_beyond_the_holiday_data_is_marked_as_an_estimate(
     monkeypatch.setitem(app.config, "HOLIDAY_OVERRIDES", {f"{year}-01-01": "holiday"})
     monkeypatch.setitem(app.extensions, "gridcase.case_rules", {})
     assert 'id="due-estimated"' not in client.get(f"/cases/{later.id}").get_data(as_text=True)
+
+
+# -- the list --------------------------------------------------------------------------
+
+def _ids(body: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<td class="nowrap"><a href="/cases/(\d+)">', body)]
+
+
+def test_list_filters_and_stable_pages(client, session, login, make_case, demo_areas):
+    login("county_staff")
+    first, second = _ids(client.get("/cases/").get_data(as_text=True)), _ids(client.get("/cases/?page=2").get_data(as_text=True))
+    assert len(first) == 50 and len(second) == 50 and not set(first) & set(second)
+    assert first == _ids(client.get("/cases/?page=1").get_data(as_text=True))  # stable
+    body = client.get("/cases/?page=2&status=closed").get_data(as_text=True)
+    assert 'href="/cases/?status=closed" rel="prev"' in body
+    assert 'href="/cases/?status=closed&amp;page=3" rel="next"' in body
+    rows = session.execute(text("SELECT id FROM cases WHERE status = 'closed'")).scalars().all()
+    assert set(_ids(body)) <= set(rows)
+
+    grid = demo_areas["grid_worker"]
+    marked = make_case(grid, title="唯一标题-筛选测试_%", channel="letter", category_id=7)
+    for query in ("q=唯一标题-筛选测试_%25", "channel=letter&category=7&q=筛选测试", f"area={grid[:9]}&q=筛选测试",
+                  f"area={grid[:12]}&q=筛选测试", f"area={grid}&q=筛选测试"):
+        assert _ids(client.get(f"/cases/?{query}").get_data(as_text=True)) == [marked.id], query
+    assert _ids(client.get("/cases/?channel=visit&q=筛选测试").get_data(as_text=True)) == []
+    assert _ids(client.get("/cases/?q=%25").get_data(as_text=True))[:1] == [marked.id]  # % is literal
+    today = deadlines.local_date(marked.reported_at)
+    assert marked.id in _ids(client.get(f"/cases/?since={today}&until={today}").get_data(as_text=True))
+    assert marked.id not in _ids(client.get(f"/cases/?until={today - timedelta(days=1)}").get_data(as_text=True))
+    # Malformed filters are ignored, never a 500.
+    r = client.get("/cases/?status=nope&category=x&since=2025-13-45&page=-3&area=abc&due=whenever")
+    assert r.status_code == 200 and len(_ids(r.get_data(as_text=True))) == 50
