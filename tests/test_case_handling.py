@@ -186,6 +186,9 @@ def test_from_registration_to_closing_with_events_and_audit(
         assert r.status_code == 303, (action, r.get_data(as_text=True)[:1500])
         session.refresh(case)
         assert case.status == status, action
+        page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+        assert ('id="window-objection"' in page) is (status == "assigned"), action
+        assert ('id="window-review"' in page) is (status == "concluded"), action
     assert (
         case.leader_id == leader.id and case.supervision == "listed" and case.extension_days == 30
     )

@@ -12,7 +12,7 @@ from webapp.cases import deadlines
 from webapp.cases.deadlines import LOCAL_TZ, Limits, limits_for
 from webapp.cases.vocab import CaseClass, Status
 from webapp.cases.workdays import WorkCalendar, national_calendar
-from webapp.cases.workflow import Action, CaseFacts, Refused, Rules, available, decide
+from webapp.cases.workflow import Action, CaseFacts, Refused, Rules, available, decide, open_windows
 
 CAL = national_calendar()
 RULES = Rules(Limits(), CAL)
@@ -617,3 +617,15 @@ def test_limits_are_configurable_per_county():
         rules,
     )
     assert deadlines.last_day_of(d.changes["due_at"]) == date(2025, 6, 5)
+
+
+def test_open_windows_name_their_last_day():
+    assigned = facts_for("object", "assigned", assigned_at=at(2025, 9, 26, 16))
+    assert deadlines.last_day_of(open_windows(assigned, RULES)["objection"]) == date(2025, 10, 10)
+    concluded = facts_for("request_review", "concluded", answered_at=at(2025, 3, 3, 9), review_stage=None)
+    assert deadlines.last_day_of(open_windows(concluded, RULES)["review"]) == date(2025, 4, 2)
+    reviewed = facts_for("request_reexam", "concluded", answered_at=at(2025, 3, 3, 9))
+    assert set(open_windows(reviewed, RULES)) == {"reexam"}
+    final = facts_for("request_review", "concluded", review_stage="reexamined")
+    assert open_windows(final, RULES) == {}
+    assert open_windows(facts_for("start", "in_progress"), RULES) == {}

@@ -205,6 +205,7 @@ def _render_file(
         else [],
         repeat_of=repeat_of if repeat_of is not None and _visible(user, repeat_of) else None,
         view=presenting.case_file(case),
+        windows=workflow.open_windows(facts, county_rules),
         # A deadline in a year without the State Council's holiday notice is an estimate.
         due_estimated=case.due_at is not None
         and not county_rules.calendar.known(last_day_of(case.due_at)),

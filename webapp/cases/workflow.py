@@ -358,6 +358,24 @@ def available(facts: CaseFacts, role: Role, now: datetime, rules: Rules) -> list
     return sorted(out, key=lambda a: a is not main)
 
 
+def open_windows(facts: CaseFacts, rules: Rules) -> dict[str, datetime]:
+    """The time windows open on the case, by name, with when they close.
+
+    ``objection``: the receiving body may object (assigned cases); ``review`` or
+    ``reexam``: the petitioner may ask for a review or re-examination (concluded cases).
+    """
+    limits, cal = rules.limits, rules.calendar
+    out: dict[str, datetime] = {}
+    if facts.status is S.ASSIGNED and facts.assigned_at is not None:
+        out["objection"] = deadlines.workdays_limit(facts.assigned_at, limits.objection_workdays, cal)
+    if facts.status is S.CONCLUDED and facts.answered_at is not None:
+        if facts.review_stage is None:
+            out["review"] = deadlines.days_limit(facts.answered_at, limits.review_request_days, limits, cal)
+        elif facts.review_stage == ReviewStage.REVIEWED:
+            out["reexam"] = deadlines.days_limit(facts.answered_at, limits.reexam_request_days, limits, cal)
+    return out
+
+
 # -- inputs ------------------------------------------------------------------------
 
 
