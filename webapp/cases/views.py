@@ -83,6 +83,10 @@ def due():
     )
 
 
+# Which field of the desk form a refusal from storing the case belongs to.
+_ERROR_FIELDS = {"outside_county": "location", "village_not_found": "location"}
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*COUNTY)
 def register():
@@ -101,11 +105,7 @@ def register():
                 if err.status not in (409, 422):
                     raise
                 session.rollback()
-                errors = {
-                    "location"
-                    if "county" in err.code or "village" in err.code
-                    else "form": err.message
-                }
+                errors = {_ERROR_FIELDS.get(err.code, "form"): err.message}
             else:
                 session.commit()
                 return redirect(url_for("cases.detail", case_id=stored.id), 303)
