@@ -17,6 +17,7 @@ LEVELS = "('village','township','county','above')"
 
 
 def upgrade() -> None:
+    # op.f(): the names are final (the naming convention would prefix "ck_cases_" again).
     op.add_column("cases", sa.Column("assigned_at", sa.DateTime(timezone=True)))
     op.add_column("cases", sa.Column("assigned_unit", sa.String(100)))
     op.add_column("cases", sa.Column("assigned_level", sa.String(16)))
@@ -27,19 +28,19 @@ def upgrade() -> None:
     op.add_column("cases", sa.Column("review_stage", sa.String(16)))
     op.add_column("cases", sa.Column("answered_at", sa.DateTime(timezone=True)))
     op.create_check_constraint(
-        "ck_cases_assigned_level", "cases", f"assigned_level IS NULL OR assigned_level IN {LEVELS}"
+        op.f("ck_cases_assigned_level"), "cases", f"assigned_level IS NULL OR assigned_level IN {LEVELS}"
     )
     op.create_check_constraint(
-        "ck_cases_supervision",
+        op.f("ck_cases_supervision"),
         "cases",
         "supervision IS NULL OR supervision IN ('supervised','listed')",
     )
     op.create_check_constraint(
-        "ck_cases_review_stage",
+        op.f("ck_cases_review_stage"),
         "cases",
         "review_stage IS NULL OR review_stage IN ('reviewed','reexamined')",
     )
-    op.create_check_constraint("ck_cases_extension_days", "cases", "extension_days >= 0")
+    op.create_check_constraint(op.f("ck_cases_extension_days"), "cases", "extension_days >= 0")
     # Concluded cases already loaded: their written answer is their conclusion.
     op.execute("UPDATE cases SET answered_at = concluded_at WHERE concluded_at IS NOT NULL")
 
@@ -90,7 +91,7 @@ def downgrade() -> None:
     op.drop_index("ix_cases_petitioner_phone", "cases")
     op.drop_index("ix_cases_due_at", "cases")
     for name in ("extension_days", "review_stage", "supervision", "assigned_level"):
-        op.drop_constraint(f"ck_cases_{name}", "cases")
+        op.drop_constraint(op.f(f"ck_cases_{name}"), "cases")
     for col in (
         "answered_at",
         "review_stage",
