@@ -470,6 +470,10 @@ def test_payloads_are_escaped_on_every_page(client, session, login, demo_areas, 
         ("extend", {"days": "5", "approver": "P" + payload, "reason": "r" + payload}),
         ("mediate", {"parties": "Q" + payload, "agreement": "g" + payload}),
         ("escalate", {"to": "E" + payload, "reason": "e" + payload}),
+        ("reopen", {"reason": "o" + payload}),
+        ("conclude", {"opinion": "explain", "text": "c" + payload}),
+        ("follow_up", {"satisfaction": "dissatisfied", "note": "f" + payload}),
+        ("request_review", {"note": "v" + payload}),
     ]
     for action, inputs in steps:
         assert _act(client, session, case, action, **inputs).status_code == 303, action
@@ -489,7 +493,7 @@ def test_payloads_are_escaped_on_every_page(client, session, login, demo_areas, 
         assert payload not in body, name
         assert "T" + str(escape(payload)) in body, name
     detail = pages["detail"].get_data(as_text=True)
-    for prefix in ("D", "A", "U", "n1", "n4", "P", "Q", "g", "E", "e"):
+    for prefix in ("D", "N", "A", "U", "n1", "n4", "P", "Q", "g", "E", "e", "o", "c", "f", "v"):
         assert prefix + str(escape(payload)) in detail, prefix
     # The map data block cannot be closed by user text either.
     assert "</script><script" not in detail
