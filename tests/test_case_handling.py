@@ -416,6 +416,9 @@ def test_repeat_suggestions_by_person_and_by_place(client, session, login, make_
     r = client.post(f"/cases/{new.id}/repeat/{by_person.id}/dismiss", data={"csrf_token": CSRF})
     assert r.status_code == 303
     assert session.get(RepeatDismissal, (new.id, by_person.id)) is not None
+    assert session.scalar(
+        select(func.count()).select_from(AuditEntry).where(AuditEntry.case_id == new.id, AuditEntry.action == "case_dismiss_repeat")
+    ) == 1
     assert by_person.number not in client.get(f"/cases/{new.id}").get_data(as_text=True)
     # Dismissing twice is harmless.
     assert (

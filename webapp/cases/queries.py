@@ -518,6 +518,7 @@ def dismiss_repeat(session: Session, user: User, case_id: int, other_id: int) ->
         ),
         {"c": case.id, "o": other_id, "u": user.id},
     )
+    audit.record(session, "case_dismiss_repeat", user, case_id=case.id, detail={"other_id": other_id})
     session.flush()
 
 
