@@ -29,8 +29,10 @@ from webapp.cases.vocab import (
     Channel,
     Opinion,
     ResolvedLevel,
+    ReviewStage,
     Satisfaction,
     Status,
+    Supervision,
     sql_in,
 )
 from webapp.db import Base
@@ -71,6 +73,13 @@ class Case(Base):
         ),
         CheckConstraint("people_count >= 1", name="people_count"),
         CheckConstraint("batch_count >= 1", name="batch_count"),
+        CheckConstraint(
+            f"assigned_level IS NULL OR assigned_level IN {sql_in(ResolvedLevel)}",
+            name="assigned_level",
+        ),
+        CheckConstraint(f"supervision IS NULL OR supervision IN {sql_in(Supervision)}", name="supervision"),
+        CheckConstraint(f"review_stage IS NULL OR review_stage IN {sql_in(ReviewStage)}", name="review_stage"),
+        CheckConstraint("extension_days >= 0", name="extension_days"),
         Index("ix_cases_township_reported", "township_code", "reported_at"),
         Index("ix_cases_village_reported", "village_code", "reported_at"),
         Index("ix_cases_grid_reported", "grid_id", "reported_at"),
@@ -80,6 +89,17 @@ class Case(Base):
         Index("ix_cases_repeat_of_id", "repeat_of_id", postgresql_where="repeat_of_id IS NOT NULL"),
         Index("ix_cases_reporter_id", "reporter_id", postgresql_where="reporter_id IS NOT NULL"),
         Index("ix_cases_leader_id", "leader_id", postgresql_where="leader_id IS NOT NULL"),
+        # Due and overdue lists read open cases by deadline; repeat suggestions look
+        # petitioners up by phone and ID number.
+        Index("ix_cases_due_at", "due_at", postgresql_where="due_at IS NOT NULL"),
+        Index(
+            "ix_cases_petitioner_phone", "petitioner_phone",
+            postgresql_where="petitioner_phone IS NOT NULL",
+        ),
+        Index(
+            "ix_cases_petitioner_id_number", "petitioner_id_number",
+            postgresql_where="petitioner_id_number IS NOT NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -112,6 +132,19 @@ class Case(Base):
     opinion: Mapped[str | None] = mapped_column(String(16))
     satisfaction: Mapped[str | None] = mapped_column(String(16))
     resolved_level: Mapped[str | None] = mapped_column(String(16))
+    # The responsible body the case was assigned or forwarded to (交办/转送), and its level.
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_unit: Mapped[str | None] = mapped_column(String(100))
+    assigned_level: Mapped[str | None] = mapped_column(String(16))
+    # Days added by the one extension the regulation allows (第34条); 0 = not extended.
+    extension_days: Mapped[int] = mapped_column(Integer, server_default="0")
+    # 督办 / 挂牌督办, once ordered (the orders themselves are events).
+    supervision: Mapped[str | None] = mapped_column(String(16))
+    # How far the appeal went: reviewed (复查) or re-examined (复核, final).
+    review_stage: Mapped[str | None] = mapped_column(String(16))
+    # The latest written answer (conclusion, review or re-examination): the appeal
+    # windows run from it.
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # 初信初访: the first time this matter is raised; otherwise a repeat of an earlier case.
     is_first: Mapped[bool] = mapped_column(Boolean, server_default="true")
@@ -153,3 +186,14 @@ class CaseEvent(Base):
     to_status: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
     data: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class RepeatDismissal(Base):
+    """A repeat suggestion that staff dismissed: the pair is not suggested again."""
+
+    __tablename__ = "case_repeat_dismissals"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -130,6 +130,28 @@ class ResolvedLevel(enum.StrEnum):
         return {"village": "村级", "township": "乡镇级", "county": "县级", "above": "县以上"}[self]
 
 
+class Supervision(enum.StrEnum):
+    """督办, and 挂牌督办 for listed cases (第39条)."""
+
+    SUPERVISED = "supervised"
+    LISTED = "listed"
+
+    @property
+    def label(self) -> str:
+        return {"supervised": "督办", "listed": "挂牌督办"}[self]
+
+
+class ReviewStage(enum.StrEnum):
+    """How far an appeal went: 复查 answered, or 复核 answered (final, 第36条)."""
+
+    REVIEWED = "reviewed"
+    REEXAMINED = "reexamined"
+
+    @property
+    def label(self) -> str:
+        return {"reviewed": "已复查", "reexamined": "已复核（终结）"}[self]
+
+
 def sql_in(values) -> str:
     """Render the values of an enum as a SQL ``IN`` list for check constraints."""
     return "(" + ",".join(f"'{v.value}'" for v in values) + ")"
