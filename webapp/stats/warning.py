@@ -415,18 +415,27 @@ def emerging_hot_spots(session: Session, req: WarningRequest) -> Emerging:
     nb = weights.queen(session, req.level, req.area.code)
     if nb.codes != codes:  # pragma: no cover - both list the same areas in code order
         raise RuntimeError("areas changed during the analysis")
-    z = np.zeros_like(counts)
-    bins = np.zeros(counts.shape, dtype=int)
-    for t in range(counts.shape[1]):
-        result = gistar.analyse(counts[:, t], nb, fdr=True)
-        z[:, t], bins[:, t] = result.z, result.bins
+    z, bins, trends, patterns = space_time_patterns(counts, nb)
     locations = []
     summary: dict[str, int] = {}
     for i, code in enumerate(codes):
-        mk = mann_kendall(z[i])
-        pattern = classify(bins[i], mk.z, mk.p)
-        summary[pattern] = summary.get(pattern, 0) + 1
+        summary[patterns[i]] = summary.get(patterns[i], 0) + 1
         locations.append(Location(code, names[i], parents[i], tuple(int(v) for v in counts[i]),
                                   tuple(float(v) for v in z[i]), tuple(int(v) for v in bins[i]),
-                                  mk.z, mk.p, pattern))
+                                  trends[i].z, trends[i].p, patterns[i]))
     return Emerging(req.level, labels, locations, summary)
+
+
+def space_time_patterns(
+    counts: np.ndarray, nb: weights.Neighbours, fdr: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[MannKendall], list[str]]:
+    """Gi* of every column of ``counts`` (areas × time steps), Mann-Kendall on each area's
+    z-scores, and each area's Emerging Hot Spot pattern: (z, bins, trends, patterns)."""
+    z = np.zeros(counts.shape, dtype=float)
+    bins = np.zeros(counts.shape, dtype=int)
+    for t in range(counts.shape[1]):
+        result = gistar.analyse(counts[:, t], nb, fdr=fdr)
+        z[:, t], bins[:, t] = result.z, result.bins
+    trends = [mann_kendall(z[i]) for i in range(counts.shape[0])]
+    patterns = [classify(bins[i], trends[i].z, trends[i].p) for i in range(counts.shape[0])]
+    return z, bins, trends, patterns
