@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stats_fixtures import A1, A2, B1, COUNTY, G1, TOWN_A, TOWN_B, stats_county  # noqa: F401
+from tests.stats_fixtures import (
+    A1,
+    A2,
+    B1,
+    COUNTY,
+    G1,
+    TOWN_A,
+    TOWN_B,
+    stats_county,  # noqa: F401  (a fixture)
+)
 
 URL = "/api/v1/stats"
 
@@ -13,9 +22,15 @@ def get(client, **params):
     return client.get(URL, query_string=params)
 
 
-def test_townships_of_the_hand_made_county(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_townships_of_the_hand_made_county(client, login):
     login("county_staff", area=COUNTY)
-    r = get(client, level="town", area=COUNTY, **{"from": "2025-01-01", "to": "2025-12-31", "as_of": "2025-12-31"})
+    r = get(
+        client,
+        level="town",
+        area=COUNTY,
+        **{"from": "2025-01-01", "to": "2025-12-31", "as_of": "2025-12-31"},
+    )
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert [row["code"] for row in body["rows"]] == [TOWN_A, TOWN_B]
@@ -27,7 +42,8 @@ def test_townships_of_the_hand_made_county(client, login, stats_county):
     assert all(f["definition"] for f in body["figures"])
 
 
-def test_levels_categories_and_channels(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_levels_categories_and_channels(client, login):
     login("county_staff", area=COUNTY)
     period = {"from": "2025-01-01", "to": "2025-12-31", "as_of": "2025-12-31"}
     r = get(client, level="village", area=COUNTY, **period)
@@ -66,7 +82,8 @@ def test_levels_categories_and_channels(client, login, stats_county):
     ],
     ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(f"{k}={v[k]}" for k in v),
 )
-def test_bad_parameters_have_stable_codes(client, login, stats_county, params, status, code):
+@pytest.mark.usefixtures("stats_county")
+def test_bad_parameters_have_stable_codes(client, login, params, status, code):
     login("county_staff", area=COUNTY)
     r = get(client, **{"area": COUNTY, **params})
     assert r.status_code == status, r.get_json()
@@ -75,7 +92,8 @@ def test_bad_parameters_have_stable_codes(client, login, stats_county, params, s
         assert err["code"] == code and err["message"] and err["message_en"]
 
 
-def test_scope(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_scope(client, login):
     login("township_leader", area=TOWN_B)
     r = get(client)  # defaults: own township, its villages, this year
     assert r.status_code == 200 and r.get_json()["area"]["code"] == TOWN_B
@@ -86,17 +104,23 @@ def test_scope(client, login, stats_county):
     assert get(client, area=B1, level="grid").status_code == 200
 
 
-def test_roles_and_sign_in(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_roles_and_sign_in(client, login):
     assert get(client).status_code == 401
     login("grid_worker")
     r = get(client)
     assert r.status_code == 403 and r.get_json()["error"]["code"] == "forbidden_role"
 
 
-def test_bearer_token(client, make_user, session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_bearer_token(client, make_user, session):
     from webapp.auth.accounts import issue_token
 
     user = make_user("planner", area=COUNTY)
     token = issue_token(session, user, "报表")
-    r = client.get(URL, query_string={"level": "village", "area": COUNTY}, headers={"Authorization": f"Bearer {token}"})
+    r = client.get(
+        URL,
+        query_string={"level": "village", "area": COUNTY},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 200 and len(r.get_json()["rows"]) == 3

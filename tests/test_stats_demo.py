@@ -1,4 +1,4 @@
-"""The figures on the demo county against a plain Python oracle, and townships adding up to the county."""
+"""The figures of the demo county against a plain Python oracle; townships add up to the county."""
 
 from __future__ import annotations
 
@@ -12,13 +12,23 @@ from webapp.grid.models import AreaLevel
 from webapp.grid.queries import get_area
 from webapp.stats import figures as F
 from webapp.stats.queries import (
-    Filters, Grouping, Period, StatsQuery, area_total, figure_rows, local_midnight, year_before,
+    Filters,
+    Grouping,
+    Period,
+    StatsQuery,
+    area_total,
+    figure_rows,
+    local_midnight,
+    year_before,
 )
 
 COUNTY = "410726"
+NO_FILTERS = Filters()
 
 
-def demo_query(session, level=AreaLevel.TOWNSHIP, by="area", period=None, filters=Filters(), area=COUNTY):
+def demo_query(
+    session, level=AreaLevel.TOWNSHIP, by="area", period=None, filters=NO_FILTERS, area=COUNTY
+):
     return StatsQuery(
         area=get_area(session, area),
         period=period or PERIOD,
@@ -36,21 +46,30 @@ PERIOD = Period(date(2025, 1, 1), date(2025, 12, 31))
 
 def oracle(session, period: Period, backlog_years: int = 3) -> dict[str, dict]:
     """Every count and rate per township and for the county, computed in Python from plain rows."""
-    cases = session.execute(
-        text(
-            """
+    cases = (
+        session.execute(
+            text(
+                """
             SELECT id, township_code, village_code, channel, people_count, batch_count, status,
                    reported_at, concluded_at, resolved_at, due_at, satisfaction, resolved_level,
                    is_first, repeat_of_id, skip_level, beijing_abnormal_at, province_collective_at,
                    extreme_incident_at
             FROM cases WHERE county_code = :c
             """
-        ),
-        {"c": COUNTY},
-    ).mappings().all()
-    areas = session.execute(
-        text("SELECT code, level, population, township_code FROM areas WHERE county_code = :c"), {"c": COUNTY}
-    ).mappings().all()
+            ),
+            {"c": COUNTY},
+        )
+        .mappings()
+        .all()
+    )
+    areas = (
+        session.execute(
+            text("SELECT code, level, population, township_code FROM areas WHERE county_code = :c"),
+            {"c": COUNTY},
+        )
+        .mappings()
+        .all()
+    )
     p_from, p_to = local_midnight(period.start), local_midnight(period.end + timedelta(days=1))
     ly_from = local_midnight(year_before(period.start))
     ly_to = local_midnight(year_before(period.end + timedelta(days=1)))
@@ -70,21 +89,31 @@ def oracle(session, period: Period, backlog_years: int = 3) -> dict[str, dict]:
         in_p = p_from <= c["reported_at"] < p_to
         resolved = c["status"] in ("resolved", "closed") and lt(c["resolved_at"], T)
         is_open = c["status"] != "not_accepted" and not resolved
-        due = c["status"] != "not_accepted" and c["due_at"] is not None and (
-            lt(c["concluded_at"], T) or c["due_at"] < T)
+        due = (
+            c["status"] != "not_accepted"
+            and c["due_at"] is not None
+            and (lt(c["concluded_at"], T) or c["due_at"] < T)
+        )
         on_time = due and lt(c["concluded_at"], T) and c["concluded_at"] <= c["due_at"]
         followed = c["satisfaction"] is not None and lt(c["concluded_at"], T)
         events = {
             k: int(c[col] is not None and p_from <= c[col] < p_to and c[col] < T)
-            for k, col in [("beijing_abnormal", "beijing_abnormal_at"),
-                           ("province_collective", "province_collective_at"),
-                           ("extreme_incidents", "extreme_incident_at")]
+            for k, col in [
+                ("beijing_abnormal", "beijing_abnormal_at"),
+                ("province_collective", "province_collective_at"),
+                ("extreme_incidents", "extreme_incident_at"),
+            ]
         }
         for key in (c["township_code"], COUNTY):
             o = out[key]
             o["cases_last_year"] += ly_from <= c["reported_at"] < ly_to
             o["open"] += is_open
-            o["overdue"] += is_open and c["due_at"] is not None and c["due_at"] < T and not lt(c["concluded_at"], T)
+            o["overdue"] += (
+                is_open
+                and c["due_at"] is not None
+                and c["due_at"] < T
+                and not lt(c["concluded_at"], T)
+            )
             o["backlog"] += is_open and c["reported_at"] < backlog_before
             for k, v in events.items():
                 o[k] += v
@@ -138,11 +167,15 @@ def oracle(session, period: Period, backlog_years: int = 3) -> dict[str, dict]:
     return out
 
 
-@pytest.mark.parametrize("period", [
-    Period(date(2025, 1, 1), date(2025, 12, 31)),
-    Period(date(2024, 3, 1), date(2026, 11, 30)),
-    Period(date(2026, 10, 1), date(2026, 10, 31)),
-], ids=["2025", "long", "one-month"])
+@pytest.mark.parametrize(
+    "period",
+    [
+        Period(date(2025, 1, 1), date(2025, 12, 31)),
+        Period(date(2024, 3, 1), date(2026, 11, 30)),
+        Period(date(2026, 10, 1), date(2026, 10, 31)),
+    ],
+    ids=["2025", "long", "one-month"],
+)
 def test_every_figure_matches_a_python_oracle(session, period):
     period = Period(period.start, period.end, _as_of(session))
     q = demo_query(session, period=period)
@@ -165,13 +198,22 @@ def test_every_figure_matches_a_python_oracle(session, period):
 @pytest.mark.parametrize("level", [AreaLevel.TOWNSHIP, AreaLevel.VILLAGE, AreaLevel.GRID])
 @pytest.mark.parametrize("filters", ["none", "category", "channel"])
 def test_rows_add_up_to_the_county_for_every_count(session, level, filters):
-    cat = session.execute(text("SELECT id FROM categories WHERE code = 'land_acquisition'")).scalar_one()
-    f = {"none": Filters(), "category": Filters(category_ids=(cat,)),
-         "channel": Filters(channels=("visit", "hotline"))}[filters]
-    q = demo_query(session, level=level, filters=f, period=Period(date(2024, 1, 1), date(2026, 12, 31)))
+    cat = session.execute(
+        text("SELECT id FROM categories WHERE code = 'land_acquisition'")
+    ).scalar_one()
+    f = {
+        "none": Filters(),
+        "category": Filters(category_ids=(cat,)),
+        "channel": Filters(channels=("visit", "hotline")),
+    }[filters]
+    q = demo_query(
+        session, level=level, filters=f, period=Period(date(2024, 1, 1), date(2026, 12, 31))
+    )
     rows = figure_rows(session, q)
     total = area_total(session, q)
-    assert len(rows) == {AreaLevel.TOWNSHIP: 12, AreaLevel.VILLAGE: 342, AreaLevel.GRID: 1026}[level]
+    assert (
+        len(rows) == {AreaLevel.TOWNSHIP: 12, AreaLevel.VILLAGE: 342, AreaLevel.GRID: 1026}[level]
+    )
     for fig in F.ADDITIVE:
         if level is AreaLevel.GRID and fig.kind == "village_count":
             assert all(r[fig.key] is None for r in rows)
@@ -191,7 +233,9 @@ def test_categories_channels_and_months_add_up_to_the_county(session, by):
 
 
 def test_a_township_adds_up_from_its_villages(session):
-    town = session.execute(text("SELECT code FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")).scalar_one()
+    town = session.execute(
+        text("SELECT code FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")
+    ).scalar_one()
     q = demo_query(session, level=AreaLevel.VILLAGE, area=town)
     rows = figure_rows(session, q)
     total = area_total(session, q)

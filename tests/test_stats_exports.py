@@ -9,13 +9,19 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select, text
 
-from tests.stats_fixtures import B1, COUNTY, TOWN_A, TOWN_B, stats_county  # noqa: F401
+from tests.stats_fixtures import (
+    B1,
+    COUNTY,
+    TOWN_A,
+    TOWN_B,
+    stats_county,  # noqa: F401  (a fixture)
+)
 from webapp.auth.models import AuditEntry
 from webapp.stats import figures as F
 from webapp.stats.presenting import column_title
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PAYLOADS = ["=HYPERLINK(\"http://evil.example\",\"点我\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)"]
+PAYLOADS = ['=HYPERLINK("http://evil.example","点我")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)"]
 
 
 def workbook(client, **params):
@@ -26,7 +32,7 @@ def workbook(client, **params):
 
 
 def table(ws):
-    """(header row number, {column title: column index}, data rows, totals row) of a sheet's area table."""
+    """(header row, {column title: column}, data rows, totals row) of a sheet's table."""
     for row in ws.iter_rows(min_row=1, max_row=10):
         if row[0].value in ("代码", "类别代码"):
             header = row[0].row
@@ -61,7 +67,8 @@ def check_totals(ws) -> int:
     return checked
 
 
-def test_monthly_report_of_the_hand_made_county(client, login, session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_monthly_report_of_the_hand_made_county(client, login, session):
     user = login("county_staff", area=COUNTY)
     wb = workbook(client, area=COUNTY, month="2025-12", as_of="2025-12-31")
     assert wb.sheetnames == ["汇总", "甲镇", "乙乡", "类别同比", "超期和积案", "指标说明"]
@@ -85,13 +92,22 @@ def test_monthly_report_of_the_hand_made_county(client, login, session, stats_co
     # Overdue and backlog cases, masked: A1-5 (backlog and overdue) and A1-3 (overdue).
     cs = wb["超期和积案"]
     header = next(r[0].row for r in cs.iter_rows(min_row=1, max_row=10) if r[0].value == "类型")
-    listed = {cs.cell(row=r, column=3).value: cs.cell(row=r, column=1).value for r in range(header + 1, header + 3)}
+    listed = {
+        cs.cell(row=r, column=3).value: cs.cell(row=r, column=1).value
+        for r in range(header + 1, header + 3)
+    }
     assert listed == {"A1-5": "积案、超期", "A1-3": "超期"}
     assert cs.cell(row=header + 3, column=1).value is None
-    everything = [c.value for sheet in wb for row in sheet.iter_rows() for c in row if c.value is not None]
-    assert "张**" in everything and "138****5678" in everything and "4107**********1234" in everything
-    assert not any(isinstance(v, str) and ("13812345678" in v or "张三丰" in v or "199001011" in v)
-                   for v in everything)
+    everything = [
+        c.value for sheet in wb for row in sheet.iter_rows() for c in row if c.value is not None
+    ]
+    assert (
+        "张**" in everything and "138****5678" in everything and "4107**********1234" in everything
+    )
+    assert not any(
+        isinstance(v, str) and ("13812345678" in v or "张三丰" in v or "199001011" in v)
+        for v in everything
+    )
     entry = session.scalars(
         select(AuditEntry).where(AuditEntry.user_id == user.id, AuditEntry.action == "export")
     ).one()
@@ -112,16 +128,23 @@ def test_monthly_report_of_the_demo_county_adds_up(client, login):
         name = ws.cell(row=r, column=2).value
         sheet = wb[name]
         _, t2, _, total = table(sheet)
-        assert sheet.cell(row=total, column=t2[column_title("cases")]).value == ws.cell(row=r, column=col).value
+        assert (
+            sheet.cell(row=total, column=t2[column_title("cases")]).value
+            == ws.cell(row=r, column=col).value
+        )
     # The category sheet adds up to the county too.
     cats = wb["类别同比"]
     _, titles, rows, total = table(cats)
     for key in ("cases", "cases_last_year", "resolved", "repeats", "collective"):
         c = titles[column_title(key)]
-        assert sum(cats.cell(row=r, column=c).value for r in rows) == cats.cell(row=total, column=c).value
+        assert (
+            sum(cats.cell(row=r, column=c).value for r in rows)
+            == cats.cell(row=total, column=c).value
+        )
 
 
-def test_township_leaders_get_their_townships_report(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_township_leaders_get_their_townships_report(client, login):
     login("township_leader", area=TOWN_B)
     wb = workbook(client, month="2025-12", as_of="2025-12-31")
     assert wb.sheetnames == ["汇总", "类别同比", "超期和积案", "指标说明"]
@@ -130,28 +153,43 @@ def test_township_leaders_get_their_townships_report(client, login, stats_county
     assert client.get("/stats/monthly.xlsx", query_string={"area": COUNTY}).status_code == 404
 
 
-@pytest.mark.parametrize("params, code", [
-    ({"month": "2025-13"}, "invalid_month"),
-    ({"month": "last"}, "invalid_month"),
-    ({"area": B1}, "invalid_report_area"),
-    ({"format": "pdf"}, "unknown_parameter"),
-])
-def test_monthly_report_parameters(client, login, stats_county, params, code):
+@pytest.mark.parametrize(
+    "params, code",
+    [
+        ({"month": "2025-13"}, "invalid_month"),
+        ({"month": "last"}, "invalid_month"),
+        ({"area": B1}, "invalid_report_area"),
+        ({"format": "pdf"}, "unknown_parameter"),
+    ],
+)
+@pytest.mark.usefixtures("stats_county")
+def test_monthly_report_parameters(client, login, params, code):
     login("county_staff", area=COUNTY)
-    r = client.get("/stats/monthly.xlsx", query_string={"area": COUNTY, **params}, headers={"Accept": "application/json"})
+    r = client.get(
+        "/stats/monthly.xlsx",
+        query_string={"area": COUNTY, **params},
+        headers={"Accept": "application/json"},
+    )
     assert r.status_code == 400 and r.get_json()["error"]["code"] == code
 
 
-def test_formula_payloads_are_neutralised(client, login, session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_formula_payloads_are_neutralised(client, login, session):
     login("county_staff", area=COUNTY)
-    session.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": PAYLOADS[0], "c": TOWN_B})
+    session.execute(
+        text("UPDATE areas SET name = :n WHERE code = :c"), {"n": PAYLOADS[0], "c": TOWN_B}
+    )
     session.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": PAYLOADS[3], "c": B1})
     for title, payload in zip(("A1-3", "A1-5"), PAYLOADS[1:3], strict=True):
-        session.execute(text("UPDATE cases SET title = :p WHERE title = :t AND county_code = :c"),
-                        {"p": payload, "t": title, "c": COUNTY})
+        session.execute(
+            text("UPDATE cases SET title = :p WHERE title = :t AND county_code = :c"),
+            {"p": payload, "t": title, "c": COUNTY},
+        )
     session.flush()
     wb = workbook(client, area=COUNTY, month="2025-12", as_of="2025-12-31")
-    cells = [c for sheet in wb for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    cells = [
+        c for sheet in wb for row in sheet.iter_rows() for c in row if isinstance(c.value, str)
+    ]
     assert not any(c.data_type == "f" for c in cells)
     texts = [c.value for c in cells]
     for payload in PAYLOADS:
@@ -159,12 +197,16 @@ def test_formula_payloads_are_neutralised(client, login, session, stats_county):
         assert payload not in texts
     assert all(not v.startswith(("=", "+", "-", "@")) for v in texts)
 
-    r = client.get("/stats/ranking.csv", query_string={"area": COUNTY, "level": "village", "from": "2025-01-01",
-                                                        "to": "2025-12-31"})
+    r = client.get(
+        "/stats/ranking.csv",
+        query_string={"area": COUNTY, "level": "village", "from": "2025-01-01", "to": "2025-12-31"},
+    )
     body = r.get_data(as_text=True)
     assert "'" + PAYLOADS[3] in body
     for row in csv.reader(io.StringIO(body.lstrip("\ufeff"))):
-        for cell in row:  # a negative number is a number; anything else must not look like a formula
+        for (
+            cell
+        ) in row:  # a negative number is a number; anything else must not look like a formula
             assert not cell.startswith(("=", "+", "-", "@")) or _is_number(cell), row
 
 
@@ -176,10 +218,19 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def test_ranking_csv(client, login, session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_ranking_csv(client, login, session):
     user = login("planner", area=COUNTY)
-    r = client.get("/stats/ranking.csv", query_string={"area": COUNTY, "level": "town", "from": "2025-01-01",
-                                                        "to": "2025-12-31", "as_of": "2025-12-31"})
+    r = client.get(
+        "/stats/ranking.csv",
+        query_string={
+            "area": COUNTY,
+            "level": "town",
+            "from": "2025-01-01",
+            "to": "2025-12-31",
+            "as_of": "2025-12-31",
+        },
+    )
     assert r.status_code == 200 and r.mimetype == "text/csv"
     body = r.get_data(as_text=True)
     assert body.startswith("\ufeff")
@@ -197,5 +248,26 @@ def test_ranking_csv(client, login, session, stats_county):
     assert [d[rate] for d in data] + [total[rate]] == ["50.0", "20.0", "33.3"]
     r = client.get("/stats/ranking.csv", query_string={"area": COUNTY, "by": "category"})
     assert r.status_code == 200 and "征地拆迁" in r.get_data(as_text=True)
-    assert session.scalar(select(func.count()).select_from(AuditEntry).where(
-        AuditEntry.user_id == user.id, AuditEntry.action == "export")) == 2
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.user_id == user.id, AuditEntry.action == "export")
+        )
+        == 2
+    )
+
+
+def test_monthly_report_from_the_command_line(app, connection, tmp_path):
+    out = tmp_path / "report.xlsx"
+    result = app.test_cli_runner().invoke(
+        args=["stats", "monthly-report", "--month", "2026-10", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    wb = load_workbook(out)
+    assert wb["汇总"]["A1"].value == "延津县信访工作月报（2026年10月）"
+    assert check_totals(wb["汇总"]) == len(F.ADDITIVE)
+    bad = app.test_cli_runner().invoke(
+        args=["stats", "monthly-report", "--month", "10/2026", "--out", str(out)]
+    )
+    assert bad.exit_code != 0 and "YYYY-MM" in bad.output

@@ -20,12 +20,25 @@ from __future__ import annotations
 import pytest
 
 from tests.stats_fixtures import (
-    A1, A2, B1, COUNTY, G1, G2, G3, G4, PERIOD, TOWN_A, TOWN_B, stats_county,  # noqa: F401
+    A1,
+    A2,
+    B1,
+    COUNTY,
+    G1,
+    G2,
+    G3,
+    G4,
+    PERIOD,
+    TOWN_A,
+    TOWN_B,
+    stats_county,  # noqa: F401  (a fixture)
 )
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import get_area
 from webapp.stats import figures as F
 from webapp.stats.queries import Filters, Grouping, StatsQuery, area_total, figure_rows
+
+NO_FILTERS = Filters()
 
 # figure: (township A, township B, county)
 EXPECTED = {
@@ -72,7 +85,14 @@ EXPECTED = {
 }
 
 
-def query(session, area=COUNTY, by="area", level=AreaLevel.TOWNSHIP, filters=Filters(), scope=("true", {})):
+def query(
+    session,
+    area=COUNTY,
+    by="area",
+    level=AreaLevel.TOWNSHIP,
+    filters=NO_FILTERS,
+    scope=("true", {}),
+):
     return StatsQuery(
         area=get_area(session, area),
         period=PERIOD,
@@ -86,7 +106,8 @@ def test_every_figure_has_a_hand_worked_answer():
     assert set(EXPECTED) == {f.key for f in F.FIGURES}
 
 
-def test_townships_and_county_match_the_hand_worked_answers(session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_townships_and_county_match_the_hand_worked_answers(session):
     q = query(session)
     rows = {r["code"]: r for r in figure_rows(session, q)}
     assert list(rows) == [TOWN_A, TOWN_B]
@@ -96,7 +117,8 @@ def test_townships_and_county_match_the_hand_worked_answers(session, stats_count
         assert got[key] == pytest.approx(expected), key
 
 
-def test_villages_and_grids(session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_villages_and_grids(session):
     villages = {r["code"]: r for r in figure_rows(session, query(session, level=AreaLevel.VILLAGE))}
     assert [villages[c]["cases"] for c in (A1, A2, B1)] == [4, 0, 5]
     assert [villages[c]["no_petition_villages"] for c in (A1, A2, B1)] == [0, 1, 0]
@@ -111,25 +133,54 @@ def test_villages_and_grids(session, stats_county):
     assert grids[G1]["sanwu"] is None and grids[G1]["no_petition_villages"] is None
 
 
-def test_by_category_channel_and_month(session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_by_category_channel_and_month(session):
     cats = {r["code"]: r for r in figure_rows(session, query(session, by="category"))}
     assert cats["land_acquisition"]["cases"] == 3 and cats["neighbour_family"]["cases"] == 6
-    assert cats["land_acquisition"]["cases_last_year"] == 1 and cats["land_acquisition"]["yoy_change"] == 2.0
-    assert cats["neighbour_family"]["cases_last_year"] == 2 and cats["neighbour_family"]["yoy_change"] == 2.0
+    assert (
+        cats["land_acquisition"]["cases_last_year"] == 1
+        and cats["land_acquisition"]["yoy_change"] == 2.0
+    )
+    assert (
+        cats["neighbour_family"]["cases_last_year"] == 2
+        and cats["neighbour_family"]["yoy_change"] == 2.0
+    )
     assert cats["education"]["cases"] == 0 and cats["education"]["yoy_change"] is None
     assert "sanwu" not in cats["education"] and "per_1000" not in cats["education"]
     channels = {r["code"]: r["cases"] for r in figure_rows(session, query(session, by="channel"))}
-    assert channels == {"visit": 4, "letter": 0, "online": 1, "sms": 2, "hotline": 1, "mailbox": 0,
-                        "leader": 0, "grid_sweep": 1, "video": 0}
+    assert channels == {
+        "visit": 4,
+        "letter": 0,
+        "online": 1,
+        "sms": 2,
+        "hotline": 1,
+        "mailbox": 0,
+        "leader": 0,
+        "grid_sweep": 1,
+        "video": 0,
+    }
     months = {r["code"]: r["cases"] for r in figure_rows(session, query(session, by="month"))}
     assert list(months) == [f"2025-{m:02d}" for m in range(1, 13)]
-    assert months == {"2025-01": 0, "2025-02": 1, "2025-03": 1, "2025-04": 1, "2025-05": 0, "2025-06": 1,
-                      "2025-07": 1, "2025-08": 1, "2025-09": 0, "2025-10": 0, "2025-11": 1, "2025-12": 2}
+    assert months == {
+        "2025-01": 0,
+        "2025-02": 1,
+        "2025-03": 1,
+        "2025-04": 1,
+        "2025-05": 0,
+        "2025-06": 1,
+        "2025-07": 1,
+        "2025-08": 1,
+        "2025-09": 0,
+        "2025-10": 0,
+        "2025-11": 1,
+        "2025-12": 2,
+    }
     resolved = {r["code"]: r["resolved"] for r in figure_rows(session, query(session, by="month"))}
     assert sum(resolved.values()) == 3 and resolved["2025-06"] == 1
 
 
-def test_filters_by_category_and_channel(session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_filters_by_category_and_channel(session):
     land = Filters(category_ids=(_category_id(session, "land_acquisition"),))
     rows = {r["code"]: r for r in figure_rows(session, query(session, filters=land))}
     total = area_total(session, query(session, filters=land))
@@ -140,7 +191,8 @@ def test_filters_by_category_and_channel(session, stats_county):
     assert visits["cases"] == 6 and visits["visit_batches"] == 7
 
 
-def test_backlog_age_is_configurable(session, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_backlog_age_is_configurable(session):
     q = query(session)
     q.backlog_years = 5
     assert area_total(session, q)["backlog"] == 0  # A1-5 is 4½ years old
@@ -149,12 +201,14 @@ def test_backlog_age_is_configurable(session, stats_county):
     assert area_total(session, q)["backlog"] == 1
 
 
-def test_scope_restricts_the_cases_counted(session, stats_county, make_user):
+@pytest.mark.usefixtures("stats_county")
+def test_scope_restricts_the_cases_counted(session, make_user):
     from webapp.auth.permissions import case_scope_sql
 
     leader = make_user("township_leader", area=TOWN_B)
-    own = area_total(session, query(session, area=TOWN_B, level=AreaLevel.VILLAGE,
-                                    scope=case_scope_sql(leader)))
+    own = area_total(
+        session, query(session, area=TOWN_B, level=AreaLevel.VILLAGE, scope=case_scope_sql(leader))
+    )
     assert own["cases"] == 5
     # A leader in charge sees only the cases they own: none here.
     owner = make_user("leader_in_charge", area=COUNTY)
@@ -165,4 +219,6 @@ def test_scope_restricts_the_cases_counted(session, stats_county, make_user):
 def _category_id(session, code):
     from sqlalchemy import text
 
-    return session.execute(text("SELECT id FROM categories WHERE code = :c"), {"c": code}).scalar_one()
+    return session.execute(
+        text("SELECT id FROM categories WHERE code = :c"), {"c": code}
+    ).scalar_one()

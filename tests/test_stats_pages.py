@@ -6,13 +6,21 @@ import re
 
 import pytest
 
-from tests.stats_fixtures import A1, COUNTY, G1, TOWN_A, TOWN_B, stats_county  # noqa: F401
+from tests.stats_fixtures import (
+    A1,
+    COUNTY,
+    G1,
+    TOWN_A,
+    TOWN_B,
+    stats_county,  # noqa: F401  (a fixture)
+)
 from webapp.stats import figures as F
 
 PERIOD = {"from": "2025-01-01", "to": "2025-12-31", "as_of": "2025-12-31"}
 
 
-def test_dashboard_of_the_hand_made_county(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_dashboard_of_the_hand_made_county(client, login):
     login("county_staff", area=COUNTY)
     r = client.get("/stats", query_string={"area": COUNTY, **PERIOD})
     assert r.status_code == 200
@@ -21,7 +29,7 @@ def test_dashboard_of_the_hand_made_county(client, login, stats_county):
     # The ranking lists both townships with drill-down and map links, and the county's totals.
     assert html.count('class="drill"') == 2
     assert f'href="/maps?area={TOWN_A}"' in html and f'href="/maps?area={TOWN_B}"' in html
-    assert re.search(r'/stats\?area=990300001&amp;from=2025-01-01&amp;to=2025-12-31', html)
+    assert re.search(r"/stats\?area=990300001&amp;from=2025-01-01&amp;to=2025-12-31", html)
     assert "合计（统计测试县）" in html
     # Headline: 9 cases, resolution rate 3/9.
     assert re.search(r'data-figure="cases">.*?<div class="card-value">9', html, re.S)
@@ -30,11 +38,12 @@ def test_dashboard_of_the_hand_made_county(client, login, stats_county):
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     for attrs, body in scripts:
         assert 'type="application/json"' in attrs or (body.strip() == "" and "src=" in attrs)
-    assert '/vendor/echarts/dist/echarts.min.js' in html and "cdn" not in html.lower()
+    assert "/vendor/echarts/dist/echarts.min.js" in html and "cdn" not in html.lower()
     assert 'href="/stats/glossary"' in html
 
 
-def test_drilling_down_to_villages_and_grids(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_drilling_down_to_villages_and_grids(client, login):
     login("county_staff", area=COUNTY)
     html = client.get("/stats", query_string={"area": TOWN_A, **PERIOD}).get_data(as_text=True)
     assert "甲一村" in html and "甲二村" in html and "乙一村" not in html
@@ -44,8 +53,10 @@ def test_drilling_down_to_villages_and_grids(client, login, stats_county):
     r = client.get("/stats", query_string={"area": G1, **PERIOD})
     assert r.status_code == 200 and 'id="ranking"' not in r.get_data(as_text=True)
     # Villages ranked across the county show their township.
-    html = client.get("/stats", query_string={"area": COUNTY, "level": "village", **PERIOD}).get_data(as_text=True)
-    assert html.count('class="drill"') == 3 and "<td data-value=\"甲镇\">甲镇</td>" in html
+    html = client.get(
+        "/stats", query_string={"area": COUNTY, "level": "village", **PERIOD}
+    ).get_data(as_text=True)
+    assert html.count('class="drill"') == 3 and '<td data-value="甲镇">甲镇</td>' in html
 
 
 def test_the_glossary_has_every_figure(client, login):
@@ -56,7 +67,8 @@ def test_the_glossary_has_every_figure(client, login):
     assert "泊松" in html and "Mann-Kendall" in html
 
 
-def test_scope_on_pages(client, login, stats_county):
+@pytest.mark.usefixtures("stats_county")
+def test_scope_on_pages(client, login):
     login("township_leader", area=TOWN_B)
     r = client.get("/stats")
     assert r.status_code == 200 and "乙乡 信访统计" in r.get_data(as_text=True)

@@ -18,8 +18,20 @@ from webapp.stats.warning import classify, mann_kendall, poisson_sf, space_time_
 # -- Poisson ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k, lam", [(0, 1.0), (1, 0.02), (3, 0.1), (5, 2.0), (8, 0.2), (30, 12.5), (12, 20.0),
-                                    (200, 150.0), (3, 0.0)])
+@pytest.mark.parametrize(
+    "k, lam",
+    [
+        (0, 1.0),
+        (1, 0.02),
+        (3, 0.1),
+        (5, 2.0),
+        (8, 0.2),
+        (30, 12.5),
+        (12, 20.0),
+        (200, 150.0),
+        (3, 0.0),
+    ],
+)
 def test_poisson_tail_agrees_with_scipy(k, lam):
     from scipy.stats import poisson
 
@@ -137,11 +149,39 @@ def _plant(session, grid: str, category: str, n: int, when: datetime) -> None:
     lon, lat = session.execute(
         text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"), {"c": grid}
     ).one()
-    cat = session.execute(text("SELECT id FROM categories WHERE code = :c"), {"c": category}).scalar_one()
+    cat = session.execute(
+        text("SELECT id FROM categories WHERE code = :c"), {"c": category}
+    ).scalar_one()
     rows = [
-        (i, None, f"集中反映的问题{i}", "", cat, "visit", "request", 1, 1, lon, lat, False, "registered",
-         when - timedelta(hours=3 * i), None, None, None, None, None, None, None, True, None, False,
-         None, None, None)
+        (
+            i,
+            None,
+            f"集中反映的问题{i}",
+            "",
+            cat,
+            "visit",
+            "request",
+            1,
+            1,
+            lon,
+            lat,
+            False,
+            "registered",
+            when - timedelta(hours=3 * i),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            True,
+            None,
+            False,
+            None,
+            None,
+            None,
+        )
         for i in range(n)
     ]
     assert bulk_insert_cases(session, rows).inserted == n
@@ -157,8 +197,9 @@ def test_a_planted_spike_is_flagged_with_its_figures(session):
             """
         )
     ).scalar_one()
-    req = warning.WarningRequest(get_area(session, "410726"), "week", now, AreaLevel.VILLAGE, 12,
-                                 ("true", {}))
+    req = warning.WarningRequest(
+        get_area(session, "410726"), "week", now, AreaLevel.VILLAGE, 12, ("true", {})
+    )
     before = warning.alerts(session, req)
     assert grid not in {a.code for a in before.alerts}
     assert before.tested == {"grid": 1026, "village": 342, "category": 19}
@@ -167,10 +208,16 @@ def test_a_planted_spike_is_flagged_with_its_figures(session):
     after = warning.alerts(session, req)
     flagged = {(a.kind, a.code): a for a in after.alerts}
     spike = flagged[("grid", grid)]
-    assert spike.observed == 8 and spike.p < 1e-6 and spike.expected == pytest.approx(max(spike.history, 0.5) / 26)
+    assert (
+        spike.observed == 8
+        and spike.p < 1e-6
+        and spike.expected == pytest.approx(max(spike.history, 0.5) / 26)
+    )
     assert spike.p == pytest.approx(poisson_sf(8, spike.expected))
     assert ("village", grid[:12]) in flagged
-    cat_id = session.execute(text("SELECT id::text FROM categories WHERE code = 'mass_finance'")).scalar_one()
+    cat_id = session.execute(
+        text("SELECT id::text FROM categories WHERE code = 'mass_finance'")
+    ).scalar_one()
     assert ("category", cat_id) in flagged
     assert all(a.p < 0.01 and a.observed >= 3 for a in after.alerts)
 
@@ -185,7 +232,9 @@ def test_few_cases_in_a_quiet_unit_are_not_a_warning():
 def test_the_warning_page_shows_a_planted_spike(client, login, session):
     login("county_staff")
     now = datetime.now(UTC)
-    grid = session.execute(text("SELECT code FROM areas WHERE level = 'grid' ORDER BY code DESC LIMIT 1")).scalar_one()
+    grid = session.execute(
+        text("SELECT code FROM areas WHERE level = 'grid' ORDER BY code DESC LIMIT 1")
+    ).scalar_one()
     _plant(session, grid, "mass_finance", 9, now - timedelta(hours=1))
     html = client.get("/stats/warning", query_string={"window": "week"}).get_data(as_text=True)
     assert f'data-code="{grid}" data-kind="grid"' in html
@@ -193,8 +242,9 @@ def test_the_warning_page_shows_a_planted_spike(client, login, session):
 
 
 def test_emerging_hot_spots_on_the_demo_county(session):
-    req = warning.WarningRequest(get_area(session, "410726"), "month", datetime.now(UTC), AreaLevel.VILLAGE, 12,
-                                 ("true", {}))
+    req = warning.WarningRequest(
+        get_area(session, "410726"), "month", datetime.now(UTC), AreaLevel.VILLAGE, 12, ("true", {})
+    )
     result = warning.emerging_hot_spots(session, req)
     assert len(result.locations) == 342 and len(result.months) == 12
     assert sum(result.summary.values()) == 342
@@ -203,7 +253,10 @@ def test_emerging_hot_spots_on_the_demo_county(session):
     total = sum(sum(loc.counts) for loc in result.locations)
     start = warning.month_starts(req.as_of, 12)[0]
     expected = session.execute(
-        text("SELECT count(*) FROM cases WHERE county_code = '410726' AND reported_at >= :s AND reported_at < :t"),
+        text(
+            "SELECT count(*) FROM cases WHERE county_code = '410726'"
+            " AND reported_at >= :s AND reported_at < :t"
+        ),
         {"s": warning.local_midnight(start), "t": req.as_of},
     ).scalar_one()
     assert total == expected

@@ -1,4 +1,4 @@
-"""Escalation events on cases for the 三无 figures: abnormal petition to Beijing, collective petition to the province, extreme incident
+"""Escalations on cases for the 三无 figures: to Beijing, to the province, extreme incidents
 
 Revision ID: e01
 Revises: 0002

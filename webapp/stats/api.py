@@ -19,8 +19,14 @@ bp = Blueprint("stats_api", __name__, url_prefix="/api/v1")
 
 def figure_meta(figures) -> list[dict]:
     return [
-        {"key": f.key, "name": f.name, "unit": f.unit, "kind": f.kind, "basis": f.basis,
-         "definition": f.definition}
+        {
+            "key": f.key,
+            "name": f.name,
+            "unit": f.unit,
+            "kind": f.kind,
+            "basis": f.basis,
+            "definition": f.definition,
+        }
         for f in figures
     ]
 

@@ -41,7 +41,13 @@ from webapp.stats import figures as F
 from webapp.stats.params import bad, parse_date, today_local
 from webapp.stats.presenting import column_title, export_value
 from webapp.stats.queries import (
-    LOCAL_TZ, Grouping, Period, StatsQuery, area_total, figure_rows, local_midnight,
+    LOCAL_TZ,
+    Grouping,
+    Period,
+    StatsQuery,
+    area_total,
+    figure_rows,
+    local_midnight,
 )
 
 REPORT_PARAMS = frozenset({"area", "month", "as_of", "backlog_years"})
@@ -70,33 +76,53 @@ class MonthlyReport:
         return f"monthly-report-{self.query.area.code}-{self.month:%Y-%m}.xlsx"
 
     def echo(self) -> dict:
-        return {"area": self.query.area.code, "month": f"{self.month:%Y-%m}", **self.query.period.to_dict(),
-                "backlog_years": self.query.backlog_years}
+        return {
+            "area": self.query.area.code,
+            "month": f"{self.month:%Y-%m}",
+            **self.query.period.to_dict(),
+            "backlog_years": self.query.backlog_years,
+        }
 
 
 def parse_month_request(session: Session, user, args: MultiDict) -> MonthlyReport:
     """Read ``area``, ``month`` (YYYY-MM, default last month), ``as_of``, ``backlog_years``."""
     unknown = sorted(set(args) - REPORT_PARAMS)
     if unknown:
-        raise bad("unknown_parameter", f"不支持的参数：{'、'.join(unknown)}",
-                  f"unknown parameter(s): {', '.join(unknown)}", parameters=unknown)
+        raise bad(
+            "unknown_parameter",
+            f"不支持的参数：{'、'.join(unknown)}",
+            f"unknown parameter(s): {', '.join(unknown)}",
+            parameters=unknown,
+        )
     code = (args.get("area") or user.area_code).strip()
     area = get_area(session, code) if code.isdigit() and may_see_area(user, code) else None
     if area is None:
         raise NotFound("区划")
     if AreaLevel(area.level) not in REPORT_LEVELS:
-        raise bad("invalid_report_area", "月报按县或乡镇（街道）生成", "a monthly report is made for a county or a township",
-                  parameter="area")
+        raise bad(
+            "invalid_report_area",
+            "月报按县或乡镇（街道）生成",
+            "a monthly report is made for a county or a township",
+            parameter="area",
+        )
     month_text = (args.get("month") or "").strip()
     if month_text:
         if not re.fullmatch(r"\d{4}-\d{2}", month_text):
-            raise bad("invalid_month", "参数 month 应为年月，格式 YYYY-MM（如 2026-10）", "month must be YYYY-MM",
-                      parameter="month")
+            raise bad(
+                "invalid_month",
+                "参数 month 应为年月，格式 YYYY-MM（如 2026-10）",
+                "month must be YYYY-MM",
+                parameter="month",
+            )
         try:
             first = date(int(month_text[:4]), int(month_text[5:]), 1)
         except ValueError:
-            raise bad("invalid_month", "参数 month 应为有效的年月，格式 YYYY-MM", "month must be a valid YYYY-MM",
-                      parameter="month") from None
+            raise bad(
+                "invalid_month",
+                "参数 month 应为有效的年月，格式 YYYY-MM",
+                "month must be a valid YYYY-MM",
+                parameter="month",
+            ) from None
     else:
         this_month = today_local().replace(day=1)
         first = (this_month - timedelta(days=1)).replace(day=1)
@@ -108,8 +134,12 @@ def parse_month_request(session: Session, user, args: MultiDict) -> MonthlyRepor
     if args.get("backlog_years"):
         value = args["backlog_years"].strip()
         if not value.isdigit() or not 1 <= int(value) <= 30:
-            raise bad("invalid_backlog_years", "参数 backlog_years 应为 1 至 30 之间的整数",
-                      "backlog_years must be a whole number from 1 to 30", parameter="backlog_years")
+            raise bad(
+                "invalid_backlog_years",
+                "参数 backlog_years 应为 1 至 30 之间的整数",
+                "backlog_years must be a whole number from 1 to 30",
+                parameter="backlog_years",
+            )
         backlog_years = int(value)
     query = StatsQuery(
         area=area,
@@ -122,6 +152,7 @@ def parse_month_request(session: Session, user, args: MultiDict) -> MonthlyRepor
 
 
 # -- the workbook -------------------------------------------------------------------------
+
 
 def _sheet_title(name: str, used: set[str]) -> str:
     title = re.sub(r"[\[\]:*?/\\]", "_", name).strip("'")[:31] or "Sheet"
@@ -156,14 +187,26 @@ def _figure_cell(ws, row: int, col: int, key: str, value) -> None:
 def _title_block(ws, title: str, report: MonthlyReport) -> int:
     ws.cell(row=1, column=1, value=spreadsheet_text(title)).font = Font(bold=True, size=14)
     p = report.query.period.to_dict()
-    ws.cell(row=2, column=1, value=spreadsheet_text(
-        f"统计期：{p['from']} 至 {p['to']}（按登记时间）；办理状态截至 {p['as_of'][:16].replace('T', ' ')}；"
-        f"积案年限 {report.query.backlog_years} 年；生成人：{report.username}"))
-    ws.cell(row=3, column=1, value="比率列为小数（以百分比格式显示）；合计行为本级区域自身的数字，计数列等于上方各行之和。")
+    ws.cell(
+        row=2,
+        column=1,
+        value=spreadsheet_text(
+            f"统计期：{p['from']} 至 {p['to']}（按登记时间）；"
+            f"办理状态截至 {p['as_of'][:16].replace('T', ' ')}；"
+            f"积案年限 {report.query.backlog_years} 年；生成人：{report.username}"
+        ),
+    )
+    ws.cell(
+        row=3,
+        column=1,
+        value="比率列为小数（以百分比格式显示）；合计行为本级区域自身的数字，计数列等于上方各行之和。",
+    )
     return 5
 
 
-def _area_table(ws, report: MonthlyReport, start_row: int, rows: list[dict], total: dict, label: str) -> int:
+def _area_table(
+    ws, report: MonthlyReport, start_row: int, rows: list[dict], total: dict, label: str
+) -> int:
     keys = [f.key for f in F.FIGURES]
     _header(ws, start_row, ["代码", label, "户籍人口"] + [column_title(k) for k in keys])
     r = start_row + 1
@@ -208,8 +251,11 @@ def monthly_workbook(session: Session, report: MonthlyReport) -> bytes:
     if child is AreaLevel.TOWNSHIP:
         for town in rows:
             tq = StatsQuery(
-                area=get_area(session, town["code"]), period=q.period,
-                grouping=Grouping("area", AreaLevel.VILLAGE), filters=q.filters, scope=q.scope,
+                area=get_area(session, town["code"]),
+                period=q.period,
+                grouping=Grouping("area", AreaLevel.VILLAGE),
+                filters=q.filters,
+                scope=q.scope,
                 backlog_years=q.backlog_years,
             )
             ts = wb.create_sheet(_sheet_title(town["name"], used))
@@ -228,12 +274,26 @@ def monthly_workbook(session: Session, report: MonthlyReport) -> bytes:
 
 def _category_sheet(ws, session: Session, report: MonthlyReport, month_label: str) -> None:
     q = report.query
-    cq = StatsQuery(area=q.area, period=q.period, grouping=Grouping("category"), filters=q.filters,
-                    scope=q.scope, backlog_years=q.backlog_years)
+    cq = StatsQuery(
+        area=q.area,
+        period=q.period,
+        grouping=Grouping("category"),
+        filters=q.filters,
+        scope=q.scope,
+        backlog_years=q.backlog_years,
+    )
     rows = figure_rows(session, cq)
     total = area_total(session, q)
     start = _title_block(ws, f"{q.area.name}各类别信访事项同比（{month_label}）", report)
-    keys = ["cases", "cases_last_year", "yoy_change", "resolved", "resolution_rate", "repeats", "collective"]
+    keys = [
+        "cases",
+        "cases_last_year",
+        "yoy_change",
+        "resolved",
+        "resolution_rate",
+        "repeats",
+        "collective",
+    ]
     _header(ws, start, ["类别代码", "类别"] + [column_title(k) for k in keys])
     r = start + 1
     for item in rows + [total]:
@@ -253,8 +313,22 @@ def _category_sheet(ws, session: Session, report: MonthlyReport, month_label: st
 
 
 CASE_COLUMNS = [
-    "类型", "编号", "标题", "类别", "渠道", "状态", "乡镇", "村(社区)", "网格", "登记时间", "办理期限",
-    "超期天数", "登记年数", "信访人（已脱敏）", "联系电话（已脱敏）", "身份证号（已脱敏）",
+    "类型",
+    "编号",
+    "标题",
+    "类别",
+    "渠道",
+    "状态",
+    "乡镇",
+    "村(社区)",
+    "网格",
+    "登记时间",
+    "办理期限",
+    "超期天数",
+    "登记年数",
+    "信访人（已脱敏）",
+    "联系电话（已脱敏）",
+    "身份证号（已脱敏）",
 ]
 
 
@@ -263,8 +337,14 @@ def _cases_sheet(ws, session: Session, report: MonthlyReport) -> None:
 
     q = report.query
     cases = overdue_and_backlog(session, q)
-    names = area_names(session, sorted({c.township_code for c in cases} | {c.village_code for c in cases}
-                                       | {c.grid_code for c in cases}))
+    names = area_names(
+        session,
+        sorted(
+            {c.township_code for c in cases}
+            | {c.village_code for c in cases}
+            | {c.grid_code for c in cases}
+        ),
+    )
     as_of = q.period.params()["as_of"]
     start = _title_block(ws, f"{q.area.name}超期未办结和积案事项（截至统计时点）", report)
     _header(ws, start, CASE_COLUMNS)
@@ -273,20 +353,30 @@ def _cases_sheet(ws, session: Session, report: MonthlyReport) -> None:
         kind = "积案、超期" if c.backlog and c.overdue else ("积案" if c.backlog else "超期")
         overdue_days = (as_of - c.due_at).days if c.overdue and c.due_at else None
         values = [
-            kind, c.number, c.title, c.category, CHANNEL_LABELS.get(Channel(c.channel), c.channel),
-            STATUS_LABELS.get(c.status, c.status), names.get(c.township_code, c.township_code),
-            names.get(c.village_code, c.village_code), names.get(c.grid_code, c.grid_code),
+            kind,
+            c.number,
+            c.title,
+            c.category,
+            CHANNEL_LABELS.get(Channel(c.channel), c.channel),
+            STATUS_LABELS.get(c.status, c.status),
+            names.get(c.township_code, c.township_code),
+            names.get(c.village_code, c.village_code),
+            names.get(c.grid_code, c.grid_code),
             c.reported_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d"),
             c.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d") if c.due_at else "",
-            overdue_days, round((as_of - c.reported_at).days / 365.25, 1),
-            MASKS["petitioner_name"](c.petitioner_name), MASKS["petitioner_phone"](c.petitioner_phone),
+            overdue_days,
+            round((as_of - c.reported_at).days / 365.25, 1),
+            MASKS["petitioner_name"](c.petitioner_name),
+            MASKS["petitioner_phone"](c.petitioner_phone),
             MASKS["petitioner_id_number"](c.petitioner_id_number),
         ]
         for col, value in enumerate(values, start=1):
             ws.cell(row=r, column=col, value=spreadsheet_text(value))
         r += 1
     ws.cell(row=r + 1, column=1, value=f"共 {len(cases)} 件。个人信息已按规定脱敏。")
-    for col, width in enumerate([10, 20, 36, 14, 12, 10, 12, 14, 18, 12, 12, 9, 9, 14, 16, 22], start=1):
+    for col, width in enumerate(
+        [10, 20, 36, 14, 12, 10, 12, 14, 18, 12, 12, 9, 9, 14, 16, 22], start=1
+    ):
         ws.column_dimensions[get_column_letter(col)].width = width
     ws.freeze_panes = ws.cell(row=start + 1, column=3)
 
@@ -300,9 +390,12 @@ def _glossary_sheet(ws) -> None:
     r = 5
     for group in F.glossary():
         for f in group["figures"]:
-            for col, value in enumerate([group["group"], f["name"], f["unit"], f["definition"]], start=1):
-                ws.cell(row=r, column=col, value=spreadsheet_text(value)).alignment = Alignment(wrap_text=True,
-                                                                                              vertical="top")
+            for col, value in enumerate(
+                [group["group"], f["name"], f["unit"], f["definition"]], start=1
+            ):
+                ws.cell(row=r, column=col, value=spreadsheet_text(value)).alignment = Alignment(
+                    wrap_text=True, vertical="top"
+                )
             r += 1
     for col, width in enumerate([10, 20, 8, 90], start=1):
         ws.column_dimensions[get_column_letter(col)].width = width

@@ -41,7 +41,13 @@ from webapp.stats import figures as F
 from webapp.stats.queries import Filters, Grouping, Period, StatsQuery, local_midnight
 
 # Who reads statistics (the roles the navigation shows them to).
-STATS_ROLES = (Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.LEADER_IN_CHARGE, Role.PLANNER, Role.ADMIN)
+STATS_ROLES = (
+    Role.TOWNSHIP_LEADER,
+    Role.COUNTY_STAFF,
+    Role.LEADER_IN_CHARGE,
+    Role.PLANNER,
+    Role.ADMIN,
+)
 
 LEVELS = {
     "county": AreaLevel.COUNTY,
@@ -176,9 +182,16 @@ def parse(
     else:
         start = date(end.year, 1, 1)
     if start > end:
-        raise bad("invalid_period", "起始日期不能晚于截止日期", "from is after to", parameter="from")
+        raise bad(
+            "invalid_period", "起始日期不能晚于截止日期", "from is after to", parameter="from"
+        )
     if (end - start).days + 1 > MAX_PERIOD_DAYS:
-        raise bad("period_too_long", "统计期最长十年", "the period may be at most ten years", parameter="from")
+        raise bad(
+            "period_too_long",
+            "统计期最长十年",
+            "the period may be at most ten years",
+            parameter="from",
+        )
     as_of = None
     if args.get("as_of"):
         as_of = local_midnight(parse_date("as_of", args["as_of"]) + timedelta(days=1))
@@ -186,7 +199,11 @@ def parse(
     codes = _many(args, "category")
     category_ids: tuple[int, ...] = ()
     if codes:
-        found = dict(session.execute(select(Category.code, Category.id).where(Category.code.in_(codes))).all())
+        found = dict(
+            session.execute(
+                select(Category.code, Category.id).where(Category.code.in_(codes))
+            ).all()
+        )
         missing = [c for c in codes if c not in found]
         if missing:
             raise bad(

@@ -1,4 +1,4 @@
-"""The figures of ``stats.figures`` computed in SQL, for rows of areas, categories, channels or months.
+"""The figures of ``stats.figures`` computed in SQL for rows of areas, categories, channels, months.
 
 One statement computes every figure for every row: the cases of the area (in the
 user's scope, matching the filters) are read once, each case's conditions are
@@ -64,7 +64,11 @@ class Period:
 
     def to_dict(self) -> dict:
         p = self.params()
-        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "as_of": p["as_of"].isoformat()}
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "as_of": p["as_of"].isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,9 @@ class Grouping:
     def figures(self, area_level: AreaLevel | None = None) -> tuple[F.Figure, ...]:
         """The figures that mean something for rows of this grouping."""
         if self.by == "month":
-            return tuple(f for f in F.FIGURES if f.trend and f.basis == "period" and not f.area_only)
+            return tuple(
+                f for f in F.FIGURES if f.trend and f.basis == "period" and not f.area_only
+            )
         if self.by != "area":
             return tuple(f for f in F.FIGURES if not f.area_only)
         return F.FIGURES
@@ -139,7 +145,8 @@ def _members(q: StatsQuery) -> tuple[str, str, dict]:
         params = {f"ch_{i}": ch.value for i, ch in enumerate(chosen)}
         params.update({f"chl_{i}": CHANNEL_LABELS[ch] for i, ch in enumerate(chosen)})
         return (
-            "SELECT v.k, v.k AS code, v.name, NULL::integer AS population, lpad(v.o::text, 4, '0') AS ord "
+            "SELECT v.k, v.k AS code, v.name, NULL::integer AS population, "
+            "lpad(v.o::text, 4, '0') AS ord "
             f"FROM (VALUES {values}) AS v(k, name, o)",
             "c.channel",
             params,
@@ -147,9 +154,10 @@ def _members(q: StatsQuery) -> tuple[str, str, dict]:
     if g.by == "month":
         return (
             "SELECT to_char(m, 'YYYY-MM') AS k, to_char(m, 'YYYY-MM') AS code, "
-            "to_char(m, 'YYYY\"年\"FMMM\"月\"') AS name, NULL::integer AS population, "
+            'to_char(m, \'YYYY"年"FMMM"月"\') AS name, NULL::integer AS population, '
             "to_char(m, 'YYYY-MM') AS ord "
-            "FROM generate_series(date_trunc('month', CAST(:p_from AS timestamptz) AT TIME ZONE 'Asia/Shanghai'), "
+            "FROM generate_series("
+            "date_trunc('month', CAST(:p_from AS timestamptz) AT TIME ZONE 'Asia/Shanghai'), "
             "CAST(:p_to AS timestamptz) AT TIME ZONE 'Asia/Shanghai' - interval '1 microsecond', "
             "interval '1 month') AS m",
             "to_char(c.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')",
@@ -197,7 +205,7 @@ vil AS (
     SELECT a.code, coalesce(x.v_cases, 0) AS v_cases, coalesce(x.v_escalations, 0) AS v_escalations
     FROM areas a
     LEFT JOIN (
-      SELECT village_code, {F.BY_KEY['cases'].sql} AS v_cases, {escalations} AS v_escalations
+      SELECT village_code, {F.BY_KEY["cases"].sql} AS v_cases, {escalations} AS v_escalations
       FROM base GROUP BY village_code
     ) x ON x.village_code = a.code
     WHERE a.level = 'village' AND a.code LIKE :m_prefix
@@ -211,7 +219,8 @@ vil AS (
     for f in figures:
         if f.kind == "rate":
             outer.append(
-                f"CASE WHEN ({f.den}) > 0 THEN ({f.num})::float8 * {f.factor!r} / ({f.den}) END AS {f.key}"
+                f"CASE WHEN ({f.den}) > 0 THEN ({f.num})::float8 * {f.factor!r} / ({f.den}) END"
+                f" AS {f.key}"
             )
         elif f.kind == "flag":
             applies = "true" if with_villages else "false"
@@ -317,7 +326,7 @@ def overdue_and_backlog(session: Session, q: StatsQuery, limit: int = 5000) -> l
             SELECT * FROM (
               SELECT c.id, c.number, c.title, cat.name AS category, c.channel, c.status,
                      c.township_code, c.village_code, c.grid_code, c.reported_at, c.due_at,
-                     {conds['overdue']} AS overdue, {conds['backlog']} AS backlog,
+                     {conds["overdue"]} AS overdue, {conds["backlog"]} AS backlog,
                      c.petitioner_name, c.petitioner_phone, c.petitioner_id_number
               FROM cases c JOIN categories cat ON cat.id = c.category_id
               WHERE c.{area_col} = :area AND ({scope_sql}) AND ({filter_sql})

@@ -41,7 +41,10 @@ def _months_back(end: date, months: int) -> date:
 
 
 def _with(q: StatsQuery, **changes) -> StatsQuery:
-    fields = {k: getattr(q, k) for k in ("area", "period", "grouping", "filters", "scope", "backlog_years")}
+    fields = {
+        k: getattr(q, k)
+        for k in ("area", "period", "grouping", "filters", "scope", "backlog_years")
+    }
     fields.update(changes)
     return StatsQuery(**fields)
 
@@ -55,8 +58,12 @@ def index():
     q = parsed.query
     total = queries.area_total(session, q)
     rows = queries.figure_rows(session, q) if parsed.level != AreaLevel(q.area.level) else []
-    trend_start = min(q.period.start, _months_back(q.period.end, TREND_MONTHS))
-    trend_q = _with(q, grouping=Grouping("month"), period=Period(trend_start, q.period.end, q.period.as_of))
+    # The trend covers the period (at least the last twelve months of it), never the future.
+    trend_end = max(min(q.period.end, params.today_local()), q.period.start)
+    trend_start = min(q.period.start, _months_back(trend_end, TREND_MONTHS))
+    trend_q = _with(
+        q, grouping=Grouping("month"), period=Period(trend_start, trend_end, q.period.as_of)
+    )
     months = queries.figure_rows(session, trend_q)
     categories = queries.figure_rows(session, _with(q, grouping=Grouping("category")))
     # Villages ranked across a county, or grids across a township, show whose they are.
@@ -66,22 +73,49 @@ def index():
         parents = queries.area_names(session, sorted({r["code"][:parent_len] for r in rows}))
     trail = [a for a in ancestors(session, q.area) if may_see_area(user, a.code)]
     chart = {
-        "months": [{"month": m["code"], **{k: m[k] for k in ("cases", "resolved", "resolution_rate",
-                                                              "satisfaction_rate", "on_time_rate")}}
-                   for m in months],
-        "categories": [{"name": c["name"], "cases": c["cases"], "last_year": c["cases_last_year"]}
-                       for c in categories if c["cases"] or c["cases_last_year"]],
-        "levels": {k: total[k] for k in ("resolved_village", "resolved_township", "resolved_county",
-                                         "resolved_above")},
+        "months": [
+            {
+                "month": m["code"],
+                **{
+                    k: m[k]
+                    for k in (
+                        "cases",
+                        "resolved",
+                        "resolution_rate",
+                        "satisfaction_rate",
+                        "on_time_rate",
+                    )
+                },
+            }
+            for m in months
+        ],
+        "categories": [
+            {"name": c["name"], "cases": c["cases"], "last_year": c["cases_last_year"]}
+            for c in categories
+            if c["cases"] or c["cases_last_year"]
+        ],
+        "levels": {
+            k: total[k]
+            for k in ("resolved_village", "resolved_township", "resolved_county", "resolved_above")
+        },
     }
     return render_template(
         "stats/index.html",
-        parsed=parsed, area=q.area, total=total, rows=rows, parents=parents, parent_len=parent_len,
+        parsed=parsed,
+        area=q.area,
+        total=total,
+        rows=rows,
+        parents=parents,
+        parent_len=parent_len,
         trail=trail,
-        categories=categories, chart=chart, carried=_carried(request.args),
+        categories=categories,
+        chart=chart,
+        carried=_carried(request.args),
         columns=presenting.columns_for(rows) if rows else [],
-        headline=figures.HEADLINE, levels=_rank_levels(AreaLevel(q.area.level)),
-        all_categories=exports.category_choices(session), channels=exports.channel_choices(),
+        headline=figures.HEADLINE,
+        levels=_rank_levels(AreaLevel(q.area.level)),
+        all_categories=exports.category_choices(session),
+        channels=exports.channel_choices(),
         trend_start=trend_start,
     )
 
@@ -89,7 +123,7 @@ def index():
 def _rank_levels(area_level: AreaLevel) -> list[tuple[str, str]]:
     names = {AreaLevel.TOWNSHIP: "town", AreaLevel.VILLAGE: "village", AreaLevel.GRID: "grid"}
     order = list(AreaLevel)
-    return [(names[lv], lv.label) for lv in order[order.index(area_level) + 1:]]
+    return [(names[lv], lv.label) for lv in order[order.index(area_level) + 1 :]]
 
 
 @bp.get("/glossary")
@@ -115,13 +149,21 @@ def ranking_csv():
     rows = queries.figure_rows(session, parsed.query)
     total = queries.area_total(session, parsed.query)
     keys = presenting.columns_for(rows) or presenting.columns_for([total])
-    label = parsed.level.label if parsed.by == "area" else {"category": "类别", "channel": "渠道", "month": "月份"}[parsed.by]
+    label = (
+        parsed.level.label
+        if parsed.by == "area"
+        else {"category": "类别", "channel": "渠道", "month": "月份"}[parsed.by]
+    )
     buf = io.StringIO()
     buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly only with a byte-order mark
     csv.writer(buf, lineterminator="\r\n").writerows(presenting.csv_rows(rows, total, keys, label))
-    audit.record(session, "export", user, detail={"kind": "ranking_csv", **parsed.echo(), "rows": len(rows)})
+    audit.record(
+        session, "export", user, detail={"kind": "ranking_csv", **parsed.echo(), "rows": len(rows)}
+    )
     session.commit()
-    name = f"ranking-{parsed.query.area.code}-{parsed.by}-{parsed.level.value}-{parsed.query.period.start}-{parsed.query.period.end}.csv"
+    period = parsed.query.period
+    name = f"ranking-{parsed.query.area.code}-{parsed.by}-{parsed.level.value}"
+    name += f"-{period.start}-{period.end}.csv"
     return Response(
         buf.getvalue(),
         mimetype="text/csv; charset=utf-8",
@@ -155,7 +197,12 @@ def warning_panel():
     emerging = warning.emerging_hot_spots(session, req)
     trail = [a for a in ancestors(session, req.area) if may_see_area(user, a.code)]
     return render_template(
-        "stats/warning.html", req=req, alerts=alerts, emerging=emerging, trail=trail,
-        method=warning.METHOD, patterns=warning.PATTERN_LABELS,
+        "stats/warning.html",
+        req=req,
+        alerts=alerts,
+        emerging=emerging,
+        trail=trail,
+        method=warning.METHOD,
+        patterns=warning.PATTERN_LABELS,
         dashboard_url=url_for("stats.index", area=req.area.code),
     )

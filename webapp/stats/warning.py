@@ -1,4 +1,4 @@
-"""Early warning (信访要情): counts improbably high against their own history, and how hot spots move.
+"""Early warning (信访要情): counts improbably high against their own history; hot spots moving.
 
 Two analyses, both over the cases in the user's scope within an area:
 
@@ -94,6 +94,7 @@ PATTERN_HELP = {
 
 # -- statistics ------------------------------------------------------------------------------
 
+
 def poisson_sf(k: int, lam: float) -> float:
     """P(X ≥ k) for X ~ Poisson(``lam``), summed term by term (exact enough for any k, λ here)."""
     if k <= 0:
@@ -153,8 +154,14 @@ def mann_kendall(values) -> MannKendall:
     return MannKendall(s, var_s, z, p, s / (n * (n - 1) / 2))
 
 
-def classify(bins, trend_z: float, trend_p: float, alpha: float = EHSA_ALPHA,
-             min_bin: int = EHSA_BIN, share: float = EHSA_SHARE) -> str:
+def classify(
+    bins,
+    trend_z: float,
+    trend_p: float,
+    alpha: float = EHSA_ALPHA,
+    min_bin: int = EHSA_BIN,
+    share: float = EHSA_SHARE,
+) -> str:
     """The Emerging Hot Spot pattern of one location from its Gi* bins over time (oldest first)."""
     b = np.asarray(bins, dtype=int)
     n = len(b)
@@ -207,37 +214,57 @@ class WarningRequest:
 
 
 def parse_request(session: Session, user, args: MultiDict) -> WarningRequest:
-    """Read ``area``, ``window`` (week|month), ``as_of``, ``level`` (village|grid), ``months`` (6-36)."""
+    """Read ``area``, ``window`` (week|month), ``as_of``, ``level`` (village|grid), ``months``."""
     unknown = sorted(set(args) - WARNING_PARAMS)
     if unknown:
-        raise bad("unknown_parameter", f"不支持的参数：{'、'.join(unknown)}",
-                  f"unknown parameter(s): {', '.join(unknown)}", parameters=unknown)
+        raise bad(
+            "unknown_parameter",
+            f"不支持的参数：{'、'.join(unknown)}",
+            f"unknown parameter(s): {', '.join(unknown)}",
+            parameters=unknown,
+        )
     code = (args.get("area") or user.area_code).strip()
     area = get_area(session, code) if code.isdigit() and may_see_area(user, code) else None
     if area is None:
         raise NotFound("区划")
     window = (args.get("window") or "week").strip()
     if window not in WINDOWS:
-        raise bad("invalid_window", "参数 window 应为 week 或 month", "window must be week or month",
-                  parameter="window")
+        raise bad(
+            "invalid_window",
+            "参数 window 应为 week 或 month",
+            "window must be week or month",
+            parameter="window",
+        )
     as_of = datetime.now(UTC)
     if args.get("as_of"):
         as_of = local_midnight(parse_date("as_of", args["as_of"]) + timedelta(days=1))
     area_level = AreaLevel(area.level)
     default_level = AreaLevel.VILLAGE if area_level is AreaLevel.COUNTY else AreaLevel.GRID
     level_text = (args.get("level") or default_level.value).strip()
-    if level_text not in ("village", "grid") or (level_text == "village" and area_level not in
-                                                  (AreaLevel.COUNTY, AreaLevel.TOWNSHIP)):
-        raise bad("invalid_level", "热点分析的层级应为 village 或 grid，且低于所选区划",
-                  "level must be village or grid, below the area", parameter="level")
+    if level_text not in ("village", "grid") or (
+        level_text == "village" and area_level not in (AreaLevel.COUNTY, AreaLevel.TOWNSHIP)
+    ):
+        raise bad(
+            "invalid_level",
+            "热点分析的层级应为 village 或 grid，且低于所选区划",
+            "level must be village or grid, below the area",
+            parameter="level",
+        )
     months_text = (args.get("months") or "12").strip()
     if not months_text.isdigit() or not 6 <= int(months_text) <= 36:
-        raise bad("invalid_months", "参数 months 应为 6 至 36 之间的整数", "months must be a whole number from 6 to 36",
-                  parameter="months")
-    return WarningRequest(area, window, as_of, AreaLevel(level_text), int(months_text), case_scope_sql(user))
+        raise bad(
+            "invalid_months",
+            "参数 months 应为 6 至 36 之间的整数",
+            "months must be a whole number from 6 to 36",
+            parameter="months",
+        )
+    return WarningRequest(
+        area, window, as_of, AreaLevel(level_text), int(months_text), case_scope_sql(user)
+    )
 
 
 # -- spikes -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -265,15 +292,29 @@ class Alerts:
 
 
 UNIT_KINDS = {
-    "grid": ("c.grid_code", "areas", "a.level = 'grid' AND a.code LIKE :prefix", "a.code", "a.name",
-             "(SELECT v.name FROM areas v WHERE v.code = a.village_code)"),
-    "village": ("c.village_code", "areas", "a.level = 'village' AND a.code LIKE :prefix", "a.code", "a.name",
-                "(SELECT t.name FROM areas t WHERE t.code = a.township_code)"),
+    "grid": (
+        "c.grid_code",
+        "areas",
+        "a.level = 'grid' AND a.code LIKE :prefix",
+        "a.code",
+        "a.name",
+        "(SELECT v.name FROM areas v WHERE v.code = a.village_code)",
+    ),
+    "village": (
+        "c.village_code",
+        "areas",
+        "a.level = 'village' AND a.code LIKE :prefix",
+        "a.code",
+        "a.name",
+        "(SELECT t.name FROM areas t WHERE t.code = a.township_code)",
+    ),
     "category": ("c.category_id::text", "categories", "true", "a.id::text", "a.name", "''"),
 }
 
 
-def alerts(session: Session, req: WarningRequest, alpha: float = ALPHA, min_count: int = MIN_COUNT) -> Alerts:
+def alerts(
+    session: Session, req: WarningRequest, alpha: float = ALPHA, min_count: int = MIN_COUNT
+) -> Alerts:
     """Units whose count in the latest window is improbably high against their own history."""
     days, k = WINDOWS[req.window]
     w_to = req.as_of
@@ -284,7 +325,9 @@ def alerts(session: Session, req: WarningRequest, alpha: float = ALPHA, min_coun
     area_col = CASE_CODE_COLUMN[AreaLevel(req.area.level)]
     for kind, (key, table, where, code, name, parent) in UNIT_KINDS.items():
         order = list(AreaLevel)
-        if kind != "category" and order.index(AreaLevel(req.area.level)) >= order.index(AreaLevel(kind)):
+        if kind != "category" and order.index(AreaLevel(req.area.level)) >= order.index(
+            AreaLevel(kind)
+        ):
             continue  # a village has no villages below it, a grid no grids
         rows = session.execute(
             text(
@@ -304,8 +347,14 @@ def alerts(session: Session, req: WarningRequest, alpha: float = ALPHA, min_coun
                 WHERE {where}
                 """
             ),
-            {**scope_params, "area": req.area.code, "prefix": req.area.code + "%",
-             "w_from": w_from, "w_to": w_to, "h_from": h_from},
+            {
+                **scope_params,
+                "area": req.area.code,
+                "prefix": req.area.code + "%",
+                "w_from": w_from,
+                "w_to": w_to,
+                "h_from": h_from,
+            },
         ).all()
         result.tested[kind] = len(rows)
         for code_v, name_v, parent_v, observed, history in rows:
@@ -314,13 +363,24 @@ def alerts(session: Session, req: WarningRequest, alpha: float = ALPHA, min_coun
             expected = max(history, 0.5) / k
             p = poisson_sf(int(observed), expected)
             if p < alpha:
-                result.alerts.append(Alert(kind, code_v, name_v, parent_v or "", int(observed), int(history),
-                                           expected, p))
+                result.alerts.append(
+                    Alert(
+                        kind,
+                        code_v,
+                        name_v,
+                        parent_v or "",
+                        int(observed),
+                        int(history),
+                        expected,
+                        p,
+                    )
+                )
     result.alerts.sort(key=lambda a: (a.p, -a.observed))
     return result
 
 
 # -- emerging hot spots -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Location:
@@ -364,8 +424,9 @@ def month_starts(as_of: datetime, months: int) -> list[date]:
     return list(reversed(out))
 
 
-def monthly_counts(session: Session, req: WarningRequest, starts: list[date]) -> tuple[tuple[str, ...], list[str],
-                                                                                        list[str], np.ndarray]:
+def monthly_counts(
+    session: Session, req: WarningRequest, starts: list[date]
+) -> tuple[tuple[str, ...], list[str], list[str], np.ndarray]:
     """(codes, names, parent names, counts[area, month]) for every area of the level in the area."""
     scope_sql, scope_params = req.scope
     area_col = CASE_CODE_COLUMN[AreaLevel(req.area.level)]
@@ -394,8 +455,15 @@ def monthly_counts(session: Session, req: WarningRequest, starts: list[date]) ->
             ORDER BY a.code
             """
         ),
-        {**scope_params, "area": req.area.code, "start": local_midnight(starts[0]), "as_of": req.as_of,
-         "level": req.level.value, "prefix": req.area.code + "%", "plen": parent_len},
+        {
+            **scope_params,
+            "area": req.area.code,
+            "start": local_midnight(starts[0]),
+            "as_of": req.as_of,
+            "level": req.level.value,
+            "prefix": req.area.code + "%",
+            "plen": parent_len,
+        },
     ).all()
     index = {f"{d:%Y-%m}": i for i, d in enumerate(starts)}
     counts = np.zeros((len(rows), len(starts)), dtype=float)
@@ -406,7 +474,7 @@ def monthly_counts(session: Session, req: WarningRequest, starts: list[date]) ->
 
 
 def emerging_hot_spots(session: Session, req: WarningRequest) -> Emerging:
-    """Gi* per month for the areas of ``req.level``, Mann-Kendall on each z series, EHSA patterns."""
+    """Gi* per month for the areas of ``req.level``, Mann-Kendall on each z series, patterns."""
     starts = month_starts(req.as_of, req.months)
     codes, names, parents, counts = monthly_counts(session, req, starts)
     labels = [f"{d:%Y-%m}" for d in starts]
@@ -420,9 +488,19 @@ def emerging_hot_spots(session: Session, req: WarningRequest) -> Emerging:
     summary: dict[str, int] = {}
     for i, code in enumerate(codes):
         summary[patterns[i]] = summary.get(patterns[i], 0) + 1
-        locations.append(Location(code, names[i], parents[i], tuple(int(v) for v in counts[i]),
-                                  tuple(float(v) for v in z[i]), tuple(int(v) for v in bins[i]),
-                                  trends[i].z, trends[i].p, patterns[i]))
+        locations.append(
+            Location(
+                code,
+                names[i],
+                parents[i],
+                tuple(int(v) for v in counts[i]),
+                tuple(float(v) for v in z[i]),
+                tuple(int(v) for v in bins[i]),
+                trends[i].z,
+                trends[i].p,
+                patterns[i],
+            )
+        )
     return Emerging(req.level, labels, locations, summary)
 
 

@@ -56,8 +56,8 @@
     var trend = echarts.init(trendNode);
     trend.setOption({
       tooltip: { trigger: "axis" },
-      legend: { data: ["信访事项", "已化解", "化解率", "满意率", "按期办结率"] },
-      grid: { left: 50, right: 50, bottom: 30 },
+      legend: { top: 0, type: "scroll", data: ["信访事项", "已化解", "化解率", "满意率", "按期办结率"] },
+      grid: { left: 50, right: 50, top: 50, bottom: 30 },
       xAxis: { type: "category", data: data.months.map(function (m) { return m.month; }) },
       yAxis: [{ type: "value", name: "件" }, { type: "value", name: "%", min: 0, max: 100 }],
       series: [
@@ -77,10 +77,10 @@
     var cat = echarts.init(catNode);
     cat.setOption({
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
-      legend: { data: ["本期", "去年同期"] },
-      grid: { left: 110, right: 20, bottom: 20 },
+      legend: { top: 0, data: ["本期", "去年同期"] },
+      grid: { left: 110, right: 20, top: 30, bottom: 20 },
       xAxis: { type: "value" },
-      yAxis: { type: "category", data: cats.map(function (c) { return c.name; }) },
+      yAxis: { type: "category", axisLabel: { interval: 0 }, data: cats.map(function (c) { return c.name; }) },
       series: [
         { name: "本期", type: "bar", data: cats.map(function (c) { return c.cases; }) },
         { name: "去年同期", type: "bar", data: cats.map(function (c) { return c.last_year; }) }
