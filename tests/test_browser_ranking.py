@@ -5,9 +5,30 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import *  # noqa: F403
-from tests.browser import sign_in_page
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, sign_in_page
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """This module's own chromium, stopped when the module is done.
+
+    ``tests.browser``'s ``browser`` fixture is session-scoped but defined anew in every
+    module that imports it, and Playwright's sync API refuses a second instance while
+    another one runs; so this module starts and stops its own (and is named to run
+    before test_browser_shell.py, whose instance lives until the end of the session).
+    """
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found at {CHROMIUM}: `make test` installs Debian's chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
 
 
 def _column(page, index: int) -> list[float]:
