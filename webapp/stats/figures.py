@@ -27,13 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webapp.cases.vocab import RESOLVED_STATUSES, sql_in
+
 # A collective petition (集体访) has at least this many people.
 COLLECTIVE_MIN_PEOPLE = 5
 # A backlog case (积案) has been unresolved for more than this many years (configurable
 # per deployment with GRIDCASE_STATS_BACKLOG_YEARS, and per request).
 DEFAULT_BACKLOG_YEARS = 3
-# Statuses in which a matter counts as resolved (化解), as in cases.vocab.RESOLVED_STATUSES.
-RESOLVED_SQL = "('resolved','closed')"
+# Statuses in which a matter counts as resolved (化解): the vocabulary's own list.
+RESOLVED_SQL = sql_in(sorted(RESOLVED_STATUSES))
 
 
 @dataclass(frozen=True)
