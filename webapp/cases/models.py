@@ -169,6 +169,13 @@ class Case(Base):
     # Optimistic lock: every action names the version it saw.
     version: Mapped[int] = mapped_column(Integer, server_default="1")
 
+    # Escalations the matter led to, for the 三无 figures (stats.figures): when it led to
+    # an abnormal petition to Beijing (非正常进京访), a collective petition to the
+    # province (赴省集体访) or an extreme incident (因信访问题引发的极端事件); NULL if never.
+    beijing_abnormal_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    province_collective_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    extreme_incident_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
 
 class CaseEvent(Base):
     """One action on a case: append-only (the database refuses updates and deletes)."""

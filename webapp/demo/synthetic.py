@@ -344,3 +344,38 @@ def _nearest_grid_label(lonlat: np.ndarray, labels: np.ndarray) -> np.ndarray:
     out = np.empty(len(lonlat), dtype=int)
     out[idx[0]] = idx[1]
     return out
+
+
+# Rare escalations for the 三无 figures, as (column, share in ten thousand, which cases).
+# Abnormal petitions to Beijing come from repeat or skip-level petitioners, collective
+# petitions to the province from collective cases, extreme incidents from anything.
+ESCALATIONS = [
+    ("beijing_abnormal_at", 300, "(NOT c.is_first OR c.skip_level)"),
+    ("province_collective_at", 250, "c.people_count >= 5"),
+    ("extreme_incident_at", 4, "true"),
+]
+
+
+def plant_escalations(session: Session, first_id: int, last_id: int, seed: int = 2026) -> int:
+    """Mark a few demo cases as having led to a 三无 event (set-based, reproducible by seed).
+
+    The event happens some days after the case was reported, never in the future.
+    Returns the number of events planted.
+    """
+    planted = 0
+    for column, per_10000, condition in ESCALATIONS:
+        result = session.execute(
+            text(
+                f"""
+                UPDATE cases c
+                SET {column} = least(
+                    c.reported_at + make_interval(days => 3 + abs(hashtext(c.id::text || :salt)) % 40),
+                    now())
+                WHERE c.id BETWEEN :lo AND :hi AND {condition}
+                  AND abs(hashtext(:salt || '|' || c.id::text)) % 10000 < :rate
+                """
+            ),
+            {"lo": first_id, "hi": last_id, "salt": f"{seed}:{column}", "rate": per_10000},
+        )
+        planted += result.rowcount or 0
+    return planted
