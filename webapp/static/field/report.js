@@ -62,7 +62,6 @@
   }).addTo(map);
   var grids = [];          // the features loaded, for the offline lookup
   var gridsFetchedAt = null; // the point grids were last fetched around
-  var fittedOwn = false;
 
   function loadGrids(lon, lat) {
     var url = cfg.gridsUrl + (lon === undefined ? "" : "?lon=" + lon.toFixed(6) + "&lat=" + lat.toFixed(6));
@@ -71,13 +70,29 @@
       return r.json();
     }).then(function (fc) {
       grids = fc.features || [];
+      gridsLoaded = true;
       gridLayer.clearLayers();
       gridLayer.addData(fc);
-      if (!fittedOwn && !pin) {
-        var own = L.geoJSON({ type: "FeatureCollection", features: grids.filter(function (f) { return f.properties.own; }) });
-        if (own.getLayers().length) { map.fitBounds(own.getBounds(), { padding: [10, 10] }); fittedOwn = true; }
-      }
+      frame();
     }).catch(function () { /* offline and never cached: the pin still works */ });
+  }
+
+  // Show the worker's own grid with the pin in it, once both are known; the pin alone
+  // (zoomed in enough to place it) when there is no own grid to show.
+  var framed = false, gridsLoaded = false;
+  function frame() {
+    if (framed) { return; }
+    var own = grids.filter(function (f) { return f.properties.own; });
+    var bounds = own.length ? L.geoJSON({ type: "FeatureCollection", features: own }).getBounds() : null;
+    if (pin && bounds) {
+      framed = true;
+      map.fitBounds(bounds.extend(pin.getLatLng()), { padding: [12, 12], maxZoom: 17 });
+    } else if (pin) {
+      framed = gridsLoaded; // no own grid to show: the pin alone, once
+      map.setView(pin.getLatLng(), 15);
+    } else if (bounds) {
+      map.fitBounds(bounds, { padding: [12, 12] });
+    }
   }
 
   // Ray casting over the loaded outlines: which grid holds the point (offline estimate).
@@ -117,7 +132,7 @@
         var p = pin.getLatLng();
         setPosition(p.lng, p.lat, null, true);
       });
-      map.setView(ll, 16);
+      frame();
     } else {
       pin.setLatLng(ll);
     }
@@ -125,7 +140,7 @@
     if (!adjusted && accuracy) {
       circle = L.circle(ll, { radius: accuracy, color: "#0b57d0", weight: 1, fillOpacity: 0.08, interactive: false }).addTo(map);
     }
-    if (!adjusted) { map.panTo(ll); }
+    if (!adjusted && framed && !map.getBounds().contains(ll)) { map.panTo(ll); }
     $("gps-status").textContent = adjusted
       ? "已手动调整位置（拖动图钉或点地图可再调整）"
       : "GPS 定位精度约 " + Math.round(accuracy) + " 米";
@@ -184,7 +199,10 @@
       } else {
         showPlace(localPlace(pos));
       }
-    }).catch(function () { if (seq === locateSeq) { showPlace(localPlace(pos)); } });
+    }).catch(function () {
+      setReachable(false);
+      if (seq === locateSeq) { showPlace(localPlace(pos)); }
+    });
   }
   function localPlace(pos) {
     var g = localGrid(pos.lon, pos.lat);
@@ -320,7 +338,7 @@
       photos = [];
       photoProblems = [];
       renderPhotos();
-      showResult(navigator.onLine ? "已保存，正在发送…" : "已保存在本机，恢复网络后自动发送");
+      showResult(offline() ? "已保存在本机，恢复网络后自动发送" : "已保存，正在发送…");
       retryCount = 0;
       return render().then(flush);
     }).catch(function (err) {
@@ -364,7 +382,7 @@
           waiting++;
           var why = item.username !== me ? "属于用户 " + item.username + "，请以该用户登录后发送"
             : loginNeeded ? "需要重新登录后发送"
-            : !navigator.onLine ? "离线，恢复网络后自动发送"
+            : offline() ? "离线，恢复网络后自动发送"
             : nextTryAt ? "发送失败，稍后自动重试" : "";
           if (why) { li.appendChild(el("div", "field-item-why", why)); }
         }
@@ -431,8 +449,9 @@
 
   function call(url, options) {
     return fetch(url, Object.assign({ credentials: "same-origin", cache: "no-store" }, options))
-      .catch(function () { throw new Stop("retry"); })
+      .catch(function () { setReachable(false); throw new Stop("retry"); })
       .then(function (r) {
+        setReachable(true);
         return r.json().catch(function () { return {}; }).then(function (body) {
           if (r.status === 401) { throw new Stop("login"); }
           // Sent to the sign-in page instead of an answer: the session is gone.
@@ -551,12 +570,19 @@
   }
 
   // ---------------------------------------------------------------- network status
+  // navigator.onLine only knows about the phone's own link; a failed request tells
+  // us the server cannot be reached (no signal, captive portal, server down).
+  var reachable = true;
+  function offline() { return !navigator.onLine || !reachable; }
+  function setReachable(yes) {
+    if (reachable !== yes) { reachable = yes; showNet(); }
+  }
   function showNet() {
     var box = $("net-status");
-    box.textContent = navigator.onLine ? "" : "当前离线：上报将保存在本机，恢复网络后自动发送";
-    box.className = navigator.onLine ? "field-net" : "field-net field-offline";
+    box.textContent = offline() ? "当前离线：上报将保存在本机，恢复网络后自动发送" : "";
+    box.className = offline() ? "field-net field-offline" : "field-net";
   }
-  window.addEventListener("online", function () { showNet(); retryCount = 0; flush(); locateSoon(); });
+  window.addEventListener("online", function () { reachable = true; showNet(); retryCount = 0; flush(); locateSoon(); });
   window.addEventListener("offline", function () { showNet(); render(); });
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { flush(); } });
   $("retry").addEventListener("click", function () { retryCount = 0; flush(); });

@@ -13,6 +13,7 @@
 var CACHE = "gridcase-field-v1";
 var BASE = new URL("../", self.location).href; // the app's root, wherever it is mounted
 var PAGE = new URL("field/report", BASE).href;
+var GRIDS = new URL("api/v1/field/grids", BASE).href;
 var ASSETS = [
   PAGE,
   "static/css/app.css",
@@ -25,7 +26,6 @@ var ASSETS = [
   "vendor/leaflet/dist/images/marker-icon-2x.png",
   "vendor/leaflet/dist/images/marker-shadow.png"
 ].map(function (path) { return new URL(path, BASE).href; });
-var GRIDS = new URL("api/v1/field/grids", BASE).href;
 
 // Only a real answer is worth keeping: not an error, not the sign-in page we were sent to.
 function keepable(response) {
@@ -34,7 +34,8 @@ function keepable(response) {
 
 self.addEventListener("install", function (event) {
   event.waitUntil(caches.open(CACHE).then(function (cache) {
-    return Promise.all(ASSETS.map(function (url) {
+    // The worker's own grid outlines too, so the map has them on the first offline day.
+    return Promise.all(ASSETS.concat([GRIDS]).map(function (url) {
       return fetch(url, { credentials: "same-origin", cache: "no-cache" }).then(function (r) {
         if (keepable(r)) { return cache.put(url, r); }
       }).catch(function () { /* cached later, on first use */ });
