@@ -42,7 +42,9 @@ def other_grid(conn_or_session, code: str) -> str:
 
 
 def category_id(conn_or_session, code: str = "neighbour_family") -> int:
-    return conn_or_session.execute(text("SELECT id FROM categories WHERE code = :c"), {"c": code}).scalar_one()
+    return conn_or_session.execute(
+        text("SELECT id FROM categories WHERE code = :c"), {"c": code}
+    ).scalar_one()
 
 
 def report_payload(conn_or_session, grid_code: str, **over) -> dict:
@@ -60,7 +62,9 @@ def report_payload(conn_or_session, grid_code: str, **over) -> dict:
     return body
 
 
-def image_bytes(fmt: str = "JPEG", size=(640, 480), gps: bool = False, mode: str = "RGB", orientation=None) -> bytes:
+def image_bytes(
+    fmt: str = "JPEG", size=(640, 480), gps: bool = False, mode: str = "RGB", orientation=None
+) -> bytes:
     """A small image in ``fmt``, with EXIF GPS coordinates and a camera model if ``gps``."""
     img = Image.new(mode, size, (200, 40, 40) if mode == "RGB" else (200, 40, 40, 128))
     # a pattern, so the encoders have something to encode

@@ -40,7 +40,10 @@ def live_photos(live_app, tmp_path, monkeypatch):
 def cases_by(conn, user_id) -> list:
     conn.rollback()  # a fresh snapshot: see what the server committed since
     return conn.execute(
-        text("SELECT id, number, channel, description FROM cases WHERE reporter_id = :u ORDER BY id"), {"u": user_id}
+        text(
+            "SELECT id, number, channel, description FROM cases WHERE reporter_id = :u ORDER BY id"
+        ),
+        {"u": user_id},
     ).all()
 
 
@@ -55,13 +58,19 @@ def fill_report(page, description, photo=None):
     page.fill("textarea[name=description]", description)
     page.fill("input[name=people_count]", "2")
     if photo is not None:
-        page.set_input_files("#photo-input", files=[{"name": "dispute.jpg", "mimeType": "image/jpeg", "buffer": photo}])
+        page.set_input_files(
+            "#photo-input",
+            files=[{"name": "dispute.jpg", "mimeType": "image/jpeg", "buffer": photo}],
+        )
         page.wait_for_selector("#photo-list .field-photo")
     page.click("#submit")
 
 
 def wait_until(page, expression: str, timeout: float = 15.0) -> None:
-    """Poll ``expression`` in the page (wait_for_function evaluates strings, which the CSP forbids)."""
+    """Poll ``expression`` in the page.
+
+    ``wait_for_function`` evaluates strings, which the page's CSP forbids.
+    """
     deadline = time.monotonic() + timeout
     while not page.evaluate(expression):
         if time.monotonic() > deadline:
@@ -82,7 +91,9 @@ def test_a_grid_worker_reports_from_a_phone_online_and_offline(
     at_phone_position(page, live_db, grid, live_server)
     sign_in_page(page, user)
     page.goto("/field/report")
-    grid_name = live_db.execute(text("SELECT name FROM areas WHERE code = :c"), {"c": grid}).scalar_one()
+    grid_name = live_db.execute(
+        text("SELECT name FROM areas WHERE code = :c"), {"c": grid}
+    ).scalar_one()
 
     # the position, its accuracy and the place it is in, before sending
     page.wait_for_selector("#place strong")
@@ -97,10 +108,16 @@ def test_a_grid_worker_reports_from_a_phone_online_and_offline(
     number = page.locator("#result .field-case-number")
     number.wait_for()
     cases = cases_by(live_db, user.id)
-    assert len(cases) == 1 and cases[0].number == number.inner_text() and cases[0].channel == "grid_sweep"
+    assert (
+        len(cases) == 1
+        and cases[0].number == number.inner_text()
+        and cases[0].channel == "grid_sweep"
+    )
     assert cases[0].description == payload
     page.wait_for_selector("#queue li[data-state=sent] >> text=照片 1/1 已上传")
-    photos = live_db.execute(text("SELECT count(*) FROM case_photos WHERE case_id = :c"), {"c": cases[0].id}).scalar_one()
+    photos = live_db.execute(
+        text("SELECT count(*) FROM case_photos WHERE case_id = :c"), {"c": cases[0].id}
+    ).scalar_one()
     assert photos == 1
     # the worker's text is shown as text
     assert payload[:30] in page.locator("#queue").inner_text()
@@ -126,10 +143,15 @@ def test_a_grid_worker_reports_from_a_phone_online_and_offline(
 
     # back online: both go, exactly once each
     page.context.set_offline(False)
-    wait_until(page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 0", timeout=30)
+    wait_until(
+        page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 0", timeout=30
+    )
     cases = cases_by(live_db, user.id)
     assert len(cases) == 3
-    assert {c.description for c in cases[1:]} == {"离线上报一：两户因宅基地边界争执", "离线上报二：务工人员讨要工资"}
+    assert {c.description for c in cases[1:]} == {
+        "离线上报一：两户因宅基地边界争执",
+        "离线上报二：务工人员讨要工资",
+    }
     shown = set(re.findall(r"410726-\d{4}-\d{7}", page.locator("#queue").inner_text()))
     assert shown == {c.number for c in cases}
     page.screenshot(path=str(artifacts / "field-report-synced.png"), full_page=True)
@@ -137,7 +159,9 @@ def test_a_grid_worker_reports_from_a_phone_online_and_offline(
 
 
 @pytest.mark.phone
-def test_a_queued_report_survives_an_expired_session(page, live_server, live_user, live_db, live_photos, demo_areas):
+def test_a_queued_report_survives_an_expired_session(
+    page, live_server, live_user, live_db, live_photos, demo_areas
+):
     grid = demo_areas["grid_worker"]
     user = live_user("grid_worker")
     at_phone_position(page, live_db, grid, live_server)
@@ -170,12 +194,17 @@ def test_a_queued_report_survives_an_expired_session(page, live_server, live_use
     assert page.blocked == []
 
 
-def test_the_same_report_from_five_threads_at_once_is_one_case(live_server, live_user, live_db, demo_areas):
+def test_the_same_report_from_five_threads_at_once_is_one_case(
+    live_server, live_user, live_db, demo_areas
+):
     user = live_user("grid_worker")
     http = requests.Session()
     login_page = http.get(f"{live_server}/login").text
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', login_page).group(1)
-    r = http.post(f"{live_server}/login", data={"username": user.username, "password": TEST_PASSWORD, "csrf_token": csrf})
+    r = http.post(
+        f"{live_server}/login",
+        data={"username": user.username, "password": TEST_PASSWORD, "csrf_token": csrf},
+    )
     assert r.ok
     token = http.get(f"{live_server}/api/v1/field/session").json()["csrf_token"]
     lon, lat = grid_point(live_db, demo_areas["grid_worker"])
@@ -195,7 +224,12 @@ def test_the_same_report_from_five_threads_at_once_is_one_case(live_server, live
         s = requests.Session()
         s.cookies.update(cookies)
         barrier.wait()
-        answers[i] = s.post(f"{live_server}/api/v1/field/reports", json=body, headers={"X-CSRF-Token": token}, timeout=30)
+        answers[i] = s.post(
+            f"{live_server}/api/v1/field/reports",
+            json=body,
+            headers={"X-CSRF-Token": token},
+            timeout=30,
+        )
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(5)]
     for t in threads:
@@ -205,15 +239,30 @@ def test_the_same_report_from_five_threads_at_once_is_one_case(live_server, live
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
     assert len({a.json()["report"]["number"] for a in answers}) == 1
     live_db.rollback()
-    n = live_db.execute(text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}).scalar_one()
+    n = live_db.execute(
+        text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}
+    ).scalar_one()
     events = live_db.execute(
-        text("SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id WHERE c.client_id = :c"),
+        text(
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id "
+            "WHERE c.client_id = :c"
+        ),
         {"c": body["client_id"]},
     ).scalar_one()
     assert (n, events) == (1, 1)
     # and five more, one after another, change nothing
     for _ in range(5):
-        r = http.post(f"{live_server}/api/v1/field/reports", json=body, headers={"X-CSRF-Token": token})
-        assert r.status_code == 200 and r.json()["report"]["number"] == answers[0].json()["report"]["number"]
+        r = http.post(
+            f"{live_server}/api/v1/field/reports", json=body, headers={"X-CSRF-Token": token}
+        )
+        assert (
+            r.status_code == 200
+            and r.json()["report"]["number"] == answers[0].json()["report"]["number"]
+        )
     live_db.rollback()
-    assert live_db.execute(text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}).scalar_one() == 1
+    assert (
+        live_db.execute(
+            text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}
+        ).scalar_one()
+        == 1
+    )

@@ -22,13 +22,19 @@ def post(client, body, headers=CSRF_HEADERS):
 def count_cases(session, client_id=None) -> int:
     if client_id is None:
         return session.execute(text("SELECT count(*) FROM cases")).scalar_one()
-    return session.execute(text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": client_id}).scalar_one()
+    return session.execute(
+        text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": client_id}
+    ).scalar_one()
 
 
-def test_a_report_becomes_a_case_in_its_grid_with_a_register_event(client, login, session, demo_areas):
+def test_a_report_becomes_a_case_in_its_grid_with_a_register_event(
+    client, login, session, demo_areas
+):
     user = login("grid_worker")
     grid = demo_areas["grid_worker"]
-    body = report_payload(session, grid, petitioner_name="王五", petitioner_phone="13812345678", people_count=3)
+    body = report_payload(
+        session, grid, petitioner_name="王五", petitioner_phone="13812345678", people_count=3
+    )
     r = post(client, body)
     assert r.status_code == 201, r.get_json()
     rep = r.get_json()["report"]
@@ -36,20 +42,32 @@ def test_a_report_becomes_a_case_in_its_grid_with_a_register_event(client, login
     assert rep["number"].startswith("410726-")
     row = session.execute(
         text(
-            "SELECT channel, reporter_id, grid_code, people_count, petitioner_name, petitioner_phone, "
+            "SELECT channel, reporter_id, grid_code, people_count, petitioner_name, "
+            "petitioner_phone, "
             "location_accuracy_m, status, title, description FROM cases WHERE client_id = :c"
         ),
         {"c": body["client_id"]},
     ).one()
     assert row.channel == "grid_sweep" and row.reporter_id == user.id and row.grid_code == grid
-    assert (row.people_count, row.petitioner_name, row.petitioner_phone) == (3, "王五", "13812345678")
+    assert (row.people_count, row.petitioner_name, row.petitioner_phone) == (
+        3,
+        "王五",
+        "13812345678",
+    )
     assert row.location_accuracy_m == 8.5 and row.status == "registered"
-    assert row.title.startswith("邻里/婚姻家庭：两户村民") and row.description == body["description"]
+    assert (
+        row.title.startswith("邻里/婚姻家庭：两户村民") and row.description == body["description"]
+    )
     events = session.execute(
-        text("SELECT action, actor_id, to_status, data FROM case_events WHERE case_id = :i"), {"i": rep["case_id"]}
+        text("SELECT action, actor_id, to_status, data FROM case_events WHERE case_id = :i"),
+        {"i": rep["case_id"]},
     ).all()
     assert len(events) == 1
-    assert events[0].action == "register" and events[0].actor_id == user.id and events[0].to_status == "registered"
+    assert (
+        events[0].action == "register"
+        and events[0].actor_id == user.id
+        and events[0].to_status == "registered"
+    )
     assert events[0].data["client_id"] == body["client_id"]
 
 
@@ -71,10 +89,21 @@ def test_the_same_report_sent_five_times_is_one_case(client, login, session, dem
     assert [a.status_code for a in answers] == [201, 200, 200, 200, 200]
     numbers = {a.get_json()["report"]["number"] for a in answers}
     assert len(numbers) == 1
-    assert [a.get_json()["report"]["created"] for a in answers] == [True, False, False, False, False]
+    assert [a.get_json()["report"]["created"] for a in answers] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
     assert count_cases(session, body["client_id"]) == 1
     case_id = answers[0].get_json()["report"]["case_id"]
-    assert session.execute(text("SELECT count(*) FROM case_events WHERE case_id = :i"), {"i": case_id}).scalar_one() == 1
+    assert (
+        session.execute(
+            text("SELECT count(*) FROM case_events WHERE case_id = :i"), {"i": case_id}
+        ).scalar_one()
+        == 1
+    )
 
 
 def test_someone_elses_client_id_is_refused(client, login, session, demo_areas):
@@ -105,18 +134,37 @@ BAD = [
     pytest.param({"lon": None}, "missing_field", "lon", id="lon-missing"),
     pytest.param({"description": "   "}, "missing_field", "description", id="description-blank"),
     pytest.param({"description": None}, "missing_field", "description", id="description-missing"),
-    pytest.param({"description": "x" * (1024 * 1024)}, "text_too_long", "description", id="description-1MB"),
-    pytest.param({"description": "nul\x00byte"}, "control_characters", "description", id="nul-byte"),
-    pytest.param({"description": "bell\x07"}, "control_characters", "description", id="control-char"),
-    pytest.param({"description": "rtl\u202eoverride"}, "control_characters", "description", id="bidi-override"),
+    pytest.param(
+        {"description": "x" * (1024 * 1024)}, "text_too_long", "description", id="description-1MB"
+    ),
+    pytest.param(
+        {"description": "nul\x00byte"}, "control_characters", "description", id="nul-byte"
+    ),
+    pytest.param(
+        {"description": "bell\x07"}, "control_characters", "description", id="control-char"
+    ),
+    pytest.param(
+        {"description": "rtl\u202eoverride"},
+        "control_characters",
+        "description",
+        id="bidi-override",
+    ),
     pytest.param({"description": 42}, "invalid_type", "description", id="description-number"),
-    pytest.param({"petitioner_name": "张\n三"}, "control_characters", "petitioner_name", id="name-newline"),
-    pytest.param({"petitioner_name": "名" * 51}, "text_too_long", "petitioner_name", id="name-too-long"),
-    pytest.param({"petitioner_phone": "call me"}, "invalid_phone", "petitioner_phone", id="phone-letters"),
+    pytest.param(
+        {"petitioner_name": "张\n三"}, "control_characters", "petitioner_name", id="name-newline"
+    ),
+    pytest.param(
+        {"petitioner_name": "名" * 51}, "text_too_long", "petitioner_name", id="name-too-long"
+    ),
+    pytest.param(
+        {"petitioner_phone": "call me"}, "invalid_phone", "petitioner_phone", id="phone-letters"
+    ),
     pytest.param({"category_id": None}, "missing_field", "category_id", id="category-missing"),
     pytest.param({"category_id": 999999}, "unknown_category", "category_id", id="category-unknown"),
     pytest.param({"category_id": "abc"}, "unknown_category", "category_id", id="category-text"),
-    pytest.param({"category_id": 99999999999999999999}, "unknown_category", "category_id", id="category-huge"),
+    pytest.param(
+        {"category_id": 99999999999999999999}, "unknown_category", "category_id", id="category-huge"
+    ),
     pytest.param({"people_count": 0}, "out_of_range", "people_count", id="people-zero"),
     pytest.param({"people_count": 2.5}, "invalid_number", "people_count", id="people-fraction"),
     pytest.param({"people_count": 10**9}, "out_of_range", "people_count", id="people-huge"),
@@ -127,7 +175,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("change", "code", "field"), BAD)
-def test_each_bad_input_is_refused_clearly_and_nothing_is_stored(client, login, session, demo_areas, change, code, field):
+def test_each_bad_input_is_refused_clearly_and_nothing_is_stored(
+    client, login, session, demo_areas, change, code, field
+):
     login("grid_worker")
     body = report_payload(session, demo_areas["grid_worker"])
     body.update(change)
@@ -162,7 +212,9 @@ def test_every_problem_is_listed_at_once(client, login):
     assert "请选择类别" in err["message"] and "请填写情况描述" in err["message"]
 
 
-@pytest.mark.parametrize("body", ["not json", "[1, 2]", "", "null"], ids=["text", "array", "empty", "null"])
+@pytest.mark.parametrize(
+    "body", ["not json", "[1, 2]", "", "null"], ids=["text", "array", "empty", "null"]
+)
 def test_a_body_that_is_not_a_json_object_is_refused(client, login, body):
     login("grid_worker")
     r = post(client, body)
@@ -183,7 +235,8 @@ def test_a_plausible_phone_time_is_kept_and_a_wild_one_ignored(client, login, se
     r = post(client, body)
     assert r.status_code == 201
     year = session.execute(
-        text("SELECT extract(year FROM reported_at) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}
+        text("SELECT extract(year FROM reported_at) FROM cases WHERE client_id = :c"),
+        {"c": body["client_id"]},
     ).scalar_one()
     assert year != 2020
     now = session.execute(text("SELECT now() - interval '2 hours'")).scalar_one()
@@ -225,7 +278,10 @@ def test_session_info_gives_a_fresh_csrf_token(client, login):
     r = client.get("/api/v1/field/session")
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
     body = r.get_json()
-    assert body["user"]["username"] == user.username and body["csrf_token"] == CSRF_HEADERS["X-CSRF-Token"]
+    assert (
+        body["user"]["username"] == user.username
+        and body["csrf_token"] == CSRF_HEADERS["X-CSRF-Token"]
+    )
 
 
 # -- the page, its service worker and its map data ----------------------------------
@@ -250,8 +306,17 @@ def test_the_report_page_needs_no_inline_script_and_nothing_from_outside(client,
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
 
 
-@pytest.mark.parametrize(("role", "status"), [("grid_worker", 200), ("village_informant", 200), ("township_leader", 200),
-                                              ("county_staff", 200), ("planner", 403), ("leader_in_charge", 403)])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("grid_worker", 200),
+        ("village_informant", 200),
+        ("township_leader", 200),
+        ("county_staff", 200),
+        ("planner", 403),
+        ("leader_in_charge", 403),
+    ],
+)
 def test_who_may_open_the_report_page(client, login, role, status):
     login(role)
     assert client.get("/field/report").status_code == status
@@ -292,7 +357,11 @@ def test_grid_outlines_are_geojson_with_the_own_grid(client, login, session, dem
 def test_grid_outlines_put_names_in_properties_not_markup(client, login, session, demo_areas):
     login("grid_worker")
     grid = demo_areas["grid_worker"]
-    session.execute(text("UPDATE areas SET name = '<img src=x onerror=alert(1)>' WHERE code = :c"), {"c": grid})
+    session.execute(
+        text("UPDATE areas SET name = '<img src=x onerror=alert(1)>' WHERE code = :c"), {"c": grid}
+    )
     fc = client.get("/api/v1/field/grids").get_json()
     own = next(f for f in fc["features"] if f["properties"]["own"])
-    assert own["properties"]["name"] == "<img src=x onerror=alert(1)>"  # data; the page sets it as text
+    assert (
+        own["properties"]["name"] == "<img src=x onerror=alert(1)>"
+    )  # data; the page sets it as text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
@@ -19,11 +19,30 @@ from webapp.field.periods import Period, period_of, recent_periods, sweep_period
 @pytest.mark.parametrize(
     ("moment", "kind", "start"),
     [
-        pytest.param(datetime(2026, 3, 31, 15, 59, tzinfo=timezone.utc), "monthly", date(2026, 3, 1), id="month-last-minute"),
-        pytest.param(datetime(2026, 3, 31, 16, 0, tzinfo=timezone.utc), "monthly", date(2026, 4, 1), id="month-rolls-at-local-midnight"),
-        pytest.param(datetime(2026, 12, 31, 16, 0, tzinfo=timezone.utc), "monthly", date(2027, 1, 1), id="new-year"),
-        pytest.param(datetime(2026, 5, 1, 15, 59, tzinfo=timezone.utc), "daily", date(2026, 5, 1), id="day-last-minute"),
-        pytest.param(datetime(2026, 5, 1, 16, 0, tzinfo=timezone.utc), "daily", date(2026, 5, 2), id="day-rolls"),
+        pytest.param(
+            datetime(2026, 3, 31, 15, 59, tzinfo=UTC),
+            "monthly",
+            date(2026, 3, 1),
+            id="month-last-minute",
+        ),
+        pytest.param(
+            datetime(2026, 3, 31, 16, 0, tzinfo=UTC),
+            "monthly",
+            date(2026, 4, 1),
+            id="month-rolls-at-local-midnight",
+        ),
+        pytest.param(
+            datetime(2026, 12, 31, 16, 0, tzinfo=UTC), "monthly", date(2027, 1, 1), id="new-year"
+        ),
+        pytest.param(
+            datetime(2026, 5, 1, 15, 59, tzinfo=UTC),
+            "daily",
+            date(2026, 5, 1),
+            id="day-last-minute",
+        ),
+        pytest.param(
+            datetime(2026, 5, 1, 16, 0, tzinfo=UTC), "daily", date(2026, 5, 2), id="day-rolls"
+        ),
         pytest.param(datetime(2026, 5, 1, 10, 0), "daily", date(2026, 5, 1), id="naive-is-utc"),
     ],
 )
@@ -33,13 +52,22 @@ def test_period_of(moment, kind, start):
 
 def test_period_arithmetic():
     jan = Period(SweepPeriod.MONTHLY, date(2026, 1, 1))
-    assert jan.end == date(2026, 2, 1) and jan.previous() == Period(SweepPeriod.MONTHLY, date(2025, 12, 1))
-    assert [p.start for p in recent_periods(jan, 3)] == [date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1)]
+    assert jan.end == date(2026, 2, 1) and jan.previous() == Period(
+        SweepPeriod.MONTHLY, date(2025, 12, 1)
+    )
+    assert [p.start for p in recent_periods(jan, 3)] == [
+        date(2025, 11, 1),
+        date(2025, 12, 1),
+        date(2026, 1, 1),
+    ]
     day = Period(SweepPeriod.DAILY, date(2026, 3, 1))
     assert day.previous().start == date(2026, 2, 28) and day.end == date(2026, 3, 2)
     assert jan.label == "2026年1月" and day.label == "2026年3月1日"
     start, end = jan.bounds()
-    assert start.isoformat() == "2026-01-01T00:00:00+08:00" and end.isoformat() == "2026-02-01T00:00:00+08:00"
+    assert (
+        start.isoformat() == "2026-01-01T00:00:00+08:00"
+        and end.isoformat() == "2026-02-01T00:00:00+08:00"
+    )
 
 
 def test_period_kind_is_set_per_county():
@@ -62,13 +90,20 @@ def file_form(client, case_ids=(), zero=False, note="", grid_code=None):
 
 def sweeps_of(session, grid_code):
     return session.execute(
-        text("SELECT id, zero_report, revision, note, period_kind, period_start FROM sweeps WHERE grid_code = :g"),
+        text(
+            "SELECT id, zero_report, revision, note, period_kind, period_start "
+            "FROM sweeps WHERE grid_code = :g"
+        ),
         {"g": grid_code},
     ).all()
 
 
 def report_case(client, session, grid_code, **over) -> dict:
-    r = client.post("/api/v1/field/reports", json=report_payload(session, grid_code, **over), headers=CSRF_HEADERS)
+    r = client.post(
+        "/api/v1/field/reports",
+        json=report_payload(session, grid_code, **over),
+        headers=CSRF_HEADERS,
+    )
     assert r.status_code == 201, r.get_json()
     return r.get_json()["report"]
 
@@ -94,19 +129,34 @@ def test_a_sweep_lists_the_cases_found_and_can_be_amended(client, login, session
     login("grid_worker")
     grid = demo_areas["grid_worker"]
     first = report_case(client, session, grid)
-    second = report_case(client, session, grid, description="工地拖欠农民工工资，约二十人聚集。", people_count=20)
+    second = report_case(
+        client, session, grid, description="工地拖欠农民工工资，约二十人聚集。", people_count=20
+    )
     page = client.get("/field/sweeps").get_data(as_text=True)
     assert first["number"] in page and second["number"] in page
     # the worker's own reports of the period are offered, already ticked
     assert re.search(rf'value="{first["case_id"]}" checked', page)
     assert file_form(client, case_ids=[first["case_id"]]).status_code == 302
     sweep = sweeps_of(session, grid)[0]
-    listed = session.execute(text("SELECT case_id FROM sweep_cases WHERE sweep_id = :s"), {"s": sweep.id}).scalars().all()
+    listed = (
+        session.execute(
+            text("SELECT case_id FROM sweep_cases WHERE sweep_id = :s"), {"s": sweep.id}
+        )
+        .scalars()
+        .all()
+    )
     assert listed == [first["case_id"]] and not sweep.zero_report
     assert file_form(client, case_ids=[first["case_id"], second["case_id"]]).status_code == 302
     rows = sweeps_of(session, grid)
     assert len(rows) == 1 and rows[0].revision == 2
-    listed = session.execute(text("SELECT case_id FROM sweep_cases WHERE sweep_id = :s ORDER BY case_id"), {"s": sweep.id}).scalars().all()
+    listed = (
+        session.execute(
+            text("SELECT case_id FROM sweep_cases WHERE sweep_id = :s ORDER BY case_id"),
+            {"s": sweep.id},
+        )
+        .scalars()
+        .all()
+    )
     assert listed == sorted([first["case_id"], second["case_id"]])
 
 
@@ -114,11 +164,15 @@ def test_a_sweep_lists_the_cases_found_and_can_be_amended(client, login, session
     ("kwargs", "message"),
     [
         pytest.param({}, "请选择本期排查发现的案件", id="neither-cases-nor-zero"),
-        pytest.param({"zero": True, "case_ids": ["CASE"]}, "零报告不能同时列出案件", id="zero-with-cases"),
+        pytest.param(
+            {"zero": True, "case_ids": ["CASE"]}, "零报告不能同时列出案件", id="zero-with-cases"
+        ),
         pytest.param({"note": "x" * 2001}, "备注过长", id="note-too-long"),
     ],
 )
-def test_an_inconsistent_sweep_is_refused_and_nothing_stored(client, login, session, demo_areas, kwargs, message):
+def test_an_inconsistent_sweep_is_refused_and_nothing_stored(
+    client, login, session, demo_areas, kwargs, message
+):
     login("grid_worker")
     if kwargs.get("case_ids") == ["CASE"]:
         kwargs["case_ids"] = [report_case(client, session, demo_areas["grid_worker"])["case_id"]]
@@ -145,7 +199,10 @@ def test_a_sweep_cannot_list_cases_it_did_not_find(client, login, session, demo_
 
 def test_the_json_api_files_sweeps_idempotently(client, login, session, demo_areas):
     login("grid_worker")
-    answers = [client.post("/api/v1/field/sweeps", json={"zero_report": True}, headers=CSRF_HEADERS) for _ in range(3)]
+    answers = [
+        client.post("/api/v1/field/sweeps", json={"zero_report": True}, headers=CSRF_HEADERS)
+        for _ in range(3)
+    ]
     assert [a.status_code for a in answers] == [201, 200, 200]
     assert len({a.get_json()["sweep"]["id"] for a in answers}) == 1
     assert answers[0].get_json()["sweep"]["period"]["kind"] == "monthly"
@@ -158,23 +215,29 @@ def test_a_daily_county_files_daily(app, client, login, session, demo_areas, mon
     login("grid_worker")
     r = client.post("/api/v1/field/sweeps", json={"zero_report": True}, headers=CSRF_HEADERS)
     assert r.get_json()["sweep"]["period"]["kind"] == "daily"
-    today = period_of("daily", datetime.now(timezone.utc)).start
+    today = period_of("daily", datetime.now(UTC)).start
     assert r.get_json()["sweep"]["period"]["start"] == today.isoformat()
 
 
 def test_a_village_informant_files_for_each_grid_of_the_village(client, login, session, demo_areas):
     login("village_informant")
-    grids = session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND village_code = :v ORDER BY code"),
-        {"v": demo_areas["village_informant"]},
-    ).scalars().all()
+    grids = (
+        session.execute(
+            text("SELECT code FROM areas WHERE level = 'grid' AND village_code = :v ORDER BY code"),
+            {"v": demo_areas["village_informant"]},
+        )
+        .scalars()
+        .all()
+    )
     assert len(grids) >= 2
     assert file_form(client, zero=True, grid_code=grids[1]).status_code == 302
     assert len(sweeps_of(session, grids[1])) == 1 and sweeps_of(session, grids[0]) == []
     assert file_form(client, zero=True, grid_code=other_grid(session, grids[0])).status_code == 404
 
 
-@pytest.mark.parametrize(("role", "status"), [("township_leader", 302), ("county_staff", 302), ("leader_in_charge", 403)])
+@pytest.mark.parametrize(
+    ("role", "status"), [("township_leader", 302), ("county_staff", 302), ("leader_in_charge", 403)]
+)
 def test_others_are_sent_to_coverage(client, login, role, status):
     login(role)
     r = client.get("/field/sweeps")
@@ -189,7 +252,10 @@ def test_others_are_sent_to_coverage(client, login, role, status):
 def test_coverage_lists_the_grids_that_did_not_report(client, login, session, demo_areas):
     grid = demo_areas["grid_worker"]
     village = session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND village_code = :v AND code <> :g ORDER BY code LIMIT 1"),
+        text(
+            "SELECT code FROM areas WHERE level = 'grid' AND village_code = :v AND code <> :g "
+            "ORDER BY code LIMIT 1"
+        ),
         {"v": grid[:12], "g": grid},
     ).scalar_one()
     login("grid_worker")
@@ -202,10 +268,14 @@ def test_coverage_lists_the_grids_that_did_not_report(client, login, session, de
     assert r.status_code == 200
     html = r.get_data(as_text=True)
     total = session.execute(
-        text("SELECT count(*) FROM areas WHERE level = 'grid' AND township_code = :t"), {"t": grid[:9]}
+        text("SELECT count(*) FROM areas WHERE level = 'grid' AND township_code = :t"),
+        {"t": grid[:9]},
     ).scalar_one()
-    assert f"共 {total} 个网格，已报送 <strong class=\"field-ok\">2</strong> 个（其中零报告 1 个）" in html
-    assert f"未报送 <strong class=\"field-missing\">{total - 2}</strong> 个" in html
+    assert (
+        f'共 {total} 个网格，已报送 <strong class="field-ok">2</strong> 个（其中零报告 1 个）'
+        in html
+    )
+    assert f'未报送 <strong class="field-missing">{total - 2}</strong> 个' in html
     missing = set(re.findall(r'<li data-grid="(\d+)">', html))
     assert grid not in missing and village not in missing and len(missing) == total - 2
     rows = dict(re.findall(r'<tr data-grid="(\d+)" data-reported="(yes|no)">', html))
@@ -217,24 +287,27 @@ def test_coverage_history_counts_each_period(client, login, session, demo_areas,
     grid = demo_areas["grid_worker"]
     worker = make_user("grid_worker")
     gid = session.execute(text("SELECT id FROM areas WHERE code = :c"), {"c": grid}).scalar_one()
-    current = period_of("monthly", datetime.now(timezone.utc))
+    current = period_of("monthly", datetime.now(UTC))
     previous = current.previous()
     session.execute(
         text(
-            "INSERT INTO sweeps (grid_id, grid_code, village_code, township_code, county_code, period_kind, "
-            "period_start, zero_report, reporter_id) VALUES (:g, :c, :v, :t, '410726', 'monthly', :p, true, :u)"
+            "INSERT INTO sweeps (grid_id, grid_code, village_code, township_code, county_code, "
+            "period_kind, period_start, zero_report, reporter_id) "
+            "VALUES (:g, :c, :v, :t, '410726', 'monthly', :p, true, :u)"
         ),
         {"g": gid, "c": grid, "v": grid[:12], "t": grid[:9], "p": previous.start, "u": worker.id},
     )
     login("county_staff")
     html = client.get("/field/coverage").get_data(as_text=True)
-    table = html[html.index('id="coverage-history"'):]
-    row = re.search(rf'area={grid[:9]}[^>]*>[^<]+</a></td>(.*?)</tr>', table, re.S).group(1)
+    table = html[html.index('id="coverage-history"') :]
+    row = re.search(rf"area={grid[:9]}[^>]*>[^<]+</a></td>(.*?)</tr>", table, re.S).group(1)
     cells = re.findall(r">(\d+)/(\d+)<", row)
     assert len(cells) == 6
     assert int(cells[-2][0]) == 1 and int(cells[-1][0]) == 0  # last period: 1 grid; this one: none
     # the previous period can be opened, and shows that grid as reported
-    html = client.get(f"/field/coverage?area={grid[:9]}&period={previous.start.isoformat()}").get_data(as_text=True)
+    html = client.get(
+        f"/field/coverage?area={grid[:9]}&period={previous.start.isoformat()}"
+    ).get_data(as_text=True)
     assert re.search(rf'<tr data-grid="{grid}" data-reported="yes">', html)
     assert client.get("/field/coverage?period=2999-01-01").status_code == 400
     assert client.get("/field/coverage?period=garbage").status_code == 400
@@ -254,8 +327,11 @@ def test_coverage_history_counts_each_period(client, login, session, demo_areas,
 )
 def test_coverage_is_scoped_to_the_area(client, login, session, demo_areas, role, area, status):
     login(role)
-    code = {"own": demo_areas[role], "county": "410726",
-            "other-township": other_grid(session, demo_areas["grid_worker"])[:9]}[area]
+    code = {
+        "own": demo_areas[role],
+        "county": "410726",
+        "other-township": other_grid(session, demo_areas["grid_worker"])[:9],
+    }[area]
     assert client.get(f"/field/coverage?area={code}").status_code == status
 
 

@@ -27,13 +27,17 @@ def upgrade() -> None:
         sa.Column("height", sa.Integer(), nullable=False),
         sa.Column("original_format", sa.String(8), nullable=False),
         sa.Column("original_bytes", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_case_photos"),
         sa.UniqueConstraint("client_photo_id", name="uq_case_photos_client_photo_id"),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name="fk_case_photos_case_id_cases", ondelete="RESTRICT"
         ),
-        sa.ForeignKeyConstraint(["uploader_id"], ["users.id"], name="fk_case_photos_uploader_id_users"),
+        sa.ForeignKeyConstraint(
+            ["uploader_id"], ["users.id"], name="fk_case_photos_uploader_id_users"
+        ),
         sa.CheckConstraint("size_bytes > 0", name="ck_case_photos_size_bytes"),
         sa.CheckConstraint("width > 0 AND height > 0", name="ck_case_photos_dimensions"),
     )
@@ -52,8 +56,12 @@ def upgrade() -> None:
         sa.Column("zero_report", sa.Boolean(), nullable=False),
         sa.Column("note", sa.Text(), server_default="", nullable=False),
         sa.Column("reporter_id", sa.Integer(), nullable=False),
-        sa.Column("submitted_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "submitted_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("revision", sa.Integer(), server_default="1", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_sweeps"),
         sa.UniqueConstraint("grid_id", "period_kind", "period_start", name="uq_sweeps_grid_period"),
@@ -61,7 +69,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["reporter_id"], ["users.id"], name="fk_sweeps_reporter_id_users"),
         sa.CheckConstraint("period_kind IN ('daily','monthly')", name="ck_sweeps_period_kind"),
         sa.CheckConstraint(
-            "period_kind <> 'monthly' OR extract(day FROM period_start) = 1", name="ck_sweeps_monthly_start"
+            "period_kind <> 'monthly' OR extract(day FROM period_start) = 1",
+            name="ck_sweeps_monthly_start",
         ),
     )
     op.create_index("ix_sweeps_township_period", "sweeps", ["township_code", "period_start"])

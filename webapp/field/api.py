@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify, request, url_for
 
@@ -28,7 +28,9 @@ bp = Blueprint("field_api", __name__, url_prefix="/api/v1/field")
 def _reporter():
     user = current_user()
     if not may_report_from_field(user):
-        raise AppError("forbidden_role", "您的角色无权现场上报", 403, "not allowed to report from the field")
+        raise AppError(
+            "forbidden_role", "您的角色无权现场上报", 403, "not allowed to report from the field"
+        )
     return user
 
 
@@ -41,15 +43,19 @@ def _no_store(response):
 def session_info():
     """Who is signed in, and this session's CSRF token (a cached page's token may be stale)."""
     user = current_user()
-    return _no_store(jsonify({
-        "user": {
-            "username": user.username,
-            "display_name": user.display_name,
-            "role": user.role,
-            "area_code": user.area_code,
-        },
-        "csrf_token": csrf_token(),
-    }))
+    return _no_store(
+        jsonify(
+            {
+                "user": {
+                    "username": user.username,
+                    "display_name": user.display_name,
+                    "role": user.role,
+                    "area_code": user.area_code,
+                },
+                "csrf_token": csrf_token(),
+            }
+        )
+    )
 
 
 @bp.get("/grids")
@@ -68,7 +74,9 @@ def _optional_point() -> tuple[float | None, float | None]:
     except (KeyError, ValueError):
         lon = lat = math.nan
     if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lon) > 180 or abs(lat) > 90:
-        raise AppError("invalid_coordinates", "经纬度无效", 400, "lon and lat must be WGS84 decimal degrees")
+        raise AppError(
+            "invalid_coordinates", "经纬度无效", 400, "lon and lat must be WGS84 decimal degrees"
+        )
     return lon, lat
 
 
@@ -77,7 +85,7 @@ def create_report():
     """File a report; the same ``client_id`` again answers the same case (200 instead of 201)."""
     user = _reporter()
     session = get_session()
-    report = parse_report(request.get_json(silent=True), datetime.now(timezone.utc))
+    report = parse_report(request.get_json(silent=True), datetime.now(UTC))
     filed = queries.file_report(session, user, report)
     session.commit()  # acknowledged only once stored
     body = filed.to_dict()
@@ -93,14 +101,20 @@ def upload_photo(case_id: int):
     try:
         client_photo_id = uuid.UUID(request.form.get("client_photo_id", "")[:64])
     except ValueError:
-        raise AppError("invalid_client_photo_id", "缺少或无效的照片编号 client_photo_id", 400) from None
+        raise AppError(
+            "invalid_client_photo_id", "缺少或无效的照片编号 client_photo_id", 400
+        ) from None
     case = queries.case_in_scope(session, user, case_id)
-    existing = queries.check_photo_resend(queries.photo_by_client_id(session, client_photo_id), case.id)
+    existing = queries.check_photo_resend(
+        queries.photo_by_client_id(session, client_photo_id), case.id
+    )
     if existing is not None:
         return jsonify({"photo": _photo_dict(existing, created=False)}), 200
     upload = request.files.get("photo")
     if upload is None:
-        raise AppError("missing_photo", "没有收到照片文件", 400, "multipart field 'photo' is missing")
+        raise AppError(
+            "missing_photo", "没有收到照片文件", 400, "multipart field 'photo' is missing"
+        )
     limits = photo_limits()
     stored = store_photo(photo_root(), read_limited(upload.stream, limits), limits)
     photo, created = queries.add_photo(session, user, case.id, client_photo_id, stored)
@@ -113,7 +127,9 @@ def list_photos(case_id: int):
     session = get_session()
     user = current_user()
     queries.case_in_scope(session, user, case_id)
-    return jsonify({"photos": [_photo_dict(p) for p in queries.case_photos(session, user, case_id)]})
+    return jsonify(
+        {"photos": [_photo_dict(p) for p in queries.case_photos(session, user, case_id)]}
+    )
 
 
 def _photo_dict(photo: CasePhoto, created: bool | None = None) -> dict:
@@ -135,7 +151,10 @@ def _photo_dict(photo: CasePhoto, created: bool | None = None) -> dict:
 
 @bp.post("/sweeps")
 def file_sweep():
-    """File (or amend) this period's sweep of a grid: ``{grid_code?, case_ids, zero_report, note}``."""
+    """File (or amend) this period's sweep of a grid.
+
+    Body: ``{grid_code?, case_ids, zero_report, note}``.
+    """
     user = current_user()
     session = get_session()
     data = parse_sweep(request.get_json(silent=True))

@@ -98,7 +98,9 @@ class Sweep(Base):
     zero_report: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
     reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    submitted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revision: Mapped[int] = mapped_column(Integer, server_default="1")
 
@@ -112,4 +114,6 @@ class SweepCase(Base):
     sweep_id: Mapped[int] = mapped_column(
         ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
     )
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="RESTRICT"), primary_key=True
+    )

@@ -6,7 +6,7 @@ Pure functions of dates and configuration, so they are tested without a database
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from webapp.field.models import SweepPeriod
@@ -61,7 +61,7 @@ def period_of(kind: SweepPeriod | str, moment: datetime) -> Period:
     """Return the period of ``kind`` that ``moment`` (aware, or UTC if naive) falls in."""
     kind = SweepPeriod(kind)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     local = moment.astimezone(LOCAL_TZ).date()
     if kind is SweepPeriod.MONTHLY:
         local = local.replace(day=1)

@@ -134,7 +134,9 @@ def _wrong_type() -> PhotoRefused:
 
 
 def _broken() -> PhotoRefused:
-    return _refuse("photo_broken", "照片文件已损坏或不完整，无法打开", "the image is damaged or truncated")
+    return _refuse(
+        "photo_broken", "照片文件已损坏或不完整，无法打开", "the image is damaged or truncated"
+    )
 
 
 def _bomb() -> PhotoRefused:

@@ -59,8 +59,17 @@ def active_category(session: Session, category_id: int) -> Category:
     category = session.get(Category, category_id) if 0 < category_id < 2**31 else None
     if category is None or not category.active:
         raise AppError(
-            "unknown_category", "类别不存在或已停用，请重新选择", 400, "unknown or inactive category",
-            details=[{"field": "category_id", "code": "unknown_category", "message": "类别不存在或已停用"}],
+            "unknown_category",
+            "类别不存在或已停用，请重新选择",
+            400,
+            "unknown or inactive category",
+            details=[
+                {
+                    "field": "category_id",
+                    "code": "unknown_category",
+                    "message": "类别不存在或已停用",
+                }
+            ],
         )
     return category
 
@@ -146,7 +155,10 @@ def _answer(session: Session, user: User, case_id: int, created: bool) -> FiledR
     if row.reporter_id != user.id:
         # Someone else's client id: answering with that case would leak it.
         raise AppError(
-            "client_id_conflict", "上报编号已被占用，请重新填写上报", 409, "client id used by another report"
+            "client_id_conflict",
+            "上报编号已被占用，请重新填写上报",
+            409,
+            "client id used by another report",
         )
     return FiledReport(
         case_id=row.id,
@@ -179,7 +191,10 @@ def check_photo_resend(photo: CasePhoto | None, case_id: int) -> CasePhoto | Non
     """A photo id already stored for this case is a resend; for another case, a conflict."""
     if photo is not None and photo.case_id != case_id:
         raise AppError(
-            "client_photo_id_conflict", "照片编号已被其他案件使用", 409, "client photo id used by another case"
+            "client_photo_id_conflict",
+            "照片编号已被其他案件使用",
+            409,
+            "client photo id used by another case",
         )
     return photo
 
@@ -228,7 +243,9 @@ def case_photos(session: Session, user: User, case_id: int) -> list[CasePhoto]:
 
 def photo_in_scope(session: Session, user: User, photo_id: int) -> CasePhoto:
     photo = session.scalar(
-        select(CasePhoto).join(Case, Case.id == CasePhoto.case_id).where(CasePhoto.id == photo_id, case_scope(user))
+        select(CasePhoto)
+        .join(Case, Case.id == CasePhoto.case_id)
+        .where(CasePhoto.id == photo_id, case_scope(user))
     )
     if photo is None:
         raise NotFound("照片")
@@ -247,14 +264,16 @@ GRID_OUTLINES_SQL = """
         UNION
         -- neighbours of the worker's own grid(s)
         SELECT n.id FROM areas n JOIN own o
-          ON n.geom && ST_Expand(o.geom, :deg) AND ST_DWithin(n.geom::geography, o.geom::geography, :near_m)
+          ON n.geom && ST_Expand(o.geom, :deg)
+         AND ST_DWithin(n.geom::geography, o.geom::geography, :near_m)
         WHERE n.level = 'grid'
         UNION
         -- grids around where the phone is now (the worker may be outside their grid)
         SELECT g.id FROM areas g
         WHERE :lon IS NOT NULL AND g.level = 'grid'
           AND g.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :deg)
-          AND ST_DWithin(g.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :near_m)
+          AND ST_DWithin(g.geom::geography,
+                         ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :near_m)
     ),
     chosen AS (
         SELECT g.id, g.code, g.name, g.geom, v.name AS village, t.name AS township,
@@ -281,7 +300,11 @@ GRID_OUTLINES_SQL = """
 
 
 def grid_outlines(
-    session: Session, user: User, lon: float | None = None, lat: float | None = None, near_m: float = 800
+    session: Session,
+    user: User,
+    lon: float | None = None,
+    lat: float | None = None,
+    near_m: float = 800,
 ) -> dict:
     """GeoJSON of the user's own grids, their neighbours and the grids near a point.
 
@@ -395,7 +418,9 @@ class FiledSweep:
         }
 
 
-def file_sweep(session: Session, user: User, grid: Area, period: Period, data: SweepInput) -> FiledSweep:
+def file_sweep(
+    session: Session, user: User, grid: Area, period: Period, data: SweepInput
+) -> FiledSweep:
     """File (or amend) the sweep of ``grid`` for ``period``: one per grid and period.
 
     Filing the same content again changes nothing; different content replaces the
@@ -417,7 +442,8 @@ def file_sweep(session: Session, user: User, grid: Area, period: Period, data: S
             """
             INSERT INTO sweeps (grid_id, grid_code, village_code, township_code, county_code,
                                 period_kind, period_start, zero_report, note, reporter_id)
-            VALUES (:grid_id, :code, :village, :township, :county, :kind, :start, :zero, :note, :uid)
+            VALUES (:grid_id, :code, :village, :township, :county,
+                    :kind, :start, :zero, :note, :uid)
             ON CONFLICT ON CONSTRAINT uq_sweeps_grid_period DO NOTHING
             RETURNING id
             """
@@ -494,8 +520,11 @@ def grid_history(session: Session, grid: Area, periods: list[Period]) -> list[Pe
     if not periods:
         return []
     listed = (
-        select(func.count()).select_from(SweepCase).where(SweepCase.sweep_id == Sweep.id)
-        .correlate(Sweep).scalar_subquery()
+        select(func.count())
+        .select_from(SweepCase)
+        .where(SweepCase.sweep_id == Sweep.id)
+        .correlate(Sweep)
+        .scalar_subquery()
     )
     rows = session.execute(
         select(Sweep, listed).where(
@@ -539,7 +568,8 @@ def coverage(session: Session, area: Area, period: Period) -> list[GridCoverage]
             FROM areas g
             JOIN areas v ON v.code = g.village_code
             JOIN areas t ON t.code = g.township_code
-            LEFT JOIN sweeps s ON s.grid_id = g.id AND s.period_kind = :kind AND s.period_start = :start
+            LEFT JOIN sweeps s
+              ON s.grid_id = g.id AND s.period_kind = :kind AND s.period_start = :start
             LEFT JOIN LATERAL (
                 SELECT count(*) AS cases FROM sweep_cases sc WHERE sc.sweep_id = s.id
             ) n ON true
@@ -565,7 +595,9 @@ class CoverageRow:
 def coverage_history(session: Session, area: Area, periods: list[Period]) -> list[CoverageRow]:
     """For each area one level below ``area``, how many of its grids reported in each period."""
     level = AreaLevel(area.level)
-    child = {AreaLevel.COUNTY: "township_code", AreaLevel.TOWNSHIP: "village_code"}.get(level, "code")
+    child = {AreaLevel.COUNTY: "township_code", AreaLevel.TOWNSHIP: "village_code"}.get(
+        level, "code"
+    )
     stmt = text(
         f"""
         WITH g AS (
@@ -586,7 +618,12 @@ def coverage_history(session: Session, area: Area, periods: list[Period]) -> lis
         """
     ).bindparams(bindparam("starts", type_=ARRAY(DATE)))
     rows = session.execute(
-        stmt, {"starts": [p.start for p in periods], "kind": periods[0].kind.value, "prefix": _prefix(area.code)}
+        stmt,
+        {
+            "starts": [p.start for p in periods],
+            "kind": periods[0].kind.value,
+            "prefix": _prefix(area.code),
+        },
     ).all()
     return [CoverageRow(code, name, grids, list(reported)) for code, name, grids, reported in rows]
 

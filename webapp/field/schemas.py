@@ -28,7 +28,9 @@ MAX_CLOCK_SKEW = timedelta(minutes=10)
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides;
 # a description may keep line breaks and tabs.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 _CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,22}[0-9]$")
 
@@ -81,7 +83,9 @@ class _Checker:
 
     def __init__(self, data: object) -> None:
         if not isinstance(data, dict):
-            raise AppError("invalid_json", "提交的内容不是有效的 JSON 对象", 400, "body must be a JSON object")
+            raise AppError(
+                "invalid_json", "提交的内容不是有效的 JSON 对象", 400, "body must be a JSON object"
+            )
         self.data = data
         self.problems: list[Problem] = []
 
@@ -105,7 +109,9 @@ class _Checker:
             return None
         value = value.strip()
         if len(value) > max_len:
-            self.problem(field, "text_too_long", f"{label}过长：最多 {max_len} 个字，现有 {len(value)} 个字")
+            self.problem(
+                field, "text_too_long", f"{label}过长：最多 {max_len} 个字，现有 {len(value)} 个字"
+            )
             return None
         if (_CONTROL if multiline else _CONTROL_ONE_LINE).search(value):
             self.problem(field, "control_characters", f"{label}含有不可见的控制字符，请删除后重试")
@@ -134,11 +140,19 @@ class _Checker:
         if value is None:
             self.problem(field, "missing_field", f"缺少{label}，请等待定位或在地图上选点")
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             self.problem(field, "invalid_coordinates", f"{label}不是有效的数字")
             return None
         if not -limit <= value <= limit:
-            self.problem(field, "invalid_coordinates", f"{label}超出范围（应在 -{limit:g} 至 {limit:g} 之间）")
+            self.problem(
+                field,
+                "invalid_coordinates",
+                f"{label}超出范围（应在 -{limit:g} 至 {limit:g} 之间）",
+            )
             return None
         return float(value)
 
@@ -146,8 +160,10 @@ class _Checker:
         value = self.data.get(field)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
         ):
             self.problem(field, "invalid_number", f"{label}应为整数")
             return default
@@ -186,7 +202,11 @@ def parse_report(data: object, now: datetime) -> ReportInput:
     if category is None or category == "":
         c.problem("category_id", "missing_field", "请选择类别")
         category_id = None
-    elif isinstance(category, bool) or not isinstance(category, int | str) or not str(category).isdigit():
+    elif (
+        isinstance(category, bool)
+        or not isinstance(category, int | str)
+        or not str(category).isdigit()
+    ):
         c.problem("category_id", "unknown_category", "类别无效，请重新选择")
         category_id = None
     else:
@@ -197,7 +217,11 @@ def parse_report(data: object, now: datetime) -> ReportInput:
     name = c.text("petitioner_name", "联系人姓名", MAX_NAME)
     phone = c.text("petitioner_phone", "联系电话", 32)
     if phone is not None and not _PHONE.match(phone):
-        c.problem("petitioner_phone", "invalid_phone", "联系电话格式不正确（只能包含数字、空格、短横线和开头的 +）")
+        c.problem(
+            "petitioner_phone",
+            "invalid_phone",
+            "联系电话格式不正确（只能包含数字、空格、短横线和开头的 +）",
+        )
         phone = None
 
     lon = c.coordinate("lon", "经度", 180)
@@ -288,8 +312,14 @@ def parse_sweep(data: object) -> SweepInput:
     note = c.text("note", "备注", MAX_NOTE, multiline=True) or ""
     if not c.problems:
         if zero and ids:
-            c.problem("zero_report", "zero_report_with_cases", "零报告不能同时列出案件：请取消勾选零报告，或不选案件")
+            c.problem(
+                "zero_report",
+                "zero_report_with_cases",
+                "零报告不能同时列出案件：请取消勾选零报告，或不选案件",
+            )
         elif not zero and not ids:
-            c.problem("case_ids", "sweep_empty", "请选择本期排查发现的案件，或勾选“本期无发现（零报告）”")
+            c.problem(
+                "case_ids", "sweep_empty", "请选择本期排查发现的案件，或勾选“本期无发现（零报告）”"
+            )
     c.raise_if_any()
     return SweepInput(grid, tuple(sorted(set(ids))), zero, note)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from flask import (
@@ -36,18 +36,29 @@ bp = Blueprint("field", __name__, url_prefix="/field")
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "field"
 # Who may read sweep coverage: everyone who looks after more than one grid.
-COVERAGE_ROLES = (Role.VILLAGE_INFORMANT, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.PLANNER, Role.ADMIN)
+COVERAGE_ROLES = (
+    Role.VILLAGE_INFORMANT,
+    Role.TOWNSHIP_LEADER,
+    Role.COUNTY_STAFF,
+    Role.PLANNER,
+    Role.ADMIN,
+)
 HISTORY_PERIODS = 6
 
 
 def init_app(app: Flask) -> None:
     """Field settings (from ``GRIDCASE_*`` where given) and the ``case_photos`` template global."""
     env = os.environ
-    app.config.setdefault("PHOTO_DIR", env.get("GRIDCASE_PHOTO_DIR") or str(Path(app.config["VAR_DIR"]) / "photos"))
-    app.config.setdefault("PHOTO_MAX_BYTES", int(env.get("GRIDCASE_PHOTO_MAX_MB", "10")) * 1024 * 1024)
+    app.config.setdefault(
+        "PHOTO_DIR", env.get("GRIDCASE_PHOTO_DIR") or str(Path(app.config["VAR_DIR"]) / "photos")
+    )
+    app.config.setdefault(
+        "PHOTO_MAX_BYTES", int(env.get("GRIDCASE_PHOTO_MAX_MB", "10")) * 1024 * 1024
+    )
     app.config.setdefault("PHOTO_MAX_PIXELS", 60_000_000)
     app.config.setdefault("PHOTO_STORED_SIDE", 2560)
-    # 日排查日报告 or monthly: per county (``SWEEP_PERIODS = {"410726": "daily"}``), else the default.
+    # 日排查日报告 or monthly: per county (``SWEEP_PERIODS = {"410726": "daily"}``),
+    # else the default.
     app.config.setdefault("SWEEP_PERIOD", env.get("GRIDCASE_SWEEP_PERIOD", "monthly"))
     app.config.setdefault("SWEEP_PERIODS", {})
     app.jinja_env.globals["case_photos"] = case_photos_of
@@ -56,7 +67,9 @@ def init_app(app: Flask) -> None:
 def photo_limits() -> PhotoLimits:
     cfg = current_app.config
     return PhotoLimits(
-        max_bytes=cfg["PHOTO_MAX_BYTES"], max_pixels=cfg["PHOTO_MAX_PIXELS"], stored_side=cfg["PHOTO_STORED_SIDE"]
+        max_bytes=cfg["PHOTO_MAX_BYTES"],
+        max_pixels=cfg["PHOTO_MAX_PIXELS"],
+        stored_side=cfg["PHOTO_STORED_SIDE"],
     )
 
 
@@ -74,7 +87,7 @@ def case_photos_of(case) -> list:
 
 def current_period(county_code: str, now: datetime | None = None) -> Period:
     kind = sweep_period_kind(current_app.config, county_code)
-    return period_of(kind, now or datetime.now(timezone.utc))
+    return period_of(kind, now or datetime.now(UTC))
 
 
 # -- the report page ---------------------------------------------------------------
@@ -84,7 +97,9 @@ def current_period(county_code: str, now: datetime | None = None) -> Period:
 def report():
     user = current_user()
     if not may_report_from_field(user):
-        raise AppError("forbidden_role", "您的角色无权现场上报", 403, "not allowed to report from the field")
+        raise AppError(
+            "forbidden_role", "您的角色无权现场上报", 403, "not allowed to report from the field"
+        )
     session = get_session()
     own = get_area(session, user.area_code)
     return render_template(
@@ -114,10 +129,14 @@ def _send_photo(photo_id: int, thumb: bool):
     if not path.is_file():
         current_app.logger.warning("photo %s: file %s is missing", photo.id, path)
         raise NotFound("照片文件")
-    response = send_file(path, mimetype="image/jpeg", etag=photo.sha256 + ("t" if thumb else ""), conditional=True)
+    response = send_file(
+        path, mimetype="image/jpeg", etag=photo.sha256 + ("t" if thumb else ""), conditional=True
+    )
     # Personal data: no shared caches; a scope change takes effect within the hour.
     response.headers["Cache-Control"] = "private, max-age=3600"
-    response.headers["Content-Disposition"] = f'inline; filename="case-{photo.case_id}-{photo.id}.jpg"'
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="case-{photo.case_id}-{photo.id}.jpg"'
+    )
     return response
 
 
@@ -166,7 +185,10 @@ def sweeps():
             if filed.created:
                 flash(f"{grid.name} {period.label}排查已报送", "success")
             elif filed.changed:
-                flash(f"{grid.name} {period.label}排查已更新（第 {filed.sweep.revision} 版）", "success")
+                flash(
+                    f"{grid.name} {period.label}排查已更新（第 {filed.sweep.revision} 版）",
+                    "success",
+                )
             else:
                 flash(f"{grid.name} {period.label}排查已报送过，内容未变", "info")
             return redirect(url_for("field.sweeps", grid_code=grid.code))
