@@ -266,3 +266,32 @@ def test_the_same_report_from_five_threads_at_once_is_one_case(
         ).scalar_one()
         == 1
     )
+
+
+@pytest.mark.phone
+def test_a_grid_worker_files_the_sweep_and_the_township_sees_coverage(
+    page, live_server, live_user, live_db, demo_areas, artifacts
+):
+    grid = demo_areas["grid_worker"]
+    worker = live_user("grid_worker")
+    sign_in_page(page, worker)
+    page.goto("/field/sweeps")
+    assert "本期尚未报送" in page.locator("#sweep-state").inner_text()
+    page.check("input[name=zero_report]")
+    page.fill("textarea[name=note]", "<b>全网格入户走访</b>，未发现矛盾纠纷")
+    page.click("#sweep-form button[type=submit]")
+    page.wait_for_selector(".flash-success")
+    assert "零报告" in page.locator("#sweep-state").inner_text()
+    assert page.locator("textarea[name=note]").input_value() == "<b>全网格入户走访</b>，未发现矛盾纠纷"
+    page.screenshot(path=str(artifacts / "field-sweep.png"), full_page=True)
+    assert page.blocked == [] and page.console_errors == []
+
+    leader = live_user("township_leader", area=grid[:9])
+    page.context.clear_cookies()
+    sign_in_page(page, leader)
+    page.goto("/field/coverage")
+    assert page.locator(f'#coverage-grids tr[data-grid="{grid}"]').get_attribute("data-reported") == "yes"
+    assert page.locator(f'#missing-grids li[data-grid="{grid}"]').count() == 0
+    assert page.locator("#missing-grids li").count() > 0
+    page.screenshot(path=str(artifacts / "field-coverage.png"), full_page=True)
+    assert page.blocked == [] and page.console_errors == []
