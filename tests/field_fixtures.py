@@ -83,3 +83,81 @@ def image_bytes(
     out = io.BytesIO()
     img.save(out, fmt, **kwargs)
     return out.getvalue()
+
+
+def run_in_browser(base_url: str, scenario, **context_options) -> None:
+    """Run ``scenario(page)`` in a fresh chromium in a thread of its own; re-raise its failure.
+
+    Playwright's sync API allows one live instance per thread, and ``tests.browser``'s
+    session ``browser`` fixture is made once per module that imports it, so a second
+    browser module cannot start its own in the main thread while another's is open.
+    This runs the same chromium with the same flags in its own thread, with a page
+    that blocks and records requests to other origins (``page.blocked``), failed
+    requests and console errors, as ``tests.browser``'s ``page`` does.
+    """
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+                )
+                try:
+                    options = dict(locale="zh-CN", timezone_id="Asia/Shanghai")
+                    options.update(context_options)
+                    context = browser.new_context(base_url=base_url, **options)
+                    context.set_default_timeout(15_000)
+                    page = context.new_page()
+                    page.blocked, page.failed, page.console_errors = [], [], []
+
+                    def route(r):
+                        url = r.request.url
+                        if url.startswith(base_url) or url.startswith(("data:", "blob:")):
+                            r.continue_()
+                        else:
+                            page.blocked.append(url)
+                            r.abort()
+
+                    context.route("**/*", route)
+                    page.on("requestfailed", lambda req: page.failed.append((req.url, req.failure)))
+                    page.on(
+                        "console",
+                        lambda m: page.console_errors.append(m.text) if m.type == "error" else None,
+                    )
+                    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+                    try:
+                        scenario(page)
+                    finally:
+                        context.close()
+                finally:
+                    browser.close()
+        except BaseException as exc:  # noqa: BLE001 - handed over to the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="field-browser", daemon=True)
+    thread.start()
+    thread.join(timeout=300)
+    if thread.is_alive():
+        raise AssertionError("the browser scenario did not finish within 5 minutes")
+    if failure:
+        raise failure[0]
+
+
+@pytest.fixture
+def phone(request, live_server):
+    """Run a scenario on a phone-sized page: ``phone(lambda page: ...)``.
+
+    Options of the test's ``phone`` mark (e.g. geolocation) apply to the context.
+    """
+    from tests.browser import PHONE
+
+    marker = request.node.get_closest_marker("phone")
+    options = {**PHONE, **(marker.kwargs if marker else {})}
+    return lambda scenario: run_in_browser(live_server, scenario, **options)

@@ -15,10 +15,16 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.browser import *  # noqa: F403
+from tests import browser as harness
+from tests import field_fixtures
 from tests.browser import sign_in_page
 from tests.conftest import TEST_PASSWORD
 from tests.field_fixtures import category_id, grid_point, image_bytes
+
+# The harness's fixtures that start no Playwright; the browser runs in a thread of its
+# own (see field_fixtures.run_in_browser), so this module coexists with other browser modules.
+live_app, live_server, live_user = harness.live_app, harness.live_server, harness.live_user
+phone = field_fixtures.phone
 
 pytestmark = pytest.mark.browser
 
@@ -84,114 +90,124 @@ def wait_service_worker(page):
 
 @pytest.mark.phone
 def test_a_grid_worker_reports_from_a_phone_online_and_offline(
-    page, live_server, live_user, live_db, live_photos, demo_areas, artifacts
+    phone, live_server, live_user, live_db, live_photos, demo_areas, artifacts
 ):
-    grid = demo_areas["grid_worker"]
-    user = live_user("grid_worker")
-    at_phone_position(page, live_db, grid, live_server)
-    sign_in_page(page, user)
-    page.goto("/field/report")
-    grid_name = live_db.execute(
-        text("SELECT name FROM areas WHERE code = :c"), {"c": grid}
-    ).scalar_one()
+    def scenario(page):
+        grid = demo_areas["grid_worker"]
+        user = live_user("grid_worker")
+        at_phone_position(page, live_db, grid, live_server)
+        sign_in_page(page, user)
+        page.goto("/field/report")
+        grid_name = live_db.execute(
+            text("SELECT name FROM areas WHERE code = :c"), {"c": grid}
+        ).scalar_one()
 
-    # the position, its accuracy and the place it is in, before sending
-    page.wait_for_selector("#place strong")
-    assert page.locator("#place strong").inner_text() == grid_name
-    assert "精度约 12 米" in page.locator("#gps-status").inner_text()
-    assert page.locator("#map path.leaflet-interactive").count() > 1  # the grid outlines
-    page.wait_for_selector(".leaflet-marker-icon")
+        # the position, its accuracy and the place it is in, before sending
+        page.wait_for_selector("#place strong")
+        assert page.locator("#place strong").inner_text() == grid_name
+        assert "精度约 12 米" in page.locator("#gps-status").inner_text()
+        assert page.locator("#map path.leaflet-interactive").count() > 1  # the grid outlines
+        page.wait_for_selector(".leaflet-marker-icon")
 
-    # a dispute with a photo: its case number comes back
-    payload = '<img src=x onerror="window.pwned=1">邻居因排水沟堵塞争吵'
-    fill_report(page, payload, photo=image_bytes("JPEG", size=(1024, 768), gps=True))
-    number = page.locator("#result .field-case-number")
-    number.wait_for()
-    cases = cases_by(live_db, user.id)
-    assert (
-        len(cases) == 1
-        and cases[0].number == number.inner_text()
-        and cases[0].channel == "grid_sweep"
-    )
-    assert cases[0].description == payload
-    page.wait_for_selector("#queue li[data-state=sent] >> text=照片 1/1 已上传")
-    photos = live_db.execute(
-        text("SELECT count(*) FROM case_photos WHERE case_id = :c"), {"c": cases[0].id}
-    ).scalar_one()
-    assert photos == 1
-    # the worker's text is shown as text
-    assert payload[:30] in page.locator("#queue").inner_text()
-    assert page.evaluate("window.pwned === undefined") and page.locator("#queue img").count() == 0
-    page.screenshot(path=str(artifacts / "field-report-sent.png"), full_page=True)
-    assert page.blocked == [] and page.console_errors == []
+        # a dispute with a photo: its case number comes back
+        payload = '<img src=x onerror="window.pwned=1">邻居因排水沟堵塞争吵'
+        fill_report(page, payload, photo=image_bytes("JPEG", size=(1024, 768), gps=True))
+        number = page.locator("#result .field-case-number")
+        number.wait_for()
+        cases = cases_by(live_db, user.id)
+        assert (
+            len(cases) == 1
+            and cases[0].number == number.inner_text()
+            and cases[0].channel == "grid_sweep"
+        )
+        assert cases[0].description == payload
+        page.wait_for_selector("#queue li[data-state=sent] >> text=照片 1/1 已上传")
+        photos = live_db.execute(
+            text("SELECT count(*) FROM case_photos WHERE case_id = :c"), {"c": cases[0].id}
+        ).scalar_one()
+        assert photos == 1
+        # the worker's text is shown as text
+        assert payload[:30] in page.locator("#queue").inner_text()
+        assert (
+            page.evaluate("window.pwned === undefined") and page.locator("#queue img").count() == 0
+        )
+        page.screenshot(path=str(artifacts / "field-report-sent.png"), full_page=True)
+        assert page.blocked == [] and page.console_errors == []
 
-    # offline: the page still opens (service worker), and two reports wait on the phone
-    wait_service_worker(page)
-    page.context.set_offline(True)
-    page.reload()
-    page.wait_for_selector("#report-form")
-    page.wait_for_selector(".leaflet-marker-icon")
-    fill_report(page, "离线上报一：两户因宅基地边界争执")
-    page.wait_for_selector("#queue li[data-state=waiting]")
-    fill_report(page, "离线上报二：务工人员讨要工资")
-    wait_until(page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 2")
-    assert "2 条待发送" in page.locator("#queue-count").inner_text()
-    assert "当前离线" in page.locator("#net-status").inner_text()
-    assert "离线，恢复网络后自动发送" in page.locator("#queue").inner_text()
-    page.screenshot(path=str(artifacts / "field-report-offline-queue.png"), full_page=True)
-    assert len(cases_by(live_db, user.id)) == 1
+        # offline: the page still opens (service worker), and two reports wait on the phone
+        wait_service_worker(page)
+        page.context.set_offline(True)
+        page.reload()
+        page.wait_for_selector("#report-form")
+        page.wait_for_selector(".leaflet-marker-icon")
+        fill_report(page, "离线上报一：两户因宅基地边界争执")
+        page.wait_for_selector("#queue li[data-state=waiting]")
+        fill_report(page, "离线上报二：务工人员讨要工资")
+        wait_until(page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 2")
+        assert "2 条待发送" in page.locator("#queue-count").inner_text()
+        assert "当前离线" in page.locator("#net-status").inner_text()
+        assert "离线，恢复网络后自动发送" in page.locator("#queue").inner_text()
+        page.screenshot(path=str(artifacts / "field-report-offline-queue.png"), full_page=True)
+        assert len(cases_by(live_db, user.id)) == 1
 
-    # back online: both go, exactly once each
-    page.context.set_offline(False)
-    wait_until(
-        page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 0", timeout=30
-    )
-    cases = cases_by(live_db, user.id)
-    assert len(cases) == 3
-    assert {c.description for c in cases[1:]} == {
-        "离线上报一：两户因宅基地边界争执",
-        "离线上报二：务工人员讨要工资",
-    }
-    shown = set(re.findall(r"410726-\d{4}-\d{7}", page.locator("#queue").inner_text()))
-    assert shown == {c.number for c in cases}
-    page.screenshot(path=str(artifacts / "field-report-synced.png"), full_page=True)
-    assert page.blocked == []
+        # back online: both go, exactly once each
+        page.context.set_offline(False)
+        wait_until(
+            page,
+            "document.querySelectorAll('#queue li[data-state=waiting]').length === 0",
+            timeout=30,
+        )
+        cases = cases_by(live_db, user.id)
+        assert len(cases) == 3
+        assert {c.description for c in cases[1:]} == {
+            "离线上报一：两户因宅基地边界争执",
+            "离线上报二：务工人员讨要工资",
+        }
+        shown = set(re.findall(r"410726-\d{4}-\d{7}", page.locator("#queue").inner_text()))
+        assert shown == {c.number for c in cases}
+        page.screenshot(path=str(artifacts / "field-report-synced.png"), full_page=True)
+        assert page.blocked == []
+
+    phone(scenario)
 
 
 @pytest.mark.phone
 def test_a_queued_report_survives_an_expired_session(
-    page, live_server, live_user, live_db, live_photos, demo_areas
+    phone, live_server, live_user, live_db, live_photos, demo_areas
 ):
-    grid = demo_areas["grid_worker"]
-    user = live_user("grid_worker")
-    at_phone_position(page, live_db, grid, live_server)
-    sign_in_page(page, user)
-    page.goto("/field/report")
-    page.wait_for_selector("#place strong")
-    wait_service_worker(page)
+    def scenario(page):
+        grid = demo_areas["grid_worker"]
+        user = live_user("grid_worker")
+        at_phone_position(page, live_db, grid, live_server)
+        sign_in_page(page, user)
+        page.goto("/field/report")
+        page.wait_for_selector("#place strong")
+        wait_service_worker(page)
 
-    page.context.set_offline(True)
-    fill_report(page, "会话过期期间排队的上报")
-    page.wait_for_selector("#queue li[data-state=waiting]")
-    page.context.clear_cookies()  # the session is gone meanwhile
-    page.context.set_offline(False)
+        page.context.set_offline(True)
+        fill_report(page, "会话过期期间排队的上报")
+        page.wait_for_selector("#queue li[data-state=waiting]")
+        page.context.clear_cookies()  # the session is gone meanwhile
+        page.context.set_offline(False)
 
-    alert = page.locator("#login-needed")
-    alert.wait_for(state="visible")
-    assert "重新登录" in alert.inner_text()
-    assert page.locator("#queue li[data-state=waiting]").count() == 1
-    assert cases_by(live_db, user.id) == []
+        alert = page.locator("#login-needed")
+        alert.wait_for(state="visible")
+        assert "重新登录" in alert.inner_text()
+        assert page.locator("#queue li[data-state=waiting]").count() == 1
+        assert cases_by(live_db, user.id) == []
 
-    alert.locator("a").click()
-    page.wait_for_url(re.compile(r"/login\?next=/field/report"))
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", TEST_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/field/report$"))
-    page.wait_for_selector("#queue li[data-state=sent]", timeout=30_000)
-    cases = cases_by(live_db, user.id)
-    assert [c.description for c in cases] == ["会话过期期间排队的上报"]
-    assert page.blocked == []
+        alert.locator("a").click()
+        page.wait_for_url(re.compile(r"/login\?next=/field/report"))
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", TEST_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/field/report$"))
+        page.wait_for_selector("#queue li[data-state=sent]", timeout=30_000)
+        cases = cases_by(live_db, user.id)
+        assert [c.description for c in cases] == ["会话过期期间排队的上报"]
+        assert page.blocked == []
+
+    phone(scenario)
 
 
 def test_the_same_report_from_five_threads_at_once_is_one_case(
@@ -270,28 +286,37 @@ def test_the_same_report_from_five_threads_at_once_is_one_case(
 
 @pytest.mark.phone
 def test_a_grid_worker_files_the_sweep_and_the_township_sees_coverage(
-    page, live_server, live_user, live_db, demo_areas, artifacts
+    phone, live_server, live_user, live_db, demo_areas, artifacts
 ):
-    grid = demo_areas["grid_worker"]
-    worker = live_user("grid_worker")
-    sign_in_page(page, worker)
-    page.goto("/field/sweeps")
-    assert "本期尚未报送" in page.locator("#sweep-state").inner_text()
-    page.check("input[name=zero_report]")
-    page.fill("textarea[name=note]", "<b>全网格入户走访</b>，未发现矛盾纠纷")
-    page.click("#sweep-form button[type=submit]")
-    page.wait_for_selector(".flash-success")
-    assert "零报告" in page.locator("#sweep-state").inner_text()
-    assert page.locator("textarea[name=note]").input_value() == "<b>全网格入户走访</b>，未发现矛盾纠纷"
-    page.screenshot(path=str(artifacts / "field-sweep.png"), full_page=True)
-    assert page.blocked == [] and page.console_errors == []
+    def scenario(page):
+        grid = demo_areas["grid_worker"]
+        worker = live_user("grid_worker")
+        sign_in_page(page, worker)
+        page.goto("/field/sweeps")
+        assert "本期尚未报送" in page.locator("#sweep-state").inner_text()
+        page.check("input[name=zero_report]")
+        page.fill("textarea[name=note]", "<b>全网格入户走访</b>，未发现矛盾纠纷")
+        page.click("#sweep-form button[type=submit]")
+        page.wait_for_selector(".flash-success")
+        assert "零报告" in page.locator("#sweep-state").inner_text()
+        assert (
+            page.locator("textarea[name=note]").input_value()
+            == "<b>全网格入户走访</b>，未发现矛盾纠纷"
+        )
+        page.screenshot(path=str(artifacts / "field-sweep.png"), full_page=True)
+        assert page.blocked == [] and page.console_errors == []
 
-    leader = live_user("township_leader", area=grid[:9])
-    page.context.clear_cookies()
-    sign_in_page(page, leader)
-    page.goto("/field/coverage")
-    assert page.locator(f'#coverage-grids tr[data-grid="{grid}"]').get_attribute("data-reported") == "yes"
-    assert page.locator(f'#missing-grids li[data-grid="{grid}"]').count() == 0
-    assert page.locator("#missing-grids li").count() > 0
-    page.screenshot(path=str(artifacts / "field-coverage.png"), full_page=True)
-    assert page.blocked == [] and page.console_errors == []
+        leader = live_user("township_leader", area=grid[:9])
+        page.context.clear_cookies()
+        sign_in_page(page, leader)
+        page.goto("/field/coverage")
+        assert (
+            page.locator(f'#coverage-grids tr[data-grid="{grid}"]').get_attribute("data-reported")
+            == "yes"
+        )
+        assert page.locator(f'#missing-grids li[data-grid="{grid}"]').count() == 0
+        assert page.locator("#missing-grids li").count() > 0
+        page.screenshot(path=str(artifacts / "field-coverage.png"), full_page=True)
+        assert page.blocked == [] and page.console_errors == []
+
+    phone(scenario)

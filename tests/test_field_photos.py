@@ -313,3 +313,21 @@ def test_the_case_photos_partial_lists_thumbnails_in_scope(
         g.user = stranger
         html = render_template_string('{% include "field/_case_photos.html" %}', case=case)
         assert "暂无现场照片" in html and first["url"] not in html
+
+
+def test_the_reporter_adds_photos_to_a_report_outside_their_scope(client, login, session, photo_dir):
+    # a township leader reports a point in another township: the case is not in their
+    # scope, but the photos of their own report go with it
+    township = session.execute(text("SELECT min(code) FROM areas WHERE level = 'township'")).scalar_one()
+    login("township_leader", area=township)
+    elsewhere = other_grid(session, township + "000000")
+    r = client.post("/api/v1/field/reports", json=report_payload(session, elsewhere), headers=CSRF_HEADERS)
+    case_id = r.get_json()["report"]["case_id"]
+    assert r.status_code == 201 and r.get_json()["report"]["in_own_area"] is False
+    assert upload(client, case_id, image_bytes()).status_code == 201
+    # other cases out of scope stay out of reach
+    stranger = session.execute(
+        text("SELECT id FROM cases WHERE township_code <> :t AND reporter_id IS NULL LIMIT 1"),
+        {"t": township},
+    ).scalar_one()
+    assert upload(client, stranger, image_bytes()).status_code == 404

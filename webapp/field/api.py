@@ -104,7 +104,7 @@ def upload_photo(case_id: int):
         raise AppError(
             "invalid_client_photo_id", "缺少或无效的照片编号 client_photo_id", 400
         ) from None
-    case = queries.case_in_scope(session, user, case_id)
+    case = queries.case_for_photos(session, user, case_id)
     existing = queries.check_photo_resend(
         queries.photo_by_client_id(session, client_photo_id), case.id
     )

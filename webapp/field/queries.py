@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, DATE
 from sqlalchemy.orm import Session
 
@@ -178,6 +178,20 @@ def _answer(session: Session, user: User, case_id: int, created: bool) -> FiledR
 def case_in_scope(session: Session, user: User, case_id: int) -> Case:
     """The case, if ``user`` may see it; else 404 exactly as for a missing case."""
     case = session.scalar(select(Case).where(Case.id == case_id, case_scope(user)))
+    if case is None:
+        raise NotFound("案件")
+    return case
+
+
+def case_for_photos(session: Session, user: User, case_id: int) -> Case:
+    """A case ``user`` may add photos to: one in scope, or one they reported themselves.
+
+    A township leader may report a point in another township; the photos of that
+    report must still go with it. Anything else answers 404 as a missing case.
+    """
+    case = session.scalar(
+        select(Case).where(Case.id == case_id, or_(case_scope(user), Case.reporter_id == user.id))
+    )
     if case is None:
         raise NotFound("案件")
     return case

@@ -358,8 +358,17 @@
   var me = cfg.username;      // updated from the server before sending
   var loginNeeded = false;
 
+  // Sent reports stay listed for a week (the worker may want the case numbers), then go.
+  var KEEP_SENT_MS = 7 * 24 * 3600 * 1000;
+
   function render() {
-    return FieldQueue.all().then(function (items) {
+    return FieldQueue.all().then(function (all) {
+      var old = Date.now() - KEEP_SENT_MS;
+      var items = all.filter(function (i) {
+        var stale = i.state === "sent" && !pending(i) && Date.parse(i.created_at) < old;
+        if (stale) { FieldQueue.remove(i.client_id); }
+        return !stale;
+      });
       var list = $("queue");
       list.textContent = "";
       var waiting = 0;
@@ -390,7 +399,7 @@
         var ph = item.photos || [];
         if (ph.length) {
           var done = ph.filter(function (p) { return p.state === "sent"; }).length;
-          if (item.state === "sent" && done < ph.length) { waiting++; }
+          if (item.state === "sent" && pending(item)) { waiting++; }
           li.appendChild(el("div", "muted", "照片 " + done + "/" + ph.length + " 已上传"));
           ph.forEach(function (p) {
             if (p.state === "failed") { li.appendChild(el("div", "field-item-error", p.name + "：" + p.error)); }
@@ -402,7 +411,7 @@
           edit.addEventListener("click", function () { editItem(item); });
           li.appendChild(edit);
         }
-        if (item.state === "failed" || item.state === "sent") {
+        if (item.state === "failed" || (item.state === "sent" && !pending(item))) {
           var del = el("button", "secondary", "删除记录");
           del.type = "button";
           del.addEventListener("click", function () { FieldQueue.remove(item.client_id).then(render); });
@@ -410,7 +419,9 @@
         }
         list.appendChild(li);
       });
-      $("queue-count").textContent = waiting ? waiting + " 条待发送" : items.length ? "全部已发送" : "暂无";
+      var refused = items.filter(function (i) { return i.state === "failed"; }).length;
+      $("queue-count").textContent = [waiting ? waiting + " 条待发送" : "", refused ? refused + " 条未被接受" : ""]
+        .filter(Boolean).join("，") || (items.length ? "全部已发送" : "暂无");
       $("login-needed").hidden = !loginNeeded;
       return items;
     });
