@@ -75,15 +75,15 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, live_server, request):
-    """A new context and page; requests to any other origin are blocked and recorded."""
-    options = dict(locale="zh-CN", timezone_id="Asia/Shanghai")
-    marker = request.node.get_closest_marker("phone")
-    if marker is not None:
-        options.update(PHONE)
-        options.update(marker.kwargs)
-    context = browser.new_context(base_url=live_server, **options)
+def open_page(browser, base_url: str, **options):
+    """A new context and page on ``base_url``; other origins are blocked and recorded.
+
+    The page carries ``blocked`` (requests to other origins), ``failed`` (failed
+    requests) and ``console_errors`` lists. Close it with ``page.context.close()``.
+    """
+    context = browser.new_context(
+        base_url=base_url, **{"locale": "zh-CN", "timezone_id": "Asia/Shanghai", **options}
+    )
     context.set_default_timeout(15_000)
     pg = context.new_page()
     pg.blocked = []
@@ -91,7 +91,7 @@ def page(browser, live_server, request):
     pg.console_errors = []
 
     def route(r):
-        if r.request.url.startswith(live_server) or r.request.url.startswith(("data:", "blob:")):
+        if r.request.url.startswith(base_url) or r.request.url.startswith(("data:", "blob:")):
             r.continue_()
         else:
             pg.blocked.append(r.request.url)
@@ -101,8 +101,20 @@ def page(browser, live_server, request):
     pg.on("requestfailed", lambda req: pg.failed.append((req.url, req.failure)))
     pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
     pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))
+    return pg
+
+
+@pytest.fixture
+def page(browser, live_server, request):
+    """A fresh page (phone-sized with ``@pytest.mark.phone(**context_options)``)."""
+    options = {}
+    marker = request.node.get_closest_marker("phone")
+    if marker is not None:
+        options.update(PHONE)
+        options.update(marker.kwargs)
+    pg = open_page(browser, live_server, **options)
     yield pg
-    context.close()
+    pg.context.close()
 
 
 @pytest.fixture
