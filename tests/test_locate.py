@@ -142,3 +142,18 @@ def test_demo_point_is_located(client, login):
     assert body["grid"]["code"].startswith(body["village"]["code"])
     assert body["village"]["code"].startswith(body["township"]["code"])
     assert body["county"]["code"] == "410726"
+
+
+def test_every_new_case_gets_its_reporter_and_first_deadline(session, test_county, make_user):
+    from datetime import UTC, datetime
+
+    user = make_user("county_staff")
+    reported = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, no holiday in the next 15 days
+    new = NewCase(title="期限", category_id=_category(session), channel=Channel.VISIT, lon=u(1, 1.5)[0], lat=u(1, 1.5)[1],
+                  reported_at=reported, reporter_id=user.id)
+    stored = insert_case(session, new)
+    row = session.execute(text("SELECT reporter_id, due_at FROM cases WHERE id = :i"), {"i": stored.id}).one()
+    assert row.reporter_id == user.id
+    # 15 calendar days to register and assign (第22条), ending at local midnight.
+    assert row.due_at.astimezone().date().isoformat() >= "2026-03-17"
+    assert (row.due_at - reported).days in (15, 16)

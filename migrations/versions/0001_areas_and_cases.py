@@ -73,10 +73,10 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_areas"),
         sa.UniqueConstraint("code", name="uq_areas_code"),
-        sa.CheckConstraint("level IN ('county','township','village','grid')", name="ck_areas_level"),
-        sa.CheckConstraint("code ~ '^[0-9]{6,20}$'", name="ck_areas_code_digits"),
-        sa.CheckConstraint("population IS NULL OR population >= 0", name="ck_areas_population"),
-        sa.CheckConstraint("households IS NULL OR households >= 0", name="ck_areas_households"),
+        sa.CheckConstraint("level IN ('county','township','village','grid')", name=op.f("ck_areas_level")),
+        sa.CheckConstraint("code ~ '^[0-9]{6,20}$'", name=op.f("ck_areas_code_digits")),
+        sa.CheckConstraint("population IS NULL OR population >= 0", name=op.f("ck_areas_population")),
+        sa.CheckConstraint("households IS NULL OR households >= 0", name=op.f("ck_areas_households")),
     )
     op.create_index("ix_areas_parent_id", "areas", ["parent_id"])
     op.create_index(
@@ -165,22 +165,22 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["category_id"], ["categories.id"], name="fk_cases_category_id_categories"),
         sa.ForeignKeyConstraint(["grid_id"], ["areas.id"], name="fk_cases_grid_id_areas"),
         sa.ForeignKeyConstraint(["repeat_of_id"], ["cases.id"], name="fk_cases_repeat_of_id_cases"),
-        sa.CheckConstraint(f"channel IN {CHANNELS}", name="ck_cases_channel"),
-        sa.CheckConstraint("case_class IN ('suggestion','accusation','request')", name="ck_cases_case_class"),
-        sa.CheckConstraint(f"status IN {STATUSES}", name="ck_cases_status"),
+        sa.CheckConstraint(f"channel IN {CHANNELS}", name=op.f("ck_cases_channel")),
+        sa.CheckConstraint("case_class IN ('suggestion','accusation','request')", name=op.f("ck_cases_case_class")),
+        sa.CheckConstraint(f"status IN {STATUSES}", name=op.f("ck_cases_status")),
         sa.CheckConstraint(
-            "opinion IS NULL OR opinion IN ('support','explain','not_support')", name="ck_cases_opinion"
+            "opinion IS NULL OR opinion IN ('support','explain','not_support')", name=op.f("ck_cases_opinion")
         ),
         sa.CheckConstraint(
             "satisfaction IS NULL OR satisfaction IN ('satisfied','basically','dissatisfied')",
-            name="ck_cases_satisfaction",
+            name=op.f("ck_cases_satisfaction"),
         ),
         sa.CheckConstraint(
             "resolved_level IS NULL OR resolved_level IN ('village','township','county','above')",
-            name="ck_cases_resolved_level",
+            name=op.f("ck_cases_resolved_level"),
         ),
-        sa.CheckConstraint("people_count >= 1", name="ck_cases_people_count"),
-        sa.CheckConstraint("batch_count >= 1", name="ck_cases_batch_count"),
+        sa.CheckConstraint("people_count >= 1", name=op.f("ck_cases_people_count")),
+        sa.CheckConstraint("batch_count >= 1", name=op.f("ck_cases_batch_count")),
     )
     # Only cases sent by a device carry a client id: a partial unique index keeps bulk
     # loads (no client id) from paying for a million NULL entries.

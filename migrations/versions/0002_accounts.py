@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["area_code"], ["areas.code"], name="fk_users_area_code_areas", onupdate="CASCADE"
         ),
-        sa.CheckConstraint(f"role IN {ROLES}", name="ck_users_role"),
+        sa.CheckConstraint(f"role IN {ROLES}", name=op.f("ck_users_role")),
     )
     op.create_index("ix_users_area_code", "users", ["area_code"])
 

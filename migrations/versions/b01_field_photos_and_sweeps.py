@@ -38,8 +38,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["uploader_id"], ["users.id"], name="fk_case_photos_uploader_id_users"
         ),
-        sa.CheckConstraint("size_bytes > 0", name="ck_case_photos_size_bytes"),
-        sa.CheckConstraint("width > 0 AND height > 0", name="ck_case_photos_dimensions"),
+        sa.CheckConstraint("size_bytes > 0", name=op.f("ck_case_photos_size_bytes")),
+        sa.CheckConstraint("width > 0 AND height > 0", name=op.f("ck_case_photos_dimensions")),
     )
     op.create_index("ix_case_photos_case_id", "case_photos", ["case_id"])
 
@@ -67,10 +67,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("grid_id", "period_kind", "period_start", name="uq_sweeps_grid_period"),
         sa.ForeignKeyConstraint(["grid_id"], ["areas.id"], name="fk_sweeps_grid_id_areas"),
         sa.ForeignKeyConstraint(["reporter_id"], ["users.id"], name="fk_sweeps_reporter_id_users"),
-        sa.CheckConstraint("period_kind IN ('daily','monthly')", name="ck_sweeps_period_kind"),
+        sa.CheckConstraint("period_kind IN ('daily','monthly')", name=op.f("ck_sweeps_period_kind")),
         sa.CheckConstraint(
             "period_kind <> 'monthly' OR extract(day FROM period_start) = 1",
-            name="ck_sweeps_monthly_start",
+            name=op.f("ck_sweeps_monthly_start"),
         ),
     )
     op.create_index("ix_sweeps_township_period", "sweeps", ["township_code", "period_start"])

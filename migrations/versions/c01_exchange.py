@@ -53,7 +53,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "state IN ('uploaded', 'checking', 'checked', 'importing', 'done', 'failed')",
-            name="ck_ledger_imports_state",
+            name=op.f("ck_ledger_imports_state"),
         ),
     )
     op.create_index("ix_ledger_imports_user_id", "ledger_imports", ["user_id"])

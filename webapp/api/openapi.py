@@ -106,7 +106,33 @@ POLYGON_COORDS = {"type": "array", "items": LINEAR_RING}
 
 
 def _schemas() -> dict:
+    stats_row = {"type": "object", "additionalProperties": True}
+    schemas_extra = {
+        "Stats": {
+            "type": "object",
+            "required": ["area", "request", "figures", "total", "rows"],
+            "properties": {
+                "area": {
+                    "type": "object",
+                    "required": ["code", "name", "level"],
+                    "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "string"}},
+                },
+                "request": {"type": "object", "additionalProperties": True},
+                "figures": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["key", "name", "unit", "kind", "basis", "definition"],
+                        "properties": {k: {"type": "string"} for k in ("key", "name", "unit", "kind", "basis", "definition")},
+                    },
+                },
+                "total": stats_row,
+                "rows": {"type": "array", "items": stats_row},
+            },
+        }
+    }
     return {
+        **schemas_extra,
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -413,6 +439,34 @@ def openapi_document(server: str = "") -> dict:
                         "200": {"description": "案件", "content": {"application/json": {"schema": _ref("CaseDetail")}}},
                         **read_errors,
                         "404": _error("不存在或无权查看 (not found or out of scope)"),
+                    },
+                }
+            },
+            "/stats": {
+                "get": {
+                    "operationId": "stats",
+                    "summary": "统计指标：辖区内各区划、类别、渠道或月份的指标 (figures by area, category, channel or month)",
+                    "description": (
+                        "与统计页面和月报同一口径（见 /stats/glossary）。仅乡镇领导、县信访局、包案领导、研判人员和管理员可用。\n\n"
+                        "The same figures as the dashboard and the monthly report (definitions: /stats/glossary, "
+                        "docs/stats.md). For township leaders, county staff, leaders in charge, planners and admins."
+                    ),
+                    "parameters": [
+                        _query("area", "区划代码（默认：本人辖区）", {"type": "string", "pattern": "^[0-9]{6,20}$"}),
+                        _query("level", "行的层级", {"type": "string", "enum": ["county", "town", "township", "village", "grid"]}),
+                        _query("by", "按区划、类别、渠道或月份分行", {"type": "string", "enum": ["area", "category", "channel", "month"]}),
+                        _query("from", "起始日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
+                        _query("to", "截止日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
+                        _query("as_of", "按该日结束时的状态统计", {"type": "string", "format": "date"}),
+                        _query("category", "类别代码，逗号分隔", {"type": "string"}),
+                        _query("channel", "渠道，逗号分隔", {"type": "string"}),
+                        _query("backlog_years", "积案年限（年）", {"type": "integer", "minimum": 1, "maximum": 30}),
+                    ],
+                    "responses": {
+                        "200": {"description": "指标", "content": {"application/json": {"schema": _ref("Stats")}}},
+                        **read_errors,
+                        "403": _error("角色无权查看统计 (forbidden_role)"),
+                        "404": _error("区划不存在或不在辖区内 (not found or out of scope)"),
                     },
                 }
             },

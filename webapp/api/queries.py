@@ -176,11 +176,6 @@ def categories(session: Session) -> list[Category]:
     )
 
 
-def set_reporter(session: Session, case_id: int, user_id: int) -> None:
-    """Record who filed the case (a grid worker keeps seeing their own reports)."""
-    session.execute(text("UPDATE cases SET reporter_id = :u WHERE id = :i"), {"u": user_id, "i": case_id})
-
-
 def add_event(session: Session, case_id: int, user, action: str, to_status: str, note: str, data: dict | None = None) -> None:
     session.add(
         CaseEvent(
@@ -255,8 +250,8 @@ def register_case(session: Session, user, new, note: str, data: dict) -> int:
     from webapp.cases.queries import insert_case
     from webapp.errors import AppError
 
+    new.reporter_id = user.id
     stored = insert_case(session, new)
-    set_reporter(session, stored.id, user.id)
     add_event(session, stored.id, user, "register", "registered", note, data)
     visible = session.scalar(select(Case.id).where(Case.id == stored.id, case_scope(user)))
     if visible is None:

@@ -38,7 +38,8 @@ INSERT_CASE_SQL = """
         id, number, client_id, title, description, category_id, channel, case_class,
         people_count, batch_count, location, location_approx, location_accuracy_m,
         grid_id, grid_code, village_code, township_code, county_code,
-        status, reported_at, petitioner_name, petitioner_phone, petitioner_id_number
+        status, reported_at, due_at, reporter_id,
+        petitioner_name, petitioner_phone, petitioner_id_number
     )
     SELECT n.id,
            g.county_code || '-' || to_char(:reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')
@@ -46,10 +47,11 @@ INSERT_CASE_SQL = """
            :client_id, :title, :description, :category_id, :channel, :case_class,
            :people_count, :batch_count, p.geom, :location_approx, :accuracy,
            g.id, g.code, g.village_code, g.township_code, g.county_code,
-           :status, :reported_at, :petitioner_name, :petitioner_phone, :petitioner_id_number
+           :status, :reported_at, :due_at, :reporter_id,
+           :petitioner_name, :petitioner_phone, :petitioner_id_number
     FROM g, n, p
     ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
-    RETURNING id, number
+    RETURNING id, number, county_code
 """
 
 
@@ -74,6 +76,10 @@ class NewCase:
     petitioner_phone: str | None = None
     petitioner_id_number: str | None = None
     status: Status = Status.REGISTERED
+    # Who filed it (their own reports stay visible to them).
+    reporter_id: int | None = None
+    # The first deadline; by default, the county's limit to register and assign (第22条).
+    due_at: datetime | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -97,8 +103,12 @@ class OutsideCounty(AppError):
 def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> StoredCase:
     """Store a case in the grid PostGIS finds for its point; a known client id returns the first.
 
-    Raises :class:`OutsideCounty` when no grid covers the point. Flushes, never commits.
+    Every channel stores through here, so every new case gets its reporter and its
+    first deadline (the county's limit to register and assign, unless ``due_at`` is
+    given). Raises :class:`OutsideCounty` when no grid covers the point. Flushes,
+    never commits.
     """
+    reported_at = new.reported_at or now or _db_now(session)
     params = {
         "lon": new.lon,
         "lat": new.lat,
@@ -113,13 +123,18 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
         "location_approx": new.location_approx,
         "accuracy": new.accuracy_m,
         "status": Status(new.status).value,
-        "reported_at": new.reported_at or now or _db_now(session),
+        "reported_at": reported_at,
+        "due_at": new.due_at,
+        "reporter_id": new.reporter_id,
         "petitioner_name": new.petitioner_name,
         "petitioner_phone": new.petitioner_phone,
         "petitioner_id_number": new.petitioner_id_number,
     }
     row = session.execute(text(INSERT_CASE_SQL), params).first()
     if row is not None:
+        if new.due_at is None and Status(new.status) is Status.REGISTERED:
+            due = workflow.initial_due(reported_at, _rules(row.county_code))
+            session.execute(text("UPDATE cases SET due_at = :d WHERE id = :i"), {"d": due, "i": row.id})
         return StoredCase(row.id, row.number, True)
     if new.client_id is not None:
         existing = session.execute(
@@ -128,6 +143,20 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
         if existing is not None:
             return StoredCase(existing.id, existing.number, False)
     raise OutsideCounty()
+
+
+def _rules(county_code: str) -> Rules:
+    """The county's rules from the app config; the regulation's defaults outside an app."""
+    from flask import has_app_context
+
+    if has_app_context():
+        from webapp.cases.rules import county_rules
+
+        return county_rules(county_code)
+    from webapp.cases.deadlines import limits_for
+    from webapp.cases.workdays import national_calendar
+
+    return Rules(limits_for({}, county_code), national_calendar())
 
 
 def _db_now(session: Session) -> datetime:
@@ -371,13 +400,13 @@ def register_case(
             batch_count=reg.batch_count, lon=lon, lat=lat, location_approx=reg.approximate,
             reported_at=now, petitioner_name=reg.petitioner_name,
             petitioner_phone=reg.petitioner_phone, petitioner_id_number=reg.petitioner_id_number,
+            reporter_id=user.id, due_at=workflow.initial_due(now, rules),
         ),
     )
     case = session.get(Case, stored.id)
     if case.county_code != user.county_code:
         raise OutsideCounty()
     case.accused_unit = reg.accused_unit
-    case.due_at = workflow.initial_due(now, rules)
     data = {"channel": reg.channel.value, "people": reg.people_count, "batches": reg.batch_count}
     if reg.collective:
         data["collective"] = True

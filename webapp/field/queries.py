@@ -101,14 +101,13 @@ def file_report(session: Session, user: User, report: ReportInput) -> FiledRepor
             client_id=report.client_id,
             petitioner_name=report.petitioner_name,
             petitioner_phone=report.petitioner_phone,
+            reporter_id=user.id,
         ),
     )
     if not stored.created:  # a concurrent resend committed first
         return _answer(session, user, stored.id, created=False)
-    # insert_case does not know who reported; set it in the same transaction.
     county = session.execute(
-        text("UPDATE cases SET reporter_id = :u WHERE id = :id RETURNING county_code"),
-        {"u": user.id, "id": stored.id},
+        text("SELECT county_code FROM cases WHERE id = :id"), {"id": stored.id}
     ).scalar_one()
     if county != user.county_code:
         raise OutsideCounty()

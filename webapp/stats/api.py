@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 
 from webapp.auth.identity import current_user, roles_required
 from webapp.db import get_session
+from webapp.errors import AppError
 from webapp.grid.models import AreaLevel
 from webapp.stats import params, queries
 
@@ -34,6 +35,17 @@ def figure_meta(figures) -> list[dict]:
 @bp.get("/stats")
 @roles_required(*params.STATS_ROLES)
 def stats():
+    # The API says what it means: an empty parameter is a client's mistake, not "default"
+    # (the dashboard's form, which sends empty fields, reads them as defaults).
+    empty = sorted({k for k, v in request.args.items(multi=True) if not v.strip()})
+    if empty:
+        raise AppError(
+            "empty_parameter",
+            "查询参数不能为空：" + "、".join(empty)[:200],
+            400,
+            "empty query parameter: " + ", ".join(empty)[:200],
+            {"parameters": empty[:20]},
+        )
     session = get_session()
     parsed = params.parse(session, current_user(), request.args)
     q = parsed.query
