@@ -111,6 +111,9 @@ def _new_map(frame: MapFrame) -> folium.Map:
         control_scale=True,
         zoom_snap=0.25,
         zoom_delta=0.5,
+        # Set on the map itself: with no tiles Leaflet has no zoom range, which marker clustering needs.
+        minZoom=5,
+        maxZoom=max([19, *(s.max_zoom for s in frame.basemap.sources)]),
     )
     for i, source in enumerate(frame.basemap.sources):
         folium.TileLayer(
@@ -166,10 +169,8 @@ def _on_each_area(hrefs: Mapping[str, str], base: dict) -> JsCode:
         if (href) {{
             layer.on("click", function () {{ (window.top || window).location.assign(href); }});
         }}
-        layer.on("mouseover", function () {{
-            layer.setStyle({{weight: 3, color: "#111111"}});
-            if (layer.bringToFront) {{ layer.bringToFront(); }}
-        }});
+        // Only restyle on hover: moving the path in the DOM (bringToFront) would swallow the click.
+        layer.on("mouseover", function () {{ layer.setStyle({{weight: 3, color: "#111111"}}); }});
         layer.on("mouseout", function () {{
             layer.setStyle(Object.assign({{}}, base, feature.properties.style || {{}}));
         }});
