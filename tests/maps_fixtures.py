@@ -23,18 +23,26 @@ HOSTILE = [
 PWN = HOSTILE[0]
 
 COUNTY = AreaInfo("990200", "测试县", AreaLevel.COUNTY, 20000, (114.0, 35.0, 114.2, 35.1))
-CHILDREN = [("990200001", "东镇", box(114.0, 35.0, 114.1, 35.1), 12000),
-            ("990200002", PWN, box(114.1, 35.0, 114.2, 35.1), 8000)]
+CHILDREN = [
+    ("990200001", "东镇", box(114.0, 35.0, 114.1, 35.1), 12000),
+    ("990200002", PWN, box(114.1, 35.0, 114.2, 35.1), 8000),
+]
 
 
 def features(children=CHILDREN) -> dict:
     return {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature",
-             "properties": {"code": c, "name": n, "population": p,
-                            "label": [g.representative_point().x, g.representative_point().y]},
-             "geometry": mapping(g)}
+            {
+                "type": "Feature",
+                "properties": {
+                    "code": c,
+                    "name": n,
+                    "population": p,
+                    "label": [g.representative_point().x, g.representative_point().y],
+                },
+                "geometry": mapping(g),
+            }
             for c, n, g, p in children
         ],
     }
@@ -49,7 +57,10 @@ def frame(**kw) -> MapFrame:
             "990200001": AreaFigures(40, 90, 30, 3, 20, 19, 4, 12000),
             "990200002": AreaFigures(10, 12, 9, 0, 0, 0, 1, 8000),
         },
-        drill={"990200001": "/maps/?map=heat&area=990200001", "990200002": "/maps/?map=heat&area=990200002"},
+        drill={
+            "990200001": "/maps/?map=heat&area=990200001",
+            "990200002": "/maps/?map=heat&area=990200002",
+        },
         title=f"{PWN} 标题",
         notes=("时间：2025-01-01 至 2025-12-31", f"类别：{HOSTILE[2]}"),
     )
@@ -68,7 +79,9 @@ def lattice() -> HeatLattice:
 def points() -> list[CasePoint]:
     return [
         CasePoint(101, "990200-2025-0000101", PWN, "征地拆迁", "in_progress", 114.05, 35.05, False),
-        CasePoint(102, "990200-2025-0000102", HOSTILE[1], HOSTILE[3], "resolved", 114.15, 35.05, True),
+        CasePoint(
+            102, "990200-2025-0000102", HOSTILE[1], HOSTILE[3], "resolved", 114.15, 35.05, True
+        ),
     ]
 
 

@@ -89,7 +89,9 @@ def assert_clean(page, frame):
 
 
 @pytest.mark.parametrize("kind", ["heat", "choropleth", "hotspots", "cases"])
-def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(page, live_user, artifacts, kind):
+def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(
+    page, live_user, artifacts, kind
+):
     page.add_init_script(WATCH)
     sign_in_page(page, live_user("county_staff"))
     frame = open_map(page, f"/maps/?map={kind}&from=2020-01-01")
@@ -102,7 +104,8 @@ def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(page, l
         assert frame.locator(".gc-bubble").count() >= 10  # many cases: counts per township
     else:
         fills = frame.evaluate(
-            "() => [...document.querySelectorAll('path.leaflet-interactive')].map(p => p.getAttribute('fill'))")
+            "() => [...document.querySelectorAll('path.leaflet-interactive')].map(p => p.getAttribute('fill'))"
+        )
         assert len(set(fills)) >= 2  # coloured by class
     assert frame.locator(".gc-legend").count() == 1 and frame.locator(".gc-info").count() == 1
     x, y, code = frame_point(page, frame)
@@ -115,7 +118,10 @@ def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(page, l
     page.mouse.click(x, y)
     page.wait_for_url(re.compile(rf"area={code[:9]}(&|$)"))
     frame = open_map(page)
-    assert page.locator("nav.breadcrumb span[aria-current]").inner_text() in page.locator("h1").inner_text()
+    assert (
+        page.locator("nav.breadcrumb span[aria-current]").inner_text()
+        in page.locator("h1").inner_text()
+    )
     assert frame.locator("path.leaflet-interactive").count() > 1  # the township's villages
     assert page.locator("a.map-back").count() == 1
     page.screenshot(path=str(artifacts / f"map-{kind}-township.png"))
@@ -125,7 +131,9 @@ def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(page, l
 def test_cases_map_markers_open_a_popup_linking_the_case_file(page, live_app, live_user, artifacts):
     with live_app.app_context():
         s = database(live_app).sessions()
-        village = s.execute(text("SELECT village_code FROM cases GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")).scalar()
+        village = s.execute(
+            text("SELECT village_code FROM cases GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+        ).scalar()
         s.close()
     page.add_init_script(WATCH)
     sign_in_page(page, live_user("county_staff"))
@@ -154,17 +162,33 @@ def hostile_village(live_app, demo_areas):
     village = demo_areas["village_informant"]
     with live_app.app_context():
         s = database(live_app).sessions()
-        grid, old_v, old_g, lon, lat = s.execute(text(
-            "SELECT g.code, v.name, g.name, ST_X(g.label_point), ST_Y(g.label_point) FROM areas g "
-            "JOIN areas v ON v.code = g.village_code WHERE g.level = 'grid' AND g.village_code = :v "
-            "ORDER BY g.code LIMIT 1"),
-            {"v": village}).one()
-        s.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": HOSTILE[0], "c": village})
+        grid, old_v, old_g, lon, lat = s.execute(
+            text(
+                "SELECT g.code, v.name, g.name, ST_X(g.label_point), ST_Y(g.label_point) FROM areas g "
+                "JOIN areas v ON v.code = g.village_code WHERE g.level = 'grid' AND g.village_code = :v "
+                "ORDER BY g.code LIMIT 1"
+            ),
+            {"v": village},
+        ).one()
+        s.execute(
+            text("UPDATE areas SET name = :n WHERE code = :c"), {"n": HOSTILE[0], "c": village}
+        )
         s.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": HOSTILE[2], "c": grid})
-        cat = s.execute(text("INSERT INTO categories (code, name) VALUES ('pwn', :n) RETURNING id"),
-                        {"n": HOSTILE[3]}).scalar_one()
-        case = insert_case(s, NewCase(title=HOSTILE[1] + HOSTILE[0], category_id=cat, channel="visit",
-                                      lon=lon, lat=lat, people_count=3))
+        cat = s.execute(
+            text("INSERT INTO categories (code, name) VALUES ('pwn', :n) RETURNING id"),
+            {"n": HOSTILE[3]},
+        ).scalar_one()
+        case = insert_case(
+            s,
+            NewCase(
+                title=HOSTILE[1] + HOSTILE[0],
+                category_id=cat,
+                channel="visit",
+                lon=lon,
+                lat=lat,
+                people_count=3,
+            ),
+        )
         s.commit()
         s.close()
     yield village, grid, case.id
@@ -178,7 +202,9 @@ def hostile_village(live_app, demo_areas):
         s.close()
 
 
-def test_hostile_names_and_titles_never_run(page, live_user, artifacts, hostile_village, demo_areas):
+def test_hostile_names_and_titles_never_run(
+    page, live_user, artifacts, hostile_village, demo_areas
+):
     village, grid, case_id = hostile_village
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -200,12 +226,15 @@ def test_hostile_names_and_titles_never_run(page, live_user, artifacts, hostile_
     frame = open_map(page, f"/maps/?map=cases&area={village}")
     assert HOSTILE[0] in frame.locator(".gc-info").inner_text()
     assert HOSTILE[0] in page.locator("h1").inner_text()
-    frame.evaluate("""(id) => new Promise(resolve => {
+    frame.evaluate(
+        """(id) => new Promise(resolve => {
         const key = Object.keys(window).find(k => k.startsWith("fast_marker_cluster_"));
         const cluster = window[key];
         const marker = cluster.getLayers().find(m => m.getPopup().getContent().includes("/cases/" + id + '"'));
         cluster.zoomToShowLayer(marker, () => { marker.openPopup(); resolve(true); });
-    })""", case_id)
+    })""",
+        case_id,
+    )
     popup = frame.locator(".leaflet-popup-content")
     popup.wait_for(state="visible")
     assert HOSTILE[1] + HOSTILE[0] in popup.inner_text() and HOSTILE[3] in popup.inner_text()

@@ -47,7 +47,9 @@ def test_each_map_page_frames_its_document(client, login, kind):
     page = client.get(f"/maps/?map={kind}")
     assert page.status_code == 200
     body = page.get_data(as_text=True)
-    src = re.search(r'<iframe id="map-frame"[^>]*src="([^"]+)"', body).group(1).replace("&amp;", "&")
+    src = (
+        re.search(r'<iframe id="map-frame"[^>]*src="([^"]+)"', body).group(1).replace("&amp;", "&")
+    )
     assert src.startswith("/maps/frame?") and f"map={kind}" in src and "area=410726" in src
     assert 'aria-current="page">' in body and "地图" in body
     doc = client.get(src)
@@ -76,8 +78,11 @@ def test_every_map_takes_every_filter(client, login, kind, query):
 @pytest.mark.parametrize("level", ["township", "village", "grid"])
 def test_every_map_at_every_level(client, login, demo_areas, kind, level):
     login("county_staff")
-    code = {"township": demo_areas["township_leader"], "village": demo_areas["village_informant"],
-            "grid": demo_areas["grid_worker"]}[level]
+    code = {
+        "township": demo_areas["township_leader"],
+        "village": demo_areas["village_informant"],
+        "grid": demo_areas["grid_worker"],
+    }[level]
     resp = frame_of(client, f"map={kind}&area={code}")
     assert resp.status_code == 200
     assert client.get(f"/maps/?map={kind}&area={code}").status_code == 200
@@ -85,9 +90,18 @@ def test_every_map_at_every_level(client, login, demo_areas, kind, level):
 
 @pytest.mark.parametrize(
     "query",
-    ["map=satellite", "map=heat&from=2024-13-01", "map=heat&from=2025-02-01&to=2025-01-01", "map=heat&area=41x",
-     "map=heat&category=abc", "map=heat&channel=pigeon", "map=heat&status=lost", "map=hotspots&band=-5",
-     "map=choropleth&figure=gdp", "map=choropleth&level=planet"],
+    [
+        "map=satellite",
+        "map=heat&from=2024-13-01",
+        "map=heat&from=2025-02-01&to=2025-01-01",
+        "map=heat&area=41x",
+        "map=heat&category=abc",
+        "map=heat&channel=pigeon",
+        "map=heat&status=lost",
+        "map=hotspots&band=-5",
+        "map=choropleth&figure=gdp",
+        "map=choropleth&level=planet",
+    ],
 )
 def test_bad_input_is_a_400_in_chinese(client, login, query):
     login("county_staff")
@@ -104,7 +118,9 @@ def test_drill_down_links_and_the_way_back(client, login, demo_areas):
     hrefs = re.search(r"var hrefs = (\{.*?\})", html).group(1).replace("\\u0026", "&")
     assert '"/maps/?map=choropleth&area=410726100&figure=resolution"' in hrefs
     assert hrefs.count("/maps/?") == 12
-    page = client.get(f"/maps/?map=choropleth&figure=resolution&area={demo_areas['village_informant']}")
+    page = client.get(
+        f"/maps/?map=choropleth&figure=resolution&area={demo_areas['village_informant']}"
+    )
     body = page.get_data(as_text=True)
     back = re.search(r'<a class="map-back" href="([^"]+)"', body).group(1).replace("&amp;", "&")
     assert f"area={demo_areas['township_leader']}&" in back and "figure=resolution" in back
@@ -121,13 +137,18 @@ def test_maps_are_for_the_roles_that_read_them(client, login):
 
 # -- scope ---------------------------------------------------------------------------------------
 
+
 def test_a_township_leader_sees_only_their_township(client, login, session, demo_areas):
     own = demo_areas["township_leader"]
     other = session.execute(
-        text("SELECT code FROM areas WHERE level = 'township' AND code <> :c ORDER BY code LIMIT 1"), {"c": own}
+        text(
+            "SELECT code FROM areas WHERE level = 'township' AND code <> :c ORDER BY code LIMIT 1"
+        ),
+        {"c": own},
     ).scalar_one()
     other_grid = session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND township_code = :t LIMIT 1"), {"t": other}
+        text("SELECT code FROM areas WHERE level = 'grid' AND township_code = :t LIMIT 1"),
+        {"t": other},
     ).scalar_one()
     login("township_leader")
     for kind in KINDS:
@@ -148,17 +169,29 @@ def test_figures_count_only_the_cases_in_scope(session, make_user, demo_areas):
     in_charge = make_user("leader_in_charge")
     cf = CaseFilter()
     county = queries.area_info(session, "410726")
-    mine = queries.area_figures(session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(in_charge))
+    mine = queries.area_figures(
+        session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(in_charge)
+    )
     assert sum(f.raised for f in mine.values()) == 0  # no case is theirs yet
-    session.execute(text("UPDATE cases SET leader_id = :u WHERE id IN (SELECT id FROM cases ORDER BY id LIMIT 7)"),
-                    {"u": in_charge.id})
-    mine = queries.area_figures(session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(in_charge))
+    session.execute(
+        text(
+            "UPDATE cases SET leader_id = :u WHERE id IN (SELECT id FROM cases ORDER BY id LIMIT 7)"
+        ),
+        {"u": in_charge.id},
+    )
+    mine = queries.area_figures(
+        session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(in_charge)
+    )
     assert sum(f.raised for f in mine.values()) == 7
     heat = queries.heat_lattice(session, county, 500, cf, case_scope_sql(in_charge))
     assert heat.cases == 7
-    own = queries.area_figures(session, AreaLevel.VILLAGE, demo_areas["township_leader"], cf, case_scope_sql(leader))
-    expected = session.execute(text("SELECT count(*) FROM cases WHERE township_code = :t"),
-                               {"t": demo_areas["township_leader"]}).scalar_one()
+    own = queries.area_figures(
+        session, AreaLevel.VILLAGE, demo_areas["township_leader"], cf, case_scope_sql(leader)
+    )
+    expected = session.execute(
+        text("SELECT count(*) FROM cases WHERE township_code = :t"),
+        {"t": demo_areas["township_leader"]},
+    ).scalar_one()
     assert sum(f.raised for f in own.values()) == expected > 0
 
 
@@ -167,16 +200,21 @@ def test_figures_agree_with_plain_counts(session, make_user):
     since = datetime.now(UTC) - timedelta(days=400)
     cf = CaseFilter(date_from=since)
     figs = queries.area_figures(session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(staff))
-    row = session.execute(text("""
+    row = session.execute(
+        text("""
         SELECT count(*), count(*) FILTER (WHERE status IN ('resolved','closed')),
                count(*) FILTER (WHERE concluded_at IS NULL AND due_at < now()
                                 AND status NOT IN ('resolved','closed','not_accepted')),
                count(*) FILTER (WHERE satisfaction IS NOT NULL),
                count(*) FILTER (WHERE satisfaction IN ('satisfied','basically')),
                count(*) FILTER (WHERE NOT is_first), sum(people_count)
-        FROM cases WHERE reported_at >= :s"""), {"s": since}).one()
-    total = [sum(getattr(f, k) for f in figs.values())
-             for k in ("raised", "resolved", "overdue", "followed_up", "satisfied", "repeats", "people")]
+        FROM cases WHERE reported_at >= :s"""),
+        {"s": since},
+    ).one()
+    total = [
+        sum(getattr(f, k) for f in figs.values())
+        for k in ("raised", "resolved", "overdue", "followed_up", "satisfied", "repeats", "people")
+    ]
     assert total == list(row) and row[0] > 0 and 0 < row[1] < row[0]
     assert len(figs) == 12 and all(f.population for f in figs.values())
 
@@ -184,20 +222,25 @@ def test_figures_agree_with_plain_counts(session, make_user):
 def test_hot_spots_are_gi_star_over_the_analysis_region(session, make_user, demo_areas):
     staff = make_user("county_staff")
     village = queries.area_info(session, demo_areas["village_informant"])
-    analysis = queries.area_hot_spots(session, village, AreaLevel.GRID, "410726", CaseFilter(),
-                                      case_scope_sql(staff))
+    analysis = queries.area_hot_spots(
+        session, village, AreaLevel.GRID, "410726", CaseFilter(), case_scope_sql(staff)
+    )
     # A village's few grids make no analysis: it runs over the township (or the county).
     assert analysis.region.code in (demo_areas["township_leader"], "410726")
     assert analysis.units >= queries.MIN_HOTSPOT_AREAS
-    direct = hot_spots(session, AreaLevel.GRID, analysis.region.code, CaseFilter(), case_scope_sql(staff))
+    direct = hot_spots(
+        session, AreaLevel.GRID, analysis.region.code, CaseFilter(), case_scope_sql(staff)
+    )
     assert np.allclose(direct.z, analysis.result.z)
     leader = make_user("township_leader")
-    capped = queries.area_hot_spots(session, village, AreaLevel.VILLAGE, leader.area_code, CaseFilter(),
-                                    case_scope_sql(leader))
+    capped = queries.area_hot_spots(
+        session, village, AreaLevel.VILLAGE, leader.area_code, CaseFilter(), case_scope_sql(leader)
+    )
     assert capped.region.code == leader.area_code  # never wider than the user's own area
 
 
 # -- single cases and planners --------------------------------------------------------------------------
+
 
 def case_coordinates(session) -> set[str]:
     rows = session.execute(text("SELECT ST_X(location), ST_Y(location) FROM cases")).all()
@@ -217,12 +260,15 @@ def test_planners_get_no_single_case_from_any_map(client, login, session):
     coords = case_coordinates(session)
     for kind in ("heat", "choropleth", "hotspots"):
         for area in ("410726", "410726100"):
-            html = frame_of(client, f"map={kind}&area={area}&from=2020-01-01").get_data(as_text=True)
+            html = frame_of(client, f"map={kind}&area={area}&from=2020-01-01").get_data(
+                as_text=True
+            )
             found = [c for c in coords if c in html]
             assert found == [], (kind, area, found[:3])
             assert "/cases/" not in html
-    spec = re.search(r"var spec = (\{.*?\});", frame_of(client, "map=heat&area=410726100").get_data(
-        as_text=True))
+    spec = re.search(
+        r"var spec = (\{.*?\});", frame_of(client, "map=heat&area=410726100").get_data(as_text=True)
+    )
     assert spec is not None
     import json
 
@@ -232,11 +278,17 @@ def test_planners_get_no_single_case_from_any_map(client, login, session):
 
 def test_case_markers_link_the_case_file_and_hide_personal_data(client, login, session, demo_areas):
     login("county_staff")
-    html = frame_of(client, f"map=cases&area={demo_areas['township_leader']}").get_data(as_text=True)
+    html = frame_of(client, f"map=cases&area={demo_areas['township_leader']}").get_data(
+        as_text=True
+    )
     assert "/cases/" in html and "L.markerClusterGroup" in html
-    names = session.execute(text(
-        "SELECT petitioner_name, petitioner_phone FROM cases WHERE township_code = :t AND petitioner_name IS NOT NULL"
-        " LIMIT 50"), {"t": demo_areas["township_leader"]}).all()
+    names = session.execute(
+        text(
+            "SELECT petitioner_name, petitioner_phone FROM cases WHERE township_code = :t AND petitioner_name IS NOT NULL"
+            " LIMIT 50"
+        ),
+        {"t": demo_areas["township_leader"]},
+    ).all()
     for name, phone in names:
         assert phone not in html
         assert name.encode("unicode_escape").decode() not in html and name not in html
@@ -244,14 +296,19 @@ def test_case_markers_link_the_case_file_and_hide_personal_data(client, login, s
 
 # -- bounded size -----------------------------------------------------------------------------------------
 
+
 def add_cases(session, n: int, seed: int = 11, village: str | None = None) -> int:
     """Bulk-load ``n`` synthetic cases in the last year near grid label points (in the test's transaction)."""
     from webapp.cases.bulk import bulk_insert_cases
 
     rng = np.random.default_rng(seed)
     where = "level = 'grid'" + (" AND village_code = :v" if village else "")
-    pts = np.array(session.execute(text(f"SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE {where}"),
-                                   {"v": village}).all())
+    pts = np.array(
+        session.execute(
+            text(f"SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE {where}"),
+            {"v": village},
+        ).all()
+    )
     cats = [r[0] for r in session.execute(text("SELECT id FROM categories")).all()]
     now = datetime.now(UTC)
     pick = rng.integers(0, len(pts), n)
@@ -262,16 +319,37 @@ def add_cases(session, n: int, seed: int = 11, village: str | None = None) -> in
         reported = now - timedelta(days=float(rng.uniform(1, 300)))
         st = str(statuses[k])
         done = st in ("closed", "resolved")
-        rows.append((
-            k, None, f"测试案件{k}", "", int(cats[k % len(cats)]), "visit", "request", int(rng.integers(1, 6)), 1,
-            float(pts[pick[k], 0] + jitter[k, 0]), float(pts[pick[k], 1] + jitter[k, 1]), False, st,
-            reported.isoformat(), (reported + timedelta(days=1)).isoformat(),
-            (reported + timedelta(days=20)).isoformat() if st != "in_progress" else None,
-            (reported + timedelta(days=25)).isoformat() if done else None,
-            (reported + timedelta(days=61)).isoformat(), None,
-            "satisfied" if done else None, "village" if done else None, bool(k % 10), None, False,
-            None, None, None,
-        ))
+        rows.append(
+            (
+                k,
+                None,
+                f"测试案件{k}",
+                "",
+                int(cats[k % len(cats)]),
+                "visit",
+                "request",
+                int(rng.integers(1, 6)),
+                1,
+                float(pts[pick[k], 0] + jitter[k, 0]),
+                float(pts[pick[k], 1] + jitter[k, 1]),
+                False,
+                st,
+                reported.isoformat(),
+                (reported + timedelta(days=1)).isoformat(),
+                (reported + timedelta(days=20)).isoformat() if st != "in_progress" else None,
+                (reported + timedelta(days=25)).isoformat() if done else None,
+                (reported + timedelta(days=61)).isoformat(),
+                None,
+                "satisfied" if done else None,
+                "village" if done else None,
+                bool(k % 10),
+                None,
+                False,
+                None,
+                None,
+                None,
+            )
+        )
     result = bulk_insert_cases(session, rows)
     session.flush()
     return result.inserted

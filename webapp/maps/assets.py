@@ -63,7 +63,9 @@ KNOWN_JS: dict[str, LocalAsset] = {
 KNOWN_CSS: dict[str, LocalAsset] = {
     "leaflet_css": _vendor("leaflet/dist/leaflet.css"),
     "bootstrap_css": _vendor("bootstrap/dist/css/bootstrap.min.css"),
-    "glyphicons_css": _vendor("@neos21/bootstrap3-glyphicons/dist/css/bootstrap3-glyphicons.min.css"),
+    "glyphicons_css": _vendor(
+        "@neos21/bootstrap3-glyphicons/dist/css/bootstrap3-glyphicons.min.css"
+    ),
     "awesome_markers_font_css": _vendor("@fortawesome/fontawesome-free/css/all.min.css"),
     "awesome_markers_css": _vendor("leaflet.awesome-markers/dist/leaflet.awesome-markers.css"),
     "awesome_rotate_css": _static("maps/leaflet.awesome.rotate.css"),
@@ -92,13 +94,16 @@ def _elements(root: Element) -> Iterator[Element]:
         stack.extend(element._children.values())
 
 
-def _localise(pairs: Iterable[tuple[str, str]], known: dict[str, LocalAsset], prefixes: AssetPrefixes, element):
+def _localise(
+    pairs: Iterable[tuple[str, str]], known: dict[str, LocalAsset], prefixes: AssetPrefixes, element
+):
     out = []
     for name, url in pairs:
         asset = known.get(name)
         if asset is None:
             raise ForeignAsset(
-                f"{type(element).__name__} wants asset {name!r} ({url}), which the app does not serve:"
+                f"{type(element).__name__} wants asset {name!r} ({url}),"
+                " which the app does not serve:"
                 " add it to webapp/maps/assets.py (from an npm package in package.json)"
             )
         out.append((name, prefixes.url(asset)))
@@ -123,7 +128,7 @@ _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)((?:\s[^>]*)?)>", re.I)
 
 
 def foreign_addresses(html: str, allowed_hosts: Iterable[str] = ()) -> list[str]:
-    """Return the hosts named in ``html`` as ``http(s)://host`` that are not in ``allowed_hosts``."""
+    """Return the hosts named in ``html`` (``http(s)://host``) but not in ``allowed_hosts``."""
     allowed = {h.lower() for h in allowed_hosts}
     found = []
     for match in _ADDRESS.finditer(html):
@@ -137,7 +142,9 @@ def check_document(html: str, prefixes: AssetPrefixes, allowed_hosts: Iterable[s
     """Raise :class:`ForeignAsset` if ``html`` loads a file that is not the app's own."""
     for url in _RESOURCE.findall(html):
         if not url.startswith((prefixes.vendor, prefixes.static)) or url.startswith("//"):
-            raise ForeignAsset(f"the map document loads {url!r}, which is not one of the app's files")
+            raise ForeignAsset(
+                f"the map document loads {url!r}, which is not one of the app's files"
+            )
     foreign = foreign_addresses(html, allowed_hosts)
     if foreign:
         raise ForeignAsset(f"the map document names other hosts: {', '.join(foreign)}")

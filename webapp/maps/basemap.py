@@ -52,7 +52,11 @@ class TileSource:
     def origins(self) -> tuple[str, ...]:
         """The ``scheme://host[:port]`` the tiles come from, one per subdomain."""
         parts = urlsplit(self.url)
-        hosts = [parts.netloc.replace("{s}", s) for s in self.subdomains] if "{s}" in parts.netloc else [parts.netloc]
+        hosts = (
+            [parts.netloc.replace("{s}", s) for s in self.subdomains]
+            if "{s}" in parts.netloc
+            else [parts.netloc]
+        )
         return tuple(f"{parts.scheme}://{h}" for h in hosts)
 
 
@@ -87,7 +91,7 @@ NO_BASEMAP = BaseMap()
 
 
 def basemap_from_config(config: Mapping) -> BaseMap:
-    """Read the base map from the app's configuration; raise :class:`BaseMapConfigError` if unusable."""
+    """Read the base map from the app's configuration; raise :class:`BaseMapConfigError`."""
     kind = str(config.get("MAP_BASEMAP") or "none").strip().lower()
     if kind == "none":
         return NO_BASEMAP
@@ -100,30 +104,44 @@ def basemap_from_config(config: Mapping) -> BaseMap:
             )
         style = str(config.get("MAP_TIANDITU_STYLE") or "vec").strip().lower()
         if style not in TIANDITU_STYLES:
-            raise BaseMapConfigError(f"MAP_TIANDITU_STYLE must be one of {', '.join(TIANDITU_STYLES)}")
+            raise BaseMapConfigError(
+                f"MAP_TIANDITU_STYLE must be one of {', '.join(TIANDITU_STYLES)}"
+            )
         base, notes, label = TIANDITU_STYLES[style]
         sources = tuple(
-            TileSource(name, TIANDITU_URL.format(layer=layer, key=key), TIANDITU_ATTRIBUTION, "01234567", 18)
+            TileSource(
+                name,
+                TIANDITU_URL.format(layer=layer, key=key),
+                TIANDITU_ATTRIBUTION,
+                "01234567",
+                18,
+            )
             for name, layer in ((label, base), (label + "注记", notes))
         )
         return BaseMap("tianditu", sources, "wgs84")
     if kind == "xyz":
         url = str(config.get("MAP_TILE_URL") or "").strip()
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or not all(
-            t in url for t in ("{z}", "{x}", "{y}")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or not all(t in url for t in ("{z}", "{x}", "{y}"))
         ):
             raise BaseMapConfigError(
                 "MAP_TILE_URL must be an http(s) tile URL template with {z}, {x} and {y}"
             )
         attribution = str(config.get("MAP_TILE_ATTRIBUTION") or "").strip()
         if not attribution:
-            raise BaseMapConfigError("MAP_TILE_ATTRIBUTION is required with MAP_BASEMAP=xyz (the tiles' licence)")
+            raise BaseMapConfigError(
+                "MAP_TILE_ATTRIBUTION is required with MAP_BASEMAP=xyz (the tiles' licence)"
+            )
         subdomains = str(config.get("MAP_TILE_SUBDOMAINS") or "").strip()
         if "{s}" in url and not subdomains:
             subdomains = "abc"
         if not re.fullmatch(r"[A-Za-z0-9]*", subdomains):
-            raise BaseMapConfigError("MAP_TILE_SUBDOMAINS is a string of letters and digits, e.g. 1234")
+            raise BaseMapConfigError(
+                "MAP_TILE_SUBDOMAINS is a string of letters and digits, e.g. 1234"
+            )
         datum = str(config.get("MAP_TILE_CRS") or "wgs84").strip().lower().replace("-", "")
         if datum not in DATUMS:
             raise BaseMapConfigError("MAP_TILE_CRS must be wgs84 (also for CGCS2000) or gcj02")

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import folium
-from folium.plugins import FastMarkerCluster
 import numpy as np
+from folium.plugins import FastMarkerCluster
 from folium.utilities import JsCode
 
 from webapp.cases.vocab import Status
@@ -28,13 +28,20 @@ from webapp.maps.assets import AssetPrefixes, use_local_assets
 from webapp.maps.basemap import NO_BASEMAP, BaseMap
 from webapp.maps.elements import AreaBubbles, FrameStyle, HeatLattice, HtmlControl
 from webapp.maps.figures import FIGURES, NO_DATA_COLOUR, AreaFigures, colour_classes, colour_for
-from webapp.maps.queries import AreaInfo, CasePoint, HeatLattice as HeatData, HotSpotAnalysis
+from webapp.maps.queries import AreaInfo, CasePoint, HotSpotAnalysis
+from webapp.maps.queries import HeatLattice as HeatData
 
 HEAT_LEVELS = 35
 HEAT_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 # ArcGIS Hot Spot Analysis colours, from cold (-3) to hot (3).
 HOTSPOT_COLOURS = {
-    3: "#d62f27", 2: "#ed7551", 1: "#fab984", 0: "#eeeeee", -1: "#c0ccbe", -2: "#849eba", -3: "#4575b5",
+    3: "#d62f27",
+    2: "#ed7551",
+    1: "#fab984",
+    0: "#eeeeee",
+    -1: "#c0ccbe",
+    -2: "#849eba",
+    -3: "#4575b5",
 }
 _SAFE_HREF = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.\-?=&%+~]*$")
 
@@ -62,6 +69,7 @@ class MapFrame:
 
 # -- coordinates ---------------------------------------------------------------------------
 
+
 def _shift_coords(coords, basemap: BaseMap):
     if not coords:
         return coords
@@ -80,8 +88,14 @@ def shift_geometry(geometry: dict, basemap: BaseMap) -> dict:
     if not basemap.shifted or geometry is None:
         return geometry
     if geometry["type"] == "GeometryCollection":
-        return {"type": "GeometryCollection", "geometries": [shift_geometry(g, basemap) for g in geometry["geometries"]]}
-    return {"type": geometry["type"], "coordinates": _shift_coords(geometry["coordinates"], basemap)}
+        return {
+            "type": "GeometryCollection",
+            "geometries": [shift_geometry(g, basemap) for g in geometry["geometries"]],
+        }
+    return {
+        "type": geometry["type"],
+        "coordinates": _shift_coords(geometry["coordinates"], basemap),
+    }
 
 
 def _point(lon: float, lat: float, basemap: BaseMap) -> tuple[float, float]:
@@ -101,6 +115,7 @@ def _href(href: str | None) -> str | None:
 
 # -- the common frame ------------------------------------------------------------------------
 
+
 def _new_map(frame: MapFrame) -> folium.Map:
     w, s, e, n = frame.area.bounds
     (s2, w2), (n2, e2) = _point(w, s, frame.basemap), _point(e, n, frame.basemap)
@@ -111,7 +126,7 @@ def _new_map(frame: MapFrame) -> folium.Map:
         control_scale=True,
         zoom_snap=0.25,
         zoom_delta=0.5,
-        # Set on the map itself: with no tiles Leaflet has no zoom range, which marker clustering needs.
+        # On the map itself: without tiles Leaflet has no zoom range, and clustering needs one.
         minZoom=5,
         maxZoom=max([19, *(s.max_zoom for s in frame.basemap.sources)]),
     )
@@ -134,7 +149,9 @@ def _new_map(frame: MapFrame) -> folium.Map:
 def _finish(m: folium.Map, frame: MapFrame, legend_html: str) -> folium.Map:
     if frame.title or frame.notes:
         lines = "".join(f"<div>{html_text(line)}</div>" for line in frame.notes)
-        HtmlControl(f"<h2>{html_text(frame.title)}</h2>{lines}", "topright", "gc-panel gc-info").add_to(m)
+        HtmlControl(
+            f"<h2>{html_text(frame.title)}</h2>{lines}", "topright", "gc-panel gc-info"
+        ).add_to(m)
     if legend_html:
         HtmlControl(legend_html, "bottomright", "gc-panel gc-legend").add_to(m)
     return use_local_assets(m, frame.assets)
@@ -142,8 +159,11 @@ def _finish(m: folium.Map, frame: MapFrame, legend_html: str) -> folium.Map:
 
 def _outline(m: folium.Map, frame: MapFrame) -> None:
     folium.GeoJson(
-        {"type": "Feature", "properties": {"style": {"color": "#3b3b3b", "weight": 3, "fill": False}},
-         "geometry": shift_geometry(frame.outline, frame.basemap)},
+        {
+            "type": "Feature",
+            "properties": {"style": {"color": "#3b3b3b", "weight": 3, "fill": False}},
+            "geometry": shift_geometry(frame.outline, frame.basemap),
+        },
         name="边界",
         interactive=False,
         control=False,
@@ -153,8 +173,13 @@ def _outline(m: folium.Map, frame: MapFrame) -> None:
 def script_json(value) -> str:
     """JSON that is safe inside a <script> element (no ``<``, ``>``, ``&`` or line separators)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for ch, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(ch, esc)
     return text
 
@@ -192,8 +217,11 @@ def _areas(
     ``values[code][field]`` is the tooltip text of a field (escaped here); ``fills``
     the fill colour of each area (None: outlines only); ``base`` the common path style.
     """
-    base = base or ({"color": "#4d4d4d", "weight": 1, "fillOpacity": 0.75} if fills else
-                    {"color": "#555555", "weight": 1.2, "fillColor": "#ffffff", "fillOpacity": 0.0})
+    base = base or (
+        {"color": "#4d4d4d", "weight": 1, "fillOpacity": 0.75}
+        if fills
+        else {"color": "#555555", "weight": 1.2, "fillColor": "#ffffff", "fillOpacity": 0.0}
+    )
     features, hrefs = [], {}
     for f in frame.features["features"]:
         code = f["properties"]["code"]
@@ -206,21 +234,30 @@ def _areas(
             props["style"] = {"fillColor": fills[code]}
         for key, _ in rows:
             props[key] = html_text(values.get(code, {}).get(key, "—"))
-        features.append({"type": "Feature", "properties": props,
-                         "geometry": shift_geometry(f["geometry"], frame.basemap)})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": props,
+                "geometry": shift_geometry(f["geometry"], frame.basemap),
+            }
+        )
     fields = ["name"] + [k for k, _ in rows]
     aliases = ["名称"] + [html_text(label) for _, label in rows]
     layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=name,
-        tooltip=folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True, class_name="gc-tooltip"),
+        tooltip=folium.GeoJsonTooltip(
+            fields=fields, aliases=aliases, sticky=True, class_name="gc-tooltip"
+        ),
         on_each_feature=_on_each_area({t: h for h, t in hrefs.items()}, base),
     )
     layer.add_to(m)
     return layer
 
 
-def _figure_values(figures: Mapping[str, AreaFigures], first: str | None = None) -> tuple[list, dict]:
+def _figure_values(
+    figures: Mapping[str, AreaFigures], first: str | None = None
+) -> tuple[list, dict]:
     order = list(FIGURES)
     if first in order:
         order.remove(first)
@@ -235,6 +272,7 @@ def _figure_values(figures: Mapping[str, AreaFigures], first: str | None = None)
 
 
 # -- heat map ----------------------------------------------------------------------------------
+
 
 def heat_levels(weights: np.ndarray) -> tuple[str, float]:
     """Encode cell weights as one character each (0 = empty, 1..35), and the weight of level 35.
@@ -261,8 +299,12 @@ def gcj_offsets(west: float, south: float, east: float, north: float, n: int = 9
     grid_lon, grid_lat = np.meshgrid(lon, lat)  # row j = latitude, column i = longitude
     glon, glat = wgs84_to_gcj02(grid_lon, grid_lat)
     return {
-        "west": west, "south": south, "stepx": (east - west) / (n - 1), "stepy": (north - south) / (n - 1),
-        "nx": n, "ny": n,
+        "west": west,
+        "south": south,
+        "stepx": (east - west) / (n - 1),
+        "stepy": (north - south) / (n - 1),
+        "nx": n,
+        "ny": n,
         "dlon": np.round(glon - grid_lon, 9).ravel().tolist(),
         "dlat": np.round(glat - grid_lat, 9).ravel().tolist(),
     }
@@ -286,15 +328,22 @@ def interpolate_offset(shift: dict, lon: float, lat: float) -> tuple[float, floa
 
 
 def heat_spec(heat: HeatData, basemap: BaseMap) -> tuple[dict, float]:
-    """The lattice as the browser gets it (see :class:`elements.HeatLattice`), and the top weight."""
+    """The lattice as the browser gets it (:class:`elements.HeatLattice`) and the top weight."""
     cells, top = heat_levels(heat.weights)
     spec = {
-        "west": round(heat.west, 7), "south": round(heat.south, 7), "dx": heat.dx, "dy": heat.dy,
-        "cols": heat.cols, "rows": heat.rows, "levels": HEAT_LEVELS, "cells": cells,
+        "west": round(heat.west, 7),
+        "south": round(heat.south, 7),
+        "dx": heat.dx,
+        "dy": heat.dy,
+        "cols": heat.cols,
+        "rows": heat.rows,
+        "levels": HEAT_LEVELS,
+        "cells": cells,
     }
     if basemap.shifted:
-        spec["shift"] = gcj_offsets(heat.west, heat.south, heat.west + heat.cols * heat.dx,
-                                    heat.south + heat.rows * heat.dy)
+        spec["shift"] = gcj_offsets(
+            heat.west, heat.south, heat.west + heat.cols * heat.dx, heat.south + heat.rows * heat.dy
+        )
     return spec, top
 
 
@@ -305,7 +354,9 @@ def heat_map(frame: MapFrame, heat: HeatData) -> folium.Map:
     HeatLattice(spec, name="热力").add_to(m)
     _outline(m, frame)
     rows = [("f_count", "案件数"), ("people", "涉及人数")]
-    values = {c: {"f_count": f"{f.raised:,}", "people": f"{f.people:,}"} for c, f in frame.figures.items()}
+    values = {
+        c: {"f_count": f"{f.raised:,}", "people": f"{f.people:,}"} for c, f in frame.figures.items()
+    }
     _areas(m, frame, rows, values, None, "区划")
     unit = "人次" if heat.weight == "people" else "件"
     legend = (
@@ -314,12 +365,18 @@ def heat_map(frame: MapFrame, heat: HeatData) -> folium.Map:
         '<div class="gc-heat-scale"><span>少</span><span>≥ {top} {unit}/格</span></div>'
         "<div>共 {cases} 件，涉及 {people} 人次</div>"
         '<div class="gc-muted">按网格单元汇总，不显示单个案件位置</div>'
-    ).format(cell=f"{heat.cell_m:,.0f}", top=html_text(f"{top:,.0f}"), unit=unit,
-             cases=f"{heat.cases:,}", people=f"{heat.people:,}")
+    ).format(
+        cell=f"{heat.cell_m:,.0f}",
+        top=html_text(f"{top:,.0f}"),
+        unit=unit,
+        cases=f"{heat.cases:,}",
+        people=f"{heat.people:,}",
+    )
     return _finish(m, frame, legend)
 
 
 # -- choropleth ----------------------------------------------------------------------------------
+
 
 def choropleth_map(frame: MapFrame, figure_key: str) -> folium.Map:
     """The areas of ``frame`` coloured by one figure in quantile classes, with a legend."""
@@ -333,7 +390,8 @@ def choropleth_map(frame: MapFrame, figure_key: str) -> folium.Map:
     _areas(m, frame, rows, tips, fills, "区划")
     _outline(m, frame)
     items = "".join(
-        f'<div class="gc-row"><i style="background:{c.colour}"></i>{html_text(c.label)}</div>' for c in classes
+        f'<div class="gc-row"><i style="background:{c.colour}"></i>{html_text(c.label)}</div>'
+        for c in classes
     )
     if any(v is None for v in values.values()):
         items += f'<div class="gc-row"><i style="background:{NO_DATA_COLOUR}"></i>无数据</div>'
@@ -344,6 +402,7 @@ def choropleth_map(frame: MapFrame, figure_key: str) -> folium.Map:
 
 
 # -- hot spots -------------------------------------------------------------------------------------
+
 
 def hotspot_map(frame: MapFrame, analysis: HotSpotAnalysis) -> folium.Map:
     """Gi* hot and cold spots of the areas in ``frame`` (analysed over ``analysis.region``)."""
@@ -358,7 +417,12 @@ def hotspot_map(frame: MapFrame, analysis: HotSpotAnalysis) -> folium.Map:
     for c in codes:
         r = result.get(c)
         if r is None:
-            values[c] = {"value": "—", "z": "—", "p": "—", "bin": "未参与分析（无人口数据或区域过少）"}
+            values[c] = {
+                "value": "—",
+                "z": "—",
+                "p": "—",
+                "bin": "未参与分析（无人口数据或区域过少）",
+            }
             fills[c] = NO_DATA_COLOUR
             continue
         counts[r["bin"]] += 1
@@ -370,14 +434,24 @@ def hotspot_map(frame: MapFrame, analysis: HotSpotAnalysis) -> folium.Map:
         }
         fills[c] = HOTSPOT_COLOURS[r["bin"]]
     m = _new_map(frame)
-    _areas(m, frame, rows, values, fills, "热点", {"color": "#777777", "weight": 0.8, "fillOpacity": 0.8})
+    _areas(
+        m,
+        frame,
+        rows,
+        values,
+        fills,
+        "热点",
+        {"color": "#777777", "weight": 0.8, "fillOpacity": 0.8},
+    )
     _outline(m, frame)
     items = "".join(
         f'<div class="gc-row"><i style="background:{HOTSPOT_COLOURS[b]}"></i>{html_text(BIN_LABELS[b])}'
         f' <span class="gc-muted">{counts[b]}</span></div>'
         for b in sorted(HOTSPOT_COLOURS, reverse=True)
     )
-    fdr = "，已做错误发现率（FDR）校正" if analysis.result is not None and analysis.result.fdr else ""
+    fdr = (
+        "，已做错误发现率（FDR）校正" if analysis.result is not None and analysis.result.fdr else ""
+    )
     legend = (
         f"<h3>Getis-Ord Gi* 热点分析</h3>{items}"
         f'<div class="gc-muted">{html_text(INFERENCE)}{fdr}</div>'
@@ -385,10 +459,11 @@ def hotspot_map(frame: MapFrame, analysis: HotSpotAnalysis) -> folium.Map:
     return _finish(m, frame, legend)
 
 
-# -- single cases ------------------------------------------------------------------------------------
+# -- single cases ----------------------------------------------------------------------
+
 
 def case_popup(point: CasePoint, case_href: str) -> str:
-    """A marker's popup: number, title, category, status and a link to the case file; no personal data."""
+    """A marker's popup: number, title, category, status, a link to the case file; no personal data."""
     try:
         status = Status(point.status).label
     except ValueError:

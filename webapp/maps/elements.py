@@ -46,7 +46,9 @@ class HtmlControl(MacroElement):
         """
     )
 
-    def __init__(self, html: str, position: str = "bottomright", css_class: str = "gc-panel") -> None:
+    def __init__(
+        self, html: str, position: str = "bottomright", css_class: str = "gc-panel"
+    ) -> None:
         super().__init__()
         self._name = "HtmlControl"
         self.html = html
@@ -118,11 +120,21 @@ class HeatLattice(HeatMap):
         self._name = "HeatMap"
         self.spec = spec
         self.data = []
-        self.options = {"maxZoom": 0, "max": 1.0, "minOpacity": 0.3, "radius": 12, "blur": 10, **options}
+        self.options = {
+            "maxZoom": 0,
+            "max": 1.0,
+            "minOpacity": 0.3,
+            "radius": 12,
+            "blur": 10,
+            **options,
+        }
 
     def _get_self_bounds(self):
         s = self.spec
-        return [[s["south"], s["west"]], [s["south"] + s["rows"] * s["dy"], s["west"] + s["cols"] * s["dx"]]]
+        return [
+            [s["south"], s["west"]],
+            [s["south"] + s["rows"] * s["dy"], s["west"] + s["cols"] * s["dx"]],
+        ]
 
 
 class AreaBubbles(Layer):

@@ -109,7 +109,11 @@ def colour_classes(figure: Figure, values: list[float | None], k: int = 5) -> li
         return []
     n = len(edges) - 1
     # Spread n classes over the palette so the darkest always means "worst".
-    picks = [SEQUENTIAL[round(i * (len(SEQUENTIAL) - 1) / max(n - 1, 1))] for i in range(n)] if n > 1 else [SEQUENTIAL[2]]
+    picks = (
+        [SEQUENTIAL[round(i * (len(SEQUENTIAL) - 1) / max(n - 1, 1))] for i in range(n)]
+        if n > 1
+        else [SEQUENTIAL[2]]
+    )
     if figure.better == "higher":
         picks = picks[::-1]
     out = []

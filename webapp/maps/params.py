@@ -39,7 +39,9 @@ DEFAULT_PERIOD_DAYS = 365
 
 
 def _bad(field: str, message: str) -> AppError:
-    return AppError("bad_map_parameter", message, 400, f"bad map parameter: {field}", {"field": field})
+    return AppError(
+        "bad_map_parameter", message, 400, f"bad map parameter: {field}", {"field": field}
+    )
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,16 @@ class MapParams:
         out: dict = {"map": target.kind}
         if target.area:
             out["area"] = target.area
-        names = {"date_from": "from", "date_to": "to", "categories": "category", "channels": "channel",
-                 "statuses": "status", "band_m": "band", "neighbourhood": "nb", "per_1000": "rate"}
+        names = {
+            "date_from": "from",
+            "date_to": "to",
+            "categories": "category",
+            "channels": "channel",
+            "statuses": "status",
+            "band_m": "band",
+            "neighbourhood": "nb",
+            "per_1000": "rate",
+        }
         for f in fields(self):
             if f.name in ("kind", "area"):
                 continue
@@ -102,7 +112,12 @@ class MapParams:
 
 
 def defaults(today: date, kind: str = "heat") -> MapParams:
-    return MapParams(kind=kind, area=None, date_from=today - timedelta(days=DEFAULT_PERIOD_DAYS - 1), date_to=today)
+    return MapParams(
+        kind=kind,
+        area=None,
+        date_from=today - timedelta(days=DEFAULT_PERIOD_DAYS - 1),
+        date_to=today,
+    )
 
 
 def today_local() -> date:
@@ -189,7 +204,11 @@ def describe(params: MapParams, category_names: dict[int, str]) -> list[str]:
     if params.channels:
         out.append("渠道：" + "、".join(CHANNEL_LABELS[Channel(c)] for c in params.channels))
     if params.statuses:
-        out.append("状态：" + "、".join(
-            STATUS_GROUPS[s][0] if s in STATUS_GROUPS else STATUS_LABELS[Status(s)] for s in params.statuses
-        ))
+        out.append(
+            "状态："
+            + "、".join(
+                STATUS_GROUPS[s][0] if s in STATUS_GROUPS else STATUS_LABELS[Status(s)]
+                for s in params.statuses
+            )
+        )
     return out

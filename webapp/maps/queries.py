@@ -34,7 +34,9 @@ MIN_HOTSPOT_AREAS = 30
 
 def level_of(code: str) -> AreaLevel:
     """The level of an area from the length of its code."""
-    return {6: AreaLevel.COUNTY, 9: AreaLevel.TOWNSHIP, 12: AreaLevel.VILLAGE}.get(len(code), AreaLevel.GRID)
+    return {6: AreaLevel.COUNTY, 9: AreaLevel.TOWNSHIP, 12: AreaLevel.VILLAGE}.get(
+        len(code), AreaLevel.GRID
+    )
 
 
 def within_sql(code: str, alias: str = "c") -> str:
@@ -60,7 +62,9 @@ class AreaInfo:
         return (w + e) / 2, (s + n) / 2
 
 
-_AREA_COLUMNS = "code, name, level, population, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)"
+_AREA_COLUMNS = (
+    "code, name, level, population, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)"
+)
 
 
 def _info(row) -> AreaInfo:
@@ -68,7 +72,9 @@ def _info(row) -> AreaInfo:
 
 
 def area_info(session: Session, code: str) -> AreaInfo | None:
-    row = session.execute(text(f"SELECT {_AREA_COLUMNS} FROM areas WHERE code = :code"), {"code": code}).first()
+    row = session.execute(
+        text(f"SELECT {_AREA_COLUMNS} FROM areas WHERE code = :code"), {"code": code}
+    ).first()
     return _info(row) if row else None
 
 
@@ -122,7 +128,9 @@ def area_features(session: Session, level: AreaLevel, within: str, tolerance: fl
 def area_outline(session: Session, code: str, tolerance: float) -> dict:
     """The boundary of one area as a GeoJSON geometry."""
     out = session.execute(
-        text("SELECT ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, :tol), 5) FROM areas WHERE code = :code"),
+        text(
+            "SELECT ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, :tol), 5) FROM areas WHERE code = :code"
+        ),
         {"code": code, "tol": tolerance},
     ).scalar_one()
     return json.loads(out)
@@ -162,11 +170,16 @@ def area_figures(
         ),
         {**fparams, **sparams, "within": within, "level": level.value, "prefix": within + "%"},
     ).all()
-    return {r[0]: AreaFigures(int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]), r[1])
-            for r in rows}
+    return {
+        r[0]: AreaFigures(
+            int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]), r[1]
+        )
+        for r in rows
+    }
 
 
 # -- heat ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class HeatLattice:
@@ -195,7 +208,9 @@ class HeatLattice:
         return int(self.weights.shape[1])
 
 
-def lattice_for(bounds: tuple[float, float, float, float], cell_m: float) -> tuple[float, float, int, int, float]:
+def lattice_for(
+    bounds: tuple[float, float, float, float], cell_m: float
+) -> tuple[float, float, int, int, float]:
     """(dx, dy, cols, rows, cell_m) of a lattice of ~``cell_m`` cells over ``bounds``, capped in size."""
     w, s, e, n = bounds
     coslat = max(math.cos(math.radians((s + n) / 2)), 0.01)
@@ -251,6 +266,7 @@ def heat_lattice(
 
 # -- single cases ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CasePoint:
     """What a case marker shows: no personal data."""
@@ -297,6 +313,7 @@ def case_points(
 
 
 # -- hot spots --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class HotSpotAnalysis:
@@ -353,7 +370,14 @@ def area_hot_spots(
     result = None
     if units >= 3:
         result = hot_spots(
-            session, level, region.code, case_filter, scope,
-            per_1000=per_1000, neighbourhood=neighbourhood, threshold_m=band_m, fdr=fdr,
+            session,
+            level,
+            region.code,
+            case_filter,
+            scope,
+            per_1000=per_1000,
+            neighbourhood=neighbourhood,
+            threshold_m=band_m,
+            fdr=fdr,
         )
     return HotSpotAnalysis(result, region, level, units, per_1000)

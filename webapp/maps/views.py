@@ -38,12 +38,23 @@ from webapp.security import relax_csp
 
 bp = Blueprint("maps", __name__, url_prefix="/maps")
 
-MAP_ROLES = (Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.LEADER_IN_CHARGE, Role.PLANNER, Role.ADMIN)
+MAP_ROLES = (
+    Role.TOWNSHIP_LEADER,
+    Role.COUNTY_STAFF,
+    Role.LEADER_IN_CHARGE,
+    Role.PLANNER,
+    Role.ADMIN,
+)
 # A cases map carries at most this many markers; above it, counts per area.
 MARKER_LIMIT = 500
 # Heat cells by the level of the area shown; roles that may not see single cases get
 # cells of at least AGGREGATE_CELL_M.
-HEAT_CELL_M = {AreaLevel.COUNTY: 500.0, AreaLevel.TOWNSHIP: 250.0, AreaLevel.VILLAGE: 100.0, AreaLevel.GRID: 50.0}
+HEAT_CELL_M = {
+    AreaLevel.COUNTY: 500.0,
+    AreaLevel.TOWNSHIP: 250.0,
+    AreaLevel.VILLAGE: 100.0,
+    AreaLevel.GRID: 50.0,
+}
 AGGREGATE_CELL_M = 250.0
 
 
@@ -59,8 +70,12 @@ def _request(session, user) -> tuple[MapParams, queries.AreaInfo]:
     if area is None:
         raise NotFound("区划")
     if params.kind == "cases" and not may_see_single_cases(user):
-        raise AppError("no_single_cases", "您的角色只能查看汇总数据，不能查看单个案件的位置", 403,
-                       "this role sees aggregates only")
+        raise AppError(
+            "no_single_cases",
+            "您的角色只能查看汇总数据，不能查看单个案件的位置",
+            403,
+            "this role sees aggregates only",
+        )
     return params, area
 
 
@@ -74,13 +89,26 @@ def index():
     kinds = {k: v for k, v in MAP_KINDS.items() if k != "cases" or may_see_single_cases(user)}
     return render_template(
         "maps/index.html",
-        params=params, area=area, trail=trail, kinds=kinds, today=today,
+        params=params,
+        area=area,
+        trail=trail,
+        kinds=kinds,
+        today=today,
         frame_url=url_for("maps.frame", **params.query(today, area=area.code)),
         link=lambda **changes: url_for("maps.index", **params.query(today, **changes)),
-        categories=list_categories(session), channels=CHANNEL_LABELS, statuses=STATUS_LABELS,
-        status_groups=STATUS_GROUPS, figures=FIGURES, weights=WEIGHTS, neighbourhoods=NEIGHBOURHOODS,
-        levels=[lv for lv in AreaLevel if list(AreaLevel).index(lv) > list(AreaLevel).index(area.level)],
-        level_labels=LEVEL_LABELS, aggregate_only=not may_see_single_cases(user), marker_limit=MARKER_LIMIT,
+        categories=list_categories(session),
+        channels=CHANNEL_LABELS,
+        statuses=STATUS_LABELS,
+        status_groups=STATUS_GROUPS,
+        figures=FIGURES,
+        weights=WEIGHTS,
+        neighbourhoods=NEIGHBOURHOODS,
+        levels=[
+            lv for lv in AreaLevel if list(AreaLevel).index(lv) > list(AreaLevel).index(area.level)
+        ],
+        level_labels=LEVEL_LABELS,
+        aggregate_only=not may_see_single_cases(user),
+        marker_limit=MARKER_LIMIT,
     )
 
 
@@ -90,15 +118,21 @@ def frame():
     user, session = current_user(), get_session()
     params, area = _request(session, user)
     basemap = basemap_from_config(current_app.config)
-    assets = AssetPrefixes(url_for("vendor.asset", subpath="x")[:-1], url_for("static", filename="x")[:-1])
+    assets = AssetPrefixes(
+        url_for("vendor.asset", subpath="x")[:-1], url_for("static", filename="x")[:-1]
+    )
     m = BUILD[params.kind](session, user, params, area, basemap, assets)
     nonce = secrets.token_urlsafe(18)
     html = render_document(m, assets, basemap.hosts, nonce)
-    relax_csp(script_src=f"'self' 'nonce-{nonce}'", img_src=" ".join(["'self' data: blob:", *basemap.origins]))
+    relax_csp(
+        script_src=f"'self' 'nonce-{nonce}'",
+        img_src=" ".join(["'self' data: blob:", *basemap.origins]),
+    )
     return Response(html, mimetype="text/html")
 
 
 # -- fetching each map's data -------------------------------------------------------------
+
 
 def drill_target(area: queries.AreaInfo, code: str) -> str | None:
     """The area one level below ``area`` that holds the area ``code`` (None at the bottom)."""
@@ -110,10 +144,14 @@ def drill_target(area: queries.AreaInfo, code: str) -> str | None:
     return code[: CODE_LENGTH[child]]
 
 
-def _frame(session, user, params, area, basemap, assets, level: AreaLevel, title: str, notes=()) -> builders.MapFrame:
+def _frame(
+    session, user, params, area, basemap, assets, level: AreaLevel, title: str, notes=()
+) -> builders.MapFrame:
     tolerance = queries.simplify_tolerance(area.bounds)
     features = queries.area_features(session, level, area.code, tolerance)
-    figures = queries.area_figures(session, level, area.code, params.case_filter(), case_scope_sql(user))
+    figures = queries.area_figures(
+        session, level, area.code, params.case_filter(), case_scope_sql(user)
+    )
     today = today_local()
     links: dict[str, str] = {}
     drill = {}
@@ -145,18 +183,40 @@ def _heat(session, user, params, area, basemap, assets):
     cell = HEAT_CELL_M[area.level]
     if not may_see_single_cases(user):
         cell = max(cell, AGGREGATE_CELL_M)
-    heat = queries.heat_lattice(session, area, cell, params.case_filter(), case_scope_sql(user), params.weight)
-    frame = _frame(session, user, params, area, basemap, assets, _child_level(area), "热力图",
-                   (f"权重：{WEIGHTS[params.weight]}",))
+    heat = queries.heat_lattice(
+        session, area, cell, params.case_filter(), case_scope_sql(user), params.weight
+    )
+    frame = _frame(
+        session,
+        user,
+        params,
+        area,
+        basemap,
+        assets,
+        _child_level(area),
+        "热力图",
+        (f"权重：{WEIGHTS[params.weight]}",),
+    )
     return builders.heat_map(frame, heat)
 
 
 def _choropleth(session, user, params, area, basemap, assets):
     level = _child_level(area)
-    if params.level and list(AreaLevel).index(AreaLevel(params.level)) > list(AreaLevel).index(area.level):
+    if params.level and list(AreaLevel).index(AreaLevel(params.level)) > list(AreaLevel).index(
+        area.level
+    ):
         level = AreaLevel(params.level)
-    frame = _frame(session, user, params, area, basemap, assets, level, FIGURES[params.figure].label,
-                   (f"按{LEVEL_LABELS[level]}显示",))
+    frame = _frame(
+        session,
+        user,
+        params,
+        area,
+        basemap,
+        assets,
+        level,
+        FIGURES[params.figure].label,
+        (f"按{LEVEL_LABELS[level]}显示",),
+    )
     return builders.choropleth_map(frame, params.figure)
 
 
@@ -165,14 +225,23 @@ def _hotspots(session, user, params, area, basemap, assets):
     if area.level is AreaLevel.GRID:
         level = AreaLevel.GRID  # a grid holds no village: show the grid itself
     analysis = queries.area_hot_spots(
-        session, area, level, user.area_code, params.case_filter(), case_scope_sql(user),
-        per_1000=params.per_1000, neighbourhood=params.neighbourhood,
-        band_m=params.band_m if params.neighbourhood == "distance" else None, fdr=params.fdr,
+        session,
+        area,
+        level,
+        user.area_code,
+        params.case_filter(),
+        case_scope_sql(user),
+        per_1000=params.per_1000,
+        neighbourhood=params.neighbourhood,
+        band_m=params.band_m if params.neighbourhood == "distance" else None,
+        fdr=params.fdr,
     )
     notes = [f"分析单元：{LEVEL_LABELS[level]}（共 {analysis.units} 个）"]
     if analysis.region.code != area.code:
-        notes.append(f"本区域{LEVEL_LABELS[level]}不足 {queries.MIN_HOTSPOT_AREAS} 个，"
-                     f"在「{analysis.region.name}」范围内分析")
+        notes.append(
+            f"本区域{LEVEL_LABELS[level]}不足 {queries.MIN_HOTSPOT_AREAS} 个，"
+            f"在「{analysis.region.name}」范围内分析"
+        )
     if analysis.result is None:
         notes.append("参与分析的区域过少，无法进行热点分析")
     elif analysis.units < queries.MIN_HOTSPOT_AREAS:
