@@ -85,7 +85,7 @@ def points() -> list[CasePoint]:
     ]
 
 
-_HOST = re.compile(r"https?://([A-Za-z0-9.-]+)")
+_HOST = re.compile(r"https?://([A-Za-z0-9.{}-]+)")
 
 
 def hosts_in(html: str) -> set[str]:

@@ -385,3 +385,25 @@ def test_a_village_full_of_cases_still_gets_a_bounded_cases_map(client, login, s
     html = frame_of(client, f"map=cases&area={village}").get_data(as_text=True)
     assert html.count("/cases/") == MARKER_LIMIT
     assert len(html) < 400_000
+
+
+def test_configured_tiles_are_allowed_in_the_map_documents_csp_only(app, client, login, monkeypatch):
+    key = "0123456789abcdef0123456789abcdef"
+    monkeypatch.setitem(app.config, "MAP_BASEMAP", "tianditu")
+    monkeypatch.setitem(app.config, "MAP_TIANDITU_KEY", key)
+    login("county_staff")
+    doc = frame_of(client, "map=choropleth")
+    html = doc.get_data(as_text=True)
+    assert hosts_in(html) == {"t{s}.tianditu.gov.cn"} and f"tk={key}" in html
+    img_src = re.search(r"img-src ([^;]+)", doc.headers["Content-Security-Policy"]).group(1).split()
+    assert img_src[:3] == ["'self'", "data:", "blob:"]
+    assert set(img_src[3:]) == {f"https://t{i}.tianditu.gov.cn" for i in range(8)}
+    assert "tianditu" not in client.get("/maps/").headers["Content-Security-Policy"]
+
+
+def test_a_base_map_that_cannot_work_stops_the_app_at_start():
+    from webapp import create_app
+    from webapp.maps.basemap import BaseMapConfigError
+
+    with pytest.raises(BaseMapConfigError):
+        create_app({"TESTING": True, "SECRET_KEY": "x", "MAP_BASEMAP": "tianditu"})

@@ -123,7 +123,8 @@ def use_local_assets(m: folium.Map, prefixes: AssetPrefixes = AssetPrefixes()) -
 
 
 _RESOURCE = re.compile(r"<(?:script|link|img)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?([^\"'\s>]+)", re.I)
-_ADDRESS = re.compile(r"https?://([A-Za-z0-9.-]+(?::\d+)?)", re.I)
+# Hosts, including tile URL templates such as t{s}.tianditu.gov.cn.
+_ADDRESS = re.compile(r"https?://([A-Za-z0-9.{}-]+(?::\d+)?)", re.I)
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)((?:\s[^>]*)?)>", re.I)
 
 

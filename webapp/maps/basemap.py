@@ -74,7 +74,9 @@ class BaseMap:
 
     @property
     def hosts(self) -> tuple[str, ...]:
-        return tuple(urlsplit(o).netloc for o in self.origins)
+        """The tile hosts a map document may name: each subdomain, and the URL templates' own."""
+        templates = tuple(urlsplit(s.url).netloc for s in self.sources)
+        return tuple(dict.fromkeys((*(urlsplit(o).netloc for o in self.origins), *templates)))
 
     @property
     def shifted(self) -> bool:

@@ -15,9 +15,18 @@ from folium.template import Template
 
 
 class FrameStyle(JSCSSMixin, MacroElement):
-    """The map document's own stylesheet (legend, panels, tooltips, bubbles)."""
+    """The map document's own stylesheet (legend, panels, tooltips, bubbles), and a plain
+    attribution prefix (Leaflet's default links to its website, useless on a closed network)."""
 
-    _template = Template("")
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        if ({{ this._parent.get_name() }}.attributionControl) {
+            {{ this._parent.get_name() }}.attributionControl.setPrefix("Leaflet");
+        }
+        {% endmacro %}
+        """
+    )
     default_css = [("gridcase_map_css", "maps/frame.css")]
 
     def __init__(self) -> None:
