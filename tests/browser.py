@@ -66,14 +66,24 @@ def live_server(live_app):
 
 @pytest.fixture(scope="session")
 def browser():
+    # Each module that imports these fixtures gets its own session fixture, but Playwright's
+    # sync API runs once per thread: the first module starts the browser, the others share it.
+    if _shared:
+        yield _shared[0]
+        return
     if not Path(CHROMIUM).exists():
         pytest.fail(f"chromium not found at {CHROMIUM}: `make test` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _shared.append(b)
         yield b
+        _shared.clear()
         b.close()
+
+
+_shared: list = []
 
 
 @pytest.fixture
