@@ -52,6 +52,9 @@ def test_each_map_page_frames_its_document(client, login, kind):
     )
     assert src.startswith("/maps/frame?") and f"map={kind}" in src and "area=410726" in src
     assert 'aria-current="page">' in body and "地图" in body
+    # The area can be chosen without a mouse too: the current one and its 12 townships.
+    area_select = re.search(r'<select name="area">.*?</select>', body, re.S).group(0)
+    assert area_select.count("<option") == 13 and "（当前）" in area_select
     doc = client.get(src)
     assert doc.status_code == 200 and doc.mimetype == "text/html"
     html = doc.get_data(as_text=True)

@@ -90,6 +90,18 @@ def area_trail(session: Session, code: str) -> list[AreaInfo]:
     return [_info(r) for r in rows]
 
 
+def child_areas(session: Session, area: AreaInfo) -> list[tuple[str, str]]:
+    """(code, name) of the areas one level below ``area``, in code order."""
+    child = area.level.child
+    if child is None:
+        return []
+    rows = session.execute(
+        text("SELECT code, name FROM areas WHERE level = :level AND code LIKE :prefix ORDER BY code"),
+        {"level": child.value, "prefix": area.code + "%"},
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
 def simplify_tolerance(bounds: tuple[float, float, float, float]) -> float:
     """A tolerance (degrees) about a pixel wide when the area fills a large screen."""
     w, s, e, n = bounds

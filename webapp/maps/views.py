@@ -106,6 +106,7 @@ def index():
         levels=[
             lv for lv in AreaLevel if list(AreaLevel).index(lv) > list(AreaLevel).index(area.level)
         ],
+        children=queries.child_areas(session, area),
         level_labels=LEVEL_LABELS,
         aggregate_only=not may_see_single_cases(user),
         marker_limit=MARKER_LIMIT,
