@@ -22,7 +22,7 @@ from webapp.assets import served_packages
 LOCAL_ASSETS: dict[str, tuple[str, str] | None] = {
     "leaflet": ("leaflet", "dist/leaflet.js"),
     "leaflet_css": ("leaflet", "dist/leaflet.css"),
-    "jquery": None,
+    "jquery": ("jquery", "dist/jquery.min.js"),  # folium builds popups with $()
     "bootstrap": None,
     "bootstrap_css": None,
     "glyphicons_css": None,
