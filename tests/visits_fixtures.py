@@ -25,8 +25,7 @@ class BusyPlace:
     other_grid: str  # another grid of the same village with live cases
 
 
-@pytest.fixture(scope="session")
-def busy_place(template_url) -> BusyPlace:
+def _busy_places(template_url: str) -> list[BusyPlace]:
     engine = create_engine(template_url)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -42,12 +41,26 @@ def busy_place(template_url) -> BusyPlace:
     by_village: dict[str, list[tuple[str, int]]] = {}
     for v, g, n in rows:
         by_village.setdefault(v, []).append((g, n))
-    village = max(
+    villages = sorted(
         (v for v, gs in by_village.items() if len(gs) >= 2),
-        key=lambda v: (sum(n for _, n in by_village[v]), v),
+        key=lambda v: (-sum(n for _, n in by_village[v]), v),
     )
-    grids = sorted(by_village[village], key=lambda gn: (-gn[1], gn[0]))
-    return BusyPlace(village[:9], village, grids[0][0], grids[1][0])
+    out = []
+    for village in villages:
+        grids = sorted(by_village[village], key=lambda gn: (-gn[1], gn[0]))
+        out.append(BusyPlace(village[:9], village, grids[0][0], grids[1][0]))
+    return out
+
+
+@pytest.fixture(scope="session")
+def busy_places(template_url) -> list[BusyPlace]:
+    """Villages with many live cases in at least two grids, busiest first."""
+    return _busy_places(template_url)
+
+
+@pytest.fixture(scope="session")
+def busy_place(busy_places) -> BusyPlace:
+    return busy_places[0]
 
 
 def default_weights() -> Weights:
