@@ -21,6 +21,7 @@ PALETTE = (
     "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
     "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
 )
+DASHES = (None, "10 6", "3 6", "14 4 3 4", "1 5")
 STATE_STYLE = {
     "pending": "",
     "done": "vs-done",
@@ -62,6 +63,7 @@ class MapRoute:
     stops: tuple[MapStop, ...]
     colour: str = PALETTE[0]
     length_m: float = 0.0
+    dash: str | None = None  # a person's later days are dashed differently
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,10 @@ class PlanMap:
 
 def colour_for(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
+
+
+def dash_for(day_index: int) -> str | None:
+    return DASHES[day_index % len(DASHES)]
 
 
 def _safe_outline(outline: dict) -> dict:
@@ -126,7 +132,7 @@ def plan_map(data: PlanMap) -> folium.Map:
         layer = folium.FeatureGroup(name=html_text(route.label), show=True)
         points = [[route.start_lat, route.start_lon]] + [[s.lat, s.lon] for s in route.stops]
         if len(points) > 1:
-            folium.PolyLine(points, color=route.colour, weight=4, opacity=0.8,
+            folium.PolyLine(points, color=route.colour, weight=4, opacity=0.8, dash_array=route.dash,
                             tooltip=html_text(f"{route.label}：{route.length_m / 1000:.1f} 公里")).add_to(layer)
         folium.Marker(
             [route.start_lat, route.start_lon],

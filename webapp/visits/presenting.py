@@ -14,7 +14,7 @@ from datetime import date
 
 from webapp.auth.masking import mask_name, mask_phone
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS, Satisfaction
-from webapp.visits.builders import MapRoute, MapStop, PlanMap, colour_for
+from webapp.visits.builders import MapRoute, MapStop, PlanMap, colour_for, dash_for
 from webapp.visits.models import STATE_LABELS, TargetKind
 
 WEEKDAYS = "一二三四五六日"
@@ -68,6 +68,13 @@ class StopView:
     last_satisfaction: str | None
     new_case_number: str | None
     added_by_hand: bool
+
+    @property
+    def leg_text(self) -> str:
+        """'距出发点 300 米' for the first stop of a day, '距上一站 …' for the others."""
+        if not self.leg:
+            return ""
+        return ("距出发点 " if self.seq == 1 else "距上一站 ") + self.leg
 
 
 def stop_view(row, viewer_id: int, published: bool) -> StopView:
@@ -158,6 +165,9 @@ def map_data(
 ) -> PlanMap:
     """The plan map's plain data: one route per person and day, coloured per person."""
     colour = {uid: colour_for(i) for i, uid in enumerate(person_order)}
+    day_index: dict[int, list[date]] = defaultdict(list)
+    for g in groups:
+        day_index[g.user_id].append(g.day)
     routes = []
     for g in groups:
         lon, lat, label = starts[g.user_id]
@@ -172,6 +182,7 @@ def map_data(
                 ),
                 colour=colour.get(g.user_id, colour_for(0)),
                 length_m=g.length_m,
+                dash=dash_for(sorted(day_index[g.user_id]).index(g.day)),
             )
         )
     loose = tuple(MapStop(s.lon, s.lat, s.title, _detail(s)) for s in unassigned)

@@ -44,9 +44,21 @@ VISITOR_ROLES = frozenset(Role(r) for r in queries.VISITOR_ROLES)
 LARGE_PLAN = 300  # stops; a larger plan's page shows one person at a time
 
 
+def case_url(case_id: int | None) -> str | None:
+    """The case file page of a case, once the cases feature provides ``cases.detail``."""
+    if case_id is None:
+        return None
+    rules = current_app.url_map.iter_rules("cases.detail") if "cases.detail" in current_app.view_functions else []
+    for rule in rules:
+        if len(rule.arguments) == 1:
+            return url_for("cases.detail", **{next(iter(rule.arguments)): case_id})
+    return None
+
+
 def init_app(app) -> None:
     settings.init_app(app)
     app.jinja_env.globals.update(
+        visit_case_url=case_url,
         visit_day_label=day_label,
         visit_distance=distance_label,
         VISIT_STATE_LABELS=STATE_LABELS,

@@ -17,6 +17,8 @@
     c.className = c.className.replace(/\bvs-state-\S+/g, "").trim() + " vs-state-" + state;
     var el = c.querySelector("[data-state-label]");
     if (el) { el.textContent = label; }
+    var summary = c.querySelector("[data-record-label]");
+    if (summary && state !== "pending") { summary.textContent = "再次记录"; }
     var err = c.querySelector(".vs-form-error");
     if (extra !== undefined && err) {
       err.textContent = extra;
