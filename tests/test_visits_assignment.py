@@ -49,7 +49,12 @@ def test_overflow_moves_to_later_days_then_to_the_next_in_line_then_unassigned()
     tasks = [Task(i, G1) for i in range(9)]
     placed = assign(tasks, people, DAYS)
     assert [(p.user_id, p.day) for p in placed[:6]] == [
-        (1, DAYS[0]), (1, DAYS[0]), (1, DAYS[1]), (1, DAYS[1]), (1, DAYS[2]), (1, DAYS[2])
+        (1, DAYS[0]),
+        (1, DAYS[0]),
+        (1, DAYS[1]),
+        (1, DAYS[1]),
+        (1, DAYS[2]),
+        (1, DAYS[2]),
     ]
     assert [(p.user_id, p.day) for p in placed[6:]] == [(2, DAYS[0]), (2, DAYS[1]), (2, DAYS[2])]
     more = assign(tasks + [Task(99, G1)], people, DAYS)
@@ -72,14 +77,30 @@ def test_capacity_is_never_exceeded_on_random_instances(seed):
     uid = 0
     for _ in range(rng.randint(1, 8)):
         uid += 1
-        role = rng.choice(["grid_worker", "grid_worker", "village_informant", "township_leader", "leader_in_charge"])
-        area = {"grid_worker": rng.choice(grids), "village_informant": rng.choice(grids)[:12],
-                "township_leader": VILLAGE[:9], "leader_in_charge": "410726"}[role]
+        role = rng.choice(
+            [
+                "grid_worker",
+                "grid_worker",
+                "village_informant",
+                "township_leader",
+                "leader_in_charge",
+            ]
+        )
+        area = {
+            "grid_worker": rng.choice(grids),
+            "village_informant": rng.choice(grids)[:12],
+            "township_leader": VILLAGE[:9],
+            "leader_in_charge": "410726",
+        }[role]
         people.append(Person(uid, role, area, rng.randint(1, 6), rng.choice([None, None, "某局"])))
     days = DAYS[: rng.randint(1, 3)]
     tasks = [
-        Task(i, rng.choice(grids), leader_id=rng.choice([None, None, rng.randint(1, uid)]),
-             accused_unit=rng.choice([None, None, None, "某局"]))
+        Task(
+            i,
+            rng.choice(grids),
+            leader_id=rng.choice([None, None, rng.randint(1, uid)]),
+            accused_unit=rng.choice([None, None, None, "某局"]),
+        )
         for i in range(rng.randint(0, 120))
     ]
     placed = assign(tasks, people, days)

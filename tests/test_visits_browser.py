@@ -10,14 +10,17 @@ from sqlalchemy import text
 
 from tests.browser import *  # noqa: F403
 from tests.browser import sign_in_page
-from tests.visits_fixtures import busy_places, new_plan  # noqa: F401
+from tests.visits_fixtures import *  # noqa: F403
+from tests.visits_fixtures import new_plan
 from webapp.db import database
 from webapp.visits import planning
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_planner_makes_a_plan_for_a_village_and_opens_its_map(page, live_user, busy_places, artifacts):
+def test_a_planner_makes_a_plan_for_a_village_and_opens_its_map(
+    page, live_user, busy_places, artifacts
+):
     place = busy_places[2]
     planner = live_user("planner")
     worker = live_user("grid_worker", place.grid)
@@ -100,7 +103,9 @@ def _records(live_app, stop_id: int) -> list:
 
 
 @pytest.mark.phone
-def test_a_worker_records_an_outcome_on_a_phone_even_offline(page, live_app, worker_with_a_plan, artifacts):
+def test_a_worker_records_an_outcome_on_a_phone_even_offline(
+    page, live_app, worker_with_a_plan, artifacts
+):
     worker, _plan_id = worker_with_a_plan
     sign_in_page(page, worker)
     page.goto("/visits/")  # a worker's visits page is today's stops
@@ -140,4 +145,6 @@ def test_a_worker_records_an_outcome_on_a_phone_even_offline(page, live_app, wor
     expect(second.locator("[data-state-label]")).to_have_text("已走访", timeout=20_000)
     page.screenshot(path=str(artifacts / "visits-phone-recorded.png"), full_page=True)
     assert page.blocked == []
-    assert page.console_errors == [] or all("ERR_INTERNET_DISCONNECTED" in e for e in page.console_errors)
+    assert page.console_errors == [] or all(
+        "ERR_INTERNET_DISCONNECTED" in e for e in page.console_errors
+    )

@@ -19,8 +19,18 @@ OUTLINE = {
         {
             "type": "Feature",
             "properties": {"name": "第一网格" + EVIL},
-            "geometry": {"type": "Polygon", "coordinates": [[[114.20, 35.23], [114.21, 35.23], [114.21, 35.24],
-                                                             [114.20, 35.24], [114.20, 35.23]]]},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [
+                        [114.20, 35.23],
+                        [114.21, 35.23],
+                        [114.21, 35.24],
+                        [114.20, 35.24],
+                        [114.20, 35.23],
+                    ]
+                ],
+            },
         }
     ],
 }
@@ -38,8 +48,11 @@ def _data(**kw) -> PlanMap:
         ),
         length_m=1234.0,
     )
-    defaults = dict(routes=(route,), outline=OUTLINE,
-                    unassigned=(MapStop(114.209, 35.238, "未分配" + EVIL, EVIL),))
+    defaults = dict(
+        routes=(route,),
+        outline=OUTLINE,
+        unassigned=(MapStop(114.209, 35.238, "未分配" + EVIL, EVIL),),
+    )
     defaults.update(kw)
     return PlanMap(**defaults)
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.visits_fixtures import busy_place, busy_places, new_plan, settings_for, stops_of  # noqa: F401
+from tests.visits_fixtures import *  # noqa: F403
+from tests.visits_fixtures import new_plan, settings_for, stops_of
 from webapp.errors import AppError, NotFound
 from webapp.visits import planning, queries, routing
 from webapp.visits.models import VisitPlan
@@ -57,19 +58,28 @@ def test_targets_nobody_can_take_stay_on_the_plan_with_the_reason(session, app, 
     rows = stops_of(session, plan.id)
     assert [r.grid_code for r in rows if r.user_id] == [busy_place.grid]
     loose = session.execute(
-        text("SELECT grid_code, seq, unassigned_reason FROM visit_stops WHERE plan_id = :p AND user_id IS NULL"),
+        text(
+            "SELECT grid_code, seq, unassigned_reason FROM visit_stops WHERE plan_id = :p AND "
+            "user_id IS NULL"
+        ),
         {"p": plan.id},
     ).all()
     assert loose and all(seq is None for _, seq, _ in loose)
     for grid, _, reason in loose:
-        expected = "负责人员在计划期内已排满" if grid == busy_place.grid else "计划人员中没有负责该网格的人员"
+        expected = (
+            "负责人员在计划期内已排满"
+            if grid == busy_place.grid
+            else "计划人员中没有负责该网格的人员"
+        )
         assert reason == expected
 
 
 def test_legs_are_geodesic_along_the_stored_order(session, app, crew, busy_place):
     plan = new_plan(session, app, crew["planner"], busy_place.village, [(crew["w1"].id, 6)], days=1)
     start = session.execute(
-        text("SELECT ST_X(start_point), ST_Y(start_point) FROM visit_plan_people WHERE plan_id = :p"),
+        text(
+            "SELECT ST_X(start_point), ST_Y(start_point) FROM visit_plan_people WHERE plan_id = :p"
+        ),
         {"p": plan.id},
     ).one()
     rows = session.execute(
@@ -83,7 +93,9 @@ def test_legs_are_geodesic_along_the_stored_order(session, app, crew, busy_place
     expected = routing.geodesic_legs(tuple(start), points, list(range(len(points))))
     assert [r[2] for r in rows] == pytest.approx(expected, rel=1e-6, abs=0.01)
     # and the stored order is the router's: never longer than nearest neighbour
-    nn = routing.path_length_m(tuple(start), points, routing.nearest_neighbour(tuple(start), points))
+    nn = routing.path_length_m(
+        tuple(start), points, routing.nearest_neighbour(tuple(start), points)
+    )
     assert sum(expected) <= nn + 1e-6
 
 
@@ -93,28 +105,34 @@ def test_no_target_outside_the_planners_scope(session, app, make_user, busy_plac
     w1 = make_user("grid_worker", busy_place.grid)
     accused = session.execute(
         text(
-            f"SELECT id FROM cases WHERE grid_code = :g AND status NOT IN {('resolved', 'closed', 'not_accepted')} "
-            "ORDER BY id LIMIT 1"
+            "SELECT id FROM cases WHERE grid_code = :g "
+            "AND status NOT IN ('resolved', 'closed', 'not_accepted') ORDER BY id LIMIT 1"
         ),
         {"g": busy_place.grid},
     ).scalar_one()
     session.execute(
-        text("UPDATE cases SET case_class = 'accusation', accused_unit = '县某某局' WHERE id = :i"), {"i": accused}
+        text("UPDATE cases SET case_class = 'accusation', accused_unit = '县某某局' WHERE id = :i"),
+        {"i": accused},
     )
     plan = new_plan(session, app, planner, busy_place.village, [(w1.id, 50)], days=3)
     rows = stops_of(session, plan.id)
     case_ids = {r.case_id for r in rows if r.case_id}
     assert case_ids and accused not in case_ids
-    cond, params = ("c.township_code = :t AND (c.accused_unit IS NULL OR c.accused_unit <> '县某某局')",
-                    {"t": busy_place.township})
+    cond, params = (
+        "c.township_code = :t AND (c.accused_unit IS NULL OR c.accused_unit <> '县某某局')",
+        {"t": busy_place.township},
+    )
     in_scope = set(session.execute(text(f"SELECT id FROM cases c WHERE {cond}"), params).scalars())
     assert case_ids <= in_scope
     # nor by hand, nor a plan for an area outside the planner's own
-    number = session.execute(text("SELECT number FROM cases WHERE id = :i"), {"i": accused}).scalar_one()
+    number = session.execute(
+        text("SELECT number FROM cases WHERE id = :i"), {"i": accused}
+    ).scalar_one()
     with pytest.raises(NotFound):
         planning.add_case(session, plan, planner, number, None, None, settings_for(app))
     elsewhere = session.execute(
-        text("SELECT number FROM cases WHERE township_code <> :t ORDER BY id LIMIT 1"), {"t": busy_place.township}
+        text("SELECT number FROM cases WHERE township_code <> :t ORDER BY id LIMIT 1"),
+        {"t": busy_place.township},
     ).scalar_one()
     with pytest.raises(NotFound):
         planning.add_case(session, plan, planner, elsewhere, None, None, settings_for(app))
@@ -128,7 +146,10 @@ def test_a_township_leader_plans_only_their_township(session, app, make_user, bu
     plan = new_plan(session, app, leader, busy_place.village, [(w1.id, 4)], days=1)
     assert all(r.grid_code.startswith(busy_place.township) for r in stops_of(session, plan.id))
     other = session.execute(
-        text("SELECT code FROM areas WHERE level = 'village' AND township_code <> :t ORDER BY code LIMIT 1"),
+        text(
+            "SELECT code FROM areas WHERE level = 'village' AND township_code <> :t ORDER BY "
+            "code LIMIT 1"
+        ),
         {"t": busy_place.township},
     ).scalar_one()
     with pytest.raises(NotFound):
@@ -138,29 +159,45 @@ def test_a_township_leader_plans_only_their_township(session, app, make_user, bu
 def test_people_must_be_able_to_walk_the_area(session, app, make_user, busy_place):
     planner = make_user("planner")
     far = session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND township_code <> :t ORDER BY code LIMIT 1"),
+        text(
+            "SELECT code FROM areas WHERE level = 'grid' AND township_code <> :t ORDER BY code "
+            "LIMIT 1"
+        ),
         {"t": busy_place.township},
     ).scalar_one()
     stranger = make_user("grid_worker", far)
     with pytest.raises(AppError) as err:
         new_plan(session, app, planner, busy_place.village, [(stranger.id, 4)])
     assert err.value.code == "ineligible_people"
-    assert session.execute(text("SELECT count(*) FROM visit_plans WHERE title = '测试走访计划'")).scalar() == 0
+    assert (
+        session.execute(
+            text("SELECT count(*) FROM visit_plans WHERE title = '测试走访计划'")
+        ).scalar()
+        == 0
+    )
 
 
 def test_the_leader_in_charge_takes_their_own_cases(session, app, make_user, busy_place):
     planner = make_user("planner")
     leader = make_user("leader_in_charge")
     w1 = make_user("grid_worker", busy_place.grid)
-    owned = session.execute(
-        text(
-            "SELECT id FROM cases WHERE grid_code = :g AND status NOT IN ('resolved','closed','not_accepted') "
-            "AND repeat_of_id IS NULL ORDER BY id LIMIT 2"
-        ),
-        {"g": busy_place.grid},
-    ).scalars().all()
+    owned = (
+        session.execute(
+            text(
+                "SELECT id FROM cases WHERE grid_code = :g AND status NOT IN "
+                "('resolved','closed','not_accepted') "
+                "AND repeat_of_id IS NULL ORDER BY id LIMIT 2"
+            ),
+            {"g": busy_place.grid},
+        )
+        .scalars()
+        .all()
+    )
     session.execute(
-        text("UPDATE cases SET leader_id = :u, reported_at = now() - interval '400 days' WHERE id = ANY(:ids)"),
+        text(
+            "UPDATE cases SET leader_id = :u, reported_at = now() - interval '400 days' WHERE "
+            "id = ANY(:ids)"
+        ),
         {"u": leader.id, "ids": list(owned)},
     )
     plan = new_plan(session, app, planner, busy_place.village, [(leader.id, 5), (w1.id, 5)], days=2)
@@ -168,40 +205,69 @@ def test_the_leader_in_charge_takes_their_own_cases(session, app, make_user, bus
     assert all(rows[i].user_id == leader.id for i in owned)
     assert {r.case_id for r in rows.values() if r.user_id == leader.id} <= set(owned)
     reasons = session.execute(
-        text("SELECT reasons FROM visit_stops WHERE plan_id = :p AND case_id = :c"), {"p": plan.id, "c": owned[0]}
+        text("SELECT reasons FROM visit_stops WHERE plan_id = :p AND case_id = :c"),
+        {"p": plan.id, "c": owned[0]},
     ).scalar_one()
     assert any(r["factor"] == "leader_backlog" for r in reasons)
 
 
 def test_a_picked_start_point_is_everyones_start(session, app, crew, busy_place):
     lon, lat = session.execute(
-        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :g"), {"g": busy_place.grid}
+        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :g"),
+        {"g": busy_place.grid},
     ).one()
-    plan = new_plan(session, app, crew["planner"], busy_place.village,
-                    [(crew["w1"].id, 3), (crew["w2"].id, 3)], start=(lon, lat))
-    starts = {(round(p.start_lon, 7), round(p.start_lat, 7)) for p in queries.plan_people(session, plan.id)}
+    plan = new_plan(
+        session,
+        app,
+        crew["planner"],
+        busy_place.village,
+        [(crew["w1"].id, 3), (crew["w2"].id, 3)],
+        start=(lon, lat),
+    )
+    starts = {
+        (round(p.start_lon, 7), round(p.start_lat, 7))
+        for p in queries.plan_people(session, plan.id)
+    }
     assert starts == {(round(lon, 7), round(lat, 7))}
     with pytest.raises(AppError) as err:
-        new_plan(session, app, crew["planner"], busy_place.village, [(crew["w1"].id, 3)], start=(113.0, 34.0))
+        new_plan(
+            session,
+            app,
+            crew["planner"],
+            busy_place.village,
+            [(crew["w1"].id, 3)],
+            start=(113.0, 34.0),
+        )
     assert err.value.code == "start_outside_area"
 
 
 def test_targets_on_another_published_plan_are_not_proposed_again(session, app, crew, busy_place):
-    first = new_plan(session, app, crew["planner"], busy_place.village, [(crew["w1"].id, 4)], days=1)
+    first = new_plan(
+        session, app, crew["planner"], busy_place.village, [(crew["w1"].id, 4)], days=1
+    )
     planning.publish(session, first)
     taken = {r.case_id for r in stops_of(session, first.id) if r.user_id and r.case_id}
-    second = new_plan(session, app, crew["planner"], busy_place.village, [(crew["w1"].id, 4)], days=1)
+    second = new_plan(
+        session, app, crew["planner"], busy_place.village, [(crew["w1"].id, 4)], days=1
+    )
     again = {r.case_id for r in stops_of(session, second.id) if r.case_id}
     assert taken and not (taken & again)
 
 
 # -- editing -----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def plan(session, app, crew, busy_place) -> VisitPlan:
     # the busiest grid has targets for w1's two days; w2's grid fills one day of two stops
-    return new_plan(session, app, crew["planner"], busy_place.village,
-                    [(crew["w1"].id, 3), (crew["w2"].id, 2)], days=2)
+    return new_plan(
+        session,
+        app,
+        crew["planner"],
+        busy_place.village,
+        [(crew["w1"].id, 3), (crew["w2"].id, 2)],
+        days=2,
+    )
 
 
 def _day(session, plan, user_id, day):
@@ -248,7 +314,8 @@ def test_drop_renumbers_and_a_visited_stop_stays(session, plan, crew):
     session.execute(
         text(
             "INSERT INTO visit_records (client_id, stop_id, plan_id, grid_code, user_id, outcome) "
-            "SELECT gen_random_uuid(), s.id, s.plan_id, s.grid_code, s.user_id, 'done' FROM visit_stops s WHERE s.id = :i"
+            "SELECT gen_random_uuid(), s.id, s.plan_id, s.grid_code, s.user_id, 'done' FROM "
+            "visit_stops s WHERE s.id = :i"
         ),
         {"i": ids[1]},
     )
@@ -261,7 +328,10 @@ def test_add_a_case_by_hand(session, app, plan, crew, busy_place):
     cfg = settings_for(app)
     on_plan = {r.case_id for r in stops_of(session, plan.id) if r.case_id}
     number, case_id = session.execute(
-        text("SELECT number, id FROM cases WHERE grid_code = :g AND NOT (id = ANY(:on)) ORDER BY id LIMIT 1"),
+        text(
+            "SELECT number, id FROM cases WHERE grid_code = :g AND NOT (id = ANY(:on)) ORDER "
+            "BY id LIMIT 1"
+        ),
         {"g": busy_place.grid, "on": list(on_plan)},
     ).one()
     w1 = crew["w1"].id
@@ -270,7 +340,9 @@ def test_add_a_case_by_hand(session, app, plan, crew, busy_place):
     stop = planning.add_case(session, plan, crew["planner"], number, w1, day, cfg)
     row = [r for r in _day(session, plan, w1, day) if r.id == stop.id][0]
     assert row.case_id == case_id and row.seq == 3
-    reasons = session.execute(text("SELECT reasons FROM visit_stops WHERE id = :i"), {"i": stop.id}).scalar_one()
+    reasons = session.execute(
+        text("SELECT reasons FROM visit_stops WHERE id = :i"), {"i": stop.id}
+    ).scalar_one()
     assert reasons[-1]["text"] == "计划人员手动添加"
     with pytest.raises(AppError) as err:
         planning.add_case(session, plan, crew["planner"], number, None, None, cfg)
@@ -292,7 +364,9 @@ def test_optimise_keeps_visited_stops_first(session, plan, crew):
 
 def test_publish_then_only_edits_not_regeneration(session, app, plan, crew):
     cfg = settings_for(app)
-    planning.regenerate(session, plan, crew["planner"], Weights.parse({"w_unvisited": "0"}, plan.weights), {}, cfg)
+    planning.regenerate(
+        session, plan, crew["planner"], Weights.parse({"w_unvisited": "0"}, plan.weights), {}, cfg
+    )
     assert plan.weights["unvisited"] == 0
     planning.publish(session, plan)
     assert plan.published and plan.published_at is not None

@@ -15,14 +15,19 @@ START = (114.20, 35.23)
 
 def scatter(rng: random.Random, n: int, spread: float = 0.03, clusters: int = 0):
     if clusters:
-        centres = [(START[0] + rng.uniform(-spread, spread), START[1] + rng.uniform(-spread, spread))
-                   for _ in range(clusters)]
+        centres = [
+            (START[0] + rng.uniform(-spread, spread), START[1] + rng.uniform(-spread, spread))
+            for _ in range(clusters)
+        ]
         pts = []
         for _ in range(n):
             cx, cy = rng.choice(centres)
             pts.append((cx + rng.gauss(0, spread / 20), cy + rng.gauss(0, spread / 20)))
         return pts
-    return [(START[0] + rng.uniform(-spread, spread), START[1] + rng.uniform(-spread, spread)) for _ in range(n)]
+    return [
+        (START[0] + rng.uniform(-spread, spread), START[1] + rng.uniform(-spread, spread))
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -49,7 +54,9 @@ def _crosses(p1, p2, p3, p4) -> bool:
     def orient(a, b, c):
         return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
 
-    return (orient(p1, p2, p3) * orient(p1, p2, p4) < 0) and (orient(p3, p4, p1) * orient(p3, p4, p2) < 0)
+    return (orient(p1, p2, p3) * orient(p1, p2, p4) < 0) and (
+        orient(p3, p4, p1) * orient(p3, p4, p2) < 0
+    )
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -113,4 +120,6 @@ def test_a_thousand_stops_are_routed():
     stops = scatter(rng, 1000, spread=0.05, clusters=25)
     route = routing.plan_route(START, stops)
     assert sorted(route.order) == list(range(1000))
-    assert route.length_m <= routing.path_length_m(START, stops, routing.nearest_neighbour(START, stops))
+    assert route.length_m <= routing.path_length_m(
+        START, stops, routing.nearest_neighbour(START, stops)
+    )

@@ -90,7 +90,9 @@ def test_caps_on_repeats_and_unvisited_days():
 def test_backlog_needs_the_configured_age():
     facts = Facts(kind="case", open=True, leader_case_days=200)
     assert "leader_backlog" not in [r.factor for r in score(facts, Weights()).reasons]
-    assert "leader_backlog" in [r.factor for r in score(facts, Weights(), Rules(backlog_days=180)).reasons]
+    assert "leader_backlog" in [
+        r.factor for r in score(facts, Weights(), Rules(backlog_days=180)).reasons
+    ]
 
 
 def test_zero_weights_drop_reasons_and_targets():
@@ -100,8 +102,12 @@ def test_zero_weights_drop_reasons_and_targets():
 
 @pytest.mark.parametrize(
     "raw, field",
-    [({"w_open": "abc"}, "open"), ({"w_overdue": "-1"}, "overdue"), ({"w_repeat": "1e9"}, "repeat"),
-     ({"w_hot_spot": "nan"}, "hot_spot")],
+    [
+        ({"w_open": "abc"}, "open"),
+        ({"w_overdue": "-1"}, "overdue"),
+        ({"w_repeat": "1e9"}, "repeat"),
+        ({"w_hot_spot": "nan"}, "hot_spot"),
+    ],
     ids=["not-a-number", "negative", "too-large", "nan"],
 )
 def test_bad_weights_are_refused_in_chinese(raw, field):

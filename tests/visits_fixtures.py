@@ -14,6 +14,9 @@ from webapp.visits.targeting import DEFAULT_WEIGHTS, Weights
 
 LIVE = "('resolved','closed','not_accepted')"
 
+# The fixtures a test module gets with ``from tests.visits_fixtures import *``.
+__all__ = ["busy_places", "busy_place"]
+
 
 @dataclass(frozen=True)
 class BusyPlace:
@@ -73,9 +76,18 @@ def settings_for(app, **overrides):
     return visit_settings(cfg)
 
 
-def new_plan(session, app, planner, area: str, people: list[tuple[int, int]], days: int = 3,
-             start: tuple[float, float] | None = None, weights: Weights | None = None,
-             first: date | None = None, **settings_overrides):
+def new_plan(
+    session,
+    app,
+    planner,
+    area: str,
+    people: list[tuple[int, int]],
+    days: int = 3,
+    start: tuple[float, float] | None = None,
+    weights: Weights | None = None,
+    first: date | None = None,
+    **settings_overrides,
+):
     """Make a draft plan through the real code path; people are (user id, capacity)."""
     today = queries.local_today(session)
     first = first or today

@@ -17,7 +17,9 @@ depends_on = None
 
 
 def _point(name: str, nullable: bool = True) -> sa.Column:
-    return sa.Column(name, geoalchemy2.Geometry("POINT", srid=4326, spatial_index=False), nullable=nullable)
+    return sa.Column(
+        name, geoalchemy2.Geometry("POINT", srid=4326, spatial_index=False), nullable=nullable
+    )
 
 
 def upgrade() -> None:
@@ -34,21 +36,29 @@ def upgrade() -> None:
         _point("start_point"),
         sa.Column("overflow", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_visit_plans"),
         sa.ForeignKeyConstraint(
             ["area_code"], ["areas.code"], name="fk_visit_plans_area_code_areas", onupdate="CASCADE"
         ),
-        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name="fk_visit_plans_created_by_users"),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], name="fk_visit_plans_created_by_users"
+        ),
         sa.CheckConstraint("status IN ('draft','published')", name="ck_visit_plans_status"),
         sa.CheckConstraint("date_to >= date_from", name="ck_visit_plans_dates"),
         sa.CheckConstraint("start_mode IN ('committee','point')", name="ck_visit_plans_start_mode"),
     )
     op.create_index(
-        "ix_visit_plans_area_code", "visit_plans", ["area_code"],
+        "ix_visit_plans_area_code",
+        "visit_plans",
+        ["area_code"],
         postgresql_ops={"area_code": "text_pattern_ops"},
     )
 
@@ -61,10 +71,17 @@ def upgrade() -> None:
         sa.Column("start_label", sa.String(200), nullable=False),
         sa.PrimaryKeyConstraint("plan_id", "user_id", name="pk_visit_plan_people"),
         sa.ForeignKeyConstraint(
-            ["plan_id"], ["visit_plans.id"], name="fk_visit_plan_people_plan_id_visit_plans", ondelete="CASCADE"
+            ["plan_id"],
+            ["visit_plans.id"],
+            name="fk_visit_plan_people_plan_id_visit_plans",
+            ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_visit_plan_people_user_id_users"),
-        sa.CheckConstraint("daily_capacity BETWEEN 1 AND 200", name="ck_visit_plan_people_daily_capacity"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_visit_plan_people_user_id_users"
+        ),
+        sa.CheckConstraint(
+            "daily_capacity BETWEEN 1 AND 200", name="ck_visit_plan_people_daily_capacity"
+        ),
     )
     op.create_index("ix_visit_plan_people_user_id", "visit_plan_people", ["user_id"])
 
@@ -86,35 +103,55 @@ def upgrade() -> None:
         sa.Column("state", sa.String(16), server_default="pending", nullable=False),
         sa.Column("unassigned_reason", sa.String(200)),
         sa.Column("added_by_hand", sa.Boolean(), server_default="false", nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_visit_stops"),
         sa.ForeignKeyConstraint(
-            ["plan_id"], ["visit_plans.id"], name="fk_visit_stops_plan_id_visit_plans", ondelete="CASCADE"
+            ["plan_id"],
+            ["visit_plans.id"],
+            name="fk_visit_stops_plan_id_visit_plans",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name="fk_visit_stops_case_id_cases"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_visit_stops_user_id_users"),
         sa.CheckConstraint("kind IN ('case','grid')", name="ck_visit_stops_kind"),
-        sa.CheckConstraint("(kind = 'case') = (case_id IS NOT NULL)", name="ck_visit_stops_case_target"),
+        sa.CheckConstraint(
+            "(kind = 'case') = (case_id IS NOT NULL)", name="ck_visit_stops_case_target"
+        ),
         sa.CheckConstraint("(user_id IS NULL) = (day IS NULL)", name="ck_visit_stops_assigned_day"),
         sa.CheckConstraint(
             "state IN ('pending','done','nobody_home','refused')", name="ck_visit_stops_state"
         ),
     )
     op.create_index(
-        "uq_visit_stops_plan_case", "visit_stops", ["plan_id", "case_id"], unique=True,
+        "uq_visit_stops_plan_case",
+        "visit_stops",
+        ["plan_id", "case_id"],
+        unique=True,
         postgresql_where=sa.text("case_id IS NOT NULL"),
     )
     op.create_index(
-        "uq_visit_stops_plan_grid", "visit_stops", ["plan_id", "grid_code"], unique=True,
+        "uq_visit_stops_plan_grid",
+        "visit_stops",
+        ["plan_id", "grid_code"],
+        unique=True,
         postgresql_where=sa.text("kind = 'grid'"),
     )
-    op.create_index("ix_visit_stops_plan_user_day", "visit_stops", ["plan_id", "user_id", "day", "seq"])
     op.create_index(
-        "ix_visit_stops_user_day", "visit_stops", ["user_id", "day"],
+        "ix_visit_stops_plan_user_day", "visit_stops", ["plan_id", "user_id", "day", "seq"]
+    )
+    op.create_index(
+        "ix_visit_stops_user_day",
+        "visit_stops",
+        ["user_id", "day"],
         postgresql_where=sa.text("user_id IS NOT NULL"),
     )
     op.create_index(
-        "ix_visit_stops_case_id", "visit_stops", ["case_id"], postgresql_where=sa.text("case_id IS NOT NULL")
+        "ix_visit_stops_case_id",
+        "visit_stops",
+        ["case_id"],
+        postgresql_where=sa.text("case_id IS NOT NULL"),
     )
 
     op.create_table(
@@ -132,19 +169,31 @@ def upgrade() -> None:
         sa.Column("new_case_id", sa.BigInteger()),
         _point("location"),
         sa.Column("visited_at", sa.DateTime(timezone=True)),
-        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_visit_records"),
         sa.UniqueConstraint("client_id", name="uq_visit_records_client_id"),
         sa.ForeignKeyConstraint(
-            ["stop_id"], ["visit_stops.id"], name="fk_visit_records_stop_id_visit_stops", ondelete="RESTRICT"
+            ["stop_id"],
+            ["visit_stops.id"],
+            name="fk_visit_records_stop_id_visit_stops",
+            ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(
-            ["plan_id"], ["visit_plans.id"], name="fk_visit_records_plan_id_visit_plans", ondelete="RESTRICT"
+            ["plan_id"],
+            ["visit_plans.id"],
+            name="fk_visit_records_plan_id_visit_plans",
+            ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name="fk_visit_records_case_id_cases"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_visit_records_user_id_users"),
-        sa.ForeignKeyConstraint(["new_case_id"], ["cases.id"], name="fk_visit_records_new_case_id_cases"),
-        sa.CheckConstraint("outcome IN ('done','nobody_home','refused')", name="ck_visit_records_outcome"),
+        sa.ForeignKeyConstraint(
+            ["new_case_id"], ["cases.id"], name="fk_visit_records_new_case_id_cases"
+        ),
+        sa.CheckConstraint(
+            "outcome IN ('done','nobody_home','refused')", name="ck_visit_records_outcome"
+        ),
         sa.CheckConstraint(
             "satisfaction IS NULL OR satisfaction IN ('satisfied','basically','dissatisfied')",
             name="ck_visit_records_satisfaction",
@@ -152,7 +201,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_visit_records_grid_received", "visit_records", ["grid_code", "received_at"])
     op.create_index(
-        "ix_visit_records_case_id", "visit_records", ["case_id"], postgresql_where=sa.text("case_id IS NOT NULL")
+        "ix_visit_records_case_id",
+        "visit_records",
+        ["case_id"],
+        postgresql_where=sa.text("case_id IS NOT NULL"),
     )
     op.create_index("ix_visit_records_stop_id", "visit_records", ["stop_id"])
 

@@ -82,8 +82,12 @@ def progress(plan_id: int):
             "status": plan.status,
             "version": plan.version,
             "people": [
-                {"user_id": p.user_id, "name": p.display_name, **{k: getattr(p, k) for k in keys},
-                 "distance_m": round(float(p.distance_m), 1)}
+                {
+                    "user_id": p.user_id,
+                    "name": p.display_name,
+                    **{k: getattr(p, k) for k in keys},
+                    "distance_m": round(float(p.distance_m), 1),
+                }
                 for p in people
             ],
             "totals": {k: sum(getattr(p, k) for p in people) for k in keys},

@@ -64,7 +64,9 @@ ALL_FULL = "负责人员在计划期内已排满"
 
 def tiers(task: Task, people: Sequence[Person]) -> list[list[Person]]:
     """The people who may take ``task``, grouped by preference (best group first)."""
-    allowed = [p for p in people if not (task.accused_unit and p.unit and p.unit == task.accused_unit)]
+    allowed = [
+        p for p in people if not (task.accused_unit and p.unit and p.unit == task.accused_unit)
+    ]
     out: list[list[Person]] = []
     if task.leader_id is not None:
         leader = [p for p in allowed if p.user_id == task.leader_id and p.role == LEADER_ROLE]
@@ -76,7 +78,9 @@ def tiers(task: Task, people: Sequence[Person]) -> list[list[Person]]:
     return out
 
 
-def assign(tasks: Sequence[Task], people: Sequence[Person], days: Sequence[date]) -> list[Placement]:
+def assign(
+    tasks: Sequence[Task], people: Sequence[Person], days: Sequence[date]
+) -> list[Placement]:
     """Place ``tasks`` (best first) on people and days; return one placement per task.
 
     Never puts more than a person's capacity on one of their days.

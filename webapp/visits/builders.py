@@ -18,8 +18,20 @@ from webapp.visits.mapassets import use_local_assets
 
 # Distinct colours for people (ColorBrewer Dark2 + Set1, readable on white).
 PALETTE = (
-    "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
-    "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#e41a1c",
+    "#377eb8",
+    "#4daf4a",
+    "#984ea3",
+    "#ff7f00",
+    "#a65628",
+    "#f781bf",
 )
 DASHES = (None, "10 6", "3 6", "14 4 3 4", "1 5")
 STATE_STYLE = {
@@ -31,15 +43,19 @@ STATE_STYLE = {
 
 MAP_CSS = """
 <style>
-.vs-stop { width: 24px; height: 24px; border-radius: 50%; color: #fff; font: 700 12px/24px sans-serif;
+.vs-stop { width: 24px; height: 24px; border-radius: 50%; color: #fff;
+  font: 700 12px/24px sans-serif;
   text-align: center; border: 2px solid #fff; box-shadow: 0 0 2px rgba(0,0,0,.6); }
 .vs-stop.vs-done { opacity: .55; text-decoration: line-through; }
 .vs-stop.vs-away { border-color: #f0b400; }
 .vs-stop.vs-refused { border-color: #222; }
 .vs-start { width: 26px; height: 26px; border-radius: 4px; background: #8f1d17; color: #fff;
-  font: 700 13px/26px sans-serif; text-align: center; border: 2px solid #fff; box-shadow: 0 0 2px #000; }
-.vs-loose { width: 14px; height: 14px; border-radius: 50%; background: #9aa3ad; border: 2px solid #fff; }
-.leaflet-container { background: #f4f1ea; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }
+  font: 700 13px/26px sans-serif; text-align: center; border: 2px solid #fff;
+      box-shadow: 0 0 2px #000; }
+.vs-loose { width: 14px; height: 14px; border-radius: 50%; background: #9aa3ad;
+  border: 2px solid #fff; }
+.leaflet-container { background: #f4f1ea; font-family: "Noto Sans CJK SC", "Microsoft YaHei",
+  sans-serif; }
 </style>
 """
 
@@ -105,7 +121,11 @@ def _bounds(data: PlanMap) -> list[list[float]] | None:
         lons.append(s.lon)
     if not lats and data.outline.get("features"):
         w, s_, e, n = shapely.GeometryCollection(
-            [shapely.geometry.shape(f["geometry"]) for f in data.outline["features"] if f.get("geometry")]
+            [
+                shapely.geometry.shape(f["geometry"])
+                for f in data.outline["features"]
+                if f.get("geometry")
+            ]
         ).bounds
         return [[s_, w], [n, e]]
     if not lats:
@@ -123,7 +143,12 @@ def plan_map(data: PlanMap) -> folium.Map:
         folium.GeoJson(
             _safe_outline(data.outline),
             name="网格边界",
-            style_function=lambda _f: {"color": "#7b8794", "weight": 1, "fillColor": "#ffffff", "fillOpacity": 0.35},
+            style_function=lambda _f: {
+                "color": "#7b8794",
+                "weight": 1,
+                "fillColor": "#ffffff",
+                "fillOpacity": 0.35,
+            },
             highlight_function=lambda _f: {"weight": 2, "color": "#3e4c59"},
             tooltip=folium.GeoJsonTooltip(fields=["name"], labels=False),
             control=True,
@@ -132,11 +157,19 @@ def plan_map(data: PlanMap) -> folium.Map:
         layer = folium.FeatureGroup(name=html_text(route.label), show=True)
         points = [[route.start_lat, route.start_lon]] + [[s.lat, s.lon] for s in route.stops]
         if len(points) > 1:
-            folium.PolyLine(points, color=route.colour, weight=4, opacity=0.8, dash_array=route.dash,
-                            tooltip=html_text(f"{route.label}：{route.length_m / 1000:.1f} 公里")).add_to(layer)
+            folium.PolyLine(
+                points,
+                color=route.colour,
+                weight=4,
+                opacity=0.8,
+                dash_array=route.dash,
+                tooltip=html_text(f"{route.label}：{route.length_m / 1000:.1f} 公里"),
+            ).add_to(layer)
         folium.Marker(
             [route.start_lat, route.start_lon],
-            icon=folium.DivIcon(html='<div class="vs-start">起</div>', icon_size=(26, 26), icon_anchor=(13, 13)),
+            icon=folium.DivIcon(
+                html='<div class="vs-start">起</div>', icon_size=(26, 26), icon_anchor=(13, 13)
+            ),
             tooltip=html_text(f"起点：{route.start_label}"),
         ).add_to(layer)
         for s in route.stops:
@@ -144,12 +177,17 @@ def plan_map(data: PlanMap) -> folium.Map:
             folium.Marker(
                 [s.lat, s.lon],
                 icon=folium.DivIcon(
-                    html=f'<div class="vs-stop {css}" style="background:{route.colour}">{int(s.seq or 0)}</div>',
+                    html=(
+                        f'<div class="vs-stop {css}" style="background:{route.colour}">'
+                        f"{int(s.seq or 0)}</div>"
+                    ),
                     icon_size=(24, 24),
                     icon_anchor=(12, 12),
                 ),
                 tooltip=html_text(f"{s.seq}. {s.title}"),
-                popup=folium.Popup(html_text(f"{s.seq}. {s.title}") + "<br>" + html_text(s.detail), max_width=320),
+                popup=folium.Popup(
+                    html_text(f"{s.seq}. {s.title}") + "<br>" + html_text(s.detail), max_width=320
+                ),
             ).add_to(layer)
         layer.add_to(m)
     if data.unassigned:
@@ -157,9 +195,13 @@ def plan_map(data: PlanMap) -> folium.Map:
         for s in data.unassigned:
             folium.Marker(
                 [s.lat, s.lon],
-                icon=folium.DivIcon(html='<div class="vs-loose"></div>', icon_size=(14, 14), icon_anchor=(7, 7)),
+                icon=folium.DivIcon(
+                    html='<div class="vs-loose"></div>', icon_size=(14, 14), icon_anchor=(7, 7)
+                ),
                 tooltip=html_text(s.title),
-                popup=folium.Popup(html_text(s.title) + "<br>" + html_text(s.detail), max_width=320),
+                popup=folium.Popup(
+                    html_text(s.title) + "<br>" + html_text(s.detail), max_width=320
+                ),
             ).add_to(layer)
         layer.add_to(m)
     folium.LayerControl(collapsed=len(data.routes) > 6).add_to(m)

@@ -65,7 +65,11 @@ class Outcome(enum.StrEnum):
         return OUTCOME_LABELS[self]
 
 
-OUTCOME_LABELS = {Outcome.DONE: "已走访", Outcome.NOBODY_HOME: "无人在家", Outcome.REFUSED: "拒绝接访"}
+OUTCOME_LABELS = {
+    Outcome.DONE: "已走访",
+    Outcome.NOBODY_HOME: "无人在家",
+    Outcome.REFUSED: "拒绝接访",
+}
 # A stop's state: pending until an outcome is recorded, then the latest outcome.
 STOP_STATES = ("pending", *(o.value for o in Outcome))
 STATE_LABELS = {"pending": "待走访", **{o.value: o.label for o in Outcome}}
@@ -79,7 +83,11 @@ class VisitPlan(Base):
         CheckConstraint(f"status IN {sql_in(PlanStatus)}", name="status"),
         CheckConstraint("date_to >= date_from", name="dates"),
         CheckConstraint("start_mode IN ('committee','point')", name="start_mode"),
-        Index("ix_visit_plans_area_code", "area_code", postgresql_ops={"area_code": "text_pattern_ops"}),
+        Index(
+            "ix_visit_plans_area_code",
+            "area_code",
+            postgresql_ops={"area_code": "text_pattern_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -117,7 +125,9 @@ class VisitPlanPerson(Base):
     __tablename__ = "visit_plan_people"
     __table_args__ = (CheckConstraint("daily_capacity BETWEEN 1 AND 200", name="daily_capacity"),)
 
-    plan_id: Mapped[int] = mapped_column(ForeignKey("visit_plans.id", ondelete="CASCADE"), primary_key=True)
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("visit_plans.id", ondelete="CASCADE"), primary_key=True
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
     daily_capacity: Mapped[int] = mapped_column(Integer)
     start_point = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
@@ -132,11 +142,21 @@ class VisitStop(Base):
         CheckConstraint(f"kind IN {sql_in(TargetKind)}", name="kind"),
         CheckConstraint("(kind = 'case') = (case_id IS NOT NULL)", name="case_target"),
         CheckConstraint("(user_id IS NULL) = (day IS NULL)", name="assigned_day"),
-        CheckConstraint(
-            "state IN (" + ",".join(f"'{s}'" for s in STOP_STATES) + ")", name="state"
+        CheckConstraint("state IN (" + ",".join(f"'{s}'" for s in STOP_STATES) + ")", name="state"),
+        Index(
+            "uq_visit_stops_plan_case",
+            "plan_id",
+            "case_id",
+            unique=True,
+            postgresql_where="case_id IS NOT NULL",
         ),
-        Index("uq_visit_stops_plan_case", "plan_id", "case_id", unique=True, postgresql_where="case_id IS NOT NULL"),
-        Index("uq_visit_stops_plan_grid", "plan_id", "grid_code", unique=True, postgresql_where="kind = 'grid'"),
+        Index(
+            "uq_visit_stops_plan_grid",
+            "plan_id",
+            "grid_code",
+            unique=True,
+            postgresql_where="kind = 'grid'",
+        ),
         Index("ix_visit_stops_plan_user_day", "plan_id", "user_id", "day", "seq"),
         Index("ix_visit_stops_user_day", "user_id", "day", postgresql_where="user_id IS NOT NULL"),
         Index("ix_visit_stops_case_id", "case_id", postgresql_where="case_id IS NOT NULL"),
@@ -195,4 +215,6 @@ class VisitRecord(Base):
     location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     # When the phone says the visit happened, and when the server stored it.
     visited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

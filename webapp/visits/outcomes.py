@@ -38,7 +38,9 @@ from webapp.visits.models import Outcome, VisitRecord
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # The namespace of the ids of cases opened from visits (uuid5 of the visit's client id).
 NEW_CASE_NAMESPACE = uuid.UUID("6f1c2b0e-4f57-4d1e-9a51-0c7a11f0d2a4")
-LEADER_ROLES = frozenset({Role.LEADER_IN_CHARGE, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.ADMIN})
+LEADER_ROLES = frozenset(
+    {Role.LEADER_IN_CHARGE, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.ADMIN}
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,12 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
     if data.get("lon") not in (None, "") or data.get("lat") not in (None, ""):
         try:
             lon, lat = float(data.get("lon")), float(data.get("lat"))  # type: ignore[arg-type]
-            if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+            if not (
+                math.isfinite(lon)
+                and math.isfinite(lat)
+                and -180 <= lon <= 180
+                and -90 <= lat <= 90
+            ):
                 raise ValueError
         except (TypeError, ValueError):
             lon = lat = None
@@ -119,7 +126,9 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
     visited_at = _visited_at(data.get("visited_at"), now)
     problem = _parse_problem(data, problems)
     if problems:
-        raise AppError("invalid_outcome", "；".join(problems.values()), 400, "invalid outcome", problems)
+        raise AppError(
+            "invalid_outcome", "；".join(problems.values()), 400, "invalid outcome", problems
+        )
     return OutcomeInput(client_id, outcome, satisfaction, note, lon, lat, visited_at, problem)
 
 
@@ -182,7 +191,9 @@ def _existing(session: Session, client_id: uuid.UUID) -> VisitRecord | None:
 def _as_recorded(session: Session, rec: VisitRecord, created: bool) -> Recorded:
     number = None
     if rec.new_case_id is not None:
-        number = session.execute(text("SELECT number FROM cases WHERE id = :i"), {"i": rec.new_case_id}).scalar()
+        number = session.execute(
+            text("SELECT number FROM cases WHERE id = :i"), {"i": rec.new_case_id}
+        ).scalar()
     return Recorded(rec.id, rec.stop_id, created, rec.outcome, rec.new_case_id, number)
 
 
@@ -190,7 +201,10 @@ def _check_same_submission(rec: VisitRecord, user: User, stop_id: int) -> None:
     """A client id belongs to one submission: the same person's outcome for the same stop."""
     if rec.user_id != user.id or rec.stop_id != stop_id:
         raise AppError(
-            "client_id_reused", "提交编号已被其他记录使用，请刷新页面后重新填写", 409, "client id used by another record"
+            "client_id_reused",
+            "提交编号已被其他记录使用，请刷新页面后重新填写",
+            409,
+            "client id used by another record",
         )
 
 
@@ -225,7 +239,8 @@ def record_outcome(session: Session, user: User, stop_id: int, inp: OutcomeInput
     row = session.execute(
         text(
             """
-            INSERT INTO visit_records (client_id, stop_id, plan_id, case_id, grid_code, user_id, outcome,
+            INSERT INTO visit_records (client_id, stop_id, plan_id, case_id, grid_code,
+                user_id, outcome,
                                        satisfaction, note, location, visited_at)
             VALUES (:client_id, :stop_id, :plan_id, :case_id, :grid_code, :user_id, :outcome,
                     :satisfaction, :note,
@@ -271,10 +286,15 @@ def record_outcome(session: Session, user: User, stop_id: int, inp: OutcomeInput
 
 def _check_satisfaction(follow_up: bool, inp: OutcomeInput) -> None:
     if inp.outcome is Outcome.DONE and follow_up and inp.satisfaction is None:
-        raise AppError("satisfaction_required", "回访已完成，请选择群众满意度", 400, "satisfaction required")
+        raise AppError(
+            "satisfaction_required", "回访已完成，请选择群众满意度", 400, "satisfaction required"
+        )
     if inp.satisfaction is not None and not (follow_up and inp.outcome is Outcome.DONE):
         raise AppError(
-            "satisfaction_not_applicable", "只有完成的回访需要填写满意度", 400, "satisfaction only for a done follow-up"
+            "satisfaction_not_applicable",
+            "只有完成的回访需要填写满意度",
+            400,
+            "satisfaction only for a done follow-up",
         )
 
 
@@ -283,14 +303,16 @@ def _write_follow_up(session: Session, user: User, stop, visit_id: int, inp: Out
     sat = inp.satisfaction.value  # type: ignore[union-attr]
     session.execute(
         text(
-            "UPDATE cases SET satisfaction = :s, version = version + 1, updated_at = now() WHERE id = :id"
+            "UPDATE cases SET satisfaction = :s, version = version + 1, updated_at = now() "
+            "WHERE id = :id"
         ),
         {"s": sat, "id": stop.case_id},
     )
     session.execute(
         text(
             """
-            INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status, to_status, note, data)
+            INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status,
+                to_status, note, data)
             SELECT c.id, 'follow_up', :uid, :uname, c.status, c.status, :note, CAST(:data AS jsonb)
             FROM cases c WHERE c.id = :id
             """
@@ -301,14 +323,21 @@ def _write_follow_up(session: Session, user: User, stop, visit_id: int, inp: Out
             "uname": user.display_name,
             "note": inp.note or f"入户回访：{Satisfaction(sat).label}",
             "data": _json(
-                {"satisfaction": sat, "method": "visit", "visit_id": visit_id, "plan_id": stop.plan_id,
-                 "stop_id": stop.id}
+                {
+                    "satisfaction": sat,
+                    "method": "visit",
+                    "visit_id": visit_id,
+                    "plan_id": stop.plan_id,
+                    "stop_id": stop.id,
+                }
             ),
         },
     )
 
 
-def _open_case(session: Session, user: User, stop, visit_id: int, inp: OutcomeInput) -> tuple[int, str]:
+def _open_case(
+    session: Session, user: User, stop, visit_id: int, inp: OutcomeInput
+) -> tuple[int, str]:
     """Open a case for the new problem at the phone's position (if in the county) or the stop's."""
     problem = inp.problem
     assert problem is not None
@@ -332,12 +361,17 @@ def _open_case(session: Session, user: User, stop, visit_id: int, inp: OutcomeIn
         ),
     )
     if stored.created:
-        session.execute(text("UPDATE cases SET reporter_id = :u WHERE id = :id"), {"u": user.id, "id": stored.id})
+        session.execute(
+            text("UPDATE cases SET reporter_id = :u WHERE id = :id"),
+            {"u": user.id, "id": stored.id},
+        )
         session.execute(
             text(
                 """
-                INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status, to_status, note, data)
-                VALUES (:id, 'register', :uid, :uname, NULL, 'registered', :note, CAST(:data AS jsonb))
+                INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status,
+                    to_status, note, data)
+                VALUES (:id, 'register', :uid, :uname, NULL, 'registered', :note,
+                    CAST(:data AS jsonb))
                 """
             ),
             {
@@ -349,7 +383,8 @@ def _open_case(session: Session, user: User, stop, visit_id: int, inp: OutcomeIn
             },
         )
     session.execute(
-        text("UPDATE visit_records SET new_case_id = :c WHERE id = :v"), {"c": stored.id, "v": visit_id}
+        text("UPDATE visit_records SET new_case_id = :c WHERE id = :v"),
+        {"c": stored.id, "v": visit_id},
     )
     return stored.id, stored.number
 

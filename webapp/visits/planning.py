@@ -62,6 +62,7 @@ def plan_for_planner(session: Session, user: User, plan_id: int, lock: bool = Fa
 
 # -- making a plan --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PersonRequest:
     user_id: int
@@ -87,7 +88,9 @@ def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def parse_plan_request(form: Mapping[str, str], settings: VisitSettings, today: date) -> PlanRequest:
+def parse_plan_request(
+    form: Mapping[str, str], settings: VisitSettings, today: date
+) -> PlanRequest:
     """Read and check the new-plan form; refuse with every problem named in Chinese."""
     problems: dict[str, str] = {}
     title = (form.get("title") or "").strip()
@@ -112,7 +115,7 @@ def parse_plan_request(form: Mapping[str, str], settings: VisitSettings, today: 
         if not key.startswith("person_") or not value:
             continue
         try:
-            uid = int(key[len("person_"):])
+            uid = int(key[len("person_") :])
         except ValueError:
             continue
         raw = form.get(f"capacity_{uid}") or str(settings.default_capacity)
@@ -130,7 +133,12 @@ def parse_plan_request(form: Mapping[str, str], settings: VisitSettings, today: 
     if form.get("start_mode") == "point":
         try:
             lon, lat = float(form.get("start_lon", "")), float(form.get("start_lat", ""))
-            if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+            if not (
+                math.isfinite(lon)
+                and math.isfinite(lat)
+                and -180 <= lon <= 180
+                and -90 <= lat <= 90
+            ):
                 raise ValueError
             start = (lon, lat)
         except ValueError:
@@ -141,8 +149,16 @@ def parse_plan_request(form: Mapping[str, str], settings: VisitSettings, today: 
         problems["weights"] = exc.message
         weights = settings.weights
     if problems:
-        raise AppError("invalid_plan", "计划有误：" + "；".join(problems.values()), 400, "invalid plan", problems)
-    return PlanRequest(title, area, first, last, tuple(sorted(people, key=lambda p: p.user_id)), weights, start)  # type: ignore[arg-type]
+        raise AppError(
+            "invalid_plan",
+            "计划有误：" + "；".join(problems.values()),
+            400,
+            "invalid plan",
+            problems,
+        )
+    return PlanRequest(
+        title, area, first, last, tuple(sorted(people, key=lambda p: p.user_id)), weights, start
+    )  # type: ignore[arg-type]
 
 
 def _date(raw: str | None, key: str, label: str, problems: dict) -> date | None:
@@ -153,22 +169,37 @@ def _date(raw: str | None, key: str, label: str, problems: dict) -> date | None:
         return None
 
 
-def make_plan(session: Session, planner: User, req: PlanRequest, settings: VisitSettings) -> VisitPlan:
+def make_plan(
+    session: Session, planner: User, req: PlanRequest, settings: VisitSettings
+) -> VisitPlan:
     """Create a draft plan: targets scored, given to people and days, routed. Flushes."""
     if not may_plan(planner):
-        raise AppError("forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits")
+        raise AppError(
+            "forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits"
+        )
     area = session.scalar(select(Area).where(Area.code == req.area_code))
     if area is None or not may_see_area(planner, req.area_code):
         raise NotFound("区划")
-    eligible = {p.id: p for p in queries.eligible_people(session, req.area_code, [p.user_id for p in req.people])}
+    eligible = {
+        p.id: p
+        for p in queries.eligible_people(session, req.area_code, [p.user_id for p in req.people])
+    }
     missing = [p.user_id for p in req.people if p.user_id not in eligible]
     if missing:
         raise AppError(
-            "ineligible_people", "所选人员中有人不能走访该区域（账号停用、角色不符或辖区不在该区域）",
-            400, "some people may not visit this area", {"user_ids": missing},
+            "ineligible_people",
+            "所选人员中有人不能走访该区域（账号停用、角色不符或辖区不在该区域）",
+            400,
+            "some people may not visit this area",
+            {"user_ids": missing},
         )
     if req.start is not None and not queries.point_in_area(session, req.area_code, *req.start):
-        raise AppError("start_outside_area", f"起点不在{area.name}范围内，请重新在地图上选点", 400, "start point outside the area")
+        raise AppError(
+            "start_outside_area",
+            f"起点不在{area.name}范围内，请重新在地图上选点",
+            400,
+            "start point outside the area",
+        )
     plan = VisitPlan(
         title=req.title,
         area_code=req.area_code,
@@ -185,14 +216,21 @@ def make_plan(session: Session, planner: User, req: PlanRequest, settings: Visit
     starts = queries.committee_starts(session, req.area_code, [p.user_id for p in req.people])
     for p in req.people:
         if req.start is not None:
-            lon, lat, label = req.start[0], req.start[1], f"地图选点（{req.start[0]:.5f}, {req.start[1]:.5f}）"
+            lon, lat, label = (
+                req.start[0],
+                req.start[1],
+                f"地图选点（{req.start[0]:.5f}, {req.start[1]:.5f}）",
+            )
         else:
             s = starts[p.user_id]
             lon, lat, label = s.lon, s.lat, s.label
         session.add(
             VisitPlanPerson(
-                plan_id=plan.id, user_id=p.user_id, daily_capacity=p.capacity,
-                start_point=f"SRID=4326;POINT({lon} {lat})", start_label=label,
+                plan_id=plan.id,
+                user_id=p.user_id,
+                daily_capacity=p.capacity,
+                start_point=f"SRID=4326;POINT({lon} {lat})",
+                start_label=label,
             )
         )
     session.flush()
@@ -217,7 +255,9 @@ def propose(session: Session, plan: VisitPlan, planner: User, settings: VisitSet
     cases = queries.case_candidates(
         session, plan.area_code, scope, now, today, settings.dissatisfied_window_days, plan.id
     )
-    grids = queries.grid_candidates(session, plan.area_code, now, today, settings.grid_unvisited_days, plan.id)
+    grids = queries.grid_candidates(
+        session, plan.area_code, now, today, settings.grid_unvisited_days, plan.id
+    )
     candidates = [with_hot_spot(c, bins) for c in cases + grids_without_case_targets(cases, grids)]
     return Proposal(rank(candidates, Weights(plan.weights), settings.rules), len(candidates))
 
@@ -234,7 +274,10 @@ def _people(session: Session, plan_id: int) -> tuple[list[Person], dict[int, tup
         ),
         {"p": plan_id},
     ).all()
-    people = [Person(r.user_id, r.role, r.area_code, r.daily_capacity, r.unit, r.display_name) for r in rows]
+    people = [
+        Person(r.user_id, r.role, r.area_code, r.daily_capacity, r.unit, r.display_name)
+        for r in rows
+    ]
     return people, {r.user_id: (r.lon, r.lat) for r in rows}
 
 
@@ -244,7 +287,8 @@ def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitS
     people, starts = _people(session, plan.id)
     targets = proposal.targets
     tasks = [
-        Task(t.key, t.candidate.grid_code, t.candidate.leader_id, t.candidate.accused_unit) for t in targets
+        Task(t.key, t.candidate.grid_code, t.candidate.leader_id, t.candidate.accused_unit)
+        for t in targets
     ]
     placements = assign(tasks, people, days_between(plan.date_from, plan.date_to))
     by_day: dict[tuple[int, date], list[Target]] = defaultdict(list)
@@ -267,29 +311,50 @@ def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitS
     session.flush()
 
 
-def _new_stop(t: Target, user_id, day, seq, reason: str | None = None, by_hand: bool = False) -> queries.NewStop:
+def _new_stop(
+    t: Target, user_id, day, seq, reason: str | None = None, by_hand: bool = False
+) -> queries.NewStop:
     c: Candidate = t.candidate
     reasons = [r.as_dict() for r in t.reasons]
     if by_hand:
         reasons.append(dict(MANUAL_REASON))
     return queries.NewStop(
-        kind=c.kind, case_id=c.case_id, grid_code=c.grid_code, lon=c.lon, lat=c.lat, score=t.score,
-        reasons=reasons, follow_up=c.follow_up, user_id=user_id, day=day, seq=seq,
-        unassigned_reason=reason, added_by_hand=by_hand,
+        kind=c.kind,
+        case_id=c.case_id,
+        grid_code=c.grid_code,
+        lon=c.lon,
+        lat=c.lat,
+        score=t.score,
+        reasons=reasons,
+        follow_up=c.follow_up,
+        user_id=user_id,
+        day=day,
+        seq=seq,
+        unassigned_reason=reason,
+        added_by_hand=by_hand,
     )
 
 
 def regenerate(
-    session: Session, plan: VisitPlan, planner: User, weights: Weights, capacities: Mapping[int, int],
+    session: Session,
+    plan: VisitPlan,
+    planner: User,
+    weights: Weights,
+    capacities: Mapping[int, int],
     settings: VisitSettings,
 ) -> None:
     """Throw the draft's stops away and propose again with new weights or capacities."""
     _require_draft(plan, "只有草稿计划可以重新生成；已发布的计划请逐条调整")
     for user_id, cap in capacities.items():
         if not 1 <= cap <= settings.max_capacity:
-            raise AppError("invalid_capacity", f"每日走访数须为 1 到 {settings.max_capacity} 的整数")
+            raise AppError(
+                "invalid_capacity", f"每日走访数须为 1 到 {settings.max_capacity} 的整数"
+            )
         session.execute(
-            text("UPDATE visit_plan_people SET daily_capacity = :c WHERE plan_id = :p AND user_id = :u"),
+            text(
+                "UPDATE visit_plan_people SET daily_capacity = :c WHERE plan_id = :p AND "
+                "user_id = :u"
+            ),
             {"c": cap, "p": plan.id, "u": user_id},
         )
     plan.weights = weights.as_dict()
@@ -308,7 +373,8 @@ def publish(session: Session, plan: VisitPlan) -> None:
     """Publish a draft: its people see their stops from now on."""
     _require_draft(plan, "该计划已发布")
     assigned = session.execute(
-        text("SELECT count(*) FROM visit_stops WHERE plan_id = :p AND user_id IS NOT NULL"), {"p": plan.id}
+        text("SELECT count(*) FROM visit_stops WHERE plan_id = :p AND user_id IS NOT NULL"),
+        {"p": plan.id},
     ).scalar_one()
     if not assigned:
         raise AppError("plan_empty", "计划中没有已分配的走访点，无法发布", 409, "nothing assigned")
@@ -326,8 +392,12 @@ def delete_draft(session: Session, plan: VisitPlan) -> None:
 
 # -- editing stops --------------------------------------------------------------------
 
+
 def _has_visits(session: Session, stop_id: int) -> bool:
-    return session.scalar(select(VisitRecord.id).where(VisitRecord.stop_id == stop_id).limit(1)) is not None
+    return (
+        session.scalar(select(VisitRecord.id).where(VisitRecord.stop_id == stop_id).limit(1))
+        is not None
+    )
 
 
 def drop_stop(session: Session, plan: VisitPlan, stop_id: int) -> None:
@@ -336,7 +406,9 @@ def drop_stop(session: Session, plan: VisitPlan, stop_id: int) -> None:
     if stop is None:
         raise NotFound("走访点")
     if _has_visits(session, stop.id):
-        raise AppError("stop_has_visits", "该走访点已有走访记录，不能删除", 409, "the stop has recorded visits")
+        raise AppError(
+            "stop_has_visits", "该走访点已有走访记录，不能删除", 409, "the stop has recorded visits"
+        )
     user_id, day = stop.user_id, stop.day
     session.delete(stop)
     session.flush()
@@ -352,7 +424,9 @@ def _plan_person(session: Session, plan_id: int, user_id: int) -> VisitPlanPerso
     return person
 
 
-def _check_room(session: Session, plan: VisitPlan, user_id: int, day: date, exclude_stop: int | None) -> None:
+def _check_room(
+    session: Session, plan: VisitPlan, user_id: int, day: date, exclude_stop: int | None
+) -> None:
     """Refuse when the person's day is full (the plan row is locked, so this is race-free)."""
     if not plan.date_from <= day <= plan.date_to:
         raise AppError("day_outside_plan", "日期不在计划期内", 400, "day outside the plan")
@@ -366,8 +440,10 @@ def _check_room(session: Session, plan: VisitPlan, user_id: int, day: date, excl
     ).scalar_one()
     if load >= person.daily_capacity:
         raise AppError(
-            "day_full", f"该人员当天已排满（每日 {person.daily_capacity} 个），请选择其他日期或人员",
-            409, "the person's day is full",
+            "day_full",
+            f"该人员当天已排满（每日 {person.daily_capacity} 个），请选择其他日期或人员",
+            409,
+            "the person's day is full",
         )
 
 
@@ -382,11 +458,17 @@ def _check_accusation(session: Session, stop: VisitStop, user_id: int) -> None:
         {"u": user_id, "c": stop.case_id},
     ).first()
     if clash:
-        raise AppError("accused_unit", "该案件检举控告的是此人所在单位，不能交其走访", 409, "accused unit")
+        raise AppError(
+            "accused_unit", "该案件检举控告的是此人所在单位，不能交其走访", 409, "accused unit"
+        )
 
 
 def move_stop(
-    session: Session, plan: VisitPlan, stop_id: int, user_id: int | None, day: date | None,
+    session: Session,
+    plan: VisitPlan,
+    stop_id: int,
+    user_id: int | None,
+    day: date | None,
     position: int | None = None,
 ) -> None:
     """Give a stop to a person and day (at ``position``, 1-based; default last), or unassign it.
@@ -400,7 +482,9 @@ def move_stop(
     if (user_id is None) != (day is None):
         raise AppError("invalid_move", "请同时选择人员和日期", 400, "person and day go together")
     if (user_id, day) != old and stop.state != "pending":
-        raise AppError("stop_visited", "已走访的点不能改派给其他人员或日期", 409, "the stop was visited")
+        raise AppError(
+            "stop_visited", "已走访的点不能改派给其他人员或日期", 409, "the stop was visited"
+        )
     if user_id is None:
         stop.user_id = stop.day = stop.seq = stop.leg_m = None
         stop.unassigned_reason = "计划人员取消分配"
@@ -409,13 +493,18 @@ def move_stop(
         if (user_id, day) != old:
             _check_room(session, plan, user_id, day, stop.id)  # type: ignore[arg-type]
             _check_accusation(session, stop, user_id)
-        ids = session.execute(
-            text(
-                "SELECT id FROM visit_stops WHERE plan_id = :p AND user_id = :u AND day = :d AND id <> :s "
-                "ORDER BY seq NULLS LAST, id"
-            ),
-            {"p": plan.id, "u": user_id, "d": day, "s": stop.id},
-        ).scalars().all()
+        ids = (
+            session.execute(
+                text(
+                    "SELECT id FROM visit_stops WHERE plan_id = :p AND user_id = :u AND day = "
+                    ":d AND id <> :s "
+                    "ORDER BY seq NULLS LAST, id"
+                ),
+                {"p": plan.id, "u": user_id, "d": day, "s": stop.id},
+            )
+            .scalars()
+            .all()
+        )
         at = len(ids) if position is None else min(max(position, 1), len(ids) + 1) - 1
         ids = list(ids)
         ids.insert(at, stop.id)
@@ -440,27 +529,47 @@ def _set_order(session: Session, ids: Sequence[int]) -> None:
 
 
 def add_case(
-    session: Session, plan: VisitPlan, planner: User, number: str, user_id: int | None, day: date | None,
+    session: Session,
+    plan: VisitPlan,
+    planner: User,
+    number: str,
+    user_id: int | None,
+    day: date | None,
     settings: VisitSettings,
 ) -> VisitStop:
     """Add a case (by its number) to the plan by hand, scored like the others."""
     number = number.strip()
-    case_id = session.execute(text("SELECT id FROM cases WHERE number = :n"), {"n": number}).scalar()
+    case_id = session.execute(
+        text("SELECT id FROM cases WHERE number = :n"), {"n": number}
+    ).scalar()
     now = queries.db_now(session)
     cand = (
         queries.case_candidate(session, case_id, plan.area_code, case_scope_sql(planner), now)
-        if case_id is not None else None
+        if case_id is not None
+        else None
     )
     if cand is None:
         raise NotFound("案件", f"no case {number} in the plan's area and your scope")
-    if session.scalar(select(VisitStop.id).where(VisitStop.plan_id == plan.id, VisitStop.case_id == case_id)):
-        raise AppError("already_on_plan", "该案件已在本计划中", 409, "the case is already on the plan")
-    bins = queries.hot_spot_bins(session, plan.area_code, case_scope_sql(planner), now, settings.hot_spot_days)
+    if session.scalar(
+        select(VisitStop.id).where(VisitStop.plan_id == plan.id, VisitStop.case_id == case_id)
+    ):
+        raise AppError(
+            "already_on_plan", "该案件已在本计划中", 409, "the case is already on the plan"
+        )
+    bins = queries.hot_spot_bins(
+        session, plan.area_code, case_scope_sql(planner), now, settings.hot_spot_days
+    )
     cand = with_hot_spot(cand, bins)
     scored = score(cand.facts, Weights(plan.weights), settings.rules)
     target = Target(cand, scored.points, scored.reasons)
-    queries.insert_stops(session, plan.id, [_new_stop(target, None, None, None, "计划人员手动添加，待分配", by_hand=True)])
-    stop = session.scalar(select(VisitStop).where(VisitStop.plan_id == plan.id, VisitStop.case_id == case_id))
+    queries.insert_stops(
+        session,
+        plan.id,
+        [_new_stop(target, None, None, None, "计划人员手动添加，待分配", by_hand=True)],
+    )
+    stop = session.scalar(
+        select(VisitStop).where(VisitStop.plan_id == plan.id, VisitStop.case_id == case_id)
+    )
     if user_id is not None:
         move_stop(session, plan, stop.id, user_id, day)
     else:
@@ -468,7 +577,9 @@ def add_case(
     return stop
 
 
-def optimise(session: Session, plan: VisitPlan, user_id: int | None = None, day: date | None = None) -> int:
+def optimise(
+    session: Session, plan: VisitPlan, user_id: int | None = None, day: date | None = None
+) -> int:
     """Re-route the pending stops of one person's day (or every day of the plan).
 
     Stops already visited keep their place at the head of the day; the rest are
@@ -478,7 +589,8 @@ def optimise(session: Session, plan: VisitPlan, user_id: int | None = None, day:
     rows = session.execute(
         text(
             f"""
-            SELECT s.id, s.user_id, s.day, s.state, ST_X(s.location) AS lon, ST_Y(s.location) AS lat,
+            SELECT s.id, s.user_id, s.day, s.state, ST_X(s.location) AS lon,
+                ST_Y(s.location) AS lat,
                    ST_X(pp.start_point) AS slon, ST_Y(pp.start_point) AS slat
             FROM visit_stops s
             JOIN visit_plan_people pp ON pp.plan_id = s.plan_id AND pp.user_id = s.user_id

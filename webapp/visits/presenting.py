@@ -95,7 +95,9 @@ def stop_view(row, viewer_id: int, published: bool) -> StopView:
         id=row.id,
         plan_id=row.plan_id,
         kind=row.kind,
-        kind_label=("案件回访" if row.follow_up else "案件走访") if row.kind == "case" else "网格巡访",
+        kind_label=("案件回访" if row.follow_up else "案件走访")
+        if row.kind == "case"
+        else "网格巡访",
         seq=row.seq,
         title=title,
         subtitle=subtitle,
@@ -120,7 +122,9 @@ def stop_view(row, viewer_id: int, published: bool) -> StopView:
         lon=row.lon,
         lat=row.lat,
         last_note=row.last_note,
-        last_satisfaction=Satisfaction(row.last_satisfaction).label if row.last_satisfaction else None,
+        last_satisfaction=Satisfaction(row.last_satisfaction).label
+        if row.last_satisfaction
+        else None,
         new_case_number=row.new_case_number,
         added_by_hand=row.added_by_hand,
     )

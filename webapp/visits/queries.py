@@ -29,7 +29,9 @@ VISITOR_ROLES = ("grid_worker", "village_informant", "township_leader", "leader_
 
 
 def level_of(code: str) -> AreaLevel:
-    return {6: AreaLevel.COUNTY, 9: AreaLevel.TOWNSHIP, 12: AreaLevel.VILLAGE}.get(len(code), AreaLevel.GRID)
+    return {6: AreaLevel.COUNTY, 9: AreaLevel.TOWNSHIP, 12: AreaLevel.VILLAGE}.get(
+        len(code), AreaLevel.GRID
+    )
 
 
 def area_column(code: str) -> str:
@@ -67,7 +69,8 @@ family AS (
            count(*) - 1 AS repeats,
            min(s.reported_at) AS first_reported,
            array_agg(s.id) AS ids,
-           (array_agg(s.satisfaction ORDER BY coalesce(s.resolved_at, s.concluded_at, s.reported_at) DESC, s.id DESC)
+           (array_agg(s.satisfaction ORDER BY coalesce(s.resolved_at, s.concluded_at,
+               s.reported_at) DESC, s.id DESC)
                FILTER (WHERE s.satisfaction IS NOT NULL))[1] AS last_satisfaction
     FROM fam f JOIN scoped s ON s.id = f.id
     GROUP BY f.root
@@ -93,12 +96,15 @@ SELECT l.id AS case_id, l.number, l.title, l.grid_code,
        fx.repeats,
        coalesce(fx.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
        l.status = 'concluded' AS follow_up_due,
-       (l.concluded_at IS NOT NULL AND (l.status = 'concluded' OR l.satisfaction = 'dissatisfied')) AS follow_up,
-       greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400), 0)::int
+       (l.concluded_at IS NOT NULL AND (l.status = 'concluded'
+           OR l.satisfaction = 'dissatisfied')) AS follow_up,
+       greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400),
+           0)::int
            AS unvisited_days,
        vi.at IS NOT NULL AS visited_before,
        CASE WHEN l.leader_id IS NOT NULL AND l.open
-            THEN floor(extract(epoch FROM :now - fx.first_reported) / 86400)::int ELSE 0 END AS leader_case_days,
+            THEN floor(extract(epoch FROM :now - fx.first_reported) / 86400)::int ELSE 0
+       END AS leader_case_days,
        fx.ids
 FROM live l
 JOIN family fx ON fx.root = l.root
@@ -204,7 +210,13 @@ def case_candidate(
     # Facts of the family; the stop is the case the planner named.
     row = session.execute(
         text(sql),
-        {**scope_params, "area": area_code, "now": now, "case_id": case_id, "dissatisfied_since": now},
+        {
+            **scope_params,
+            "area": area_code,
+            "now": now,
+            "case_id": case_id,
+            "dissatisfied_since": now,
+        },
     ).first()
     if row is None:
         return None
@@ -212,16 +224,27 @@ def case_candidate(
     if cand.case_id != case_id:
         own = session.execute(
             text(
-                "SELECT c.number, c.title, c.grid_code, ST_X(c.location) AS lon, ST_Y(c.location) AS lat, "
-                "c.leader_id, c.accused_unit, c.status, c.concluded_at, c.satisfaction FROM cases c WHERE c.id = :id"
+                "SELECT c.number, c.title, c.grid_code, ST_X(c.location) AS lon, "
+                "ST_Y(c.location) AS lat, "
+                "c.leader_id, c.accused_unit, c.status, c.concluded_at, c.satisfaction FROM "
+                "cases c WHERE c.id = :id"
             ),
             {"id": case_id},
         ).one()
-        follow_up = own.concluded_at is not None and (own.status == "concluded" or own.satisfaction == "dissatisfied")
+        follow_up = own.concluded_at is not None and (
+            own.status == "concluded" or own.satisfaction == "dissatisfied"
+        )
         cand = Candidate(
-            kind="case", grid_code=own.grid_code, lon=own.lon, lat=own.lat, facts=cand.facts,
-            case_id=case_id, leader_id=own.leader_id, accused_unit=own.accused_unit,
-            follow_up=follow_up, label=f"{own.number} {own.title}",
+            kind="case",
+            grid_code=own.grid_code,
+            lon=own.lon,
+            lat=own.lat,
+            facts=cand.facts,
+            case_id=case_id,
+            leader_id=own.leader_id,
+            accused_unit=own.accused_unit,
+            follow_up=follow_up,
+            label=f"{own.number} {own.title}",
         )
     return cand
 
@@ -229,7 +252,8 @@ def case_candidate(
 GRID_FACTS_SQL = """
 SELECT g.code AS grid_code, g.name, ST_X(g.label_point) AS lon, ST_Y(g.label_point) AS lat,
        CASE WHEN vi.at IS NULL THEN NULL
-            ELSE greatest(floor(extract(epoch FROM :now - vi.at) / 86400), 0)::int END AS unvisited_days
+            ELSE greatest(floor(extract(epoch FROM :now - vi.at) / 86400),
+                0)::int END AS unvisited_days
 FROM areas g
 LEFT JOIN LATERAL (
     SELECT max(v.received_at) AS at FROM visit_records v
@@ -243,7 +267,12 @@ ORDER BY g.code
 
 
 def grid_candidates(
-    session: Session, area_code: str, now: datetime, today: date, min_days: int, plan_id: int | None = None
+    session: Session,
+    area_code: str,
+    now: datetime,
+    today: date,
+    min_days: int,
+    plan_id: int | None = None,
 ) -> list[Candidate]:
     """Grids of the area where nobody recorded a visit for ``min_days`` (or ever)."""
     sql = GRID_FACTS_SQL.format(
@@ -251,7 +280,13 @@ def grid_candidates(
     )
     rows = session.execute(
         text(sql),
-        {"prefix": area_code + "%", "now": now, "today": today, "min_days": min_days, "plan_id": plan_id},
+        {
+            "prefix": area_code + "%",
+            "now": now,
+            "today": today,
+            "min_days": min_days,
+            "plan_id": plan_id,
+        },
     ).all()
     return [
         Candidate(
@@ -259,7 +294,11 @@ def grid_candidates(
             grid_code=r.grid_code,
             lon=r.lon,
             lat=r.lat,
-            facts=Facts(kind="grid", unvisited_days=r.unvisited_days, visited_before=r.unvisited_days is not None),
+            facts=Facts(
+                kind="grid",
+                unvisited_days=r.unvisited_days,
+                visited_before=r.unvisited_days is not None,
+            ),
             label=r.name,
         )
         for r in rows
@@ -275,12 +314,15 @@ def hot_spot_bins(
     a county plan) even when the plan is for one village.
     """
     within = area_code if len(area_code) <= 9 else area_code[:9]
-    result = hot_spots(session, AreaLevel.GRID, within, CaseFilter(date_from=now - timedelta(days=days)), scope)
+    result = hot_spots(
+        session, AreaLevel.GRID, within, CaseFilter(date_from=now - timedelta(days=days)), scope
+    )
     bins = np.asarray(result.bins)
     return {code: int(b) for code, b in zip(result.codes, bins.tolist(), strict=True) if b > 0}
 
 
 # -- people --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PersonRow:
@@ -293,14 +335,17 @@ class PersonRow:
     unit: str | None
 
 
-def eligible_people(session: Session, area_code: str, user_ids: Sequence[int] | None = None) -> list[PersonRow]:
+def eligible_people(
+    session: Session, area_code: str, user_ids: Sequence[int] | None = None
+) -> list[PersonRow]:
     """Active accounts who may walk a plan for the area: grid workers, village informants,
     township leaders and leaders in charge whose own area holds it or lies within it."""
     cond = "AND u.id = ANY(:ids)" if user_ids is not None else ""
     rows = session.execute(
         text(
             f"""
-            SELECT u.id, u.username, u.display_name, u.role, u.area_code, a.name AS area_name, u.unit
+            SELECT u.id, u.username, u.display_name, u.role, u.area_code, a.name AS area_name,
+                u.unit
             FROM users u JOIN areas a ON a.code = u.area_code
             WHERE u.active AND u.role = ANY(:roles)
               AND (u.area_code LIKE :area || '%' OR :area LIKE u.area_code || '%')
@@ -320,7 +365,9 @@ class StartPoint:
     label: str
 
 
-def committee_starts(session: Session, area_code: str, user_ids: Sequence[int]) -> dict[int, StartPoint]:
+def committee_starts(
+    session: Session, area_code: str, user_ids: Sequence[int]
+) -> dict[int, StartPoint]:
     """Each person's default start: the committee of their village (its label point).
 
     People whose own area is larger than a village start at the plan area's village
@@ -346,7 +393,10 @@ def committee_starts(session: Session, area_code: str, user_ids: Sequence[int]) 
 
 
 def start_label(name: str, level: str) -> str:
-    """How a start at an area's label point is called: 东关村村委会, 城关社区居委会, 岗口镇政府驻地."""
+    """How a start at an area's label point is called.
+
+    东关村村委会, 城关社区居委会, 岗口镇政府驻地, 延津县县城.
+    """
     if level == "village":
         return name + ("居委会" if name.endswith("社区") else "村委会")
     if level == "township":
@@ -360,13 +410,17 @@ def point_in_area(session: Session, area_code: str, lon: float, lat: float) -> b
     """Whether a WGS84 point lies in the area (boundary included)."""
     return bool(
         session.execute(
-            text("SELECT ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) FROM areas WHERE code = :c"),
+            text(
+                "SELECT ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) FROM areas "
+                "WHERE code = :c"
+            ),
             {"lon": lon, "lat": lat, "c": area_code},
         ).scalar()
     )
 
 
 # -- plans and stops -----------------------------------------------------------------
+
 
 def get_plan(session: Session, plan_id: int, lock: bool = False) -> VisitPlan | None:
     stmt = select(VisitPlan).where(VisitPlan.id == plan_id)
@@ -380,7 +434,8 @@ def plans_within(session: Session, area_prefix: str, limit: int = 200) -> list:
     return session.execute(
         text(
             """
-            SELECT p.id, p.title, p.area_code, a.name AS area_name, p.date_from, p.date_to, p.status,
+            SELECT p.id, p.title, p.area_code, a.name AS area_name, p.date_from, p.date_to,
+                p.status,
                    p.updated_at, u.display_name AS created_by_name,
                    coalesce(n.total, 0) AS total, coalesce(n.done, 0) AS done,
                    coalesce(n.nobody_home, 0) AS nobody_home, coalesce(n.refused, 0) AS refused,
@@ -392,9 +447,12 @@ def plans_within(session: Session, area_prefix: str, limit: int = 200) -> list:
             LEFT JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE s.user_id IS NOT NULL) AS total,
                        count(*) FILTER (WHERE s.user_id IS NOT NULL AND s.state = 'done') AS done,
-                       count(*) FILTER (WHERE s.user_id IS NOT NULL AND s.state = 'nobody_home') AS nobody_home,
-                       count(*) FILTER (WHERE s.user_id IS NOT NULL AND s.state = 'refused') AS refused,
-                       count(*) FILTER (WHERE s.user_id IS NOT NULL AND s.state = 'pending') AS pending,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL
+                           AND s.state = 'nobody_home') AS nobody_home,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL
+                           AND s.state = 'refused') AS refused,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL
+                           AND s.state = 'pending') AS pending,
                        count(*) FILTER (WHERE s.user_id IS NULL) AS unassigned,
                        count(DISTINCT s.user_id) AS people
                 FROM visit_stops s WHERE s.plan_id = p.id
@@ -438,14 +496,19 @@ def insert_stops(session: Session, plan_id: int, stops: Sequence[NewStop]) -> No
             """
             INSERT INTO visit_stops (plan_id, kind, case_id, grid_code, location, score, reasons,
                                      follow_up, user_id, day, seq, unassigned_reason, added_by_hand)
-            SELECT :plan_id, t.kind, t.case_id, t.grid_code, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326),
-                   t.score, t.reasons::jsonb, t.follow_up, t.user_id, t.day, t.seq, t.reason, t.by_hand
-            FROM unnest(CAST(:kind AS text[]), CAST(:case_id AS bigint[]), CAST(:grid_code AS text[]),
+            SELECT :plan_id, t.kind, t.case_id, t.grid_code, ST_SetSRID(ST_MakePoint(t.lon,
+                t.lat), 4326),
+                   t.score, t.reasons::jsonb, t.follow_up, t.user_id, t.day, t.seq, t.reason,
+                       t.by_hand
+            FROM unnest(CAST(:kind AS text[]), CAST(:case_id AS bigint[]),
+                CAST(:grid_code AS text[]),
                         CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:score AS float8[]),
-                        CAST(:reasons AS text[]), CAST(:follow_up AS boolean[]), CAST(:user_id AS integer[]),
+                        CAST(:reasons AS text[]), CAST(:follow_up AS boolean[]),
+                            CAST(:user_id AS integer[]),
                         CAST(:day AS date[]), CAST(:seq AS integer[]), CAST(:reason AS text[]),
                         CAST(:by_hand AS boolean[]))
-                 AS t(kind, case_id, grid_code, lon, lat, score, reasons, follow_up, user_id, day, seq,
+                 AS t(kind, case_id, grid_code, lon, lat, score, reasons, follow_up, user_id,
+                     day, seq,
                       reason, by_hand)
             """
         ),
@@ -469,7 +532,9 @@ def insert_stops(session: Session, plan_id: int, stops: Sequence[NewStop]) -> No
     session.flush()
 
 
-def number_and_measure(session: Session, plan_id: int, user_id: int | None = None, day: date | None = None) -> None:
+def number_and_measure(
+    session: Session, plan_id: int, user_id: int | None = None, day: date | None = None
+) -> None:
     """Renumber the stops of each person's day 1..n in their order and measure each leg.
 
     Legs are geodesic (geography) from the previous stop, the first from the person's
@@ -497,7 +562,10 @@ def number_and_measure(session: Session, plan_id: int, user_id: int | None = Non
         {"plan_id": plan_id, "user_id": user_id, "day": day},
     )
     session.execute(
-        text("UPDATE visit_stops SET seq = NULL, leg_m = NULL WHERE plan_id = :p AND user_id IS NULL AND seq IS NOT NULL"),
+        text(
+            "UPDATE visit_stops SET seq = NULL, leg_m = NULL WHERE plan_id = :p AND user_id IS "
+            "NULL AND seq IS NOT NULL"
+        ),
         {"p": plan_id},
     )
     session.flush()
@@ -506,19 +574,23 @@ def number_and_measure(session: Session, plan_id: int, user_id: int | None = Non
 def touch_plan(session: Session, plan: VisitPlan) -> None:
     """Mark the plan as changed (workers see that a published plan was edited)."""
     session.execute(
-        text("UPDATE visit_plans SET version = version + 1, updated_at = now() WHERE id = :id"), {"id": plan.id}
+        text("UPDATE visit_plans SET version = version + 1, updated_at = now() WHERE id = :id"),
+        {"id": plan.id},
     )
     session.flush()
     session.refresh(plan)
 
 
 STOP_ROWS_SQL = """
-SELECT s.id, s.plan_id, s.kind, s.case_id, s.grid_code, ST_X(s.location) AS lon, ST_Y(s.location) AS lat,
+SELECT s.id, s.plan_id, s.kind, s.case_id, s.grid_code, ST_X(s.location) AS lon,
+    ST_Y(s.location) AS lat,
        s.score, s.reasons, s.follow_up, s.user_id, s.day, s.seq, s.leg_m, s.state,
        s.unassigned_reason, s.added_by_hand,
        g.name AS grid_name, v.name AS village_name,
-       c.number AS case_number, c.title AS case_title, c.status AS case_status, c.channel AS case_channel,
-       c.satisfaction AS case_satisfaction, c.leader_id AS case_leader_id, c.reporter_id AS case_reporter_id,
+       c.number AS case_number, c.title AS case_title, c.status AS case_status,
+           c.channel AS case_channel,
+       c.satisfaction AS case_satisfaction, c.leader_id AS case_leader_id,
+           c.reporter_id AS case_reporter_id,
        c.petitioner_name, c.petitioner_phone, cat.name AS category_name,
        u.display_name AS user_name,
        last.outcome AS last_outcome, last.satisfaction AS last_satisfaction, last.note AS last_note,
@@ -539,8 +611,13 @@ ORDER BY {order}s.user_id NULLS LAST, s.day, s.seq, s.score DESC, s.id
 """
 
 
-def stop_rows(session: Session, plan_id: int, user_id: int | None = None, day: date | None = None,
-              assigned: bool | None = None) -> list:
+def stop_rows(
+    session: Session,
+    plan_id: int,
+    user_id: int | None = None,
+    day: date | None = None,
+    assigned: bool | None = None,
+) -> list:
     """The stops of a plan with what a page shows about them (personal fields raw: mask them)."""
     where = ["s.plan_id = :plan_id"]
     if user_id is not None:
@@ -591,8 +668,10 @@ def plan_people(session: Session, plan_id: int) -> list:
     return session.execute(
         text(
             """
-            SELECT pp.user_id, u.display_name, u.role, u.area_code, a.name AS area_name, pp.daily_capacity,
-                   pp.start_label, ST_X(pp.start_point) AS start_lon, ST_Y(pp.start_point) AS start_lat,
+            SELECT pp.user_id, u.display_name, u.role, u.area_code, a.name AS area_name,
+                pp.daily_capacity,
+                   pp.start_label, ST_X(pp.start_point) AS start_lon,
+                       ST_Y(pp.start_point) AS start_lat,
                    count(s.id) AS total,
                    count(s.id) FILTER (WHERE s.state = 'done') AS done,
                    count(s.id) FILTER (WHERE s.state = 'nobody_home') AS nobody_home,
@@ -617,7 +696,8 @@ def plan_people(session: Session, plan_id: int) -> list:
 def day_loads(session: Session, plan_id: int) -> dict[tuple[int, date], int]:
     rows = session.execute(
         text(
-            "SELECT user_id, day, count(*) FROM visit_stops WHERE plan_id = :p AND user_id IS NOT NULL "
+            "SELECT user_id, day, count(*) FROM visit_stops WHERE plan_id = :p AND user_id IS "
+            "NOT NULL "
             "GROUP BY user_id, day"
         ),
         {"p": plan_id},

@@ -52,7 +52,8 @@ class Route:
 def _projection(lon_0: float) -> Transformer:
     return Transformer.from_crs(
         "EPSG:4326",
-        f"+proj=tmerc +lat_0=0 +lon_0={lon_0:.1f} +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs",
+        f"+proj=tmerc +lat_0=0 +lon_0={lon_0:.1f} +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m "
+        f"+no_defs",
         always_xy=True,
     )
 
@@ -64,7 +65,9 @@ def project(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
 
-def geodesic_legs(start: tuple[float, float], stops: Sequence[tuple[float, float]], order: Sequence[int]) -> tuple[float, ...]:
+def geodesic_legs(
+    start: tuple[float, float], stops: Sequence[tuple[float, float]], order: Sequence[int]
+) -> tuple[float, ...]:
     """Geodesic length of each leg of the path start → stops[order[0]] → … (metres)."""
     if not order:
         return ()
@@ -75,7 +78,9 @@ def geodesic_legs(start: tuple[float, float], stops: Sequence[tuple[float, float
     return tuple(float(v) for v in np.atleast_1d(d))
 
 
-def path_length_m(start: tuple[float, float], stops: Sequence[tuple[float, float]], order: Sequence[int]) -> float:
+def path_length_m(
+    start: tuple[float, float], stops: Sequence[tuple[float, float]], order: Sequence[int]
+) -> float:
     """Geodesic length of the path start → stops in ``order`` (metres)."""
     return float(sum(geodesic_legs(start, stops, order)))
 
@@ -102,7 +107,9 @@ def _nearest_neighbour(x: np.ndarray, y: np.ndarray) -> list[int]:
     return path
 
 
-def nearest_neighbour(start: tuple[float, float], stops: Sequence[tuple[float, float]]) -> tuple[int, ...]:
+def nearest_neighbour(
+    start: tuple[float, float], stops: Sequence[tuple[float, float]]
+) -> tuple[int, ...]:
     """The nearest-neighbour order of ``stops`` from ``start`` (indices into ``stops``)."""
     if not stops:
         return ()
@@ -120,7 +127,9 @@ def _neighbour_lists(x: np.ndarray, y: np.ndarray, k: int) -> list[list[int]]:
         hi = min(n, lo + block)
         d = (x[lo:hi, None] - x[None, :]) ** 2 + (y[lo:hi, None] - y[None, :]) ** 2
         d[np.arange(hi - lo), np.arange(lo, hi)] = np.inf
-        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(d, axis=1)[:, :k]
+        part = (
+            np.argpartition(d, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(d, axis=1)[:, :k]
+        )
         rows = np.take_along_axis(d, part, axis=1)
         order = np.argsort(rows, axis=1, kind="stable")
         out.extend(np.take_along_axis(part, order, axis=1).tolist())
@@ -236,7 +245,8 @@ def _try_or_opt(path: _Path, a: int, nbrs: list[list[int]], max_run: int = 3) ->
                     k = pos[c]
                     if s <= k <= e:
                         continue
-                    # anchor right after c (run head = anchor), or right before c (run tail = anchor)
+                    # anchor right after c (run head = anchor),
+                    # or right before c (run tail = anchor)
                     for left, head, tail in ((k, anchor, other), (k - 1, other, anchor)):
                         if left < 0 or s - 1 <= left <= e:
                             continue
@@ -247,7 +257,9 @@ def _try_or_opt(path: _Path, a: int, nbrs: list[list[int]], max_run: int = 3) ->
                         else:
                             added = d(lnode, head) + d(tail, rnode) - d(lnode, rnode)
                         if removed - added > EPS_M:
-                            touched = [prev, first, end, lnode] + [v for v in (nxt, rnode) if v is not None]
+                            touched = [prev, first, end, lnode] + [
+                                v for v in (nxt, rnode) if v is not None
+                            ]
                             path.relocate(s, length, lnode, flip=head != first)
                             return touched
     return None

@@ -103,7 +103,9 @@ class Weights:
         return {f.value: self[f] for f in Factor}
 
     @classmethod
-    def parse(cls, raw: Mapping[str, object], defaults: Mapping[str, float] | None = None) -> Weights:
+    def parse(
+        cls, raw: Mapping[str, object], defaults: Mapping[str, float] | None = None
+    ) -> Weights:
         """Read weights from a form or JSON (``w_<factor>`` or ``<factor>`` keys).
 
         Missing factors keep their default; anything that is not a number from 0 to
@@ -126,7 +128,11 @@ class Weights:
             base[f.value] = number
         if problems:
             raise AppError(
-                "invalid_weights", "权重有误：" + "；".join(problems.values()), 400, "invalid weights", problems
+                "invalid_weights",
+                "权重有误：" + "；".join(problems.values()),
+                400,
+                "invalid weights",
+                problems,
             )
         return cls(base)
 
@@ -176,7 +182,13 @@ def score(facts: Facts, weights: Weights, rules: Rules = Rules()) -> Scored:
     if facts.overdue_days > 0:
         parts.append((Factor.OVERDUE, 1.0, f"已超过办理期限 {facts.overdue_days} 天"))
     if facts.repeats > 0:
-        parts.append((Factor.REPEAT, float(min(facts.repeats, rules.repeat_cap)), f"重复信访 {facts.repeats} 次"))
+        parts.append(
+            (
+                Factor.REPEAT,
+                float(min(facts.repeats, rules.repeat_cap)),
+                f"重复信访 {facts.repeats} 次",
+            )
+        )
     if facts.dissatisfied:
         parts.append((Factor.DISSATISFIED, 1.0, "最近一次回访群众不满意"))
     if facts.follow_up_due:
@@ -189,7 +201,9 @@ def score(facts: Facts, weights: Weights, rules: Rules = Rules()) -> Scored:
         units = min(days, rules.unvisited_cap_days) / rules.unvisited_unit_days
         parts.append((Factor.UNVISITED, units, _unvisited_text(facts)))
     if facts.leader_case_days >= rules.backlog_days:
-        parts.append((Factor.LEADER_BACKLOG, 1.0, f"包案领导积案，首次信访已 {facts.leader_case_days} 天"))
+        parts.append(
+            (Factor.LEADER_BACKLOG, 1.0, f"包案领导积案，首次信访已 {facts.leader_case_days} 天")
+        )
     reasons = []
     for factor, units, text in parts:
         points = round(weights[factor] * units, 1)
@@ -246,7 +260,9 @@ class Target:
         return self.candidate.key
 
 
-def grids_without_case_targets(cases: Iterable[Candidate], grids: Iterable[Candidate]) -> list[Candidate]:
+def grids_without_case_targets(
+    cases: Iterable[Candidate], grids: Iterable[Candidate]
+) -> list[Candidate]:
     """The grid candidates in which no case candidate lies (a case visit covers its grid)."""
     with_cases = {c.grid_code for c in cases}
     return [g for g in grids if g.grid_code not in with_cases]

@@ -48,7 +48,11 @@ def case_url(case_id: int | None) -> str | None:
     """The case file page of a case, once the cases feature provides ``cases.detail``."""
     if case_id is None:
         return None
-    rules = current_app.url_map.iter_rules("cases.detail") if "cases.detail" in current_app.view_functions else []
+    rules = (
+        current_app.url_map.iter_rules("cases.detail")
+        if "cases.detail" in current_app.view_functions
+        else []
+    )
     for rule in rules:
         if len(rule.arguments) == 1:
             return url_for("cases.detail", **{next(iter(rule.arguments)): case_id})
@@ -100,6 +104,7 @@ def _user_day(raw: str) -> tuple[int | None, date | None]:
 
 # -- index ------------------------------------------------------------------------------
 
+
 @bp.get("/")
 def index():
     user = current_user()
@@ -112,6 +117,7 @@ def index():
 
 
 # -- making a plan ----------------------------------------------------------------------
+
 
 @bp.get("/new")
 def new():
@@ -153,16 +159,20 @@ def create():
 
 def _require_planner(user) -> None:
     if not planning.may_plan(user):
-        raise AppError("forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits")
+        raise AppError(
+            "forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits"
+        )
 
 
 def _factor_rows(weights: Weights) -> list[dict]:
     return [
-        {"key": f.value, "label": FACTOR_LABELS[f], "unit": FACTOR_UNITS[f], "value": weights[f]} for f in Factor
+        {"key": f.value, "label": FACTOR_LABELS[f], "unit": FACTOR_UNITS[f], "value": weights[f]}
+        for f in Factor
     ]
 
 
 # -- a plan -----------------------------------------------------------------------------
+
 
 def _plan_context(session, user, plan: VisitPlan, only_user: int | None) -> dict:
     people = queries.plan_people(session, plan.id)
@@ -171,12 +181,16 @@ def _plan_context(session, user, plan: VisitPlan, only_user: int | None) -> dict
         only_user = people[0].user_id
     rows = queries.stop_rows(session, plan.id, user_id=only_user, assigned=True)
     views = [stop_view(r, user.id, plan.published) for r in rows]
-    loose = [stop_view(r, user.id, plan.published) for r in queries.stop_rows(session, plan.id, assigned=False)]
+    loose = [
+        stop_view(r, user.id, plan.published)
+        for r in queries.stop_rows(session, plan.id, assigned=False)
+    ]
     loads = queries.day_loads(session, plan.id)
     slots = [
         {
             "value": f"{p.user_id}|{d.isoformat()}",
-            "label": f"{p.display_name} · {day_label(d)}（{loads.get((p.user_id, d), 0)}/{p.daily_capacity}）",
+            "label": f"{p.display_name} · {day_label(d)}"
+            f"（{loads.get((p.user_id, d), 0)}/{p.daily_capacity}）",
             "full": loads.get((p.user_id, d), 0) >= p.daily_capacity,
         }
         for p in people
@@ -193,7 +207,8 @@ def _plan_context(session, user, plan: VisitPlan, only_user: int | None) -> dict
         "factors": _factor_rows(Weights(plan.weights)),
         "rules": _settings().rules,
         "totals": {
-            k: sum(getattr(p, k) for p in people) for k in ("total", "done", "nobody_home", "refused", "pending")
+            k: sum(getattr(p, k) for p in people)
+            for k in ("total", "done", "nobody_home", "refused", "pending")
         },
         "distance_m": sum(p.distance_m for p in people),
     }
@@ -204,7 +219,9 @@ def plan(plan_id: int):
     user = current_user()
     session = get_session()
     plan = planning.plan_for_planner(session, user, plan_id)
-    return render_template("visits/plan.html", **_plan_context(session, user, plan, _int_arg("user")))
+    return render_template(
+        "visits/plan.html", **_plan_context(session, user, plan, _int_arg("user"))
+    )
 
 
 @bp.get("/plans/<int:plan_id>/map")
@@ -224,7 +241,10 @@ def plan_map_page(plan_id: int):
     people = queries.plan_people(session, plan.id)
     loose = []
     if only_user is None and planning.may_manage_plan(user, plan):
-        loose = [stop_view(r, user.id, plan.published) for r in queries.stop_rows(session, plan.id, assigned=False)]
+        loose = [
+            stop_view(r, user.id, plan.published)
+            for r in queries.stop_rows(session, plan.id, assigned=False)
+        ]
     cfg = _settings()
     data = map_data(
         by_person_day(views),
@@ -257,16 +277,28 @@ def sheet(plan_id: int):
     _log_contacts(session, user, views, plan_id=plan.id, page="sheet")
     people = {p.user_id: p for p in queries.plan_people(session, plan.id)}
     manager = planning.may_manage_plan(user, plan)
-    back = url_for("visits.plan", plan_id=plan.id) if manager else url_for("visits.today", day=only_day)
+    back = (
+        url_for("visits.plan", plan_id=plan.id)
+        if manager
+        else url_for("visits.today", day=only_day)
+    )
     return render_template(
-        "visits/sheet.html", plan=plan, area=queries.plan_area(session, plan),
-        groups=by_person_day(views), people=people, back_url=back,
+        "visits/sheet.html",
+        plan=plan,
+        area=queries.plan_area(session, plan),
+        groups=by_person_day(views),
+        people=people,
+        back_url=back,
     )
 
 
 def _log_contacts(session, user, views, **detail) -> None:
     """Log that ``user`` was shown petitioners' contacts whole (their own stops)."""
-    seen = [v.case_id for v in views if not v.contact_masked and (v.petitioner_name or v.petitioner_phone)]
+    seen = [
+        v.case_id
+        for v in views
+        if not v.contact_masked and (v.petitioner_name or v.petitioner_phone)
+    ]
     if seen:
         audit.record(session, "view_visit_contacts", user, detail={"case_ids": seen, **detail})
         session.commit()
@@ -348,7 +380,9 @@ def move(plan_id: int, stop_id: int):
         if stop is None or stop.user_id is None:
             raise NotFound("走访点")
         step = -1 if request.form["direction"] == "up" else 1
-        planning.move_stop(session, plan, stop_id, stop.user_id, stop.day, max(1, (stop.seq or 1) + step))
+        planning.move_stop(
+            session, plan, stop_id, stop.user_id, stop.day, max(1, (stop.seq or 1) + step)
+        )
     else:
         uid, day = _user_day(request.form.get("user_day", ""))
         planning.move_stop(session, plan, stop_id, uid, day, _int_arg("position"))
@@ -366,7 +400,10 @@ def stop(plan_id: int, stop_id: int):
         raise NotFound("走访点")
     ctx = _plan_context(session, user, plan, None)
     return render_template(
-        "visits/stop.html", plan=plan, stop=stop_view(rows[0], user.id, plan.published), slots=ctx["slots"]
+        "visits/stop.html",
+        plan=plan,
+        stop=stop_view(rows[0], user.id, plan.published),
+        slots=ctx["slots"],
     )
 
 
@@ -374,7 +411,9 @@ def stop(plan_id: int, stop_id: int):
 def add(plan_id: int):
     user, session, plan = _edit_target(plan_id)
     uid, day = _user_day(request.form.get("user_day", ""))
-    stop = planning.add_case(session, plan, user, request.form.get("number", ""), uid, day, _settings())
+    stop = planning.add_case(
+        session, plan, user, request.form.get("number", ""), uid, day, _settings()
+    )
     session.commit()
     flash("已把该案件加入计划。", "info")
     return _back(plan.id, f"#stop-{stop.id}")
@@ -391,6 +430,7 @@ def area_outline(code: str):
 
 
 # -- in the field -----------------------------------------------------------------------
+
 
 @bp.get("/today")
 def today():
