@@ -40,6 +40,8 @@ def today():
     except ValueError:
         raise AppError("invalid_parameter", "日期格式应为 YYYY-MM-DD", 400) from None
     views = [stop_view(r, user.id, True) for r in queries.my_stops(session, user.id, day)]
+    if queries.log_contact_views(session, user, views, day=day.isoformat(), page="api"):
+        session.commit()
     return jsonify(
         {
             "day": day.isoformat(),

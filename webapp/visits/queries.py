@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from webapp.auth import audit
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.hotspots.queries import CaseFilter, hot_spots
@@ -744,3 +745,19 @@ def areas_for_planning(session: Session, root: str) -> list:
         ),
         {"prefix": root + "%"},
     ).all()
+
+
+def log_contact_views(session: Session, user, views, **detail) -> bool:
+    """Log that ``user`` was shown petitioners' contacts whole (on their own stops).
+
+    Returns whether anything was logged; flushes, never commits.
+    """
+    seen = [
+        v.case_id
+        for v in views
+        if not v.contact_masked and (v.petitioner_name or v.petitioner_phone)
+    ]
+    if not seen:
+        return False
+    audit.record(session, "view_visit_contacts", user, detail={"case_ids": seen, **detail})
+    return True

@@ -74,7 +74,8 @@ def visit_settings(config: Mapping[str, object]) -> VisitSettings:
             hot_spot_min_bin=number("VISITS_HOT_SPOT_MIN_BIN"),
         ),
         default_capacity=number("VISITS_DEFAULT_CAPACITY"),
-        max_capacity=number("VISITS_MAX_CAPACITY"),
+        # the database allows at most 200 visits a day (visit_plan_people check)
+        max_capacity=min(number("VISITS_MAX_CAPACITY"), 200),
         max_days=number("VISITS_MAX_DAYS"),
         dissatisfied_window_days=number("VISITS_DISSATISFIED_WINDOW_DAYS"),
         grid_unvisited_days=number("VISITS_GRID_UNVISITED_DAYS"),

@@ -17,7 +17,6 @@ from flask import (
     url_for,
 )
 
-from webapp.auth import audit
 from webapp.auth.identity import current_user
 from webapp.auth.permissions import may_see_area
 from webapp.auth.roles import ROLE_LABELS, Role
@@ -293,14 +292,7 @@ def sheet(plan_id: int):
 
 
 def _log_contacts(session, user, views, **detail) -> None:
-    """Log that ``user`` was shown petitioners' contacts whole (their own stops)."""
-    seen = [
-        v.case_id
-        for v in views
-        if not v.contact_masked and (v.petitioner_name or v.petitioner_phone)
-    ]
-    if seen:
-        audit.record(session, "view_visit_contacts", user, detail={"case_ids": seen, **detail})
+    if queries.log_contact_views(session, user, views, **detail):
         session.commit()
 
 
