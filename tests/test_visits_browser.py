@@ -11,7 +11,7 @@ from sqlalchemy import text
 from tests.browser import *  # noqa: F403
 from tests.browser import sign_in_page
 from tests.visits_fixtures import *  # noqa: F403
-from tests.visits_fixtures import new_plan
+from tests.visits_fixtures import in_browser, new_plan
 from webapp.db import database
 from webapp.visits import planning
 
@@ -19,12 +19,19 @@ pytestmark = pytest.mark.browser
 
 
 def test_a_planner_makes_a_plan_for_a_village_and_opens_its_map(
-    page, live_user, busy_places, artifacts
+    live_server, live_user, busy_places, artifacts
 ):
     place = busy_places[2]
     planner = live_user("planner")
     worker = live_user("grid_worker", place.grid)
     informant = live_user("village_informant", place.village)
+    in_browser(
+        live_server,
+        lambda page: _plan_a_village(page, planner, worker, informant, place, artifacts),
+    )
+
+
+def _plan_a_village(page, planner, worker, informant, place, artifacts):
     sign_in_page(page, planner)
 
     page.goto("/visits/")
@@ -104,9 +111,15 @@ def _records(live_app, stop_id: int) -> list:
 
 @pytest.mark.phone
 def test_a_worker_records_an_outcome_on_a_phone_even_offline(
-    page, live_app, worker_with_a_plan, artifacts
+    live_server, live_app, worker_with_a_plan, artifacts
 ):
     worker, _plan_id = worker_with_a_plan
+    in_browser(
+        live_server, lambda page: _record_on_a_phone(page, live_app, worker, artifacts), phone=True
+    )
+
+
+def _record_on_a_phone(page, live_app, worker, artifacts):
     sign_in_page(page, worker)
     page.goto("/visits/")  # a worker's visits page is today's stops
     page.wait_for_url(re.compile(r"/visits/today"))
