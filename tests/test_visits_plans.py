@@ -377,3 +377,46 @@ def test_publish_then_only_edits_not_regeneration(session, app, plan, crew):
         planning.publish(session, plan)
     with pytest.raises(AppError):
         planning.delete_draft(session, plan)
+
+
+def _live_cases(session, grid, n):
+    return (
+        session.execute(
+            text(
+                "SELECT id FROM cases WHERE grid_code = :g AND repeat_of_id IS NULL "
+                "AND status NOT IN ('resolved','closed','not_accepted') ORDER BY id LIMIT :n"
+            ),
+            {"g": grid, "n": n},
+        )
+        .scalars()
+        .all()
+    )
+
+
+def test_a_chain_of_repeat_petitions_is_one_household(session, make_user, busy_place):
+    planner = make_user("planner")
+    a, b, c = _live_cases(session, busy_place.grid, 3)
+    session.execute(
+        text(
+            "UPDATE cases SET repeat_of_id = CASE id WHEN :b THEN :a WHEN :c THEN :b END, "
+            "reported_at = now() - (CASE id WHEN :b THEN 20 ELSE 10 END) * interval '1 day' "
+            "WHERE id IN (:b, :c)"
+        ),
+        {"a": a, "b": b, "c": c},
+    )
+    session.execute(
+        text("UPDATE cases SET reported_at = now() - interval '30 days' WHERE id = :a"), {"a": a}
+    )
+    now = queries.db_now(session)
+    today = queries.local_today(session)
+    found = queries.case_candidates(session, busy_place.village, planner, now, today, 365)
+    chain = [f for f in found if f.case_id in (a, b, c)]
+    assert len(chain) == 1
+    assert chain[0].case_id == c  # the most recent petition of the matter
+    assert chain[0].facts.repeats == 2
+    assert chain[0].facts.unvisited_days == 30  # since the matter was first raised
+    # a corrupt chain that loops does not hang the query
+    session.execute(text("UPDATE cases SET repeat_of_id = :c WHERE id = :a"), {"a": a, "c": c})
+    looped = queries.case_candidates(session, busy_place.village, planner, now, today, 365)
+    ids = [f.case_id for f in looped]
+    assert len(ids) == len(set(ids))

@@ -11,6 +11,7 @@ from webapp.visits.targeting import (
     Rules,
     Weights,
     grids_without_case_targets,
+    points,
     rank,
     score,
     with_hot_spot,
@@ -138,3 +139,27 @@ def test_ties_are_broken_stably():
     a, b = case(9, open=True), case(4, open=True)
     g = grid("Z", unvisited_days=100, visited_before=True)  # 10 points, like the cases
     assert [t.key for t in rank([g, a, b], Weights())] == [("case", 4), ("case", 9), ("grid", "Z")]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_fast_score_is_the_explained_score(seed):
+    import random
+
+    rng = random.Random(seed)
+    weights = Weights.parse({k: str(rng.choice([0, 0.5, 3, 10, 25])) for k in Weights().as_dict()})
+    for _ in range(200):
+        facts = Facts(
+            kind=rng.choice(["case", "grid"]),
+            open=rng.random() < 0.5,
+            overdue_days=rng.choice([0, 0, 3, 40]),
+            repeats=rng.choice([0, 0, 1, 7]),
+            dissatisfied=rng.random() < 0.2,
+            follow_up_due=rng.random() < 0.2,
+            hot_spot_bin=rng.choice([-2, 0, 0, 1, 2, 3]),
+            unvisited_days=rng.choice([None, 0, 7, 45, 400]),
+            visited_before=rng.random() < 0.5,
+            leader_case_days=rng.choice([0, 100, 800]),
+        )
+        explained = score(facts, weights)
+        assert points(facts, weights.as_dict()) == explained.points
+        assert round(sum(r.points for r in explained.reasons), 1) == explained.points

@@ -17,6 +17,7 @@ overflows and is reported, never squeezed in.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -64,18 +65,37 @@ ALL_FULL = "负责人员在计划期内已排满"
 
 def tiers(task: Task, people: Sequence[Person]) -> list[list[Person]]:
     """The people who may take ``task``, grouped by preference (best group first)."""
-    allowed = [
-        p for p in people if not (task.accused_unit and p.unit and p.unit == task.accused_unit)
-    ]
-    out: list[list[Person]] = []
-    if task.leader_id is not None:
-        leader = [p for p in allowed if p.user_id == task.leader_id and p.role == LEADER_ROLE]
-        if leader:
-            out.append(leader)
-    local = [p for p in allowed if p.role in AREA_ROLES and task.grid_code.startswith(p.area_code)]
-    for length in sorted({len(p.area_code) for p in local}, reverse=True):
-        out.append([p for p in local if len(p.area_code) == length])
-    return out
+    return _Directory(people).tiers(task)
+
+
+class _Directory:
+    """People indexed by their area code and id, so a task finds its people in O(levels)."""
+
+    def __init__(self, people: Sequence[Person]) -> None:
+        self.by_area: dict[str, list[Person]] = defaultdict(list)
+        self.leaders: dict[int, Person] = {}
+        for p in people:
+            if p.role in AREA_ROLES:
+                self.by_area[p.area_code].append(p)
+            elif p.role == LEADER_ROLE:
+                self.leaders[p.user_id] = p
+        self.lengths = sorted({len(code) for code in self.by_area}, reverse=True)
+
+    def tiers(self, task: Task) -> list[list[Person]]:
+        def allowed(p: Person) -> bool:
+            return not (task.accused_unit and p.unit and p.unit == task.accused_unit)
+
+        out: list[list[Person]] = []
+        leader = self.leaders.get(task.leader_id) if task.leader_id is not None else None
+        if leader is not None and allowed(leader):
+            out.append([leader])
+        for length in self.lengths:
+            if length > len(task.grid_code):
+                continue
+            group = [p for p in self.by_area.get(task.grid_code[:length], ()) if allowed(p)]
+            if group:
+                out.append(group)
+        return out
 
 
 def assign(
@@ -83,25 +103,39 @@ def assign(
 ) -> list[Placement]:
     """Place ``tasks`` (best first) on people and days; return one placement per task.
 
-    Never puts more than a person's capacity on one of their days.
+    Never puts more than a person's capacity on one of their days. Days fill in order,
+    so each person keeps a pointer to their first day with room.
     """
+    directory = _Directory(people)
     load: dict[tuple[int, date], int] = {}
     total: dict[int, int] = {p.user_id: 0 for p in people}
+    first_free: dict[int, int] = {p.user_id: 0 for p in people}
+    capacity = {p.user_id: p.capacity for p in people}
+    n_days = len(days)
+
+    def free_day(uid: int) -> int | None:
+        i = first_free[uid]
+        while i < n_days and load.get((uid, days[i]), 0) >= capacity[uid]:
+            i += 1
+        first_free[uid] = i
+        return i if i < n_days else None
+
     out = []
     for task in tasks:
-        groups = tiers(task, people)
+        groups = directory.tiers(task)
         placed = None
         for group in groups:
             best = None
             for p in group:
-                day = next((d for d in days if load.get((p.user_id, d), 0) < p.capacity), None)
-                if day is None:
+                i = free_day(p.user_id)
+                if i is None:
                     continue
-                rank = (day, total[p.user_id], p.user_id)
+                rank = (i, total[p.user_id], p.user_id)
                 if best is None or rank < best[0]:
-                    best = (rank, p, day)
+                    best = (rank, p)
             if best is not None:
-                _, p, day = best
+                (i, _, _), p = best
+                day = days[i]
                 load[(p.user_id, day)] = load.get((p.user_id, day), 0) + 1
                 total[p.user_id] += 1
                 placed = Placement(task.key, p.user_id, day)

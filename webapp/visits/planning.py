@@ -32,8 +32,8 @@ from webapp.visits.targeting import (
     Target,
     Weights,
     grids_without_case_targets,
+    points,
     rank,
-    score,
     with_hot_spot,
 )
 
@@ -253,7 +253,7 @@ def propose(session: Session, plan: VisitPlan, planner: User, settings: VisitSet
     scope = case_scope_sql(planner)
     bins = queries.hot_spot_bins(session, plan.area_code, scope, now, settings.hot_spot_days)
     cases = queries.case_candidates(
-        session, plan.area_code, scope, now, today, settings.dissatisfied_window_days, plan.id
+        session, plan.area_code, planner, now, today, settings.dissatisfied_window_days, plan.id
     )
     grids = queries.grid_candidates(
         session, plan.area_code, now, today, settings.grid_unvisited_days, plan.id
@@ -544,7 +544,7 @@ def add_case(
     ).scalar()
     now = queries.db_now(session)
     cand = (
-        queries.case_candidate(session, case_id, plan.area_code, case_scope_sql(planner), now)
+        queries.case_candidate(session, case_id, plan.area_code, planner, now)
         if case_id is not None
         else None
     )
@@ -560,8 +560,12 @@ def add_case(
         session, plan.area_code, case_scope_sql(planner), now, settings.hot_spot_days
     )
     cand = with_hot_spot(cand, bins)
-    scored = score(cand.facts, Weights(plan.weights), settings.rules)
-    target = Target(cand, scored.points, scored.reasons)
+    target = Target(
+        cand,
+        points(cand.facts, plan.weights, settings.rules),
+        Weights(plan.weights),
+        settings.rules,
+    )
     queries.insert_stops(
         session,
         plan.id,

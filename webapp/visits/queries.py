@@ -17,6 +17,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from webapp.auth import audit
+from webapp.auth.models import User
+from webapp.auth.permissions import case_scope_sql
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.hotspots.queries import CaseFilter, hot_spots
@@ -50,44 +52,70 @@ def local_today(session: Session) -> date:
 
 # -- facts for targeting ------------------------------------------------------------
 
+# The facts of case targets, from the cases that start a target (the live ones) outward:
+# each one's repeat chain is walked up to its first case in the area and scope, and the
+# chain's members are gathered from there down, so the work grows with the live cases
+# and their chains, not with the area's whole history.
 CASE_FACTS_SQL = """
-WITH RECURSIVE scoped AS MATERIALIZED (
-    SELECT c.id, c.repeat_of_id, c.status, c.satisfaction, c.reported_at, c.due_at,
-           c.concluded_at, c.resolved_at, c.leader_id, c.accused_unit, c.grid_code,
-           c.location, c.number, c.title
-    FROM cases c
-    WHERE c.{column} = :area AND {scope}
+WITH RECURSIVE
+start AS MATERIALIZED (
+    SELECT c.id, c.repeat_of_id FROM cases c
+    WHERE c.{column} = :area AND {scope_c} AND {start}
+),
+up (id, parent, origin, depth) AS (
+    SELECT s.id, s.repeat_of_id, s.id, 0 FROM start s
+    UNION ALL
+    SELECT p.id, p.repeat_of_id, u.origin, u.depth + 1
+    FROM up u
+    -- one index probe per parent (LIMIT keeps the planner from hashing all cases)
+    JOIN LATERAL (
+        SELECT p.id, p.repeat_of_id FROM cases p
+        WHERE p.id = u.parent AND p.{column} = :area AND {scope_p}
+        LIMIT 1
+    ) p ON true
+) CYCLE id SET looped USING trail,
+roots AS (
+    SELECT DISTINCT ON (origin) id AS root FROM up WHERE NOT looped ORDER BY origin, depth DESC
 ),
 -- Repeat petitions of one matter form a family, rooted at its first case in scope.
 fam (id, root) AS (
-    SELECT s.id, s.id FROM scoped s
-    WHERE s.repeat_of_id IS NULL OR NOT EXISTS (SELECT 1 FROM scoped o WHERE o.id = s.repeat_of_id)
+    SELECT DISTINCT root, root FROM roots
     UNION ALL
-    SELECT s.id, f.root FROM scoped s JOIN fam f ON s.repeat_of_id = f.id
+    SELECT c.id, f.root FROM fam f JOIN cases c ON c.repeat_of_id = f.id
+    WHERE c.{column} = :area AND {scope_c}
+) CYCLE id SET looped USING trail,
+m AS MATERIALIZED (
+    SELECT DISTINCT ON (c.id) f.root, c.id, c.status, c.satisfaction, c.reported_at, c.due_at,
+           c.concluded_at, c.resolved_at, c.leader_id, c.accused_unit, c.grid_code, c.location,
+           c.number, c.title
+    FROM fam f JOIN cases c ON c.id = f.id
+    WHERE NOT f.looped
+    ORDER BY c.id, f.root
 ),
 family AS (
-    SELECT f.root,
+    SELECT m.root,
            count(*) - 1 AS repeats,
-           min(s.reported_at) AS first_reported,
-           array_agg(s.id) AS ids,
-           (array_agg(s.satisfaction ORDER BY coalesce(s.resolved_at, s.concluded_at,
-               s.reported_at) DESC, s.id DESC)
-               FILTER (WHERE s.satisfaction IS NOT NULL))[1] AS last_satisfaction
-    FROM fam f JOIN scoped s ON s.id = f.id
-    GROUP BY f.root
+           min(m.reported_at) AS first_reported,
+           array_agg(m.id) AS ids,
+           (array_agg(m.satisfaction
+                      ORDER BY coalesce(m.resolved_at, m.concluded_at, m.reported_at) DESC,
+                               m.id DESC)
+               FILTER (WHERE m.satisfaction IS NOT NULL))[1] AS last_satisfaction
+    FROM m
+    GROUP BY m.root
 ),
 -- The family's target: its most recent live case (open first).
 live AS (
-    SELECT DISTINCT ON (f.root) f.root, s.*, s.status NOT IN {final} AS open
-    FROM fam f JOIN scoped s ON s.id = f.id
-    WHERE {live}
-    ORDER BY f.root, (s.status NOT IN {final}) DESC, s.reported_at DESC, s.id DESC
+    SELECT DISTINCT ON (m.root) m.*, m.status NOT IN {final} AS open
+    FROM m
+    WHERE {live_m}
+    ORDER BY m.root, (m.status NOT IN {final}) DESC, m.reported_at DESC, m.id DESC
 ),
 visited AS (
-    SELECT f.root, max(v.received_at) AS at
-    FROM visit_records v JOIN fam f ON f.id = v.case_id
+    SELECT m.root, max(v.received_at) AS at
+    FROM visit_records v JOIN m ON m.id = v.case_id
     WHERE v.outcome = 'done'
-    GROUP BY f.root
+    GROUP BY m.root
 )
 SELECT l.id AS case_id, l.number, l.title, l.grid_code,
        ST_X(l.location) AS lon, ST_Y(l.location) AS lat,
@@ -97,16 +125,14 @@ SELECT l.id AS case_id, l.number, l.title, l.grid_code,
        fx.repeats,
        coalesce(fx.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
        l.status = 'concluded' AS follow_up_due,
-       (l.concluded_at IS NOT NULL AND (l.status = 'concluded'
-           OR l.satisfaction = 'dissatisfied')) AS follow_up,
-       greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400),
-           0)::int
-           AS unvisited_days,
+       (l.concluded_at IS NOT NULL
+        AND (l.status = 'concluded' OR l.satisfaction = 'dissatisfied')) AS follow_up,
+       greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400), 0)
+           ::int AS unvisited_days,
        vi.at IS NOT NULL AS visited_before,
        CASE WHEN l.leader_id IS NOT NULL AND l.open
             THEN floor(extract(epoch FROM :now - fx.first_reported) / 86400)::int ELSE 0
-       END AS leader_case_days,
-       fx.ids
+       END AS leader_case_days
 FROM live l
 JOIN family fx ON fx.root = l.root
 LEFT JOIN visited vi ON vi.root = l.root
@@ -114,9 +140,10 @@ WHERE {extra}
 ORDER BY l.id
 """
 
-LIVE = f"""(s.status NOT IN {FINAL}
-    OR (s.satisfaction = 'dissatisfied'
-        AND coalesce(s.resolved_at, s.concluded_at, s.reported_at) >= :dissatisfied_since))"""
+# A live case: open, or followed up recently with the petitioner dissatisfied.
+LIVE = """({a}.status NOT IN {final}
+    OR ({a}.satisfaction = 'dissatisfied'
+        AND coalesce({a}.resolved_at, {a}.concluded_at, {a}.reported_at) >= :dissatisfied_since))"""
 
 # A target already given to someone on another published plan that has not ended.
 PLANNED_ELSEWHERE = """
@@ -129,53 +156,87 @@ EXISTS (
 """
 
 
-def _case_candidate(r) -> Candidate:
+def _facts_sql(user: User, area_code: str, start: str, live: str, extra: str) -> tuple[str, dict]:
+    scope_c, params = case_scope_sql(user, "c")
+    scope_p, _ = case_scope_sql(user, "p")
+    sql = CASE_FACTS_SQL.format(
+        column=area_column(area_code),
+        scope_c=scope_c,
+        scope_p=scope_p,
+        start=start,
+        live_m=live,
+        final=FINAL,
+        before=BEFORE_CONCLUSION,
+        extra=extra,
+    )
+    return sql, params
+
+
+def _case_candidate(row) -> Candidate:
+    # Positional unpacking: tens of thousands of rows for a county with a long history.
+    (
+        case_id,
+        number,
+        title,
+        grid_code,
+        lon,
+        lat,
+        leader_id,
+        accused_unit,
+        is_open,
+        overdue,
+        repeats,
+        dissatisfied,
+        follow_up_due,
+        follow_up,
+        unvisited,
+        visited_before,
+        leader_days,
+    ) = tuple(row)
     facts = Facts(
         kind="case",
-        open=r.open,
-        overdue_days=r.overdue_days,
-        repeats=r.repeats,
-        dissatisfied=r.dissatisfied,
-        follow_up_due=r.follow_up_due,
-        unvisited_days=r.unvisited_days,
-        visited_before=r.visited_before,
-        leader_case_days=r.leader_case_days,
+        open=is_open,
+        overdue_days=overdue,
+        repeats=repeats,
+        dissatisfied=dissatisfied,
+        follow_up_due=follow_up_due,
+        unvisited_days=unvisited,
+        visited_before=visited_before,
+        leader_case_days=leader_days,
     )
     return Candidate(
         kind="case",
-        grid_code=r.grid_code,
-        lon=r.lon,
-        lat=r.lat,
+        grid_code=grid_code,
+        lon=lon,
+        lat=lat,
         facts=facts,
-        case_id=r.case_id,
-        leader_id=r.leader_id,
-        accused_unit=r.accused_unit,
-        follow_up=r.follow_up,
-        label=f"{r.number} {r.title}",
+        case_id=case_id,
+        leader_id=leader_id,
+        accused_unit=accused_unit,
+        follow_up=follow_up,
+        label=f"{number} {title}",
     )
 
 
 def case_candidates(
     session: Session,
     area_code: str,
-    scope: tuple[str, dict],
+    user: User,
     now: datetime,
     today: date,
     dissatisfied_window_days: int,
     plan_id: int | None = None,
 ) -> list[Candidate]:
-    """The case targets of an area within ``scope``, with their facts, in one query.
+    """The case targets of an area within ``user``'s scope, with their facts, in one query.
 
     Leaves out matters already given to someone on another published plan that has
     not ended (they are being visited).
     """
-    scope_sql, scope_params = scope
-    sql = CASE_FACTS_SQL.format(
-        column=area_column(area_code),
-        scope=scope_sql,
-        final=FINAL,
-        before=BEFORE_CONCLUSION,
-        live=LIVE,
+    sql, scope_params = _facts_sql(
+        user,
+        area_code,
+        start=LIVE.format(a="c", final=FINAL),
+        live=LIVE.format(a="m", final=FINAL),
         extra="NOT " + PLANNED_ELSEWHERE.format(match="o.case_id = ANY(fx.ids)"),
     )
     rows = session.execute(
@@ -193,61 +254,47 @@ def case_candidates(
 
 
 def case_candidate(
-    session: Session, case_id: int, area_code: str, scope: tuple[str, dict], now: datetime
+    session: Session, case_id: int, area_code: str, user: User, now: datetime
 ) -> Candidate | None:
-    """One case as a target (facts of its family), if it lies in the area and the scope.
+    """One case as a target (facts of its family), if it lies in the area and ``user``'s scope.
 
     Any case counts here, live or not: a planner may add a case by hand.
     """
-    scope_sql, scope_params = scope
-    sql = CASE_FACTS_SQL.format(
-        column=area_column(area_code),
-        scope=scope_sql,
-        final=FINAL,
-        before=BEFORE_CONCLUSION,
-        live="true",
-        extra=":case_id = ANY(fx.ids)",
+    sql, scope_params = _facts_sql(
+        user, area_code, start="c.id = :case_id", live="true", extra=":case_id = ANY(fx.ids)"
     )
-    # Facts of the family; the stop is the case the planner named.
     row = session.execute(
-        text(sql),
-        {
-            **scope_params,
-            "area": area_code,
-            "now": now,
-            "case_id": case_id,
-            "dissatisfied_since": now,
-        },
+        text(sql), {**scope_params, "area": area_code, "now": now, "case_id": case_id}
     ).first()
     if row is None:
         return None
     cand = _case_candidate(row)
-    if cand.case_id != case_id:
-        own = session.execute(
-            text(
-                "SELECT c.number, c.title, c.grid_code, ST_X(c.location) AS lon, "
-                "ST_Y(c.location) AS lat, "
-                "c.leader_id, c.accused_unit, c.status, c.concluded_at, c.satisfaction FROM "
-                "cases c WHERE c.id = :id"
-            ),
-            {"id": case_id},
-        ).one()
-        follow_up = own.concluded_at is not None and (
-            own.status == "concluded" or own.satisfaction == "dissatisfied"
-        )
-        cand = Candidate(
-            kind="case",
-            grid_code=own.grid_code,
-            lon=own.lon,
-            lat=own.lat,
-            facts=cand.facts,
-            case_id=case_id,
-            leader_id=own.leader_id,
-            accused_unit=own.accused_unit,
-            follow_up=follow_up,
-            label=f"{own.number} {own.title}",
-        )
-    return cand
+    if cand.case_id == case_id:
+        return cand
+    # Facts of the family; the stop is the case the planner named.
+    own = session.execute(
+        text(
+            "SELECT c.number, c.title, c.grid_code, ST_X(c.location) AS lon, "
+            "ST_Y(c.location) AS lat, c.leader_id, c.accused_unit, c.status, c.concluded_at, "
+            "c.satisfaction FROM cases c WHERE c.id = :id"
+        ),
+        {"id": case_id},
+    ).one()
+    follow_up = own.concluded_at is not None and (
+        own.status == "concluded" or own.satisfaction == "dissatisfied"
+    )
+    return Candidate(
+        kind="case",
+        grid_code=own.grid_code,
+        lon=own.lon,
+        lat=own.lat,
+        facts=cand.facts,
+        case_id=case_id,
+        leader_id=own.leader_id,
+        accused_unit=own.accused_unit,
+        follow_up=follow_up,
+        label=f"{own.number} {own.title}",
+    )
 
 
 GRID_FACTS_SQL = """

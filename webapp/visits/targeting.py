@@ -21,6 +21,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from webapp.errors import AppError
 
@@ -174,43 +175,71 @@ class Scored:
 CONFIDENCE = {1: 90, 2: 95, 3: 99}
 
 
-def score(facts: Facts, weights: Weights, rules: Rules = Rules()) -> Scored:
-    """Weight the facts of one target; return its score and its non-zero reasons."""
-    parts: list[tuple[Factor, float, str]] = []
+def _units(facts: Facts, rules: Rules) -> list[tuple[str, float]]:
+    """The factors that apply to ``facts`` with their units (before weighting)."""
+    out: list[tuple[str, float]] = []
     if facts.open:
-        parts.append((Factor.OPEN, 1.0, "案件尚未办结"))
+        out.append(("open", 1.0))
     if facts.overdue_days > 0:
-        parts.append((Factor.OVERDUE, 1.0, f"已超过办理期限 {facts.overdue_days} 天"))
+        out.append(("overdue", 1.0))
     if facts.repeats > 0:
-        parts.append(
-            (
-                Factor.REPEAT,
-                float(min(facts.repeats, rules.repeat_cap)),
-                f"重复信访 {facts.repeats} 次",
-            )
-        )
+        out.append(("repeat", float(min(facts.repeats, rules.repeat_cap))))
     if facts.dissatisfied:
-        parts.append((Factor.DISSATISFIED, 1.0, "最近一次回访群众不满意"))
+        out.append(("dissatisfied", 1.0))
     if facts.follow_up_due:
-        parts.append((Factor.FOLLOW_UP_DUE, 1.0, "已办结，待回访"))
+        out.append(("follow_up_due", 1.0))
     if facts.hot_spot_bin >= rules.hot_spot_min_bin:
-        level = CONFIDENCE.get(min(facts.hot_spot_bin, 3), 99)
-        parts.append((Factor.HOT_SPOT, 1.0, f"所在网格为 Gi* 热点（{level}% 置信度）"))
+        out.append(("hot_spot", 1.0))
     days = _unvisited(facts, rules)
     if days > 0:
-        units = min(days, rules.unvisited_cap_days) / rules.unvisited_unit_days
-        parts.append((Factor.UNVISITED, units, _unvisited_text(facts)))
+        out.append(("unvisited", min(days, rules.unvisited_cap_days) / rules.unvisited_unit_days))
     if facts.leader_case_days >= rules.backlog_days:
-        parts.append(
-            (Factor.LEADER_BACKLOG, 1.0, f"包案领导积案，首次信访已 {facts.leader_case_days} 天")
-        )
+        out.append(("leader_backlog", 1.0))
+    return out
+
+
+def _text(factor: str, facts: Facts) -> str:
+    if factor == "open":
+        return "案件尚未办结"
+    if factor == "overdue":
+        return f"已超过办理期限 {facts.overdue_days} 天"
+    if factor == "repeat":
+        return f"重复信访 {facts.repeats} 次"
+    if factor == "dissatisfied":
+        return "最近一次回访群众不满意"
+    if factor == "follow_up_due":
+        return "已办结，待回访"
+    if factor == "hot_spot":
+        level = CONFIDENCE.get(min(facts.hot_spot_bin, 3), 99)
+        return f"所在网格为 Gi* 热点（{level}% 置信度）"
+    if factor == "unvisited":
+        return _unvisited_text(facts)
+    return f"包案领导积案，首次信访已 {facts.leader_case_days} 天"
+
+
+def points(facts: Facts, weights: Mapping[str, float], rules: Rules = Rules()) -> float:
+    """The score of ``facts`` alone (no reasons): the fast path for ranking many targets.
+
+    ``weights`` is a plain factor → points mapping (``Weights.as_dict()``).
+    """
+    total = 0.0
+    for factor, units in _units(facts, rules):
+        p = round(weights.get(factor, 0.0) * units, 1)
+        if p > 0:
+            total += p
+    return round(total, 1)
+
+
+def score(facts: Facts, weights: Weights, rules: Rules = Rules()) -> Scored:
+    """Weight the facts of one target; return its score and its non-zero reasons."""
+    w = weights.as_dict()
     reasons = []
-    for factor, units, text in parts:
-        points = round(weights[factor] * units, 1)
-        if points > 0:
-            reasons.append(Reason(factor.value, text, points))
+    for factor, units in _units(facts, rules):
+        p = round(w.get(factor, 0.0) * units, 1)
+        if p > 0:
+            reasons.append(Reason(factor, _text(factor, facts), p))
     reasons.sort(key=lambda r: -r.points)
-    return Scored(round(sum(r.points for r in reasons), 1), tuple(reasons))
+    return Scored(points(facts, w, rules), tuple(reasons))
 
 
 def _unvisited(facts: Facts, rules: Rules) -> int:
@@ -251,13 +280,20 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Target:
+    """A candidate with its score; its reasons are worded when first asked for."""
+
     candidate: Candidate
     score: float
-    reasons: tuple[Reason, ...]
+    weights: Weights
+    rules: Rules = Rules()
 
     @property
     def key(self):
         return self.candidate.key
+
+    @cached_property
+    def reasons(self) -> tuple[Reason, ...]:
+        return score(self.candidate.facts, self.weights, self.rules).reasons
 
 
 def grids_without_case_targets(
@@ -274,11 +310,12 @@ def rank(candidates: Sequence[Candidate], weights: Weights, rules: Rules = Rules
     Ties go to case targets before grid targets, then to the longer overdue, then to
     the lower case id or grid code, so the order is stable for the same data.
     """
+    w = weights.as_dict()
     out = []
     for c in candidates:
-        s = score(c.facts, weights, rules)
-        if s.points > 0:
-            out.append(Target(c, s.points, s.reasons))
+        p = points(c.facts, w, rules)
+        if p > 0:
+            out.append(Target(c, p, weights, rules))
     out.sort(
         key=lambda t: (
             -t.score,
