@@ -303,3 +303,24 @@ def test_edits_over_http_keep_capacity(client, login, session, app, make_user, b
         ).status_code
         == 400
     )
+
+
+def test_a_refused_plan_keeps_what_was_typed(client, login, session, make_user, busy_place):
+    login("planner")
+    worker = make_user("grid_worker", busy_place.grid)
+    form = {
+        "csrf_token": CSRF,
+        "area": busy_place.village,
+        "title": "第二周敲门行动",
+        "date_from": "2000-01-01",
+        "date_to": "2000-01-02",
+        f"person_{worker.id}": "1",
+        f"capacity_{worker.id}": "6",
+        "w_dissatisfied": "40",
+    }
+    r = client.post("/visits/new", data=form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 400 and "开始日期不能早于今天" in page
+    assert 'value="第二周敲门行动"' in page and 'value="40"' in page
+    assert re.search(rf'name="person_{worker.id}"[^>]*checked', page)
+    assert re.search(rf'name="capacity_{worker.id}"[^>]*value="6"', page)

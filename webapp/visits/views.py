@@ -122,14 +122,24 @@ def index():
 def new():
     user = current_user()
     _require_planner(user)
+    return _new_form(user, request.args.get("area") or "")
+
+
+def _new_form(user, area_code: str, form=None, error: AppError | None = None):
+    """The new-plan form; after a refused submission, with what was typed and the problems."""
     session = get_session()
     cfg = _settings()
-    area_code = request.args.get("area") or ""
     area = get_area(session, area_code) if area_code and may_see_area(user, area_code) else None
     if area_code and area is None:
         raise NotFound("区划")
     today = queries.local_today(session)
-    return render_template(
+    weights = cfg.weights
+    if form is not None:
+        try:
+            weights = Weights.parse(form, cfg.weights.as_dict())
+        except AppError:
+            pass  # the error message names the bad weight; show the defaults again
+    page = render_template(
         "visits/new.html",
         areas=queries.areas_for_planning(session, user.area_code),
         area=area,
@@ -138,9 +148,12 @@ def new():
         default_from=today + timedelta(days=1),
         default_to=today + timedelta(days=5),
         cfg=cfg,
-        factors=_factor_rows(cfg.weights),
+        factors=_factor_rows(weights),
         rules=cfg.rules,
+        form=form or {},
+        error=error,
     )
+    return (page, error.status) if error else page
 
 
 @bp.post("/new")
@@ -149,8 +162,14 @@ def create():
     _require_planner(user)
     session = get_session()
     cfg = _settings()
-    req = planning.parse_plan_request(request.form, cfg, queries.local_today(session))
-    plan = planning.make_plan(session, user, req, cfg)
+    try:
+        req = planning.parse_plan_request(request.form, cfg, queries.local_today(session))
+        plan = planning.make_plan(session, user, req, cfg)
+    except AppError as exc:
+        if exc.status >= 500 or exc.code in ("not_found", "forbidden_role"):
+            raise
+        session.rollback()
+        return _new_form(user, request.form.get("area", ""), request.form, exc)
     session.commit()
     flash("已生成计划草稿。请检查目标、分工和路线，确认后发布给走访人员。", "info")
     return redirect(url_for("visits.plan", plan_id=plan.id))
@@ -436,7 +455,7 @@ def today():
     _log_contacts(session, user, views, day=day.isoformat(), page="today")
     plans = {}
     if views:
-        for pid in {v.plan_id for v in views}:
+        for pid in sorted({v.plan_id for v in views}):
             plans[pid] = queries.get_plan(session, pid)
     return render_template(
         "visits/today.html",
