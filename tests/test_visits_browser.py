@@ -8,10 +8,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import text
 
-from tests.browser import *  # noqa: F403
 from tests.browser import sign_in_page
 from tests.visits_fixtures import *  # noqa: F403
-from tests.visits_fixtures import in_browser, new_plan
+from tests.visits_fixtures import in_browser, new_plan  # noqa: F401
 from webapp.db import database
 from webapp.visits import planning
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_a_planner_makes_a_plan_for_a_village_and_opens_its_map(
-    live_server, live_user, busy_places, artifacts
+    in_browser, live_server, live_user, busy_places, artifacts
 ):
     place = busy_places[2]
     planner = live_user("planner")
@@ -111,6 +110,7 @@ def _records(live_app, stop_id: int) -> list:
 
 @pytest.mark.phone
 def test_a_worker_records_an_outcome_on_a_phone_even_offline(
+    in_browser,
     live_server, live_app, worker_with_a_plan, artifacts
 ):
     worker, _plan_id = worker_with_a_plan

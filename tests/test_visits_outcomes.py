@@ -9,7 +9,6 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.browser import *  # noqa: F403
 from tests.conftest import CSRF_HEADERS
 from tests.visits_fixtures import *  # noqa: F403
 from tests.visits_fixtures import new_plan

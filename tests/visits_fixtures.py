@@ -117,68 +117,21 @@ def stops_of(session, plan_id: int):
     ).all()
 
 
-def in_browser(live_server: str, scenario, phone: bool = False, timeout_s: float = 300) -> None:
-    """Run ``scenario(page)`` in a fresh chromium, driven from a thread of its own.
+@pytest.fixture
+def in_browser(browser):
+    """Run ``scenario(page)`` on a fresh page: ``in_browser(live_server, scenario, phone=False)``.
 
-    The page is set up as the harness's ``page`` fixture sets it up (zh-CN, Shanghai
-    time, every request to another origin blocked and recorded in ``page.blocked``,
-    failures in ``page.failed``, console errors in ``page.console_errors``; phone size
-    with ``phone``). Why a thread: Playwright's sync API allows one instance per thread,
-    and ``tests/browser.py``'s session fixtures, star-imported into several modules, make
-    one instance per module, so a second browser test module cannot start its own in
-    the main thread while the first module's is alive.
+    The page is the harness's (tests.browser.open_page): zh-CN, Shanghai time, every
+    request to another origin blocked and recorded in ``page.blocked``, failures in
+    ``page.failed``, console errors in ``page.console_errors``; phone size with ``phone``.
     """
-    import threading
+    from tests.browser import PHONE, open_page
 
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
-
-    errors: list[BaseException] = []
-
-    def run() -> None:
+    def run(live_server: str, scenario, phone: bool = False) -> None:
+        page = open_page(browser, live_server, **(PHONE if phone else {}))
         try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-                )
-                try:
-                    options = dict(locale="zh-CN", timezone_id="Asia/Shanghai")
-                    if phone:
-                        options.update(PHONE)
-                    context = browser.new_context(base_url=live_server, **options)
-                    context.set_default_timeout(15_000)
-                    page = context.new_page()
-                    page.blocked, page.failed, page.console_errors = [], [], []
+            scenario(page)
+        finally:
+            page.context.close()
 
-                    def route(r):
-                        url = r.request.url
-                        if url.startswith(live_server) or url.startswith(("data:", "blob:")):
-                            r.continue_()
-                        else:
-                            page.blocked.append(url)
-                            r.abort()
-
-                    context.route("**/*", route)
-                    page.on("requestfailed", lambda req: page.failed.append((req.url, req.failure)))
-                    page.on(
-                        "console",
-                        lambda msg: (
-                            page.console_errors.append(msg.text) if msg.type == "error" else None
-                        ),
-                    )
-                    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-                    scenario(page)
-                    context.close()
-                finally:
-                    browser.close()
-        except BaseException as exc:  # re-raised in the test's own thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name="visits-browser")
-    thread.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
-        raise TimeoutError(f"browser scenario still running after {timeout_s} s")
-    if errors:
-        raise errors[0]
+    return run
