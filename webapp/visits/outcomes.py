@@ -38,6 +38,11 @@ from webapp.visits.models import Outcome, VisitRecord
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # The namespace of the ids of cases opened from visits (uuid5 of the visit's client id).
 NEW_CASE_NAMESPACE = uuid.UUID("6f1c2b0e-4f57-4d1e-9a51-0c7a11f0d2a4")
+# Limits of what a phone sends (characters, people).
+MAX_NOTE = 2000
+MAX_TITLE = 200
+MAX_DESCRIPTION = 4000
+MAX_PEOPLE = 10000
 LEADER_ROLES = frozenset(
     {Role.LEADER_IN_CHARGE, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.ADMIN}
 )
@@ -82,37 +87,66 @@ class Recorded:
         }
 
 
-def _text(data: Mapping, key: str) -> str:
+def _text(data: Mapping, key: str, problems: dict[str, str], field: str, label: str) -> str:
+    """A text field (absent: ""); anything but text is refused, never turned into text."""
     value = data.get(key)
-    return "" if value is None else str(value).strip()
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems[field] = f"{label}应为文字"
+        return ""
+    return value.strip()
+
+
+def _number(value: object) -> float:
+    """A number sent as JSON or as a form's text; true/false and other types are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    return float(value)
+
+
+def _whole(value: object) -> int:
+    """A whole number sent as JSON or as a form's text (2.5, true and "2.5" are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(value)
+    return int(value)
 
 
 def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
-    """Read an outcome from a form or JSON body; refuse with the problems named in Chinese."""
+    """Read an outcome from a form or JSON body; refuse with the problems named in Chinese.
+
+    Numbers may come as JSON numbers or as text (the page sends its form's values);
+    a value of another type is refused rather than converted.
+    """
     problems: dict[str, str] = {}
+    raw_id = data.get("client_id")
     try:
-        client_id = uuid.UUID(str(data.get("client_id") or ""))
+        if not isinstance(raw_id, str):
+            raise ValueError(raw_id)
+        client_id = uuid.UUID(raw_id)
     except ValueError:
         client_id = uuid.UUID(int=0)
         problems["client_id"] = "缺少提交编号（client_id），请刷新页面后重试"
+    raw_outcome = data.get("outcome")
     try:
-        outcome = Outcome(str(data.get("outcome") or ""))
+        outcome = Outcome(raw_outcome if isinstance(raw_outcome, str) else "")
     except ValueError:
         outcome = Outcome.DONE
         problems["outcome"] = "请选择走访结果：已走访、无人在家或拒绝接访"
     satisfaction = None
-    if data.get("satisfaction"):
+    raw_satisfaction = data.get("satisfaction")
+    if raw_satisfaction not in (None, ""):
         try:
-            satisfaction = Satisfaction(str(data.get("satisfaction")))
+            satisfaction = Satisfaction(raw_satisfaction if isinstance(raw_satisfaction, str) else "")
         except ValueError:
             problems["satisfaction"] = "满意度只能是满意、基本满意或不满意"
-    note = _text(data, "note")
-    if len(note) > 2000:
-        problems["note"] = "走访情况不超过 2000 字"
+    note = _text(data, "note", problems, "note", "走访情况")
+    if len(note) > MAX_NOTE:
+        problems["note"] = f"走访情况不超过 {MAX_NOTE} 字"
     lon = lat = None
     if data.get("lon") not in (None, "") or data.get("lat") not in (None, ""):
         try:
-            lon, lat = float(data.get("lon")), float(data.get("lat"))  # type: ignore[arg-type]
+            lon, lat = _number(data.get("lon")), _number(data.get("lat"))
             if not (
                 math.isfinite(lon)
                 and math.isfinite(lat)
@@ -123,7 +157,11 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
         except (TypeError, ValueError):
             lon = lat = None
             problems["location"] = "定位坐标无效"
-    visited_at = _visited_at(data.get("visited_at"), now)
+    raw_at = data.get("visited_at")
+    if raw_at is not None and not isinstance(raw_at, str):
+        problems["visited_at"] = "走访时间应为 ISO 8601 格式的文字"
+        raw_at = None
+    visited_at = _visited_at(raw_at, now)
     problem = _parse_problem(data, problems)
     if problems:
         raise AppError(
@@ -132,13 +170,13 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
     return OutcomeInput(client_id, outcome, satisfaction, note, lon, lat, visited_at, problem)
 
 
-def _visited_at(raw: object, now: datetime) -> datetime | None:
+def _visited_at(raw: str | None, now: datetime) -> datetime | None:
     """When the phone says the visit happened; dropped (not refused) if the phone's clock
     is clearly off, since a queued outcome must never fail for that."""
     if not raw:
         return None
     try:
-        at = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         return None
     if at.tzinfo is None:
@@ -152,6 +190,9 @@ def _parse_problem(data: Mapping, problems: dict[str, str]) -> NewProblem | None
     raw = data.get("problem")
     if isinstance(raw, Mapping):
         fields = raw
+    elif raw is not None:
+        problems["problem"] = "新发现问题的内容无效"
+        return None
     elif data.get("problem_title") or data.get("new_problem") in ("1", "on", True):
         fields = {
             "title": data.get("problem_title"),
@@ -161,22 +202,25 @@ def _parse_problem(data: Mapping, problems: dict[str, str]) -> NewProblem | None
         }
     else:
         return None
-    title = _text(fields, "title")
+    title = _text(fields, "title", problems, "problem_title", "问题标题")
     if not title:
-        problems["problem_title"] = "请填写新发现问题的标题"
-    elif len(title) > 200:
-        problems["problem_title"] = "问题标题不超过 200 字"
+        problems.setdefault("problem_title", "请填写新发现问题的标题")
+    elif len(title) > MAX_TITLE:
+        problems["problem_title"] = f"问题标题不超过 {MAX_TITLE} 字"
     try:
-        category_id = int(fields.get("category_id"))  # type: ignore[arg-type]
+        category_id = _whole(fields.get("category_id"))
+        if not 0 < category_id < 2**31:  # an id column's range: no database error
+            raise ValueError(category_id)
     except (TypeError, ValueError):
         category_id = 0
         problems["problem_category"] = "请选择新发现问题的类别"
-    description = _text(fields, "description")
-    if len(description) > 4000:
-        problems["problem_description"] = "问题描述不超过 4000 字"
+    description = _text(fields, "description", problems, "problem_description", "问题描述")
+    if len(description) > MAX_DESCRIPTION:
+        problems["problem_description"] = f"问题描述不超过 {MAX_DESCRIPTION} 字"
+    raw_people = fields.get("people_count")
     try:
-        people = int(fields.get("people_count") or 1)
-        if not 1 <= people <= 10000:
+        people = 1 if raw_people in (None, "") else _whole(raw_people)
+        if not 1 <= people <= MAX_PEOPLE:
             raise ValueError
     except (TypeError, ValueError):
         people = 1
