@@ -151,7 +151,7 @@ def _frame(
     tolerance = queries.simplify_tolerance(area.bounds)
     features = queries.area_features(session, level, area.code, tolerance)
     figures = queries.area_figures(
-        session, level, area.code, params.case_filter(), case_scope_sql(user)
+        session, level, area.code, params.period(), params.filters(), case_scope_sql(user)
     )
     today = today_local()
     links: dict[str, str] = {}
@@ -216,7 +216,7 @@ def _choropleth(session, user, params, area, basemap, assets):
         assets,
         level,
         FIGURES[params.figure].label,
-        (f"按{LEVEL_LABELS[level]}显示",),
+        (f"按{LEVEL_LABELS[level]}显示", FIGURES[params.figure].definition.definition),
     )
     return builders.choropleth_map(frame, params.figure)
 
@@ -250,7 +250,8 @@ def _hotspots(session, user, params, area, basemap, assets):
     nb = NEIGHBOURHOODS[params.neighbourhood]
     if params.neighbourhood == "distance":
         nb += f" {params.band_m:,.0f} 米"
-    notes.append(f"邻域：{nb}；计数：{'每千人' if params.per_1000 else '案件数'}")
+    counted = FIGURES["per_1000" if params.per_1000 else "cases"].label
+    notes.append(f"邻域：{nb}；计数：{counted}")
     frame = _frame(session, user, params, area, basemap, assets, level, "热点分析", notes)
     return builders.hotspot_map(frame, analysis)
 
@@ -263,7 +264,9 @@ def _cases(session, user, params, area, basemap, assets):
     if total <= MARKER_LIMIT or area.level in (AreaLevel.VILLAGE, AreaLevel.GRID):
         points = queries.case_points(session, area.code, params.case_filter(), scope, MARKER_LIMIT)
     frame = _frame(session, user, params, area, basemap, assets, level, "案件分布")
-    return builders.cases_map(frame, total, points, request.script_root + "/cases/")
+    return builders.cases_map(
+        frame, total, points, lambda case_id: url_for("cases.detail", case_id=case_id)
+    )
 
 
 BUILD = {"heat": _heat, "choropleth": _choropleth, "hotspots": _hotspots, "cases": _cases}
