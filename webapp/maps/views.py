@@ -8,9 +8,7 @@ the user may not see answers 404, like one that does not exist.
 
 from __future__ import annotations
 
-import secrets
-
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from webapp.auth.identity import current_user, roles_required
 from webapp.auth.permissions import case_scope_sql, may_see_area, may_see_single_cases
@@ -21,7 +19,7 @@ from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import CODE_LENGTH, LEVEL_LABELS, AreaLevel
 from webapp.maps import builders, queries
-from webapp.maps.assets import AssetPrefixes, render_document
+from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import basemap_from_config
 from webapp.maps.figures import FIGURES
 from webapp.maps.params import (
@@ -34,7 +32,6 @@ from webapp.maps.params import (
     parse,
     today_local,
 )
-from webapp.security import relax_csp
 
 bp = Blueprint("maps", __name__, url_prefix="/maps")
 
@@ -119,17 +116,9 @@ def frame():
     user, session = current_user(), get_session()
     params, area = _request(session, user)
     basemap = basemap_from_config(current_app.config)
-    assets = AssetPrefixes(
-        url_for("vendor.asset", subpath="x")[:-1], url_for("static", filename="x")[:-1]
-    )
+    assets = app_prefixes()
     m = BUILD[params.kind](session, user, params, area, basemap, assets)
-    nonce = secrets.token_urlsafe(18)
-    html = render_document(m, assets, basemap.hosts, nonce)
-    relax_csp(
-        script_src=f"'self' 'nonce-{nonce}'",
-        img_src=" ".join(["'self' data: blob:", *basemap.origins]),
-    )
-    return Response(html, mimetype="text/html")
+    return document_response(m, assets, basemap.hosts, basemap.origins)
 
 
 # -- fetching each map's data -------------------------------------------------------------

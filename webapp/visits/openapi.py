@@ -92,13 +92,27 @@ def components() -> dict:
         },
         "VisitRecorded": {
             "type": "object",
-            "required": ["visit_id", "stop_id", "created", "outcome", "new_case_number"],
+            "required": ["visit_id", "stop_id", "created", "outcome", "new_case_number", "follow_up"],
             "properties": {
                 "visit_id": INT,
                 "stop_id": INT,
                 "created": {**BOOL, "description": "false：同一 client_id 此前已记录 (a resend)"},
                 "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
                 "new_case_number": {**STR, "nullable": True},
+                "follow_up": {
+                    "type": "object",
+                    "nullable": True,
+                    "description": (
+                        "回访点已走访时：是否按办理流程记入案件；未记入时给出原因（如案件状态已变）。"
+                        "Whether a follow-up was recorded on the case, and if not, why."
+                    ),
+                    "required": ["applied", "code", "message"],
+                    "properties": {
+                        "applied": BOOL,
+                        "code": {**STR, "nullable": True},
+                        "message": {**STR, "nullable": True},
+                    },
+                },
             },
         },
         "VisitDay": {
@@ -188,7 +202,8 @@ def paths() -> dict:
                 "summary": "记录一次走访结果（按 client_id 幂等）(record an outcome, idempotent)",
                 "description": (
                     "只有走访点的负责人、且计划已发布时可记录。回访完成时按办理流程记录回访"
-                    "（与案件页的“回访”同一规则）；发现新问题时登记新案件。首次 201，重发 200。"
+                    "（与案件页的“回访”同一规则；规则不允许时走访照常记录，follow_up 说明原因）；"
+                    "发现新问题时登记新案件。首次 201，重发 200。"
                 ),
                 "security": security_for("POST"),
                 "parameters": [{"name": "stop_id", "in": "path", "required": True, "schema": _ID}],
@@ -207,9 +222,7 @@ def paths() -> dict:
                     },
                     **ERROR_RESPONSES,
                     "404": not_found,
-                    "409": error_response(
-                        "client_id 已用于其他记录，或案件当前状态不能回访 (client_id_reused, action_not_allowed)"
-                    ),
+                    "409": error_response("client_id 已用于其他记录 (client_id_reused)"),
                     "413": error_response("请求体过大 (payload too large)"),
                     "422": error_response("新问题的位置不在本县 (outside_county)"),
                 },

@@ -6,16 +6,19 @@ a resend (or two racing copies of one) records the outcome once, and only the co
 that inserted the row has effects:
 
 - the stop takes the outcome as its state;
-- a follow-up (回访) recorded as done sets ``cases.satisfaction`` and appends a
-  ``case_events`` row ``follow_up`` with the satisfaction in ``data``;
-- a new problem found becomes a new case (``cases.queries.insert_case``; channel
-  ``leader`` for leaders, ``grid_sweep`` for grid workers) whose client id is derived
-  from the visit's, linked from the visit record.
+- a follow-up (回访) recorded as done is the case workflow's ``follow_up`` action
+  (``cases.queries.apply_field_action``: the visitor's scope, the row lock, the rules
+  of ``cases.workflow`` on which statuses take a follow-up and what follows, the
+  version, the event with the visit's ids, the audit entry). When the rules refuse it
+  (the case moved on since the plan was made, or left the visitor's scope) the visit
+  is still recorded and the answer says why the case was not changed;
+- a new problem found becomes a new case (``cases.queries.insert_case``, reported by
+  the visitor; channel ``leader`` for leaders, ``grid_sweep`` for grid workers) whose
+  client id is derived from the visit's, linked from the visit record.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -28,9 +31,10 @@ from sqlalchemy.orm import Session
 
 from webapp.auth.models import User
 from webapp.auth.roles import Role
-from webapp.cases.models import Category
-from webapp.cases.queries import NewCase, insert_case
-from webapp.cases.vocab import Channel, Satisfaction
+from webapp.cases.models import Case, Category
+from webapp.cases.queries import NewCase, add_event, apply_field_action, insert_case, rules_for
+from webapp.cases.vocab import Channel, Satisfaction, Status
+from webapp.cases.workflow import Action
 from webapp.errors import AppError, NotFound
 from webapp.grid.queries import locate
 from webapp.visits.models import Outcome, VisitRecord
@@ -69,6 +73,18 @@ class OutcomeInput:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """Whether a follow-up visit was recorded on its case, and if not, why (the rules' words)."""
+
+    applied: bool
+    code: str | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"applied": self.applied, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Recorded:
     visit_id: int
     stop_id: int
@@ -76,6 +92,7 @@ class Recorded:
     outcome: str
     new_case_id: int | None = None
     new_case_number: str | None = None
+    follow_up: FollowUp | None = None  # only for a follow-up stop visited (outcome done)
 
     def as_dict(self) -> dict:
         return {
@@ -84,6 +101,7 @@ class Recorded:
             "created": self.created,
             "outcome": self.outcome,
             "new_case_number": self.new_case_number,
+            "follow_up": self.follow_up.as_dict() if self.follow_up else None,
         }
 
 
@@ -233,12 +251,23 @@ def _existing(session: Session, client_id: uuid.UUID) -> VisitRecord | None:
 
 
 def _as_recorded(session: Session, rec: VisitRecord, created: bool) -> Recorded:
+    """The answer to a resend: what the first copy recorded."""
     number = None
     if rec.new_case_id is not None:
         number = session.execute(
             text("SELECT number FROM cases WHERE id = :i"), {"i": rec.new_case_id}
         ).scalar()
-    return Recorded(rec.id, rec.stop_id, created, rec.outcome, rec.new_case_id, number)
+    follow_up = None
+    if rec.satisfaction is not None and rec.case_id is not None:
+        applied = session.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM case_events WHERE case_id = :c "
+                "AND action = 'follow_up' AND data->>'visit_id' = :v)"
+            ),
+            {"c": rec.case_id, "v": str(rec.id)},
+        ).scalar_one()
+        follow_up = FollowUp(applied)
+    return Recorded(rec.id, rec.stop_id, created, rec.outcome, rec.new_case_id, number, follow_up)
 
 
 def _check_same_submission(rec: VisitRecord, user: User, stop_id: int) -> None:
@@ -319,13 +348,16 @@ def record_outcome(session: Session, user: User, stop_id: int, inp: OutcomeInput
         text("UPDATE visit_stops SET state = :o, updated_at = now() WHERE id = :id"),
         {"o": inp.outcome.value, "id": stop.id},
     )
+    follow_up = None
     if stop.follow_up and inp.outcome is Outcome.DONE and stop.case_id is not None:
-        _write_follow_up(session, user, stop, visit_id, inp)
+        follow_up = _follow_up(session, user, stop, visit_id, inp)
     new_case = None
     if inp.problem is not None:
         new_case = _open_case(session, user, stop, visit_id, inp)
     session.flush()
-    return Recorded(visit_id, stop.id, True, inp.outcome.value, *(new_case or (None, None)))
+    return Recorded(
+        visit_id, stop.id, True, inp.outcome.value, *(new_case or (None, None)), follow_up
+    )
 
 
 def _check_satisfaction(follow_up: bool, inp: OutcomeInput) -> None:
@@ -342,41 +374,34 @@ def _check_satisfaction(follow_up: bool, inp: OutcomeInput) -> None:
         )
 
 
-def _write_follow_up(session: Session, user: User, stop, visit_id: int, inp: OutcomeInput) -> None:
-    """Set the case's satisfaction and append the follow_up event (the minimal write)."""
+def _follow_up(session: Session, user: User, stop, visit_id: int, inp: OutcomeInput) -> FollowUp:
+    """Record the follow-up on its case through the case workflow; say so if the rules refuse.
+
+    In a savepoint, so that a refusal leaves the case exactly as it was while the
+    visit itself stays recorded.
+    """
     sat = inp.satisfaction.value  # type: ignore[union-attr]
-    session.execute(
-        text(
-            "UPDATE cases SET satisfaction = :s, version = version + 1, updated_at = now() "
-            "WHERE id = :id"
-        ),
-        {"s": sat, "id": stop.case_id},
-    )
-    session.execute(
-        text(
-            """
-            INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status,
-                to_status, note, data)
-            SELECT c.id, 'follow_up', :uid, :uname, c.status, c.status, :note, CAST(:data AS jsonb)
-            FROM cases c WHERE c.id = :id
-            """
-        ),
-        {
-            "id": stop.case_id,
-            "uid": user.id,
-            "uname": user.display_name,
-            "note": inp.note or f"入户回访：{Satisfaction(sat).label}",
-            "data": _json(
+    county = session.execute(
+        text("SELECT county_code FROM cases WHERE id = :id"), {"id": stop.case_id}
+    ).scalar_one()
+    try:
+        with session.begin_nested():
+            apply_field_action(
+                session,
+                user,
+                stop.case_id,
+                Action.FOLLOW_UP,
                 {
                     "satisfaction": sat,
                     "method": "visit",
-                    "visit_id": visit_id,
-                    "plan_id": stop.plan_id,
-                    "stop_id": stop.id,
-                }
-            ),
-        },
-    )
+                    "note": inp.note or f"入户回访：{Satisfaction(sat).label}",
+                },
+                rules_for(county),
+                data={"visit_id": visit_id, "plan_id": stop.plan_id, "stop_id": stop.id},
+            )
+    except AppError as refused:  # the rules' refusal, or the case is out of the visitor's scope
+        return FollowUp(False, refused.code, refused.message)
+    return FollowUp(True)
 
 
 def _open_case(
@@ -402,29 +427,19 @@ def _open_case(
             location_approx=approx,
             reported_at=inp.visited_at,
             client_id=uuid.uuid5(NEW_CASE_NAMESPACE, str(inp.client_id)),
+            reporter_id=user.id,
         ),
     )
     if stored.created:
-        session.execute(
-            text("UPDATE cases SET reporter_id = :u WHERE id = :id"),
-            {"u": user.id, "id": stored.id},
-        )
-        session.execute(
-            text(
-                """
-                INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status,
-                    to_status, note, data)
-                VALUES (:id, 'register', :uid, :uname, NULL, 'registered', :note,
-                    CAST(:data AS jsonb))
-                """
-            ),
-            {
-                "id": stored.id,
-                "uid": user.id,
-                "uname": user.display_name,
-                "note": "入户走访中发现的新问题",
-                "data": _json({"source": "visit", "visit_id": visit_id, "plan_id": stop.plan_id}),
-            },
+        add_event(
+            session,
+            session.get(Case, stored.id),
+            "register",
+            user,
+            None,
+            Status.REGISTERED.value,
+            "入户走访中发现的新问题",
+            {"source": "visit", "visit_id": visit_id, "plan_id": stop.plan_id},
         )
     session.execute(
         text("UPDATE visit_records SET new_case_id = :c WHERE id = :v"),
@@ -432,6 +447,3 @@ def _open_case(
     )
     return stored.id, stored.number
 
-
-def _json(value: dict) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -19,13 +19,17 @@ from sqlalchemy.orm import Session
 from webapp.auth import audit
 from webapp.auth.models import User
 from webapp.auth.permissions import case_scope_sql
+from webapp.cases.vocab import FINAL_STATUSES, sql_in
+from webapp.cases.workflow import Action, allowed_from
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.hotspots.queries import CaseFilter, hot_spots
 from webapp.visits.models import VisitPlan, VisitStop
 from webapp.visits.targeting import Candidate, Facts
 
-FINAL = "('resolved','closed','not_accepted')"
+FINAL = sql_in(sorted(FINAL_STATUSES))
+# A follow-up (回访) stop: the case workflow allows the follow-up action in its status.
+FOLLOW_UP_FROM = allowed_from(Action.FOLLOW_UP)
 # Statuses in which the body handling the case still has to conclude it by due_at.
 BEFORE_CONCLUSION = "('registered','accepted','assigned','in_progress')"
 VISITOR_ROLES = ("grid_worker", "village_informant", "township_leader", "leader_in_charge")
@@ -125,8 +129,7 @@ SELECT l.id AS case_id, l.number, l.title, l.grid_code,
        fx.repeats,
        coalesce(fx.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
        l.status = 'concluded' AS follow_up_due,
-       (l.concluded_at IS NOT NULL
-        AND (l.status = 'concluded' OR l.satisfaction = 'dissatisfied')) AS follow_up,
+       l.status IN {follow_up_from} AS follow_up,
        greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400), 0)
            ::int AS unvisited_days,
        vi.at IS NOT NULL AS visited_before,
@@ -167,6 +170,7 @@ def _facts_sql(user: User, area_code: str, start: str, live: str, extra: str) ->
         live_m=live,
         final=FINAL,
         before=BEFORE_CONCLUSION,
+        follow_up_from=sql_in(sorted(FOLLOW_UP_FROM)),
         extra=extra,
     )
     return sql, params
@@ -280,9 +284,7 @@ def case_candidate(
         ),
         {"id": case_id},
     ).one()
-    follow_up = own.concluded_at is not None and (
-        own.status == "concluded" or own.satisfaction == "dissatisfied"
-    )
+    follow_up = own.status in FOLLOW_UP_FROM
     return Candidate(
         kind="case",
         grid_code=own.grid_code,

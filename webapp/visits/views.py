@@ -7,7 +7,6 @@ from datetime import date, timedelta
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     jsonify,
@@ -24,7 +23,8 @@ from webapp.cases.queries import categories
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.queries import get_area
-from webapp.security import relax_csp
+from webapp.maps.assets import app_prefixes, document_response
+from webapp.maps.basemap import NO_BASEMAP, BaseMap, TileSource
 from webapp.visits import outcomes, planning, queries, settings
 from webapp.visits.builders import plan_map
 from webapp.visits.models import OUTCOME_LABELS, STATE_LABELS, PlanStatus, VisitPlan
@@ -44,18 +44,8 @@ LARGE_PLAN = 300  # stops; a larger plan's page shows one person at a time
 
 
 def case_url(case_id: int | None) -> str | None:
-    """The case file page of a case, once the cases feature provides ``cases.detail``."""
-    if case_id is None:
-        return None
-    rules = (
-        current_app.url_map.iter_rules("cases.detail")
-        if "cases.detail" in current_app.view_functions
-        else []
-    )
-    for rule in rules:
-        if len(rule.arguments) == 1:
-            return url_for("cases.detail", **{next(iter(rule.arguments)): case_id})
-    return None
+    """The case file page of a case (None for a grid stop)."""
+    return None if case_id is None else url_for("cases.detail", case_id=case_id)
 
 
 def init_app(app) -> None:
@@ -273,9 +263,10 @@ def plan_map_page(plan_id: int):
         cfg.map_tiles,
         cfg.map_tiles_attribution,
     )
-    html = plan_map(data).get_root().render()
-    relax_csp(script_src="'self' 'unsafe-inline'")
-    return Response(html, mimetype="text/html")
+    assets = app_prefixes()
+    tiles = TileSource("底图", cfg.map_tiles, "", "abc") if cfg.map_tiles else None
+    basemap = BaseMap("xyz", (tiles,)) if tiles else NO_BASEMAP
+    return document_response(plan_map(data, assets), assets, basemap.hosts, basemap.origins)
 
 
 @bp.get("/plans/<int:plan_id>/sheet")
@@ -483,6 +474,8 @@ def outcome(stop_id: int):
         msg = f"已记录：{OUTCOME_LABELS[outcomes.Outcome(result.outcome)]}"
         if result.new_case_number:
             msg += f"；新发现问题已登记为案件 {result.new_case_number}"
+        if result.follow_up is not None and not result.follow_up.applied:
+            msg += f"；回访未记入案件：{result.follow_up.message}"
         flash(msg, "info")
     else:
         flash("该结果此前已记录，未重复保存。", "info")
