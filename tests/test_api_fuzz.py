@@ -67,9 +67,10 @@ PHONE_PATHS = ("/field/", "/visits/")
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("photo_dir")
 @pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE], ids=str)
 def test_phone_operations_reach_the_code_that_stores(
-    app, session, connection, token_for, make_user, busy_place, photo_dir, mode
+    app, session, connection, token_for, make_user, busy_place, mode
 ):
     """The phone's operations (/field, /visits) as the grid worker who walks a published plan.
 
@@ -103,6 +104,6 @@ def test_phone_operations_reach_the_code_that_stores(
                     case.path_parameters[name] = real_path[name]
                 if isinstance(case.body, dict):
                     case.body.update({k: v for k, v in real_body.items() if k in case.body})
-            case.call_and_validate(headers=headers, checks=checks)
+            case.call_and_validate(headers=headers, checks=checks)  # noqa: B023 (run at once)
 
         run()

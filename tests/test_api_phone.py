@@ -35,9 +35,7 @@ def walked_plan(session, app, make_user, token_for, busy_place):
     worker, worker_token = token_for("grid_worker", busy_place.grid)
     plan = new_plan(session, app, planner, busy_place.village, [(worker.id, 20)], days=1)
     planning.publish(session, plan)
-    stop = next(
-        s for s in stops_of(session, plan.id) if s.user_id == worker.id and not s.follow_up
-    )
+    stop = next(s for s in stops_of(session, plan.id) if s.user_id == worker.id and not s.follow_up)
     return {
         "plan": plan,
         "worker": worker,
@@ -51,9 +49,14 @@ def test_the_document_describes_both_ways_in(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     schemes = doc["components"]["securitySchemes"]
     assert schemes["sessionCookie"] == {
-        **schemes["sessionCookie"], "type": "apiKey", "in": "cookie", "name": "gridcase_session"
+        **schemes["sessionCookie"],
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "gridcase_session",
     }
-    assert schemes["csrfHeader"]["in"] == "header" and schemes["csrfHeader"]["name"] == "X-CSRF-Token"
+    assert (
+        schemes["csrfHeader"]["in"] == "header" and schemes["csrfHeader"]["name"] == "X-CSRF-Token"
+    )
     phone = {
         (path, method): op
         for path, item in doc["paths"].items()
@@ -62,7 +65,9 @@ def test_the_document_describes_both_ways_in(client):
     }
     assert len(phone) == 9
     for (path, method), op in phone.items():
-        session_way = {"sessionCookie": []} if method == "get" else {"sessionCookie": [], "csrfHeader": []}
+        session_way = (
+            {"sessionCookie": []} if method == "get" else {"sessionCookie": [], "csrfHeader": []}
+        )
         assert op["security"] == [{"bearerAuth": []}, session_way], path
         assert op["responses"]["401"] and op["responses"]["400"], path
     upload = doc["paths"]["/field/cases/{case_id}/photos"]["post"]["requestBody"]["content"]
@@ -71,7 +76,8 @@ def test_the_document_describes_both_ways_in(client):
     assert props["photo"]["format"] == "binary" and props["client_photo_id"]["format"] == "uuid"
 
 
-def test_bearer_tokens_work_on_every_phone_endpoint(client, session, walked_plan, busy_place, photo_dir):
+@pytest.mark.usefixtures("photo_dir")
+def test_bearer_tokens_work_on_every_phone_endpoint(client, session, walked_plan, busy_place):
     worker = auth(walked_plan["worker_token"])
     r = client.get("/api/v1/field/session", headers=worker)
     assert r.status_code == 200 and r.get_json()["user"]["role"] == "grid_worker"
@@ -90,7 +96,9 @@ def test_bearer_tokens_work_on_every_phone_endpoint(client, session, walked_plan
         headers=worker,
     )
     assert r.status_code == 201, r.get_json()
-    photos = client.get(f"/api/v1/field/cases/{case_id}/photos", headers=worker).get_json()["photos"]
+    photos = client.get(f"/api/v1/field/cases/{case_id}/photos", headers=worker).get_json()[
+        "photos"
+    ]
     assert len(photos) == 1
     r = client.post("/api/v1/field/sweeps", json={"case_ids": [case_id]}, headers=worker)
     assert r.status_code == 201 and r.get_json()["sweep"]["case_ids"] == [case_id]
@@ -117,7 +125,9 @@ def test_a_session_posts_only_with_its_csrf_token(client, login, session, busy_p
     r = client.post("/api/v1/field/reports", json=body)
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "csrf_failed"
     assert client.post("/api/v1/field/reports", json=body, headers=CSRF_HEADERS).status_code == 201
-    assert client.get("/api/v1/field/session").get_json()["csrf_token"] == CSRF_HEADERS["X-CSRF-Token"]
+    assert (
+        client.get("/api/v1/field/session").get_json()["csrf_token"] == CSRF_HEADERS["X-CSRF-Token"]
+    )
 
 
 def test_an_empty_day_is_refused_not_read_as_today(client, token_for):
@@ -130,7 +140,10 @@ def test_an_empty_day_is_refused_not_read_as_today(client, token_for):
 
 def test_parameters_the_document_does_not_name_are_refused(client, token_for):
     _, token = token_for("grid_worker")
-    for url in ("/api/v1/field/grids?lon=114.2&lat=35.2&radius=5", "/api/v1/visits/today?date=2026-01-01"):
+    for url in (
+        "/api/v1/field/grids?lon=114.2&lat=35.2&radius=5",
+        "/api/v1/visits/today?date=2026-01-01",
+    ):
         r = client.get(url, headers=auth(token))
         assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_parameter", url
 
@@ -144,17 +157,39 @@ def test_parameters_the_document_does_not_name_are_refused(client, token_for):
         ({"satisfaction": False}, "satisfaction"),  # was read as "no satisfaction"
         ({"visited_at": 1700000000}, "visited_at"),  # was silently dropped
         ({"problem": "路灯坏了"}, "problem"),  # was silently dropped
-        ({"problem": {"title": "路灯坏了", "category_id": True}}, "problem_category"),  # was category 1
-        ({"problem": {"title": "路灯坏了", "category_id": 10**30}}, "problem_category"),  # was a 500
-        ({"problem": {"title": "路灯坏了", "category_id": "1", "people_count": 0}}, "problem_people"),
-        ({"problem": {"title": "路灯坏了", "category_id": "1", "people_count": 2.5}}, "problem_people"),
+        (
+            {"problem": {"title": "路灯坏了", "category_id": True}},
+            "problem_category",
+        ),  # was category 1
+        (
+            {"problem": {"title": "路灯坏了", "category_id": 10**30}},
+            "problem_category",
+        ),  # was a 500
+        (
+            {"problem": {"title": "路灯坏了", "category_id": "1", "people_count": 0}},
+            "problem_people",
+        ),
+        (
+            {"problem": {"title": "路灯坏了", "category_id": "1", "people_count": 2.5}},
+            "problem_people",
+        ),
     ],
     ids=[
-        "bool-coordinates", "number-note", "object-note", "false-satisfaction", "number-time",
-        "text-problem", "bool-category", "huge-category", "zero-people", "fractional-people",
+        "bool-coordinates",
+        "number-note",
+        "object-note",
+        "false-satisfaction",
+        "number-time",
+        "text-problem",
+        "bool-category",
+        "huge-category",
+        "zero-people",
+        "fractional-people",
     ],
 )
-def test_outcome_values_of_the_wrong_type_are_refused_not_converted(client, walked_plan, extra, field):
+def test_outcome_values_of_the_wrong_type_are_refused_not_converted(
+    client, walked_plan, extra, field
+):
     """Regressions (fuzzing against the document): each of these was accepted and changed."""
     body = {"client_id": str(uuid.uuid4()), "outcome": "nobody_home", **extra}
     r = client.post(
@@ -176,7 +211,11 @@ def test_the_page_may_still_send_numbers_as_text(client, session, walked_plan, b
         "outcome": "done",
         "lon": f"{lon:.6f}",
         "lat": f"{lat:.6f}",
-        "problem": {"title": "路灯坏了", "category_id": str(category_id(session)), "people_count": "3"},
+        "problem": {
+            "title": "路灯坏了",
+            "category_id": str(category_id(session)),
+            "people_count": "3",
+        },
     }
     r = client.post(
         f"/api/v1/visits/stops/{walked_plan['stop'].id}/outcomes",

@@ -32,8 +32,15 @@ def components() -> dict:
     photo = {
         "type": "object",
         "required": [
-            "id", "case_id", "client_photo_id", "width", "height", "size_bytes", "sha256",
-            "url", "thumb_url",
+            "id",
+            "case_id",
+            "client_photo_id",
+            "width",
+            "height",
+            "size_bytes",
+            "sha256",
+            "url",
+            "thumb_url",
         ],
         "properties": {
             "id": INT,
@@ -105,7 +112,10 @@ def components() -> dict:
             "description": "未列出的字段被忽略 (other properties are ignored).",
             "required": ["client_id", "category_id", "description", "lon", "lat"],
             "properties": {
-                "client_id": {**UUID, "description": "手机生成的上报编号；重发同一编号返回同一案件"},
+                "client_id": {
+                    **UUID,
+                    "description": "手机生成的上报编号；重发同一编号返回同一案件",
+                },
                 "category_id": {
                     "description": "类别 id（数字或数字字符串）",
                     "oneOf": [
@@ -134,7 +144,11 @@ def components() -> dict:
                     "maximum": schemas.MAX_ACCURACY_M,
                 },
                 "location_adjusted": {**BOOL, "description": "true：用户在地图上改过位置"},
-                "petitioner_name": {"type": "string", "nullable": True, "maxLength": schemas.MAX_NAME},
+                "petitioner_name": {
+                    "type": "string",
+                    "nullable": True,
+                    "maxLength": schemas.MAX_NAME,
+                },
                 "petitioner_phone": {"type": "string", "nullable": True, "maxLength": 32},
                 "reported_at": {
                     "type": "string",
@@ -149,8 +163,14 @@ def components() -> dict:
                 "report": {
                     "type": "object",
                     "required": [
-                        "case_id", "number", "created", "grid", "village", "township",
-                        "in_own_area", "photos_url",
+                        "case_id",
+                        "number",
+                        "created",
+                        "grid",
+                        "village",
+                        "township",
+                        "in_own_area",
+                        "photos_url",
                     ],
                     "properties": {
                         "case_id": INT,
@@ -182,7 +202,11 @@ def components() -> dict:
             },
         },
         "Photo": photo,
-        "PhotoAnswer": {"type": "object", "required": ["photo"], "properties": {"photo": ref("Photo")}},
+        "PhotoAnswer": {
+            "type": "object",
+            "required": ["photo"],
+            "properties": {"photo": ref("Photo")},
+        },
         "PhotoList": {
             "type": "object",
             "required": ["photos"],
@@ -214,8 +238,15 @@ def components() -> dict:
                 "sweep": {
                     "type": "object",
                     "required": [
-                        "id", "grid_code", "period", "zero_report", "case_ids", "note",
-                        "revision", "created", "changed",
+                        "id",
+                        "grid_code",
+                        "period",
+                        "zero_report",
+                        "case_ids",
+                        "note",
+                        "revision",
+                        "created",
+                        "changed",
                     ],
                     "properties": {
                         "id": INT,
@@ -272,7 +303,9 @@ def paths() -> dict:
                 "description": _FIELD_ROLES + " lon 与 lat 须同时给出。",
                 "security": read,
                 "parameters": [
-                    query("lon", "经度 (WGS84)", {"type": "number", "minimum": -180, "maximum": 180}),
+                    query(
+                        "lon", "经度 (WGS84)", {"type": "number", "minimum": -180, "maximum": 180}
+                    ),
                     query("lat", "纬度 (WGS84)", {"type": "number", "minimum": -90, "maximum": 90}),
                 ],
                 "responses": {
@@ -352,8 +385,12 @@ def paths() -> dict:
                     **ERROR_RESPONSES,
                     "403": forbidden,
                     "404": error_response("案件不存在或无权查看 (not found or out of scope)"),
-                    "409": error_response("client_photo_id 已用于其他案件 (client_photo_id_conflict)"),
-                    "413": error_response("照片过大或像素过多 (photo_too_large, photo_too_many_pixels)"),
+                    "409": error_response(
+                        "client_photo_id 已用于其他案件 (client_photo_id_conflict)"
+                    ),
+                    "413": error_response(
+                        "照片过大或像素过多 (photo_too_large, photo_too_many_pixels)"
+                    ),
                     "415": error_response("不是 JPEG、PNG 或 WebP (photo_type)"),
                 },
             },

@@ -11,8 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request, url_for
 
 from webapp.auth.identity import current_user, roles_required
-from webapp.auth.permissions import case_scope_sql, may_see_area, may_see_single_cases
-from webapp.auth.roles import Role
+from webapp.auth.permissions import MAP_ROLES, case_scope_sql, may_see_area, may_see_single_cases
 from webapp.cases.queries import categories as list_categories
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS
 from webapp.db import get_session
@@ -35,13 +34,6 @@ from webapp.maps.params import (
 
 bp = Blueprint("maps", __name__, url_prefix="/maps")
 
-MAP_ROLES = (
-    Role.TOWNSHIP_LEADER,
-    Role.COUNTY_STAFF,
-    Role.LEADER_IN_CHARGE,
-    Role.PLANNER,
-    Role.ADMIN,
-)
 # A cases map carries at most this many markers; above it, counts per area.
 MARKER_LIMIT = 500
 # Heat cells by the level of the area shown; roles that may not see single cases get

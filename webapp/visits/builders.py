@@ -16,6 +16,7 @@ import shapely.geometry
 from webapp.escaping import html_text
 from webapp.maps.assets import AssetPrefixes, use_local_assets
 
+DEFAULT_ASSETS = AssetPrefixes()
 # Distinct colours for people (ColorBrewer Dark2 + Set1, readable on white).
 PALETTE = (
     "#1b9e77",
@@ -133,7 +134,7 @@ def _bounds(data: PlanMap) -> list[list[float]] | None:
     return [[min(lats), min(lons)], [max(lats), max(lons)]]
 
 
-def plan_map(data: PlanMap, assets: AssetPrefixes = AssetPrefixes()) -> folium.Map:
+def plan_map(data: PlanMap, assets: AssetPrefixes = DEFAULT_ASSETS) -> folium.Map:
     """Draw the plan: grid outlines, each route as a line with numbered stops, its start.
 
     Its scripts and styles are the app's own files (``webapp.maps.assets``, served

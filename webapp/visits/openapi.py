@@ -43,6 +43,8 @@ def _whole_or_text(low: int, high: int, description: str) -> dict:
         "description": f"{description}：{low} 至 {high} 的整数，或其文本",
         "oneOf": [{"type": "integer", "minimum": low, "maximum": high}, _WHOLE_TEXT],
     }
+
+
 _COUNTS = ("total", "done", "nobody_home", "refused", "pending")
 
 
@@ -56,7 +58,11 @@ def components() -> dict:
             "properties": {
                 "title": {"type": "string", "pattern": r"\S", "maxLength": outcomes.MAX_TITLE},
                 "category_id": _whole_or_text(1, 2**31 - 1, "类别 id"),
-                "description": {"type": "string", "nullable": True, "maxLength": outcomes.MAX_DESCRIPTION},
+                "description": {
+                    "type": "string",
+                    "nullable": True,
+                    "maxLength": outcomes.MAX_DESCRIPTION,
+                },
                 "people_count": {
                     **_whole_or_text(1, outcomes.MAX_PEOPLE, "涉及人数（默认 1）"),
                     "nullable": True,
@@ -92,7 +98,14 @@ def components() -> dict:
         },
         "VisitRecorded": {
             "type": "object",
-            "required": ["visit_id", "stop_id", "created", "outcome", "new_case_number", "follow_up"],
+            "required": [
+                "visit_id",
+                "stop_id",
+                "created",
+                "outcome",
+                "new_case_number",
+                "follow_up",
+            ],
             "properties": {
                 "visit_id": INT,
                 "stop_id": INT,
@@ -125,8 +138,19 @@ def components() -> dict:
                     "items": {
                         "type": "object",
                         "required": [
-                            "id", "plan_id", "seq", "kind", "follow_up", "title", "grid", "lon",
-                            "lat", "leg_m", "state", "reasons", "petitioner_name",
+                            "id",
+                            "plan_id",
+                            "seq",
+                            "kind",
+                            "follow_up",
+                            "title",
+                            "grid",
+                            "lon",
+                            "lat",
+                            "leg_m",
+                            "state",
+                            "reasons",
+                            "petitioner_name",
                             "petitioner_phone",
                         ],
                         "properties": {
@@ -185,7 +209,11 @@ def paths() -> dict:
                 "description": "查看到的信访人联系方式记入审计日志 (view_visit_contacts)。",
                 "security": security_for("GET"),
                 "parameters": [
-                    query("day", "日期 YYYY-MM-DD（默认今天，北京时间）", {"type": "string", "format": "date"}),
+                    query(
+                        "day",
+                        "日期 YYYY-MM-DD（默认今天，北京时间）",
+                        {"type": "string", "format": "date"},
+                    ),
                 ],
                 "responses": {
                     "200": {

@@ -155,7 +155,9 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
     raw_satisfaction = data.get("satisfaction")
     if raw_satisfaction not in (None, ""):
         try:
-            satisfaction = Satisfaction(raw_satisfaction if isinstance(raw_satisfaction, str) else "")
+            satisfaction = Satisfaction(
+                raw_satisfaction if isinstance(raw_satisfaction, str) else ""
+            )
         except ValueError:
             problems["satisfaction"] = "满意度只能是满意、基本满意或不满意"
     note = _text(data, "note", problems, "note", "走访情况")
@@ -404,6 +406,11 @@ def _follow_up(session: Session, user: User, stop, visit_id: int, inp: OutcomeIn
     return FollowUp(True)
 
 
+def new_problem_channel(user: User) -> Channel:
+    """The channel of a case opened on a visit: leaders' visits are 领导下访, others' 排查."""
+    return Channel.LEADER if user.role_enum in LEADER_ROLES else Channel.GRID_SWEEP
+
+
 def _open_case(
     session: Session, user: User, stop, visit_id: int, inp: OutcomeInput
 ) -> tuple[int, str]:
@@ -413,7 +420,7 @@ def _open_case(
     lon, lat, approx = stop.lon, stop.lat, True
     if inp.lon is not None and locate(session, inp.lon, inp.lat) is not None:
         lon, lat, approx = inp.lon, inp.lat, False
-    channel = Channel.LEADER if user.role_enum in LEADER_ROLES else Channel.GRID_SWEEP
+    channel = new_problem_channel(user)
     stored = insert_case(
         session,
         NewCase(
@@ -446,4 +453,3 @@ def _open_case(
         {"c": stored.id, "v": visit_id},
     )
     return stored.id, stored.number
-

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from webapp.auth import audit
 from webapp.auth.models import User
-from webapp.auth.permissions import case_scope_sql
+from webapp.auth.permissions import VISITOR_ROLES, case_scope_sql
 from webapp.cases.vocab import FINAL_STATUSES, sql_in
 from webapp.cases.workflow import Action, allowed_from
 from webapp.grid.models import Area, AreaLevel
@@ -32,7 +32,6 @@ FINAL = sql_in(sorted(FINAL_STATUSES))
 FOLLOW_UP_FROM = allowed_from(Action.FOLLOW_UP)
 # Statuses in which the body handling the case still has to conclude it by due_at.
 BEFORE_CONCLUSION = "('registered','accepted','assigned','in_progress')"
-VISITOR_ROLES = ("grid_worker", "village_informant", "township_leader", "leader_in_charge")
 
 
 def level_of(code: str) -> AreaLevel:
@@ -403,7 +402,11 @@ def eligible_people(
             ORDER BY array_position(:roles, u.role::text), u.area_code, u.display_name, u.id
             """
         ),
-        {"roles": list(VISITOR_ROLES), "area": area_code, "ids": list(user_ids or [])},
+        {
+            "roles": sorted(r.value for r in VISITOR_ROLES),
+            "area": area_code,
+            "ids": list(user_ids or []),
+        },
     ).all()
     return [PersonRow(*r) for r in rows]
 

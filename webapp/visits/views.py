@@ -17,8 +17,8 @@ from flask import (
 )
 
 from webapp.auth.identity import current_user
-from webapp.auth.permissions import may_see_area
-from webapp.auth.roles import ROLE_LABELS, Role
+from webapp.auth.permissions import may_plan_visits, may_see_area, may_visit
+from webapp.auth.roles import ROLE_LABELS
 from webapp.cases.queries import categories
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
@@ -39,7 +39,6 @@ from webapp.visits.settings import visit_settings
 from webapp.visits.targeting import FACTOR_LABELS, FACTOR_UNITS, Factor, Weights
 
 bp = Blueprint("visits", __name__, url_prefix="/visits")
-VISITOR_ROLES = frozenset(Role(r) for r in queries.VISITOR_ROLES)
 LARGE_PLAN = 300  # stops; a larger plan's page shows one person at a time
 
 
@@ -98,7 +97,7 @@ def _user_day(raw: str) -> tuple[int | None, date | None]:
 def index():
     user = current_user()
     session = get_session()
-    if not planning.may_plan(user):
+    if not may_plan_visits(user):
         return redirect(url_for("visits.today"))
     plans = queries.plans_within(session, user.area_code)
     mine = queries.my_days(session, user.id, queries.local_today(session))
@@ -166,7 +165,7 @@ def create():
 
 
 def _require_planner(user) -> None:
-    if not planning.may_plan(user):
+    if not may_plan_visits(user):
         raise AppError(
             "forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits"
         )
@@ -457,8 +456,9 @@ def today():
         days=queries.my_days(session, user.id, today),
         categories=categories(session),
         new_client_id=lambda: str(uuid.uuid4()),
-        may_plan=planning.may_plan(user),
-        may_visit=user.role_enum in VISITOR_ROLES,
+        may_plan=may_plan_visits(user),
+        may_visit=may_visit(user),
+        new_problem_channel=outcomes.new_problem_channel(user),
     )
 
 
