@@ -17,7 +17,6 @@ from webapp.geo import distance_m, wgs84_to_gcj02
 from webapp.hotspots import gistar, weights
 from webapp.maps import assets, builders
 from webapp.maps.basemap import BaseMapConfigError, basemap_from_config
-from webapp.stats import figures as stats_figures
 from webapp.maps.figures import (
     FIGURES,
     SEQUENTIAL,
@@ -27,6 +26,7 @@ from webapp.maps.figures import (
     colour_for,
 )
 from webapp.maps.queries import HotSpotAnalysis
+from webapp.stats import figures as stats_figures
 
 ROOT = assets.__file__.rsplit("/webapp/", 1)[0]
 

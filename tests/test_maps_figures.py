@@ -33,7 +33,9 @@ def drawn_areas(html: str) -> dict[str, dict]:
     ],
     ids=["county-townships", "township-villages"],
 )
-def test_a_choropleths_figures_equal_the_stats_apis(client, login, session, demo_areas, role, level, channels):
+def test_a_choropleths_figures_equal_the_stats_apis(
+    client, login, session, demo_areas, role, level, channels
+):
     user = login(role)
     category_id, category_code = session.execute(
         text(
