@@ -10,16 +10,9 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import sign_in_page
+from webapp.auth.roles import Role
 
-ROLES = [
-    "grid_worker",
-    "village_informant",
-    "township_leader",
-    "county_staff",
-    "leader_in_charge",
-    "planner",
-    "admin",
-]
+ROLES = [r.value for r in Role]
 # What the home page must lead to first, per role.
 HOME_LEADS_TO = {
     "grid_worker": ["现场上报", "本期排查", "今日走访"],

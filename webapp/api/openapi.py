@@ -58,6 +58,16 @@ def error_response(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
 
 
+def json_response(description: str, schema: str) -> dict:
+    """An answer with a JSON body of the component schema ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def created_or_resent(schema: str, created: str, resent: str) -> dict:
+    """The answers of an idempotent POST: 201 the first time, 200 with the same body for a resend."""
+    return {"201": json_response(created, schema), "200": json_response(resent, schema)}
+
+
 def query(name: str, description: str, schema: dict, **extra) -> dict:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema, **extra}
 

@@ -20,7 +20,8 @@ from webapp.cases.schemas import CaseFilters, Registration
 from webapp.cases.vocab import FINAL_STATUSES, CaseClass, Channel, ReviewStage, Status
 from webapp.cases.workflow import CaseFacts, Decision, Rules
 from webapp.errors import AppError, NotFound
-from webapp.grid.models import Area
+from webapp.grid.models import Area, AreaLevel
+from webapp.grid.queries import area_features
 
 # One statement stores the case and decides its grid: the grids covering the point,
 # lowest code first (the same rule as ``grid.queries.locate``). No grid, no row.
@@ -713,17 +714,4 @@ def villages_by_township(session: Session, county_code: str) -> list[tuple[str, 
 
 def county_outline(session: Session, county_code: str) -> dict:
     """The county's townships as a light GeoJSON FeatureCollection (simplified, in SQL)."""
-    return session.execute(
-        text(
-            """
-            SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
-                json_build_object(
-                    'type', 'Feature',
-                    'properties', json_build_object('code', code, 'name', name),
-                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, 0.0003), 5)::json)
-                ORDER BY code), '[]'::json))
-            FROM areas WHERE level = 'township' AND county_code = :c
-            """
-        ),
-        {"c": county_code},
-    ).scalar_one()
+    return area_features(session, AreaLevel.TOWNSHIP, county_code, 0.0003)

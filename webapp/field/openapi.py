@@ -13,7 +13,9 @@ from webapp.api.openapi import (
     INT,
     STR,
     UUID,
+    created_or_resent,
     error_response,
+    json_response,
     query,
     ref,
     security_for,
@@ -288,10 +290,7 @@ def paths() -> dict:
                 "summary": "当前用户及本会话的 CSRF 令牌 (who is signed in, and the CSRF token)",
                 "security": read,
                 "responses": {
-                    "200": {
-                        "description": "当前用户",
-                        "content": {"application/json": {"schema": ref("FieldSession")}},
-                    },
+                    "200": json_response("当前用户", "FieldSession"),
                     **ERROR_RESPONSES,
                 },
             }
@@ -309,10 +308,9 @@ def paths() -> dict:
                     query("lat", "纬度 (WGS84)", {"type": "number", "minimum": -90, "maximum": 90}),
                 ],
                 "responses": {
-                    "200": {
-                        "description": "GeoJSON FeatureCollection（最多 300 个网格）",
-                        "content": {"application/json": {"schema": ref("GridOutlines")}},
-                    },
+                    "200": json_response(
+                        "GeoJSON FeatureCollection（最多 300 个网格）", "GridOutlines"
+                    ),
                     **ERROR_RESPONSES,
                     "403": forbidden,
                 },
@@ -332,14 +330,7 @@ def paths() -> dict:
                     "content": {"application/json": {"schema": ref("NewFieldReport")}},
                 },
                 "responses": {
-                    "201": {
-                        "description": "已登记",
-                        "content": {"application/json": {"schema": ref("FieldReport")}},
-                    },
-                    "200": {
-                        "description": "此前已收到（重发）",
-                        "content": {"application/json": {"schema": ref("FieldReport")}},
-                    },
+                    **created_or_resent("FieldReport", "已登记", "此前已收到（重发）"),
                     **ERROR_RESPONSES,
                     "403": forbidden,
                     "409": error_response("client_id 已被他人使用 (client_id_conflict)"),
@@ -355,10 +346,7 @@ def paths() -> dict:
                 "security": read,
                 "parameters": [_case_id()],
                 "responses": {
-                    "200": {
-                        "description": "照片",
-                        "content": {"application/json": {"schema": ref("PhotoList")}},
-                    },
+                    "200": json_response("照片", "PhotoList"),
                     **ERROR_RESPONSES,
                     "404": error_response("案件不存在或无权查看 (not found or out of scope)"),
                 },
@@ -374,14 +362,7 @@ def paths() -> dict:
                     "content": {"multipart/form-data": {"schema": ref("NewPhoto")}},
                 },
                 "responses": {
-                    "201": {
-                        "description": "已保存",
-                        "content": {"application/json": {"schema": ref("PhotoAnswer")}},
-                    },
-                    "200": {
-                        "description": "此前已收到（重发）",
-                        "content": {"application/json": {"schema": ref("PhotoAnswer")}},
-                    },
+                    **created_or_resent("PhotoAnswer", "已保存", "此前已收到（重发）"),
                     **ERROR_RESPONSES,
                     "403": forbidden,
                     "404": error_response("案件不存在或无权查看 (not found or out of scope)"),
@@ -409,14 +390,7 @@ def paths() -> dict:
                     "content": {"application/json": {"schema": ref("NewSweep")}},
                 },
                 "responses": {
-                    "201": {
-                        "description": "已报送",
-                        "content": {"application/json": {"schema": ref("Sweep")}},
-                    },
-                    "200": {
-                        "description": "已更新或未变",
-                        "content": {"application/json": {"schema": ref("Sweep")}},
-                    },
+                    **created_or_resent("Sweep", "已报送", "已更新或未变"),
                     **ERROR_RESPONSES,
                     "403": forbidden,
                     "404": error_response("网格不是本人负责的 (not found)"),

@@ -104,35 +104,6 @@ def simplify_tolerance(bounds: tuple[float, float, float, float]) -> float:
     return max(e - w, n - s) / 3000.0
 
 
-def area_features(session: Session, level: AreaLevel, within: str, tolerance: float) -> dict:
-    """The areas of ``level`` inside the area ``within`` as a GeoJSON FeatureCollection (made in SQL).
-
-    Properties: ``code``, ``name``, ``population``, ``label`` ([lon, lat] of a point
-    inside the area). Geometries are simplified by ``tolerance`` degrees and rounded
-    to 5 decimals (about a metre).
-    """
-    fc = session.execute(
-        text(
-            """
-            SELECT json_build_object(
-                'type', 'FeatureCollection',
-                'features', coalesce(json_agg(json_build_object(
-                    'type', 'Feature',
-                    'properties', json_build_object(
-                        'code', a.code, 'name', a.name, 'population', a.population,
-                        'label', json_build_array(round(ST_X(a.label_point)::numeric, 6),
-                                                  round(ST_Y(a.label_point)::numeric, 6))),
-                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 5)::json
-                ) ORDER BY a.code), '[]'::json))
-            FROM areas a
-            WHERE a.level = :level AND a.code LIKE :prefix
-            """
-        ),
-        {"level": level.value, "prefix": within + "%", "tol": tolerance},
-    ).scalar_one()
-    return fc if isinstance(fc, dict) else json.loads(fc)
-
-
 def area_outline(session: Session, code: str, tolerance: float) -> dict:
     """The boundary of one area as a GeoJSON geometry."""
     out = session.execute(

@@ -17,6 +17,7 @@ from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import CODE_LENGTH, LEVEL_LABELS, AreaLevel
+from webapp.grid.queries import area_features
 from webapp.maps import builders, queries
 from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import basemap_from_config
@@ -130,7 +131,7 @@ def _frame(
     session, user, params, area, basemap, assets, level: AreaLevel, title: str, notes=()
 ) -> builders.MapFrame:
     tolerance = queries.simplify_tolerance(area.bounds)
-    features = queries.area_features(session, level, area.code, tolerance)
+    features = area_features(session, level, area.code, tolerance)
     figures = queries.area_figures(
         session, level, area.code, params.period(), params.filters(), case_scope_sql(user)
     )

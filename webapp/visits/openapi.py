@@ -15,7 +15,9 @@ from webapp.api.openapi import (
     NUM,
     STR,
     UUID,
+    created_or_resent,
     error_response,
+    json_response,
     query,
     ref,
     security_for,
@@ -216,10 +218,7 @@ def paths() -> dict:
                     ),
                 ],
                 "responses": {
-                    "200": {
-                        "description": "走访点",
-                        "content": {"application/json": {"schema": ref("VisitDay")}},
-                    },
+                    "200": json_response("走访点", "VisitDay"),
                     **ERROR_RESPONSES,
                 },
             }
@@ -240,14 +239,7 @@ def paths() -> dict:
                     "content": {"application/json": {"schema": ref("NewVisitOutcome")}},
                 },
                 "responses": {
-                    "201": {
-                        "description": "已记录",
-                        "content": {"application/json": {"schema": ref("VisitRecorded")}},
-                    },
-                    "200": {
-                        "description": "此前已记录（重发）",
-                        "content": {"application/json": {"schema": ref("VisitRecorded")}},
-                    },
+                    **created_or_resent("VisitRecorded", "已记录", "此前已记录（重发）"),
                     **ERROR_RESPONSES,
                     "404": not_found,
                     "409": error_response("client_id 已用于其他记录 (client_id_reused)"),
@@ -264,10 +256,7 @@ def paths() -> dict:
                 "security": security_for("GET"),
                 "parameters": [{"name": "plan_id", "in": "path", "required": True, "schema": _ID}],
                 "responses": {
-                    "200": {
-                        "description": "进度",
-                        "content": {"application/json": {"schema": ref("PlanProgress")}},
-                    },
+                    "200": json_response("进度", "PlanProgress"),
                     **ERROR_RESPONSES,
                     "404": not_found,
                 },

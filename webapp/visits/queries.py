@@ -22,7 +22,7 @@ from webapp.auth.permissions import VISITOR_ROLES, case_scope_sql
 from webapp.cases.vocab import FINAL_STATUSES, sql_in
 from webapp.cases.workflow import Action, allowed_from
 from webapp.grid.models import Area, AreaLevel
-from webapp.grid.queries import CASE_CODE_COLUMN
+from webapp.grid.queries import CASE_CODE_COLUMN, area_features
 from webapp.hotspots.queries import CaseFilter, hot_spots
 from webapp.visits.models import VisitPlan, VisitStop
 from webapp.visits.targeting import Candidate, Facts
@@ -767,22 +767,7 @@ def get_stop(session: Session, plan_id: int, stop_id: int, lock: bool = False) -
 
 def area_outline(session: Session, area_code: str) -> dict:
     """GeoJSON of the grids of an area (names for tooltips), made in SQL."""
-    return session.execute(
-        text(
-            """
-            SELECT json_build_object(
-                'type', 'FeatureCollection',
-                'features', coalesce(json_agg(json_build_object(
-                    'type', 'Feature',
-                    'properties', json_build_object('code', g.code, 'name', g.name),
-                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(g.geom, 0.00002), 6)::json
-                ) ORDER BY g.code), '[]'::json))
-            FROM areas g
-            WHERE g.level = 'grid' AND g.code LIKE :prefix
-            """
-        ),
-        {"prefix": area_code + "%"},
-    ).scalar_one()
+    return area_features(session, AreaLevel.GRID, area_code, 0.00002, digits=6)
 
 
 def areas_for_planning(session: Session, root: str) -> list:

@@ -231,18 +231,25 @@ def plan(plan_id: int):
     )
 
 
-@bp.get("/plans/<int:plan_id>/map")
-def plan_map_page(plan_id: int):
-    """The plan map as its own document (folium needs inline scripts: CSP relaxed here only)."""
-    user = current_user()
-    session = get_session()
-    only_user, only_day = _int_arg("user"), _date_arg("day")
+def _plan_for_viewer(session, user, plan_id: int, only_user: int | None) -> VisitPlan:
+    """A plan for its map or sheets: its planners see it all; a visitor, their own part once
+    published (``only_user`` is them). Anything else is 404, like a missing plan."""
     plan = queries.get_plan(session, plan_id)
     if plan is None:
         raise NotFound("走访计划")
     own = plan.published and only_user == user.id
     if not (own or planning.may_manage_plan(user, plan)):
         raise NotFound("走访计划")
+    return plan
+
+
+@bp.get("/plans/<int:plan_id>/map")
+def plan_map_page(plan_id: int):
+    """The plan map as its own document (folium's inline scripts run by a nonce, here only)."""
+    user = current_user()
+    session = get_session()
+    only_user, only_day = _int_arg("user"), _date_arg("day")
+    plan = _plan_for_viewer(session, user, plan_id, only_user)
     rows = queries.stop_rows(session, plan.id, user_id=only_user, day=only_day, assigned=True)
     views = [stop_view(r, user.id, plan.published) for r in rows]
     people = queries.plan_people(session, plan.id)
@@ -274,12 +281,7 @@ def sheet(plan_id: int):
     user = current_user()
     session = get_session()
     only_user, only_day = _int_arg("user"), _date_arg("day")
-    plan = queries.get_plan(session, plan_id)
-    if plan is None:
-        raise NotFound("走访计划")
-    own = plan.published and only_user == user.id
-    if not (own or planning.may_manage_plan(user, plan)):
-        raise NotFound("走访计划")
+    plan = _plan_for_viewer(session, user, plan_id, only_user)
     rows = queries.stop_rows(session, plan.id, user_id=only_user, day=only_day, assigned=True)
     views = [stop_view(r, user.id, plan.published) for r in rows]
     _log_contacts(session, user, views, plan_id=plan.id, page="sheet")
