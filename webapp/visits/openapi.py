@@ -27,23 +27,30 @@ from webapp.visits import outcomes
 from webapp.visits.models import STOP_STATES, Outcome, PlanStatus, TargetKind
 
 _ID = {"type": "integer", "format": "int64", "minimum": 1}
-# The page sends its form's values as text; clients may send JSON numbers.
-_DECIMAL_TEXT = {"type": "string", "pattern": r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"}
-_WHOLE_TEXT = {"type": "string", "pattern": r"^\s*[0-9]+\s*$"}
+# The page sends its form's values as text (an empty text: not given); clients may
+# send JSON numbers. ``nullable`` sits on a branch: OpenAPI 3.0 reads it only next
+# to a ``type``.
+_DECIMAL_TEXT = {"type": "string", "pattern": r"^\s*(-?[0-9]+(\.[0-9]+)?)?\s*$"}
+_WHOLE_TEXT = {"type": "string", "pattern": r"^\s*([0-9]+)?\s*$"}
 
 
 def _number_or_text(low: float, high: float) -> dict:
     return {
-        "nullable": True,
         "description": f"{low:g} 至 {high:g}；数字或数字文本 (a number, or the same as text)",
-        "oneOf": [{"type": "number", "minimum": low, "maximum": high}, _DECIMAL_TEXT],
+        "oneOf": [
+            {"type": "number", "nullable": True, "minimum": low, "maximum": high},
+            _DECIMAL_TEXT,
+        ],
     }
 
 
-def _whole_or_text(low: int, high: int, description: str) -> dict:
+def _whole_or_text(low: int, high: int, description: str, nullable: bool = False) -> dict:
     return {
         "description": f"{description}：{low} 至 {high} 的整数，或其文本",
-        "oneOf": [{"type": "integer", "minimum": low, "maximum": high}, _WHOLE_TEXT],
+        "oneOf": [
+            {"type": "integer", "nullable": nullable, "minimum": low, "maximum": high},
+            _WHOLE_TEXT,
+        ],
     }
 
 
@@ -65,10 +72,9 @@ def components() -> dict:
                     "nullable": True,
                     "maxLength": outcomes.MAX_DESCRIPTION,
                 },
-                "people_count": {
-                    **_whole_or_text(1, outcomes.MAX_PEOPLE, "涉及人数（默认 1）"),
-                    "nullable": True,
-                },
+                "people_count": _whole_or_text(
+                    1, outcomes.MAX_PEOPLE, "涉及人数（默认 1）", nullable=True
+                ),
             },
         },
         "NewVisitOutcome": {
