@@ -54,8 +54,16 @@ def frame(**kw) -> MapFrame:
         outline=mapping(box(*COUNTY.bounds)),
         features=features(),
         figures={
-            "990200001": AreaFigures(40, 90, 30, 3, 20, 19, 4, 12000),
-            "990200002": AreaFigures(10, 12, 9, 0, 0, 0, 1, 8000),
+            "990200001": AreaFigures(
+                {"cases": 40, "people": 90, "per_1000": 40 / 12, "resolution_rate": 0.75,
+                 "overdue": 3, "satisfaction_rate": 0.95, "repeats": 4},
+                12000,
+            ),
+            "990200002": AreaFigures(
+                {"cases": 10, "people": 12, "per_1000": 1.25, "resolution_rate": 0.9,
+                 "overdue": 0, "satisfaction_rate": None, "repeats": 1},
+                8000,
+            ),
         },
         drill={
             "990200001": "/maps/?map=heat&area=990200001",

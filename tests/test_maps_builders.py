@@ -26,6 +26,7 @@ from webapp.maps.figures import (
     colour_for,
 )
 from webapp.maps.queries import HotSpotAnalysis
+from webapp.stats import figures as stats_figures
 
 ROOT = assets.__file__.rsplit("/webapp/", 1)[0]
 
@@ -57,14 +58,18 @@ def hotspot_analysis(per_1000=False):
     return HotSpotAnalysis(result, COUNTY, COUNTY.level, 2, per_1000)
 
 
+def case_href(case_id: int) -> str:
+    return f"/cases/{case_id}"
+
+
 def all_maps(f=None):
     f = f or frame()
     return {
         "heat": builders.heat_map(f, lattice()),
-        "choropleth": builders.choropleth_map(f, "resolution"),
+        "choropleth": builders.choropleth_map(f, "resolution_rate"),
         "hotspots": builders.hotspot_map(f, hotspot_analysis()),
-        "cases": builders.cases_map(f, 2, points()),
-        "cases-aggregated": builders.cases_map(f, 50_000, None),
+        "cases": builders.cases_map(f, 2, points(), case_href),
+        "cases-aggregated": builders.cases_map(f, 50_000, None, case_href),
     }
 
 
@@ -225,7 +230,7 @@ def test_heat_map_ships_a_lattice_not_points():
     # Areas drawn with their tooltip and drill-down; the outline on top.
     areas = geojson_layers(m)[-1]
     assert [f["properties"]["to"] for f in areas.data["features"]] == ["0", "1"]
-    assert {f["properties"]["f_count"] for f in areas.data["features"]} == {"40", "10"}
+    assert {f["properties"]["f_cases"] for f in areas.data["features"]} == {"40", "10"}
 
 
 def test_heat_levels_scale_to_the_95th_percentile():
@@ -240,16 +245,17 @@ def test_choropleth_classes_legend_and_tooltip():
     props = {f["properties"]["code"]: f["properties"] for f in areas.data["features"]}
     # 化解率: 30/40 = 75 %, 9/10 = 90 %; the better area gets the lighter colour.
     assert (
-        props["990200001"]["f_resolution"] == "75.0%"
-        and props["990200002"]["f_resolution"] == "90.0%"
+        props["990200001"]["f_resolution_rate"] == "75.0%"
+        and props["990200002"]["f_resolution_rate"] == "90.0%"
     )
     assert props["990200001"]["style"]["fillColor"] == SEQUENTIAL[-1]
     assert props["990200002"]["style"]["fillColor"] == SEQUENTIAL[0]
-    assert props["990200002"]["f_satisfaction"] == "—"  # no follow-up: no rate
+    assert props["990200002"]["f_satisfaction_rate"] == "—"  # no follow-up: no rate
     assert props["990200001"]["population"] == "12,000"
     tooltip = [c for c in areas._children.values() if isinstance(c, folium.GeoJsonTooltip)][0]
     assert (
-        tooltip.fields[:3] == ["name", "f_resolution", "f_count"] and tooltip.aliases[1] == "化解率"
+        tooltip.fields[:3] == ["name", "f_resolution_rate", "f_cases"]
+        and tooltip.aliases[1] == "化解率"
     )
     legend = [
         c
@@ -260,39 +266,30 @@ def test_choropleth_classes_legend_and_tooltip():
 
 
 def test_colour_classes():
-    fig = FIGURES["count"]
+    fig = FIGURES["cases"]
     values = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, None]
     classes = colour_classes(fig, values)
     assert len(classes) == 5 and classes[0].lower == 0 and classes[-1].upper == 55
     assert [c.colour for c in classes] == list(SEQUENTIAL)
     assert colour_for(55, classes) == SEQUENTIAL[-1] and colour_for(0, classes) == SEQUENTIAL[0]
     assert colour_for(None, classes) == "#d9d9d9"
-    rate = colour_classes(FIGURES["resolution"], [50.0, 60.0, 70.0, 80.0, 90.0, 100.0])
+    rate = colour_classes(FIGURES["resolution_rate"], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
     assert (
         rate[0].colour == SEQUENTIAL[-1] and rate[-1].colour == SEQUENTIAL[0]
     )  # low rate is worst
     assert class_breaks([4, 4, 4]) == [4.0, 4.0] and class_breaks([None]) == []
 
 
-def test_figures_are_defined_as_in_the_domain():
-    f = AreaFigures(
-        raised=40,
-        people=90,
-        resolved=30,
-        overdue=3,
-        followed_up=20,
-        satisfied=19,
-        repeats=4,
-        population=8000,
-    )
-    assert f.value("count") == 40 and f.value("per1000") == 5.0 and f.value("resolution") == 75.0
-    assert f.value("overdue") == 3 and f.value("satisfaction") == 95.0 and f.value("repeat") == 4
-    empty = AreaFigures(population=None)
-    assert (
-        empty.value("per1000") is None
-        and empty.value("resolution") is None
-        and empty.value("satisfaction") is None
-    )
+def test_a_maps_figures_are_the_statistics_figures():
+    """Names, units and definitions come from webapp.stats.figures; the map only formats them."""
+    for key, fig in FIGURES.items():
+        assert fig.definition is stats_figures.BY_KEY[key]
+        assert fig.label == stats_figures.BY_KEY[key].name and fig.unit == stats_figures.BY_KEY[key].unit
+    assert FIGURES["resolution_rate"].format(0.75) == "75.0%" and FIGURES["cases"].format(1234) == "1,234"
+    assert FIGURES["per_1000"].format(2.5) == "2.50" and FIGURES["satisfaction_rate"].format(None) == "—"
+    f = AreaFigures({"cases": 40, "people": 90, "satisfaction_rate": None}, 8000)
+    assert f.cases == 40 and f.people == 90 and f.value("satisfaction_rate") is None
+    assert AreaFigures().cases == 0 and AreaFigures().value("overdue") is None
 
 
 def test_hot_spot_map_bins_legend_and_tooltip():
@@ -367,7 +364,7 @@ def test_tiles_are_the_only_other_host_and_their_attribution_is_escaped():
             "MAP_TILE_ATTRIBUTION": "<b onmouseover=alert(1)>x</b>",
         }
     )
-    m = builders.choropleth_map(frame(basemap=bm), "count")
+    m = builders.choropleth_map(frame(basemap=bm), "cases")
     html = assets.render_document(m, allowed_hosts=bm.hosts)
     assert hosts_in(html) == {"tiles.example.org"}
     assert "<b onmouseover" not in html
@@ -390,7 +387,7 @@ def test_a_gcj02_base_map_shifts_a_case_onto_the_right_street():
     ref_lon, ref_lat = wgs2gcj(lon, lat)
     p = points()[0]
     moved = type(p)(p.id, p.number, "t", "c", p.status, lon, lat, False)
-    m = builders.cases_map(frame(basemap=basemap_from_config(AMAP)), 1, [moved])
+    m = builders.cases_map(frame(basemap=basemap_from_config(AMAP)), 1, [moved], case_href)
     cluster = [c for c in m._children.values() if isinstance(c, MarkerCluster)][0]
     got_lat, got_lon = cluster.data[0][:2]
     assert distance_m(got_lon, got_lat, ref_lon, ref_lat) < 1.0
@@ -398,7 +395,7 @@ def test_a_gcj02_base_map_shifts_a_case_onto_the_right_street():
         distance_m(got_lon, got_lat, lon, lat) > 100
     )  # it did move (GCJ-02 is hundreds of metres off)
     # Without a GCJ-02 base map nothing moves.
-    plain = builders.cases_map(frame(), 1, [moved])
+    plain = builders.cases_map(frame(), 1, [moved], case_href)
     data = [c for c in plain._children.values() if isinstance(c, MarkerCluster)][0].data[0]
     assert distance_m(data[1], data[0], lon, lat) < 0.2
 
@@ -423,7 +420,7 @@ def test_a_gcj02_base_map_shifts_boundaries_bubbles_and_heat():
             glon, glat = wgs84_to_gcj02(clon, clat)
             worst = max(worst, distance_m(clon + dlon, clat + dlat, float(glon), float(glat)))
     assert worst < 1.0
-    bubbles = builders.cases_map(frame(basemap=bm), 10_000, None)
+    bubbles = builders.cases_map(frame(basemap=bm), 10_000, None, case_href)
     row = [c for c in bubbles._children.values() if type(c).__name__ == "AreaBubbles"][0].rows[0]
     label = features()["features"][0]["properties"]["label"]
     assert distance_m(row[1], row[0], *wgs2gcj(*label)) < 1.0

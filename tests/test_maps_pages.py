@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -14,6 +14,8 @@ from webapp.auth.permissions import case_scope_sql
 from webapp.grid.models import AreaLevel
 from webapp.hotspots.queries import CaseFilter, hot_spots
 from webapp.maps import queries
+from webapp.maps.params import LOCAL_TZ
+from webapp.stats.queries import Filters, Period
 
 KINDS = ["heat", "choropleth", "hotspots", "cases"]
 FILTERS = [
@@ -24,11 +26,11 @@ FILTERS = [
     "&status=open",
     "&status=done&status=concluded",
     "&weight=cases",
-    "&figure=per1000",
-    "&figure=resolution",
+    "&figure=per_1000",
+    "&figure=resolution_rate",
     "&figure=overdue",
-    "&figure=satisfaction",
-    "&figure=repeat",
+    "&figure=satisfaction_rate",
+    "&figure=repeats",
     "&level=village",
     "&level=grid",
     "&hs_level=village",
@@ -116,17 +118,17 @@ def test_bad_input_is_a_400_in_chinese(client, login, query):
 
 def test_drill_down_links_and_the_way_back(client, login, demo_areas):
     login("county_staff")
-    html = frame_of(client, "map=choropleth&figure=resolution").get_data(as_text=True)
+    html = frame_of(client, "map=choropleth&figure=resolution_rate").get_data(as_text=True)
     # Each township opens its own map, with the same figure.
     hrefs = re.search(r"var hrefs = (\{.*?\})", html).group(1).replace("\\u0026", "&")
-    assert '"/maps/?map=choropleth&area=410726100&figure=resolution"' in hrefs
+    assert '"/maps/?map=choropleth&area=410726100&figure=resolution_rate"' in hrefs
     assert hrefs.count("/maps/?") == 12
     page = client.get(
-        f"/maps/?map=choropleth&figure=resolution&area={demo_areas['village_informant']}"
+        f"/maps/?map=choropleth&figure=resolution_rate&area={demo_areas['village_informant']}"
     )
     body = page.get_data(as_text=True)
     back = re.search(r'<a class="map-back" href="([^"]+)"', body).group(1).replace("&amp;", "&")
-    assert f"area={demo_areas['township_leader']}&" in back and "figure=resolution" in back
+    assert f"area={demo_areas['township_leader']}&" in back and "figure=resolution_rate" in back
     assert body.count('href="/maps/?map=choropleth') >= 3  # breadcrumb: county and township, tabs
 
 
@@ -167,57 +169,60 @@ def test_a_township_leader_sees_only_their_township(client, login, session, demo
     assert "延津县" not in re.search(r'<nav class="breadcrumb".*?</nav>', page, re.S).group(0)
 
 
+ALL_TIME = Period(date(2000, 1, 1), date(2100, 1, 1))
+
+
 def test_figures_count_only_the_cases_in_scope(session, make_user, demo_areas):
     leader = make_user("township_leader")
     in_charge = make_user("leader_in_charge")
     cf = CaseFilter()
     county = queries.area_info(session, "410726")
-    mine = queries.area_figures(
-        session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(in_charge)
-    )
-    assert sum(f.raised for f in mine.values()) == 0  # no case is theirs yet
+
+    def figures(level, within, user):
+        return queries.area_figures(session, level, within, ALL_TIME, Filters(), case_scope_sql(user))
+
+    mine = figures(AreaLevel.TOWNSHIP, "410726", in_charge)
+    assert sum(f.cases for f in mine.values()) == 0  # no case is theirs yet
     session.execute(
         text(
             "UPDATE cases SET leader_id = :u WHERE id IN (SELECT id FROM cases ORDER BY id LIMIT 7)"
         ),
         {"u": in_charge.id},
     )
-    mine = queries.area_figures(
-        session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(in_charge)
-    )
-    assert sum(f.raised for f in mine.values()) == 7
+    mine = figures(AreaLevel.TOWNSHIP, "410726", in_charge)
+    assert sum(f.cases for f in mine.values()) == 7
     heat = queries.heat_lattice(session, county, 500, cf, case_scope_sql(in_charge))
     assert heat.cases == 7
-    own = queries.area_figures(
-        session, AreaLevel.VILLAGE, demo_areas["township_leader"], cf, case_scope_sql(leader)
-    )
+    own = figures(AreaLevel.VILLAGE, demo_areas["township_leader"], leader)
     expected = session.execute(
         text("SELECT count(*) FROM cases WHERE township_code = :t"),
         {"t": demo_areas["township_leader"]},
     ).scalar_one()
-    assert sum(f.raised for f in own.values()) == expected > 0
+    assert sum(f.cases for f in own.values()) == expected > 0
 
 
 def test_figures_agree_with_plain_counts(session, make_user):
     staff = make_user("county_staff")
     since = datetime.now(UTC) - timedelta(days=400)
-    cf = CaseFilter(date_from=since)
-    figs = queries.area_figures(session, AreaLevel.TOWNSHIP, "410726", cf, case_scope_sql(staff))
+    period = Period(since.astimezone(LOCAL_TZ).date(), date(2100, 1, 1))
+    figs = queries.area_figures(
+        session, AreaLevel.TOWNSHIP, "410726", period, Filters(), case_scope_sql(staff)
+    )
+    start = datetime.combine(period.start, datetime.min.time(), LOCAL_TZ)
     row = session.execute(
         text("""
-        SELECT count(*), count(*) FILTER (WHERE status IN ('resolved','closed')),
+        SELECT count(*) FILTER (WHERE reported_at >= :s),
+               count(*) FILTER (WHERE reported_at >= :s AND status IN ('resolved','closed')),
+               -- overdue is a stock: every open case past its deadline, whenever raised
                count(*) FILTER (WHERE concluded_at IS NULL AND due_at < now()
                                 AND status NOT IN ('resolved','closed','not_accepted')),
-               count(*) FILTER (WHERE satisfaction IS NOT NULL),
-               count(*) FILTER (WHERE satisfaction IN ('satisfied','basically')),
-               count(*) FILTER (WHERE NOT is_first), sum(people_count)
-        FROM cases WHERE reported_at >= :s"""),
-        {"s": since},
+               count(*) FILTER (WHERE reported_at >= :s AND NOT is_first),
+               coalesce(sum(people_count) FILTER (WHERE reported_at >= :s), 0)
+        FROM cases"""),
+        {"s": start},
     ).one()
-    total = [
-        sum(getattr(f, k) for f in figs.values())
-        for k in ("raised", "resolved", "overdue", "followed_up", "satisfied", "repeats", "people")
-    ]
+    keys = ("cases", "resolved", "overdue", "repeats", "people")
+    total = [sum(f.values[k] for f in figs.values()) for k in keys]
     assert total == list(row) and row[0] > 0 and 0 < row[1] < row[0]
     assert len(figs) == 12 and all(f.population for f in figs.values())
 
@@ -361,7 +366,7 @@ def add_cases(session, n: int, seed: int = 11, village: str | None = None) -> in
 SIZE_QUERIES = [
     "map=heat&from=2020-01-01",
     "map=heat&area=410726100&from=2020-01-01",
-    "map=choropleth&from=2020-01-01&figure=resolution",
+    "map=choropleth&from=2020-01-01&figure=resolution_rate",
     "map=choropleth&from=2020-01-01&level=grid",
     "map=hotspots&from=2020-01-01",
     "map=cases&from=2020-01-01",

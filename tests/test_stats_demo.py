@@ -120,6 +120,7 @@ def oracle(session, period: Period, backlog_years: int = 3) -> dict[str, dict]:
             if not in_p:
                 continue
             o["cases"] += 1
+            o["people"] += c["people_count"]
             if c["channel"] == "visit":
                 o["visit_batches"] += c["batch_count"]
                 o["visit_persons"] += c["batch_count"] * c["people_count"]

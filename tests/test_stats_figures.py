@@ -43,6 +43,7 @@ NO_FILTERS = Filters()
 # figure: (township A, township B, county)
 EXPECTED = {
     "cases": (4, 5, 9),
+    "people": (6 + 1 + 1 + 2, 8 + 1 + 2 + 1 + 1, 23),
     "visit_batches": (3, 4, 7),
     "visit_persons": (13, 25, 38),
     "per_1000": (4 / 6000 * 1000, 5 / 4000 * 1000, 9 / 10000 * 1000),

@@ -9,8 +9,8 @@ import folium
 import folium.plugins
 import pytest
 
+from webapp.maps.assets import KNOWN_CSS, KNOWN_JS, AssetPrefixes, ForeignAsset, use_local_assets
 from webapp.visits.builders import MapRoute, MapStop, PlanMap, plan_map
-from webapp.visits.mapassets import UnknownAsset, use_local_assets
 
 EVIL = "</script><img src=x onerror=alert(1)>`${document.cookie}`"
 OUTLINE = {
@@ -62,13 +62,13 @@ def render(m) -> str:
 
 
 def test_only_local_assets_are_linked():
-    html = render(plan_map(_data()))
-    links = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
-    assert sorted(set(links)) == [
-        "/vendor/jquery/dist/jquery.min.js",
-        "/vendor/leaflet/dist/leaflet.css",
-        "/vendor/leaflet/dist/leaflet.js",
-    ]
+    """The maps module's one table of local files, under the prefixes the app serves them at."""
+    prefixes = AssetPrefixes("/root/vendor/", "/root/static/")
+    html = render(plan_map(_data(), prefixes))
+    links = set(re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html))
+    known = {prefixes.url(a) for a in (*KNOWN_JS.values(), *KNOWN_CSS.values())}
+    assert links <= known
+    assert {"/root/vendor/leaflet/dist/leaflet.js", "/root/vendor/leaflet/dist/leaflet.css"} <= links
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", html)
 
 
@@ -103,6 +103,6 @@ def test_folium_defaults_are_left_alone():
 
 def test_an_unknown_asset_fails_loudly():
     m = folium.Map(tiles=None)
-    folium.plugins.MarkerCluster().add_to(m)
-    with pytest.raises(UnknownAsset):
+    folium.plugins.Draw().add_to(m)
+    with pytest.raises(ForeignAsset):
         use_local_assets(m)

@@ -420,3 +420,103 @@ def test_two_copies_sent_at_once_are_recorded_once(live_app, live_user, busy_pla
             == 1
         )
         s.close()
+
+
+# -- through the case workflow --------------------------------------------------------------
+
+
+def test_a_follow_up_visit_is_the_workflows_follow_up_action(session, field):
+    """Lock, rules, version, event and audit: the same path as the case page's 回访 form."""
+    case_id = field["case_id"]
+    sent = inp(session, outcome="done", satisfaction="dissatisfied")
+    first = outcomes.record_outcome(session, field["worker"], field["follow_up"].id, sent)
+    assert first.follow_up == outcomes.FollowUp(True)
+    audit = session.execute(
+        text(
+            "SELECT user_id, detail FROM audit_log WHERE action = 'case_action' AND case_id = :i"
+        ),
+        {"i": case_id},
+    ).all()
+    assert [(a.user_id, a.detail["action"], a.detail["to"]) for a in audit] == [
+        (field["worker"].id, "follow_up", "concluded")
+    ]
+    event = session.execute(
+        text("SELECT note, data FROM case_events WHERE case_id = :i AND action = 'follow_up'"),
+        {"i": case_id},
+    ).one()
+    assert event.note == "入户回访：不满意"  # no note typed: the default
+    assert event.data == {
+        "satisfaction": "dissatisfied",
+        "method": "visit",
+        "visit_id": first.visit_id,
+        "plan_id": field["plan"].id,
+        "stop_id": field["follow_up"].id,
+    }
+    # A resend says what the first copy did, and does nothing again.
+    again = outcomes.record_outcome(session, field["worker"], field["follow_up"].id, sent)
+    assert again.follow_up == outcomes.FollowUp(True) and not again.created
+    assert again.as_dict()["follow_up"] == {"applied": True, "code": None, "message": None}
+
+
+def test_the_rules_decide_whether_a_visit_is_a_follow_up(session, field):
+    """The case moved on after the plan was made: the visit is recorded, the case is not touched."""
+    case_id = field["case_id"]
+    session.execute(
+        text(
+            "UPDATE cases SET status = 'resolved', resolved_at = now(), satisfaction = 'satisfied' "
+            "WHERE id = :i"
+        ),
+        {"i": case_id},
+    )
+    version = _count(session, "SELECT version FROM cases WHERE id = :i", i=case_id)
+    sent = inp(session, outcome="done", satisfaction="basically")
+    got = outcomes.record_outcome(session, field["worker"], field["follow_up"].id, sent)
+    assert got.created and not got.follow_up.applied
+    assert got.follow_up.code == "action_not_allowed" and "已化解" in got.follow_up.message
+    row = session.execute(
+        text("SELECT version, satisfaction FROM cases WHERE id = :i"), {"i": case_id}
+    ).one()
+    assert (row.version, row.satisfaction) == (version, "satisfied")
+    assert not _count(
+        session,
+        "SELECT count(*) FROM case_events WHERE case_id = :i AND action = 'follow_up'",
+        i=case_id,
+    )
+    assert _count(session, "SELECT state FROM visit_stops WHERE id = :i", i=field["follow_up"].id) == "done"
+    resent = outcomes.record_outcome(session, field["worker"], field["follow_up"].id, sent)
+    assert resent.follow_up == outcomes.FollowUp(False)
+
+
+def test_a_follow_up_outside_the_visitors_scope_is_not_written(session, field, make_user, busy_place):
+    """Scope is the case workflow's too: a stop handed to someone who may not see the case."""
+    other = make_user("grid_worker", busy_place.other_grid)
+    session.execute(
+        text("UPDATE visit_stops SET user_id = :u WHERE id = :s"),
+        {"u": other.id, "s": field["follow_up"].id},
+    )
+    got = outcomes.record_outcome(
+        session, other, field["follow_up"].id, inp(session, outcome="done", satisfaction="satisfied")
+    )
+    assert got.created and got.follow_up.code == "not_found"
+    assert _count(session, "SELECT satisfaction FROM cases WHERE id = :i", i=field["case_id"]) is None
+
+
+def test_follow_up_stops_are_those_the_workflow_takes_a_follow_up_in():
+    from webapp.cases.workflow import TRANSITIONS, Action
+    from webapp.visits import queries
+
+    assert queries.FOLLOW_UP_FROM == set(TRANSITIONS[Action.FOLLOW_UP])
+    assert "l.status IN {follow_up_from} AS follow_up" in queries.CASE_FACTS_SQL
+
+
+def test_a_new_problem_is_stored_with_its_reporter_and_first_deadline(session, field):
+    """insert_case sets the reporter and the first deadline itself (no UPDATE afterwards)."""
+    category = _count(session, "SELECT id FROM categories WHERE code = 'fire_safety'")
+    sent = inp(session, outcome="done", problem={"title": "电动车楼道充电", "category_id": category})
+    got = outcomes.record_outcome(session, field["worker"], field["plain"].id, sent)
+    row = session.execute(
+        text("SELECT reporter_id, due_at, reported_at, status FROM cases WHERE number = :n"),
+        {"n": got.new_case_number},
+    ).one()
+    assert row.reporter_id == field["worker"].id and row.status == "registered"
+    assert row.due_at is not None and row.due_at > row.reported_at

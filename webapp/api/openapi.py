@@ -1,18 +1,21 @@
 """The OpenAPI 3 description of ``/api/v1``, kept next to the endpoints it describes.
 
 Public (it holds no data), so that clients and fuzzers can read it before they have a
-token. ``tests/test_api_fuzz.py`` checks every answer of the app against it.
-``/api/v1/stats`` belongs to the statistics feature and is described there when it
-exists.
+token. ``tests/test_api_fuzz.py`` checks every answer of the app against it, and
+``tests/test_api.py`` that it names every endpoint served under ``/api/v1``. The
+field (``/field/*``) and visits (``/visits/*``) operations are described by their
+features (``webapp/field/openapi.py``, ``webapp/visits/openapi.py``) with the helpers
+below, and merged here.
 """
 
 from __future__ import annotations
 
 from webapp.cases.vocab import CaseClass, Channel, Status
+from webapp.config import DEFAULTS
 from webapp.grid.models import AreaLevel
 
 
-def _ref(name: str) -> dict:
+def ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -21,6 +24,7 @@ def _nullable(schema: dict) -> dict:
 
 
 STR = {"type": "string"}
+UUID = {"type": "string", "format": "uuid"}
 INT = {"type": "integer"}
 NUM = {"type": "number"}
 BOOL = {"type": "boolean"}
@@ -33,25 +37,52 @@ ERROR_RESPONSES = {
 }
 
 
-def _error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+# The pages' own JSON endpoints take the browser's session (and its CSRF token on
+# POST) as well as a bearer token; see :func:`security_for`.
+SESSION_COOKIE = DEFAULTS["SESSION_COOKIE_NAME"]
 
 
-def _query(name: str, description: str, schema: dict, **extra) -> dict:
+def security_for(method: str) -> list[dict]:
+    """Security of an operation the phone pages and machine clients both call.
+
+    Either a bearer token, or the session cookie (plus the ``X-CSRF-Token`` header
+    when the method changes something).
+    """
+    session = {"sessionCookie": []}
+    if method.upper() != "GET":
+        session["csrfHeader"] = []
+    return [{"bearerAuth": []}, session]
+
+
+def error_response(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def json_response(description: str, schema: str) -> dict:
+    """An answer with a JSON body of the component schema ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def created_or_resent(schema: str, created: str, resent: str) -> dict:
+    """The answers of an idempotent POST: 201 the first time, 200 with the same body for a resend."""
+    return {"201": json_response(created, schema), "200": json_response(resent, schema)}
+
+
+def query(name: str, description: str, schema: dict, **extra) -> dict:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema, **extra}
 
 
 CASE_FILTERS = [
-    _query(
+    query(
         "bbox", "西,南,东,北 (WGS84). Bounding box west,south,east,north.",
         {"type": "string", "example": "114.1,35.2,114.3,35.3"}, explode=False,
     ),
-    _query("area", "区划代码：县 6 位、乡镇 9 位、村 12 位，或网格代码。Area code of any level.", AREA_CODE),
-    _query("from", "登记时间起（含）：日期或 ISO 8601 时间。Reported on or after.", {"type": "string", "example": "2026-01-01"}),
-    _query("to", "登记时间止：日期（含当天）或时间（不含）。Reported before (a date includes that day).", {"type": "string", "example": "2026-03-31"}),
-    _query("category", "类别代码，逗号分隔。Category codes, comma-separated.", {"type": "string", "example": "land_acquisition,migrant_wages"}),
-    _query("status", "状态，逗号分隔。Statuses, comma-separated: " + ", ".join(s.value for s in Status), {"type": "string", "example": "registered,in_progress"}),
-    _query("channel", "渠道，逗号分隔。Channels, comma-separated: " + ", ".join(c.value for c in Channel), {"type": "string", "example": "visit"}),
+    query("area", "区划代码：县 6 位、乡镇 9 位、村 12 位，或网格代码。Area code of any level.", AREA_CODE),
+    query("from", "登记时间起（含）：日期或 ISO 8601 时间。Reported on or after.", {"type": "string", "example": "2026-01-01"}),
+    query("to", "登记时间止：日期（含当天）或时间（不含）。Reported before (a date includes that day).", {"type": "string", "example": "2026-03-31"}),
+    query("category", "类别代码，逗号分隔。Category codes, comma-separated.", {"type": "string", "example": "land_acquisition,migrant_wages"}),
+    query("status", "状态，逗号分隔。Statuses, comma-separated: " + ", ".join(s.value for s in Status), {"type": "string", "example": "registered,in_progress"}),
+    query("channel", "渠道，逗号分隔。Channels, comma-separated: " + ", ".join(c.value for c in Channel), {"type": "string", "example": "visit"}),
 ]
 
 CASE_PROPERTIES = {
@@ -157,7 +188,7 @@ def _schemas() -> dict:
         "CategoryList": {
             "type": "object",
             "required": ["items"],
-            "properties": {"items": {"type": "array", "items": _ref("Category")}},
+            "properties": {"items": {"type": "array", "items": ref("Category")}},
         },
         "Located": {
             "type": "object",
@@ -186,7 +217,7 @@ def _schemas() -> dict:
                 "type": {"type": "string", "enum": ["Feature"]},
                 "id": STR,
                 "bbox": {"type": "array", "items": NUM, "minItems": 4, "maxItems": 4},
-                "geometry": {**_ref("MultiPolygon"), "nullable": True},
+                "geometry": {**ref("MultiPolygon"), "nullable": True},
                 "properties": {
                     "type": "object",
                     "required": ["code", "name", "level", "parent_code", "population", "households", "area_m2", "label_point"],
@@ -208,7 +239,7 @@ def _schemas() -> dict:
             "required": ["type", "features"],
             "properties": {
                 "type": {"type": "string", "enum": ["FeatureCollection"]},
-                "features": {"type": "array", "items": _ref("AreaFeature")},
+                "features": {"type": "array", "items": ref("AreaFeature")},
             },
         },
         "Case": {
@@ -220,7 +251,7 @@ def _schemas() -> dict:
             "type": "object",
             "required": ["items", "limit", "next_cursor"],
             "properties": {
-                "items": {"type": "array", "items": _ref("Case")},
+                "items": {"type": "array", "items": ref("Case")},
                 "limit": INT,
                 "next_cursor": {**STR, "nullable": True, "description": "下一页的 cursor；null 表示没有更多。"},
             },
@@ -244,14 +275,14 @@ def _schemas() -> dict:
             "required": ["type", "features", "limit", "next_cursor"],
             "properties": {
                 "type": {"type": "string", "enum": ["FeatureCollection"]},
-                "features": {"type": "array", "items": _ref("CaseFeature")},
+                "features": {"type": "array", "items": ref("CaseFeature")},
                 "limit": INT,
                 "next_cursor": _nullable(STR),
             },
         },
         "CaseDetail": {
             "allOf": [
-                _ref("Case"),
+                ref("Case"),
                 {
                     "type": "object",
                     "required": ["description", "batch_count", "is_first", "repeat_of_id", "accepted_at", "concluded_at", "updated_at", "events"],
@@ -293,8 +324,13 @@ def _schemas() -> dict:
 
 def openapi_document(server: str = "") -> dict:
     """Return the OpenAPI 3.0 document of ``/api/v1`` for a server at ``server``."""
+    # Imported here: the features' descriptions use this module's helpers.
+    from webapp.field import openapi as field_openapi
+    from webapp.visits import openapi as visits_openapi
+
     read_errors = {**ERROR_RESPONSES}
-    return {
+    features = (field_openapi, visits_openapi)
+    doc = {
         "openapi": "3.0.3",
         "info": {
             "title": "GridCase 网格信访 API",
@@ -304,7 +340,10 @@ def openapi_document(server: str = "") -> dict:
                 "（`flask --app webapp user token 用户名`）；所见范围与网页相同，信访人信息除经办人外一律打码。\n\n"
                 "Areas, cases and locating over REST/GeoJSON (RFC 7946). Authenticate with a bearer token; "
                 "every scope rule of the web pages holds, and the petitioner's data is masked unless the "
-                "token's user handles the case. Errors are `{\"error\": {\"code\", \"message\", \"message_en\"}}`."
+                "token's user handles the case. Errors are `{\"error\": {\"code\", \"message\", \"message_en\"}}`.\n\n"
+                "现场上报（/field/*）与入户走访（/visits/*）同时供手机页面使用：也接受登录会话的 Cookie，"
+                "POST 时须带 X-CSRF-Token 头。Field reporting (/field/*) and visits (/visits/*) also accept the "
+                "session cookie of the phone pages, with the X-CSRF-Token header on POST."
             ),
         },
         "servers": [{"url": f"{server}/api/v1"}],
@@ -319,9 +358,9 @@ def openapi_document(server: str = "") -> dict:
                         {"name": "lat", "in": "query", "required": True, "schema": {"type": "number", "minimum": -90, "maximum": 90}},
                     ],
                     "responses": {
-                        "200": {"description": "所在网格", "content": {"application/json": {"schema": _ref("Located")}}},
+                        "200": {"description": "所在网格", "content": {"application/json": {"schema": ref("Located")}}},
                         **read_errors,
-                        "404": _error("不在本县任何网格内 (outside_county)"),
+                        "404": error_response("不在本县任何网格内 (outside_county)"),
                     },
                 }
             },
@@ -330,7 +369,7 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "listCategories",
                     "summary": "问题类别 (categories)",
                     "responses": {
-                        "200": {"description": "类别", "content": {"application/json": {"schema": _ref("CategoryList")}}},
+                        "200": {"description": "类别", "content": {"application/json": {"schema": ref("CategoryList")}}},
                         "401": {"$ref": "#/components/responses/Unauthorized"},
                     },
                 }
@@ -340,15 +379,15 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "listAreas",
                     "summary": "区划及边界（本人辖区及以下）(areas within the user's area, as GeoJSON)",
                     "parameters": [
-                        _query("level", "层级 (level)", {"type": "string", "enum": [lv.value for lv in AreaLevel]}),
-                        _query("parent", "上级区划代码 (parent area code)", AREA_CODE),
-                        _query("tolerance", "边界简化容差，米 (simplification tolerance in metres)", {"type": "number", "minimum": 0, "maximum": 10000}),
-                        _query("geometry", "是否返回边界 (include geometry)", {"type": "string", "enum": ["true", "false"]}),
+                        query("level", "层级 (level)", {"type": "string", "enum": [lv.value for lv in AreaLevel]}),
+                        query("parent", "上级区划代码 (parent area code)", AREA_CODE),
+                        query("tolerance", "边界简化容差，米 (simplification tolerance in metres)", {"type": "number", "minimum": 0, "maximum": 10000}),
+                        query("geometry", "是否返回边界 (include geometry)", {"type": "string", "enum": ["true", "false"]}),
                     ],
                     "responses": {
-                        "200": {"description": "GeoJSON FeatureCollection", "content": {"application/geo+json": {"schema": _ref("AreaCollection")}}},
+                        "200": {"description": "GeoJSON FeatureCollection", "content": {"application/geo+json": {"schema": ref("AreaCollection")}}},
                         **read_errors,
-                        "404": _error("上级区划不存在或不在辖区内 (parent not found or out of scope)"),
+                        "404": error_response("上级区划不存在或不在辖区内 (parent not found or out of scope)"),
                     },
                 }
             },
@@ -358,13 +397,13 @@ def openapi_document(server: str = "") -> dict:
                     "summary": "一个区划及其边界 (one area)",
                     "parameters": [
                         {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
-                        _query("tolerance", "边界简化容差，米", {"type": "number", "minimum": 0, "maximum": 10000}),
-                        _query("geometry", "是否返回边界", {"type": "string", "enum": ["true", "false"]}),
+                        query("tolerance", "边界简化容差，米", {"type": "number", "minimum": 0, "maximum": 10000}),
+                        query("geometry", "是否返回边界", {"type": "string", "enum": ["true", "false"]}),
                     ],
                     "responses": {
-                        "200": {"description": "GeoJSON Feature", "content": {"application/geo+json": {"schema": _ref("AreaFeature")}}},
+                        "200": {"description": "GeoJSON Feature", "content": {"application/geo+json": {"schema": ref("AreaFeature")}}},
                         **read_errors,
-                        "404": _error("不存在或不在辖区内 (not found or out of scope)"),
+                        "404": error_response("不存在或不在辖区内 (not found or out of scope)"),
                     },
                 }
             },
@@ -374,17 +413,17 @@ def openapi_document(server: str = "") -> dict:
                     "summary": "案件列表，最新在前，按游标翻页 (cases, newest first, keyset pages)",
                     "parameters": [
                         *CASE_FILTERS,
-                        _query("limit", "每页条数 (page size)", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
-                        _query("cursor", "上一页返回的 next_cursor", {"type": "string"}),
-                        _query("format", "json（默认）或 geojson", {"type": "string", "enum": ["json", "geojson"]}),
+                        query("limit", "每页条数 (page size)", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+                        query("cursor", "上一页返回的 next_cursor", {"type": "string"}),
+                        query("format", "json（默认）或 geojson", {"type": "string", "enum": ["json", "geojson"]}),
                     ],
                     "responses": {
                         "200": {
                             "description": "一页案件；Link 头给出下一页",
                             "headers": {"Link": {"schema": {"type": "string"}, "description": 'rel="next"'}},
                             "content": {
-                                "application/json": {"schema": _ref("CaseList")},
-                                "application/geo+json": {"schema": _ref("CaseCollection")},
+                                "application/json": {"schema": ref("CaseList")},
+                                "application/geo+json": {"schema": ref("CaseCollection")},
                             },
                         },
                         **read_errors,
@@ -407,18 +446,18 @@ def openapi_document(server: str = "") -> dict:
                             "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
                         }
                     ],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewCase")}}},
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("NewCase")}}},
                     "responses": {
                         "201": {
                             "description": "已登记（或重放的首次结果）",
                             "headers": {"Location": {"schema": {"type": "string"}}},
-                            "content": {"application/json": {"schema": _ref("CaseDetail")}},
+                            "content": {"application/json": {"schema": ref("CaseDetail")}},
                         },
                         **read_errors,
-                        "403": _error("角色无权登记，或该渠道不允许 (role or channel not allowed)"),
-                        "413": _error("请求体过大 (payload too large)"),
-                        "415": _error("不是 application/json"),
-                        "422": _error("字段无效、类别未知、位置不在县内或辖区外，或幂等键已用于不同请求"),
+                        "403": error_response("角色无权登记，或该渠道不允许 (role or channel not allowed)"),
+                        "413": error_response("请求体过大 (payload too large)"),
+                        "415": error_response("不是 application/json"),
+                        "422": error_response("字段无效、类别未知、位置不在县内或辖区外，或幂等键已用于不同请求"),
                     },
                 },
             },
@@ -436,9 +475,9 @@ def openapi_document(server: str = "") -> dict:
                         }
                     ],
                     "responses": {
-                        "200": {"description": "案件", "content": {"application/json": {"schema": _ref("CaseDetail")}}},
+                        "200": {"description": "案件", "content": {"application/json": {"schema": ref("CaseDetail")}}},
                         **read_errors,
-                        "404": _error("不存在或无权查看 (not found or out of scope)"),
+                        "404": error_response("不存在或无权查看 (not found or out of scope)"),
                     },
                 }
             },
@@ -452,21 +491,21 @@ def openapi_document(server: str = "") -> dict:
                         "docs/stats.md). For township leaders, county staff, leaders in charge, planners and admins."
                     ),
                     "parameters": [
-                        _query("area", "区划代码（默认：本人辖区）", {"type": "string", "pattern": "^[0-9]{6,20}$"}),
-                        _query("level", "行的层级", {"type": "string", "enum": ["county", "town", "township", "village", "grid"]}),
-                        _query("by", "按区划、类别、渠道或月份分行", {"type": "string", "enum": ["area", "category", "channel", "month"]}),
-                        _query("from", "起始日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
-                        _query("to", "截止日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
-                        _query("as_of", "按该日结束时的状态统计", {"type": "string", "format": "date"}),
-                        _query("category", "类别代码，逗号分隔", {"type": "string"}),
-                        _query("channel", "渠道，逗号分隔", {"type": "string"}),
-                        _query("backlog_years", "积案年限（年）", {"type": "integer", "minimum": 1, "maximum": 30}),
+                        query("area", "区划代码（默认：本人辖区）", {"type": "string", "pattern": "^[0-9]{6,20}$"}),
+                        query("level", "行的层级", {"type": "string", "enum": ["county", "town", "township", "village", "grid"]}),
+                        query("by", "按区划、类别、渠道或月份分行", {"type": "string", "enum": ["area", "category", "channel", "month"]}),
+                        query("from", "起始日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
+                        query("to", "截止日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
+                        query("as_of", "按该日结束时的状态统计", {"type": "string", "format": "date"}),
+                        query("category", "类别代码，逗号分隔", {"type": "string"}),
+                        query("channel", "渠道，逗号分隔", {"type": "string"}),
+                        query("backlog_years", "积案年限（年）", {"type": "integer", "minimum": 1, "maximum": 30}),
                     ],
                     "responses": {
-                        "200": {"description": "指标", "content": {"application/json": {"schema": _ref("Stats")}}},
+                        "200": {"description": "指标", "content": {"application/json": {"schema": ref("Stats")}}},
                         **read_errors,
-                        "403": _error("角色无权查看统计 (forbidden_role)"),
-                        "404": _error("区划不存在或不在辖区内 (not found or out of scope)"),
+                        "403": error_response("角色无权查看统计 (forbidden_role)"),
+                        "404": error_response("区划不存在或不在辖区内 (not found or out of scope)"),
                     },
                 }
             },
@@ -485,12 +524,28 @@ def openapi_document(server: str = "") -> dict:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "flask --app webapp user token 用户名（令牌以 gc_ 开头，只显示一次）",
-                }
+                },
+                "sessionCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "登录网页后的会话（现场上报、走访页面所用）",
+                },
+                "csrfHeader": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRF-Token",
+                    "description": "会话的 CSRF 令牌（页面 <meta name=\"csrf-token\">，或 GET /field/session）；以令牌认证时不需要",
+                },
             },
             "responses": {
-                "BadRequest": _error("参数无效 (invalid parameter)"),
-                "Unauthorized": _error("未登录或令牌无效 (missing or invalid token)"),
+                "BadRequest": error_response("参数无效 (invalid parameter)"),
+                "Unauthorized": error_response("未登录或令牌无效 (missing or invalid token)"),
             },
             "schemas": _schemas(),
         },
     }
+    for feature in features:
+        doc["paths"].update(feature.paths())
+        doc["components"]["schemas"].update(feature.components())
+    return doc

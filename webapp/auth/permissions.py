@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_
 
-from webapp.auth.roles import Role
+from webapp.auth.roles import COUNTY_ROLES, Role
 from webapp.cases.models import Case
 
 if TYPE_CHECKING:
@@ -122,10 +122,78 @@ def may_reveal_personal_data(user: User, case: Case) -> bool:
     return user.role_enum in (Role.TOWNSHIP_LEADER, Role.ADMIN)
 
 
+# -- what each role may use ------------------------------------------------------
+# Views guard with these (``roles_required(*STATS_ROLES)``) or the functions below;
+# the navigation shows an entry to the roles that may use it.
+
+# Desk registration, ledger import, repeat links: the petition bureau's desk work.
+REGISTER_ROLES = COUNTY_ROLES
+# Field reports from a phone.
+FIELD_REPORT_ROLES = frozenset(
+    {Role.GRID_WORKER, Role.VILLAGE_INFORMANT, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF}
+)
+# Routine sweeps (排查): a grid worker for their grid, a village informant for each
+# grid of their village.
+SWEEP_FILER_ROLES = frozenset({Role.GRID_WORKER, Role.VILLAGE_INFORMANT})
+# Sweep coverage: everyone who looks after more than one grid.
+COVERAGE_ROLES = frozenset(
+    {Role.VILLAGE_INFORMANT, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.PLANNER, Role.ADMIN}
+)
+# Statistics (dashboard, API, exports) and the maps: the people who read figures.
+STATS_ROLES = frozenset(
+    {Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.LEADER_IN_CHARGE, Role.PLANNER, Role.ADMIN}
+)
+MAP_ROLES = STATS_ROLES
+# Door-to-door visits: who plans them (township leaders for their township), who walks them.
+VISIT_PLANNER_ROLES = frozenset(
+    {Role.PLANNER, Role.ADMIN, Role.COUNTY_STAFF, Role.TOWNSHIP_LEADER}
+)
+VISITOR_ROLES = frozenset(
+    {Role.GRID_WORKER, Role.VILLAGE_INFORMANT, Role.TOWNSHIP_LEADER, Role.LEADER_IN_CHARGE}
+)
+# The data exchange page (exports); importing ledgers is desk work.
+EXCHANGE_ROLES = frozenset({Role.COUNTY_STAFF, Role.PLANNER, Role.ADMIN})
+IMPORT_ROLES = REGISTER_ROLES
+
+
 def may_register_cases(user: User) -> bool:
     """Desk registration of visits, letters, online and hotline petitions."""
-    return user.role_enum in (Role.COUNTY_STAFF, Role.ADMIN)
+    return user.role_enum in REGISTER_ROLES
 
 
 def may_report_from_field(user: User) -> bool:
-    return user.role_enum in (Role.GRID_WORKER, Role.VILLAGE_INFORMANT, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF)
+    return user.role_enum in FIELD_REPORT_ROLES
+
+
+def files_sweeps(user: User) -> bool:
+    return user.role_enum in SWEEP_FILER_ROLES
+
+
+def may_see_sweep_coverage(user: User) -> bool:
+    return user.role_enum in COVERAGE_ROLES
+
+
+def may_read_stats(user: User) -> bool:
+    return user.role_enum in STATS_ROLES
+
+
+def may_read_maps(user: User) -> bool:
+    return user.role_enum in MAP_ROLES
+
+
+def may_plan_visits(user: User) -> bool:
+    """Whether ``user`` makes visit plans (for areas they may see: ``may_see_area``)."""
+    return user.role_enum in VISIT_PLANNER_ROLES
+
+
+def may_visit(user: User) -> bool:
+    """Whether ``user`` walks visit plans (may be given stops)."""
+    return user.role_enum in VISITOR_ROLES
+
+
+def may_exchange(user: User) -> bool:
+    return user.role_enum in EXCHANGE_ROLES
+
+
+def may_import(user: User) -> bool:
+    return user.role_enum in IMPORT_ROLES

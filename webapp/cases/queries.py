@@ -20,7 +20,8 @@ from webapp.cases.schemas import CaseFilters, Registration
 from webapp.cases.vocab import FINAL_STATUSES, CaseClass, Channel, ReviewStage, Status
 from webapp.cases.workflow import CaseFacts, Decision, Rules
 from webapp.errors import AppError, NotFound
-from webapp.grid.models import Area
+from webapp.grid.models import Area, AreaLevel
+from webapp.grid.queries import area_features
 
 # One statement stores the case and decides its grid: the grids covering the point,
 # lowest code first (the same rule as ``grid.queries.locate``). No grid, no row.
@@ -133,7 +134,7 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
     row = session.execute(text(INSERT_CASE_SQL), params).first()
     if row is not None:
         if new.due_at is None and Status(new.status) is Status.REGISTERED:
-            due = workflow.initial_due(reported_at, _rules(row.county_code))
+            due = workflow.initial_due(reported_at, rules_for(row.county_code))
             session.execute(text("UPDATE cases SET due_at = :d WHERE id = :i"), {"d": due, "i": row.id})
         return StoredCase(row.id, row.number, True)
     if new.client_id is not None:
@@ -145,7 +146,7 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
     raise OutsideCounty()
 
 
-def _rules(county_code: str) -> Rules:
+def rules_for(county_code: str) -> Rules:
     """The county's rules from the app config; the regulation's defaults outside an app."""
     from flask import has_app_context
 
@@ -284,6 +285,41 @@ def apply_action(
     case = scoped_case(session, user, case_id, for_update=True)
     if seen_version is None or seen_version != case.version:
         raise StaleCase()
+    return _apply(session, user, case, action, inputs, rules, now)
+
+
+def apply_field_action(
+    session: Session,
+    user: User,
+    case_id: int,
+    action: str,
+    inputs: dict,
+    rules: Rules,
+    data: dict | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """Do ``action`` on a case from the field, where the actor saw no version of the case.
+
+    A visit's outcome waits on a phone and is sent when the network allows: it reports
+    what the visitor found, not an edit of a page they loaded, so there is no version
+    to compare. Everything else is :func:`apply_action`'s: the scope, the row lock, the
+    rules of :func:`workflow.decide`, the version bump, the event (``data`` added to
+    the decision's) and the audit entry. Flushes, never commits.
+    """
+    case = scoped_case(session, user, case_id, for_update=True)
+    return _apply(session, user, case, action, inputs, rules, now, data)
+
+
+def _apply(
+    session: Session,
+    user: User,
+    case: Case,
+    action: str,
+    inputs: dict,
+    rules: Rules,
+    now: datetime | None,
+    data: dict | None = None,
+) -> Decision:
     now = now or _db_now(session)
     decision = workflow.decide(case_facts(session, case), action, user.role_enum, inputs, now, rules)
     if "leader_id" in decision.changes and decision.changes["leader_id"] is not None:
@@ -296,6 +332,7 @@ def apply_action(
         ):
             raise AppError("leader_invalid", "请选择本县在岗的包案领导", 422, "not a leader in charge of this county")
         decision.data["leader_name"] = leader.display_name
+    decision.data.update(data or {})
     for column, value in decision.changes.items():
         setattr(case, column, value.value if isinstance(value, Status) else value)
     case.version += 1
@@ -677,17 +714,4 @@ def villages_by_township(session: Session, county_code: str) -> list[tuple[str, 
 
 def county_outline(session: Session, county_code: str) -> dict:
     """The county's townships as a light GeoJSON FeatureCollection (simplified, in SQL)."""
-    return session.execute(
-        text(
-            """
-            SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
-                json_build_object(
-                    'type', 'Feature',
-                    'properties', json_build_object('code', code, 'name', name),
-                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, 0.0003), 5)::json)
-                ORDER BY code), '[]'::json))
-            FROM areas WHERE level = 'township' AND county_code = :c
-            """
-        ),
-        {"c": county_code},
-    ).scalar_one()
+    return area_features(session, AreaLevel.TOWNSHIP, county_code, 0.0003)

@@ -137,6 +137,13 @@ TRANSITIONS: dict[Action, dict[Status, Status]] = {
     Action.SET_LEADER: {s: s for s in (*_OPEN, S.ESCALATED)},
 }
 
+
+
+def allowed_from(action: Action) -> frozenset[Status]:
+    """The statuses in which ``action`` may be done (its rows of the transition table)."""
+    return frozenset(TRANSITIONS[Action(action)])
+
+
 _COUNTY = frozenset({Role.COUNTY_STAFF, Role.ADMIN})
 _HANDLERS = _COUNTY | {Role.TOWNSHIP_LEADER, Role.LEADER_IN_CHARGE}
 _FIELD = _HANDLERS | {Role.VILLAGE_INFORMANT, Role.GRID_WORKER}

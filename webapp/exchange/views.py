@@ -6,13 +6,23 @@ import hashlib
 import io
 from pathlib import Path
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, send_file, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 
 from webapp.api import params
 from webapp.api.queries import categories
 from webapp.auth import audit
 from webapp.auth.identity import current_user, roles_required
-from webapp.auth.roles import Role
+from webapp.auth.permissions import EXCHANGE_ROLES, IMPORT_ROLES, may_import
 from webapp.cases.vocab import STATUS_LABELS
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
@@ -23,8 +33,6 @@ from webapp.grid.models import AreaLevel
 
 bp = Blueprint("exchange", __name__, url_prefix="/exchange")
 
-EXCHANGE_ROLES = (Role.COUNTY_STAFF, Role.PLANNER, Role.ADMIN)
-IMPORT_ROLES = (Role.COUNTY_STAFF, Role.ADMIN)
 STATE_LABELS = {
     "uploaded": "已上传", "checking": "正在检查", "checked": "检查完成，待确认", "importing": "正在导入",
     "done": "已导入", "failed": "失败",
@@ -37,7 +45,7 @@ def index():
     user = current_user()
     session = get_session()
     imports = []
-    if user.role_enum in IMPORT_ROLES:
+    if may_import(user):
         imports = session.query(LedgerImport).order_by(LedgerImport.id.desc()).limit(20).all()
     return render_template(
         "exchange/index.html",
@@ -45,7 +53,7 @@ def index():
         statuses=STATUS_LABELS,
         levels=list(AreaLevel),
         imports=imports,
-        may_import=user.role_enum in IMPORT_ROLES,
+        may_import=may_import(user),
         state_labels=STATE_LABELS,
     )
 

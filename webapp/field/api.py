@@ -10,7 +10,7 @@ import math
 import uuid
 from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, g, jsonify, request, url_for
 
 from webapp.auth.identity import csrf_token, current_user
 from webapp.auth.permissions import may_report_from_field
@@ -41,8 +41,13 @@ def _no_store(response):
 
 @bp.get("/session")
 def session_info():
-    """Who is signed in, and this session's CSRF token (a cached page's token may be stale)."""
+    """Who is signed in, and this session's CSRF token (a cached page's token may be stale).
+
+    A bearer-token client needs no CSRF token and gets none (``null``): asking must not
+    start a cookie session for it.
+    """
     user = current_user()
+    token = None if g.get("auth_method") == "token" else csrf_token()
     return _no_store(
         jsonify(
             {
@@ -52,7 +57,7 @@ def session_info():
                     "role": user.role,
                     "area_code": user.area_code,
                 },
-                "csrf_token": csrf_token(),
+                "csrf_token": token,
             }
         )
     )

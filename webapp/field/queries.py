@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, DATE
 from sqlalchemy.orm import Session
 
 from webapp.auth.models import User
-from webapp.auth.permissions import case_scope, case_scope_sql
+from webapp.auth.permissions import case_scope, case_scope_sql, files_sweeps
 from webapp.auth.roles import Role
 from webapp.cases.models import Case, CaseEvent, Category
 from webapp.cases.queries import NewCase, OutsideCounty, insert_case
@@ -343,14 +343,9 @@ def grid_outlines(
 
 # -- sweeps -------------------------------------------------------------------------
 
-# Roles that file sweeps: a grid worker for their grid, a village informant for any
-# grid of their village.
-SWEEP_FILERS = (Role.GRID_WORKER, Role.VILLAGE_INFORMANT)
-
-
 def sweep_grids(session: Session, user: User) -> list[Area]:
     """The grids ``user`` files sweeps for."""
-    if user.role_enum not in SWEEP_FILERS:
+    if not files_sweeps(user):
         return []
     stmt = select(Area).where(Area.level == AreaLevel.GRID.value)
     if user.role_enum is Role.GRID_WORKER:

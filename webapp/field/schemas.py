@@ -235,6 +235,9 @@ def parse_report(data: object, now: datetime) -> ReportInput:
         c.problem("location_adjusted", "invalid_type", "location_adjusted 应为 true 或 false")
         adjusted = False
 
+    reported_at = c.data.get("reported_at")
+    if reported_at is not None and not isinstance(reported_at, str):
+        c.problem("reported_at", "invalid_type", "reported_at 应为 ISO 8601 格式的时间文字")
     c.raise_if_any()
     return ReportInput(
         client_id=client_id,  # type: ignore[arg-type]

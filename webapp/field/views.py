@@ -20,8 +20,12 @@ from flask import (
 )
 
 from webapp.auth.identity import current_user, public, roles_required
-from webapp.auth.permissions import may_report_from_field, may_see_area
-from webapp.auth.roles import Role
+from webapp.auth.permissions import (
+    COVERAGE_ROLES,
+    may_report_from_field,
+    may_see_area,
+    may_see_sweep_coverage,
+)
 from webapp.cases.queries import categories
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
@@ -35,14 +39,6 @@ from webapp.grid.queries import get_area
 bp = Blueprint("field", __name__, url_prefix="/field")
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "field"
-# Who may read sweep coverage: everyone who looks after more than one grid.
-COVERAGE_ROLES = (
-    Role.VILLAGE_INFORMANT,
-    Role.TOWNSHIP_LEADER,
-    Role.COUNTY_STAFF,
-    Role.PLANNER,
-    Role.ADMIN,
-)
 HISTORY_PERIODS = 6
 
 
@@ -159,7 +155,7 @@ def sweeps():
     session = get_session()
     grids = queries.sweep_grids(session, user)
     if not grids:
-        if user.role_enum in COVERAGE_ROLES:
+        if may_see_sweep_coverage(user):
             return redirect(url_for("field.coverage"))
         raise AppError("forbidden_role", "您的角色无需填报排查", 403, "role does not file sweeps")
     wanted = request.values.get("grid_code") or grids[0].code
@@ -207,7 +203,7 @@ def sweeps():
         history=queries.grid_history(session, grid, recent_periods(period, HISTORY_PERIODS)),
         error=error,
         form=request.form if error is not None else None,
-        may_see_coverage=user.role_enum in COVERAGE_ROLES,
+        may_see_coverage=may_see_sweep_coverage(user),
     ), (error.status if error is not None else 200)
 
 

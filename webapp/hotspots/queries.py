@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.hotspots import gistar, weights
+from webapp.stats.queries import Filters
 
 
 @dataclass(frozen=True)
@@ -25,22 +26,15 @@ class CaseFilter:
     statuses: tuple[str, ...] = ()
 
     def sql(self, alias: str = "c") -> tuple[str, dict]:
-        parts, params = ["true"], {}
+        # The kinds of case are the statistics' filter; the period is on reported_at.
+        kinds, params = Filters(self.category_ids, self.channels, self.statuses).sql(alias)
+        parts = [kinds]
         if self.date_from is not None:
             parts.append(f"{alias}.reported_at >= :f_from")
             params["f_from"] = self.date_from
         if self.date_to is not None:
             parts.append(f"{alias}.reported_at < :f_to")
             params["f_to"] = self.date_to
-        if self.category_ids:
-            parts.append(f"{alias}.category_id = ANY(:f_categories)")
-            params["f_categories"] = list(self.category_ids)
-        if self.channels:
-            parts.append(f"{alias}.channel = ANY(:f_channels)")
-            params["f_channels"] = list(self.channels)
-        if self.statuses:
-            parts.append(f"{alias}.status = ANY(:f_statuses)")
-            params["f_statuses"] = list(self.statuses)
         return " AND ".join(parts), params
 
 

@@ -14,11 +14,13 @@ appears but the configured tile hosts.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import folium
 from branca.element import Element
+from flask import Response, url_for
 from folium.elements import JSCSSMixin
 
 
@@ -169,3 +171,32 @@ def render_document(
             raise ValueError("a CSP nonce must be at least 16 URL-safe characters")
         html = _INLINE_SCRIPT.sub(lambda mm: f'<script nonce="{nonce}"{mm.group(1)}>', html)
     return html
+
+
+def app_prefixes() -> AssetPrefixes:
+    """Where this app serves its vendor and static files (for the current request's root)."""
+    return AssetPrefixes(
+        url_for("vendor.asset", subpath="x")[:-1], url_for("static", filename="x")[:-1]
+    )
+
+
+def document_response(
+    m: folium.Map,
+    prefixes: AssetPrefixes,
+    tile_hosts: Iterable[str] = (),
+    tile_origins: Iterable[str] = (),
+) -> Response:
+    """Serve ``m`` as its own HTML document (a map page frames it).
+
+    Checked by :func:`render_document`; folium's inline scripts run by a nonce made
+    for this response, and only this response's CSP allows them and the tiles.
+    """
+    from webapp.security import relax_csp
+
+    nonce = secrets.token_urlsafe(18)
+    html = render_document(m, prefixes, tile_hosts, nonce)
+    relax_csp(
+        script_src=f"'self' 'nonce-{nonce}'",
+        img_src=" ".join(["'self' data: blob:", *tile_origins]),
+    )
+    return Response(html, mimetype="text/html")

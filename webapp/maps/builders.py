@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import folium
@@ -30,6 +30,7 @@ from webapp.maps.elements import AreaBubbles, FrameStyle, HeatLattice, HtmlContr
 from webapp.maps.figures import FIGURES, NO_DATA_COLOUR, AreaFigures, colour_classes, colour_for
 from webapp.maps.queries import AreaInfo, CasePoint, HotSpotAnalysis
 from webapp.maps.queries import HeatLattice as HeatData
+from webapp.stats import figures as stats_figures
 
 HEAT_LEVELS = 35
 HEAT_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -353,9 +354,9 @@ def heat_map(frame: MapFrame, heat: HeatData) -> folium.Map:
     spec, top = heat_spec(heat, frame.basemap)
     HeatLattice(spec, name="热力").add_to(m)
     _outline(m, frame)
-    rows = [("f_count", "案件数"), ("people", "涉及人数")]
+    rows = [("f_cases", FIGURES["cases"].label), ("people", stats_figures.BY_KEY["people"].name)]
     values = {
-        c: {"f_count": f"{f.raised:,}", "people": f"{f.people:,}"} for c, f in frame.figures.items()
+        c: {"f_cases": f"{f.cases:,}", "people": f"{f.people:,}"} for c, f in frame.figures.items()
     }
     _areas(m, frame, rows, values, None, "区划")
     unit = "人次" if heat.weight == "people" else "件"
@@ -410,7 +411,7 @@ def hotspot_map(frame: MapFrame, analysis: HotSpotAnalysis) -> folium.Map:
     if analysis.result is not None:
         result = {r["code"]: r for r in analysis.result.rows()}
     codes = [f["properties"]["code"] for f in frame.features["features"]]
-    value_label = "每千人案件数" if analysis.per_1000 else "案件数"
+    value_label = FIGURES["per_1000" if analysis.per_1000 else "cases"].label
     rows = [("value", value_label), ("z", "z 得分"), ("p", "p 值（双侧）"), ("bin", "结果")]
     values, fills = {}, {}
     counts = {b: 0 for b in HOTSPOT_COLOURS}
@@ -489,29 +490,30 @@ def cases_map(
     frame: MapFrame,
     total: int,
     points: Sequence[CasePoint] | None,
-    case_prefix: str = "/cases/",
+    case_href: Callable[[int], str],
 ) -> folium.Map:
     """Cases as clustered markers (``points``), or, when there are too many, counts per area.
 
     With ``points`` None the view found more cases than a page may carry: each area
-    of ``frame`` shows its count as a bubble that opens the next level.
+    of ``frame`` shows its count as a bubble that opens the next level. ``case_href``
+    gives the path of a case's file (the view's ``url_for``).
     """
     m = _new_map(frame)
-    rows = [("f_count", "案件数")]
-    values = {c: {"f_count": f"{f.raised:,}"} for c, f in frame.figures.items()}
+    rows = [("f_cases", FIGURES["cases"].label)]
+    values = {c: {"f_cases": f"{f.cases:,}"} for c, f in frame.figures.items()}
     _areas(m, frame, rows, values, None, "区划")
     _outline(m, frame)
     if points is None:
         bubbles = []
         for f in frame.features["features"]:
             code = f["properties"]["code"]
-            n = frame.figures.get(code, AreaFigures()).raised
+            n = frame.figures.get(code, AreaFigures()).cases
             if n == 0:
                 continue
             lat, lon = _point(*f["properties"]["label"], frame.basemap)
             tip = f"{html_text(f['properties']['name'])}：{n:,} 件"
             bubbles.append([lat, lon, n, tip, _href(frame.drill.get(code))])
-        AreaBubbles(bubbles, name="案件数").add_to(m)
+        AreaBubbles(bubbles, name=FIGURES["cases"].label).add_to(m)
         legend = (
             f"<h3>案件分布</h3><div>共 {total:,} 件</div>"
             '<div class="gc-muted">案件较多，按区域汇总显示；点击区域查看下一级</div>'
@@ -520,7 +522,7 @@ def cases_map(
         data = []
         for p in points:
             lat, lon = _point(p.lon, p.lat, frame.basemap)
-            data.append([lat, lon, case_popup(p, f"{case_prefix}{int(p.id)}")])
+            data.append([lat, lon, case_popup(p, case_href(int(p.id)))])
         FastMarkerCluster(data, callback=_MARKER_CALLBACK, name="案件").add_to(m)
         shown = f"显示最近 {len(points):,} 件" if len(points) < total else "全部显示"
         legend = f"<h3>案件分布</h3><div>共 {total:,} 件（{shown}）</div>"

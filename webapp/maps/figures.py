@@ -1,23 +1,22 @@
 """The figures a choropleth can show, their classes and their colours (pure functions).
 
-Definitions follow docs/domain.md and are computed in SQL by ``maps.queries.area_figures``
-over the cases *raised in the period* that match the filter:
-
-- 案件数: cases raised;
-- 每千人案件数: cases raised per 1,000 residents (no figure without a population);
-- 化解率: resolved (已化解 or 已销号) / raised;
-- 超期未办结: cases not yet concluded whose deadline to conclude has passed;
-- 群众满意率: (满意 + 基本满意) / cases with a recorded follow-up;
-- 重复信访: cases that repeat a matter already raised (not 初信初访).
+What a figure means is not decided here: every figure is one of the statistics
+figures (``webapp.stats.figures``: its SQL, Chinese name, unit and glossary text),
+computed for the map's areas by ``stats.queries`` through ``maps.queries.area_figures``
+with the map's period, filters and the user's scope. This module only says which of
+them a map offers, how many decimals they get and which way is better.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from webapp.stats import figures as stats_figures
 
 # ColorBrewer YlOrRd, light to dark; a "higher is better" figure reads it the other way.
 SEQUENTIAL = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
@@ -25,61 +24,69 @@ NO_DATA_COLOUR = "#d9d9d9"
 
 
 @dataclass(frozen=True)
-class AreaFigures:
-    """The counts behind every figure of one area."""
-
-    raised: int = 0
-    people: int = 0
-    resolved: int = 0
-    overdue: int = 0
-    followed_up: int = 0
-    satisfied: int = 0
-    repeats: int = 0
-    population: int | None = None
-
-    def value(self, figure: str) -> float | None:
-        """The figure's value for this area, or None where it is undefined (no denominator)."""
-        if figure == "count":
-            return float(self.raised)
-        if figure == "per1000":
-            return self.raised / self.population * 1000.0 if self.population else None
-        if figure == "resolution":
-            return self.resolved / self.raised * 100.0 if self.raised else None
-        if figure == "overdue":
-            return float(self.overdue)
-        if figure == "satisfaction":
-            return self.satisfied / self.followed_up * 100.0 if self.followed_up else None
-        if figure == "repeat":
-            return float(self.repeats)
-        raise KeyError(figure)
-
-
-@dataclass(frozen=True)
 class Figure:
-    key: str
-    label: str
-    unit: str
+    """A statistics figure as a map shows it."""
+
+    key: str  # the key in webapp.stats.figures (and the glossary's anchor)
     decimals: int
     better: Literal["lower", "higher"]
 
+    @property
+    def definition(self) -> stats_figures.Figure:
+        return stats_figures.BY_KEY[self.key]
+
+    @property
+    def label(self) -> str:
+        return self.definition.name
+
+    @property
+    def unit(self) -> str:
+        return self.definition.unit
+
     def format(self, value: float | None) -> str:
+        """The value for people: rates (fractions) as percentages, "—" where undefined."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "—"
-        text = f"{value:,.{self.decimals}f}"
-        return f"{text}%" if self.unit == "%" else text
+        if self.unit == "%":
+            return f"{value * 100:,.{self.decimals}f}%"
+        return f"{value:,.{self.decimals}f}"
 
 
 FIGURES: dict[str, Figure] = {
     f.key: f
     for f in (
-        Figure("count", "案件数", "件", 0, "lower"),
-        Figure("per1000", "每千人案件数", "件/千人", 2, "lower"),
-        Figure("resolution", "化解率", "%", 1, "higher"),
-        Figure("overdue", "超期未办结", "件", 0, "lower"),
-        Figure("satisfaction", "群众满意率", "%", 1, "higher"),
-        Figure("repeat", "重复信访", "件", 0, "lower"),
+        Figure("cases", 0, "lower"),
+        Figure("per_1000", 2, "lower"),
+        Figure("resolution_rate", 1, "higher"),
+        Figure("overdue", 0, "lower"),
+        Figure("satisfaction_rate", 1, "higher"),
+        Figure("repeats", 0, "lower"),
     )
 }
+# What the maps read of each area: the figures offered, and the people involved
+# (the heat map's tooltips).
+AREA_FIGURE_KEYS = (*FIGURES, "people")
+
+
+@dataclass(frozen=True)
+class AreaFigures:
+    """The statistics figures of one area (a row of ``stats.queries.figure_rows``)."""
+
+    values: Mapping[str, float | int | None] = field(default_factory=dict)
+    population: int | None = None
+
+    def value(self, key: str) -> float | None:
+        """The figure's value for this area, or None where it is undefined (no denominator)."""
+        v = self.values.get(key)
+        return None if v is None else float(v)
+
+    @property
+    def cases(self) -> int:
+        return int(self.values.get("cases") or 0)
+
+    @property
+    def people(self) -> int:
+        return int(self.values.get("people") or 0)
 
 
 @dataclass(frozen=True)

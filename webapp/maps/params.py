@@ -17,6 +17,7 @@ from webapp.cases.vocab import FINAL_STATUSES, RESOLVED_STATUSES, Channel, Statu
 from webapp.errors import AppError
 from webapp.grid.models import AreaLevel
 from webapp.hotspots.queries import CaseFilter
+from webapp.stats.queries import Filters, Period
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -56,7 +57,7 @@ class MapParams:
     channels: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()  # as asked: single statuses and group names
     weight: str = "people"
-    figure: str = "count"
+    figure: str = "cases"
     level: str | None = None  # the level a choropleth shows (default: the area's children)
     hs_level: str = "grid"
     neighbourhood: str = "queen"
@@ -64,15 +65,27 @@ class MapParams:
     fdr: bool = False
     per_1000: bool = False
 
-    def case_filter(self) -> CaseFilter:
-        """The cases this request counts: reported in the period, of the chosen kinds."""
-        start = datetime.combine(self.date_from, time.min, LOCAL_TZ)
-        end = datetime.combine(self.date_to + timedelta(days=1), time.min, LOCAL_TZ)
+    def status_values(self) -> tuple[str, ...]:
+        """The statuses asked for, with the groups spelled out."""
         statuses: list[str] = []
         for s in self.statuses:
             members = STATUS_GROUPS[s][1] if s in STATUS_GROUPS else (s,)
             statuses.extend(str(m) for m in members if str(m) not in statuses)
-        return CaseFilter(start, end, self.categories, self.channels, tuple(statuses))
+        return tuple(statuses)
+
+    def case_filter(self) -> CaseFilter:
+        """The cases this request counts: reported in the period, of the chosen kinds."""
+        start = datetime.combine(self.date_from, time.min, LOCAL_TZ)
+        end = datetime.combine(self.date_to + timedelta(days=1), time.min, LOCAL_TZ)
+        return CaseFilter(start, end, self.categories, self.channels, self.status_values())
+
+    def period(self) -> Period:
+        """The period of the figures (the same local days as :meth:`case_filter`)."""
+        return Period(self.date_from, self.date_to)
+
+    def filters(self) -> Filters:
+        """The figures' filters (the same kinds of case as :meth:`case_filter`)."""
+        return Filters(self.categories, self.channels, self.status_values())
 
     def query(self, today: date, **changes) -> dict:
         """Query-string arguments for this request with ``changes``, leaving out the defaults."""
@@ -184,7 +197,7 @@ def parse(args: MultiDict, today: date | None = None) -> MapParams:
         channels=channels,
         statuses=statuses,
         weight=_choice(args, "weight", WEIGHTS, "people"),
-        figure=_choice(args, "figure", FIGURES, "count"),
+        figure=_choice(args, "figure", FIGURES, "cases"),
         level=_choice(args, "level", levels, None),
         hs_level=_choice(args, "hs_level", ("grid", "village"), "grid"),
         neighbourhood=_choice(args, "nb", NEIGHBOURHOODS, "queen"),

@@ -17,12 +17,12 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from webapp.cases.vocab import FINAL_STATUSES, RESOLVED_STATUSES
 from webapp.grid.models import AreaLevel
-from webapp.grid.queries import CASE_CODE_COLUMN
+from webapp.grid.queries import CASE_CODE_COLUMN, get_area
 from webapp.hotspots import gistar
 from webapp.hotspots.queries import CaseFilter, hot_spots
-from webapp.maps.figures import AreaFigures
+from webapp.maps.figures import AREA_FIGURE_KEYS, AreaFigures
+from webapp.stats.queries import Filters, Grouping, Period, StatsQuery, figure_rows
 
 Scope = tuple[str, dict]
 METRES_PER_DEGREE = 111_320.0
@@ -42,10 +42,6 @@ def level_of(code: str) -> AreaLevel:
 def within_sql(code: str, alias: str = "c") -> str:
     """SQL condition: the case lies in the area ``:within`` (by the code column of its level)."""
     return f"{alias}.{CASE_CODE_COLUMN[level_of(code)]} = :within"
-
-
-def _in(values) -> str:
-    return "(" + ",".join(f"'{v}'" for v in sorted(str(s) for s in values)) + ")"
 
 
 @dataclass(frozen=True)
@@ -108,35 +104,6 @@ def simplify_tolerance(bounds: tuple[float, float, float, float]) -> float:
     return max(e - w, n - s) / 3000.0
 
 
-def area_features(session: Session, level: AreaLevel, within: str, tolerance: float) -> dict:
-    """The areas of ``level`` inside the area ``within`` as a GeoJSON FeatureCollection (made in SQL).
-
-    Properties: ``code``, ``name``, ``population``, ``label`` ([lon, lat] of a point
-    inside the area). Geometries are simplified by ``tolerance`` degrees and rounded
-    to 5 decimals (about a metre).
-    """
-    fc = session.execute(
-        text(
-            """
-            SELECT json_build_object(
-                'type', 'FeatureCollection',
-                'features', coalesce(json_agg(json_build_object(
-                    'type', 'Feature',
-                    'properties', json_build_object(
-                        'code', a.code, 'name', a.name, 'population', a.population,
-                        'label', json_build_array(round(ST_X(a.label_point)::numeric, 6),
-                                                  round(ST_Y(a.label_point)::numeric, 6))),
-                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), 5)::json
-                ) ORDER BY a.code), '[]'::json))
-            FROM areas a
-            WHERE a.level = :level AND a.code LIKE :prefix
-            """
-        ),
-        {"level": level.value, "prefix": within + "%", "tol": tolerance},
-    ).scalar_one()
-    return fc if isinstance(fc, dict) else json.loads(fc)
-
-
 def area_outline(session: Session, code: str, tolerance: float) -> dict:
     """The boundary of one area as a GeoJSON geometry."""
     out = session.execute(
@@ -149,45 +116,30 @@ def area_outline(session: Session, code: str, tolerance: float) -> dict:
 
 
 def area_figures(
-    session: Session, level: AreaLevel, within: str, case_filter: CaseFilter, scope: Scope
+    session: Session,
+    level: AreaLevel,
+    within: str,
+    period: Period,
+    filters: Filters,
+    scope: Scope,
 ) -> dict[str, AreaFigures]:
-    """Every figure's counts for each area of ``level`` inside ``within`` (areas without cases too)."""
-    column = CASE_CODE_COLUMN[level]
-    fsql, fparams = case_filter.sql("c")
-    ssql, sparams = scope
-    rows = session.execute(
-        text(
-            f"""
-            SELECT a.code, a.population,
-                   coalesce(n.raised, 0), coalesce(n.people, 0), coalesce(n.resolved, 0),
-                   coalesce(n.overdue, 0), coalesce(n.followed_up, 0), coalesce(n.satisfied, 0),
-                   coalesce(n.repeats, 0)
-            FROM areas a
-            LEFT JOIN (
-                SELECT c.{column} AS code,
-                       count(*) AS raised,
-                       sum(c.people_count) AS people,
-                       count(*) FILTER (WHERE c.status IN {_in(RESOLVED_STATUSES)}) AS resolved,
-                       count(*) FILTER (WHERE c.concluded_at IS NULL AND c.due_at < now()
-                                          AND c.status NOT IN {_in(FINAL_STATUSES)}) AS overdue,
-                       count(*) FILTER (WHERE c.satisfaction IS NOT NULL) AS followed_up,
-                       count(*) FILTER (WHERE c.satisfaction IN ('satisfied', 'basically')) AS satisfied,
-                       count(*) FILTER (WHERE NOT c.is_first) AS repeats
-                FROM cases c
-                WHERE {within_sql(within)} AND {fsql} AND {ssql}
-                GROUP BY c.{column}
-            ) n ON n.code = a.code
-            WHERE a.level = :level AND a.code LIKE :prefix
-            """
-        ),
-        {**fparams, **sparams, "within": within, "level": level.value, "prefix": within + "%"},
-    ).all()
-    return {
-        r[0]: AreaFigures(
-            int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), int(r[8]), r[1]
-        )
-        for r in rows
-    }
+    """The map's figures for each area of ``level`` inside ``within`` (areas without cases too).
+
+    Computed by the statistics queries, so a map's figures are the dashboard's and the
+    API's for the same area, period, filters and scope.
+    """
+    area = get_area(session, within)
+    if area is None:
+        return {}
+    query = StatsQuery(
+        area=area,
+        period=period,
+        grouping=Grouping("area", level),
+        filters=filters,
+        scope=scope,
+        only=AREA_FIGURE_KEYS,
+    )
+    return {r["code"]: AreaFigures(r, r["population"]) for r in figure_rows(session, query)}
 
 
 # -- heat ---------------------------------------------------------------------------------

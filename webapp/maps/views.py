@@ -8,20 +8,18 @@ the user may not see answers 404, like one that does not exist.
 
 from __future__ import annotations
 
-import secrets
-
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from webapp.auth.identity import current_user, roles_required
-from webapp.auth.permissions import case_scope_sql, may_see_area, may_see_single_cases
-from webapp.auth.roles import Role
+from webapp.auth.permissions import MAP_ROLES, case_scope_sql, may_see_area, may_see_single_cases
 from webapp.cases.queries import categories as list_categories
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import CODE_LENGTH, LEVEL_LABELS, AreaLevel
+from webapp.grid.queries import area_features
 from webapp.maps import builders, queries
-from webapp.maps.assets import AssetPrefixes, render_document
+from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import basemap_from_config
 from webapp.maps.figures import FIGURES
 from webapp.maps.params import (
@@ -34,17 +32,9 @@ from webapp.maps.params import (
     parse,
     today_local,
 )
-from webapp.security import relax_csp
 
 bp = Blueprint("maps", __name__, url_prefix="/maps")
 
-MAP_ROLES = (
-    Role.TOWNSHIP_LEADER,
-    Role.COUNTY_STAFF,
-    Role.LEADER_IN_CHARGE,
-    Role.PLANNER,
-    Role.ADMIN,
-)
 # A cases map carries at most this many markers; above it, counts per area.
 MARKER_LIMIT = 500
 # Heat cells by the level of the area shown; roles that may not see single cases get
@@ -119,17 +109,9 @@ def frame():
     user, session = current_user(), get_session()
     params, area = _request(session, user)
     basemap = basemap_from_config(current_app.config)
-    assets = AssetPrefixes(
-        url_for("vendor.asset", subpath="x")[:-1], url_for("static", filename="x")[:-1]
-    )
+    assets = app_prefixes()
     m = BUILD[params.kind](session, user, params, area, basemap, assets)
-    nonce = secrets.token_urlsafe(18)
-    html = render_document(m, assets, basemap.hosts, nonce)
-    relax_csp(
-        script_src=f"'self' 'nonce-{nonce}'",
-        img_src=" ".join(["'self' data: blob:", *basemap.origins]),
-    )
-    return Response(html, mimetype="text/html")
+    return document_response(m, assets, basemap.hosts, basemap.origins)
 
 
 # -- fetching each map's data -------------------------------------------------------------
@@ -149,9 +131,9 @@ def _frame(
     session, user, params, area, basemap, assets, level: AreaLevel, title: str, notes=()
 ) -> builders.MapFrame:
     tolerance = queries.simplify_tolerance(area.bounds)
-    features = queries.area_features(session, level, area.code, tolerance)
+    features = area_features(session, level, area.code, tolerance)
     figures = queries.area_figures(
-        session, level, area.code, params.case_filter(), case_scope_sql(user)
+        session, level, area.code, params.period(), params.filters(), case_scope_sql(user)
     )
     today = today_local()
     links: dict[str, str] = {}
@@ -216,7 +198,7 @@ def _choropleth(session, user, params, area, basemap, assets):
         assets,
         level,
         FIGURES[params.figure].label,
-        (f"按{LEVEL_LABELS[level]}显示",),
+        (f"按{LEVEL_LABELS[level]}显示", FIGURES[params.figure].definition.definition),
     )
     return builders.choropleth_map(frame, params.figure)
 
@@ -250,7 +232,8 @@ def _hotspots(session, user, params, area, basemap, assets):
     nb = NEIGHBOURHOODS[params.neighbourhood]
     if params.neighbourhood == "distance":
         nb += f" {params.band_m:,.0f} 米"
-    notes.append(f"邻域：{nb}；计数：{'每千人' if params.per_1000 else '案件数'}")
+    counted = FIGURES["per_1000" if params.per_1000 else "cases"].label
+    notes.append(f"邻域：{nb}；计数：{counted}")
     frame = _frame(session, user, params, area, basemap, assets, level, "热点分析", notes)
     return builders.hotspot_map(frame, analysis)
 
@@ -263,7 +246,9 @@ def _cases(session, user, params, area, basemap, assets):
     if total <= MARKER_LIMIT or area.level in (AreaLevel.VILLAGE, AreaLevel.GRID):
         points = queries.case_points(session, area.code, params.case_filter(), scope, MARKER_LIMIT)
     frame = _frame(session, user, params, area, basemap, assets, level, "案件分布")
-    return builders.cases_map(frame, total, points, request.script_root + "/cases/")
+    return builders.cases_map(
+        frame, total, points, lambda case_id: url_for("cases.detail", case_id=case_id)
+    )
 
 
 BUILD = {"heat": _heat, "choropleth": _choropleth, "hotspots": _hotspots, "cases": _cases}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from webapp.auth.identity import current_user, roles_required
+from webapp.auth.permissions import STATS_ROLES
 from webapp.db import get_session
 from webapp.errors import AppError
 from webapp.grid.models import AreaLevel
@@ -33,7 +34,7 @@ def figure_meta(figures) -> list[dict]:
 
 
 @bp.get("/stats")
-@roles_required(*params.STATS_ROLES)
+@roles_required(*STATS_ROLES)
 def stats():
     # The API says what it means: an empty parameter is a client's mistake, not "default"
     # (the dashboard's form, which sends empty fields, reads them as defaults).

@@ -25,6 +25,8 @@ for every count (the tests check it). Rates and flags are never added.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from webapp.cases.vocab import RESOLVED_STATUSES, sql_in
@@ -182,6 +184,14 @@ FIGURES: tuple[Figure, ...] = (
         "件",
         "统计期内登记的信访事项和矛盾纠纷件数（含不予受理），一件事项计一件，无论涉及多少人。",
         sql=_count("in_period"),
+        group="总量",
+    ),
+    Figure(
+        "people",
+        "涉及人数",
+        "人",
+        "统计期内登记的信访事项涉及的人数之和（每件事项按登记的人数计，来访多批次的只计一次）。",
+        sql="coalesce(sum(people_count) FILTER (WHERE in_period), 0)",
         group="总量",
     ),
     Figure(
@@ -601,6 +611,26 @@ PERIOD_NOTE = (
     "三无事件按事件发生时间归属统计期。所有指标只计当前用户有权查看的事项，"
     "并按所选类别、渠道筛选。"
 )
+
+
+def identifiers(sql: str) -> set[str]:
+    """The names (columns, conditions, counts) an SQL expression mentions."""
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+
+
+def with_inputs(keys: Iterable[str]) -> set[str]:
+    """``keys`` and every figure they are computed from (a rate's counts, a flag's counts)."""
+    out: set[str] = set()
+    todo = list(keys)
+    while todo:
+        key = todo.pop()
+        if key in out:
+            continue
+        out.add(key)
+        f = BY_KEY[key]
+        if f.kind in ("rate", "flag"):
+            todo.extend(k for k in identifiers(f"{f.num} {f.den} {f.sql}") if k in BY_KEY)
+    return out
 
 
 def condition_sql() -> dict[str, str]:

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from webapp.auth.permissions import case_scope_sql, may_see_area
-from webapp.auth.roles import Role
 from webapp.cases.models import Category
 from webapp.cases.vocab import Channel
 from webapp.errors import AppError, NotFound
@@ -39,15 +38,6 @@ from webapp.grid.models import AreaLevel
 from webapp.grid.queries import get_area
 from webapp.stats import figures as F
 from webapp.stats.queries import Filters, Grouping, Period, StatsQuery, local_midnight
-
-# Who reads statistics (the roles the navigation shows them to).
-STATS_ROLES = (
-    Role.TOWNSHIP_LEADER,
-    Role.COUNTY_STAFF,
-    Role.LEADER_IN_CHARGE,
-    Role.PLANNER,
-    Role.ADMIN,
-)
 
 LEVELS = {
     "county": AreaLevel.COUNTY,

@@ -25,6 +25,8 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # The area levels whose rows carry village counts and the 三无 flag.
 VILLAGE_FIGURE_LEVELS = (AreaLevel.COUNTY, AreaLevel.TOWNSHIP, AreaLevel.VILLAGE)
 CODE_LENGTH = {AreaLevel.COUNTY: 6, AreaLevel.TOWNSHIP: 9, AreaLevel.VILLAGE: 12}
+# The events of 三无, counted per village for 三无村.
+ESCALATIONS = ("beijing_abnormal", "province_collective", "extreme_incidents")
 
 
 def local_midnight(d: date) -> datetime:
@@ -73,10 +75,15 @@ class Period:
 
 @dataclass(frozen=True)
 class Filters:
-    """Which cases count besides area, period and scope: categories and channels (any of)."""
+    """Which cases count besides area, period and scope: categories and channels (any of).
+
+    ``statuses`` (any of) is the maps' filter by current status; the statistics pages
+    and API do not offer it.
+    """
 
     category_ids: tuple[int, ...] = ()
     channels: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
 
     def sql(self, alias: str = "c") -> tuple[str, dict]:
         parts, params = [], {}
@@ -86,6 +93,9 @@ class Filters:
         if self.channels:
             parts.append(f"{alias}.channel = ANY(:f_channels)")
             params["f_channels"] = list(self.channels)
+        if self.statuses:
+            parts.append(f"{alias}.status = ANY(:f_statuses)")
+            params["f_statuses"] = list(self.statuses)
         return " AND ".join(parts) or "true", params
 
 
@@ -117,6 +127,16 @@ class StatsQuery:
     filters: Filters = field(default_factory=Filters)
     scope: tuple[str, dict] = ("true", {})
     backlog_years: int = F.DEFAULT_BACKLOG_YEARS
+    # Only these figures (and what they are computed from); empty: every figure.
+    only: tuple[str, ...] = ()
+
+    def figures(self) -> tuple[F.Figure, ...]:
+        """The figures of the rows: those of the grouping, narrowed to ``only``."""
+        figures = self.grouping.figures(AreaLevel(self.area.level))
+        if not self.only:
+            return figures
+        wanted = F.with_inputs(self.only)
+        return tuple(f for f in figures if f.key in wanted)
 
 
 def _members(q: StatsQuery) -> tuple[str, str, dict]:
@@ -169,9 +189,15 @@ def _members(q: StatsQuery) -> tuple[str, str, dict]:
 def build_sql(q: StatsQuery) -> tuple[str, dict]:
     """The one statement that computes the figures of ``q``, and its parameters."""
     area_level = AreaLevel(q.area.level)
-    figures = q.grouping.figures(area_level)
+    figures = q.figures()
     keys = {f.key for f in figures}
     conds = F.condition_sql()
+    if q.only:  # evaluate only the conditions the chosen counts read
+        read = [f.sql for f in figures if f.is_count]
+        if any(f.kind == "village_count" for f in figures):
+            read += [F.BY_KEY[k].sql for k in ("cases", *ESCALATIONS)]
+        used = set().union(*(F.identifiers(sql) for sql in read))
+        conds = {k: v for k, v in conds.items() if k in used}
     members_sql, key_sql, params = _members(q)
     scope_sql, scope_params = q.scope
     filter_sql, filter_params = q.filters.sql("c")
@@ -190,9 +216,7 @@ def build_sql(q: StatsQuery) -> tuple[str, dict]:
     row_level = q.grouping.level or area_level
     with_villages = q.grouping.by == "area" and row_level in VILLAGE_FIGURE_LEVELS
     village_figs = [f for f in F.VILLAGE_COUNTS if f.key in keys]
-    escalations = " + ".join(
-        F.BY_KEY[k].sql for k in ("beijing_abnormal", "province_collective", "extreme_incidents")
-    )
+    escalations = " + ".join(F.BY_KEY[k].sql for k in ESCALATIONS)
     villages_cte = ""
     if with_villages and village_figs:
         params["v_len"] = CODE_LENGTH[row_level]
@@ -257,7 +281,7 @@ ORDER BY r.ord
 def figure_rows(session: Session, q: StatsQuery) -> list[dict]:
     """Return one dict per row of ``q`` (code, name, population and every figure that applies)."""
     sql, params = build_sql(q)
-    keys = [f.key for f in q.grouping.figures(AreaLevel(q.area.level))]
+    keys = [f.key for f in q.figures()]
     out = []
     for row in session.execute(text(sql), params).mappings():
         item = {"code": row["code"], "name": row["name"], "population": row["population"]}
@@ -285,6 +309,7 @@ def area_total(session: Session, q: StatsQuery) -> dict:
         filters=q.filters,
         scope=q.scope,
         backlog_years=q.backlog_years,
+        only=q.only,
     )
     rows = [r for r in figure_rows(session, own) if r["code"] == q.area.code]
     return rows[0]

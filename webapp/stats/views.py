@@ -10,7 +10,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 
 from webapp.auth import audit
 from webapp.auth.identity import current_user, roles_required
-from webapp.auth.permissions import may_see_area
+from webapp.auth.permissions import STATS_ROLES, may_see_area
 from webapp.db import get_session
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import ancestors
@@ -50,7 +50,7 @@ def _with(q: StatsQuery, **changes) -> StatsQuery:
 
 
 @bp.get("")
-@roles_required(*params.STATS_ROLES)
+@roles_required(*STATS_ROLES)
 def index():
     user = current_user()
     session = get_session()
@@ -127,7 +127,7 @@ def _rank_levels(area_level: AreaLevel) -> list[tuple[str, str]]:
 
 
 @bp.get("/glossary")
-@roles_required(*params.STATS_ROLES)
+@roles_required(*STATS_ROLES)
 def glossary():
     return render_template(
         "stats/glossary.html",
@@ -141,7 +141,7 @@ def glossary():
 
 
 @bp.get("/ranking.csv")
-@roles_required(*params.STATS_ROLES)
+@roles_required(*STATS_ROLES)
 def ranking_csv():
     user = current_user()
     session = get_session()
@@ -172,7 +172,7 @@ def ranking_csv():
 
 
 @bp.get("/monthly.xlsx")
-@roles_required(*params.STATS_ROLES)
+@roles_required(*STATS_ROLES)
 def monthly_report():
     user = current_user()
     session = get_session()
@@ -188,7 +188,7 @@ def monthly_report():
 
 
 @bp.get("/warning")
-@roles_required(*params.STATS_ROLES)
+@roles_required(*STATS_ROLES)
 def warning_panel():
     user = current_user()
     session = get_session()

@@ -36,7 +36,8 @@ def today():
     session = get_session()
     raw = request.args.get("day")
     try:
-        day = date.fromisoformat(raw) if raw else queries.local_today(session)
+        # An empty ``day=`` is a client's mistake, not "today" (like every /api/v1 filter).
+        day = queries.local_today(session) if raw is None else date.fromisoformat(raw)
     except ValueError:
         raise AppError("invalid_parameter", "日期格式应为 YYYY-MM-DD", 400) from None
     views = [stop_view(r, user.id, True) for r in queries.my_stops(session, user.id, day)]

@@ -14,8 +14,9 @@ import shapely
 import shapely.geometry
 
 from webapp.escaping import html_text
-from webapp.visits.mapassets import use_local_assets
+from webapp.maps.assets import AssetPrefixes, use_local_assets
 
+DEFAULT_ASSETS = AssetPrefixes()
 # Distinct colours for people (ColorBrewer Dark2 + Set1, readable on white).
 PALETTE = (
     "#1b9e77",
@@ -133,8 +134,12 @@ def _bounds(data: PlanMap) -> list[list[float]] | None:
     return [[min(lats), min(lons)], [max(lats), max(lons)]]
 
 
-def plan_map(data: PlanMap) -> folium.Map:
-    """Draw the plan: grid outlines, each route as a line with numbered stops, its start."""
+def plan_map(data: PlanMap, assets: AssetPrefixes = DEFAULT_ASSETS) -> folium.Map:
+    """Draw the plan: grid outlines, each route as a line with numbered stops, its start.
+
+    Its scripts and styles are the app's own files (``webapp.maps.assets``, served
+    under ``assets``).
+    """
     m = folium.Map(tiles=None, control_scale=True, zoom_start=14, prefer_canvas=False)
     if data.tiles:
         folium.TileLayer(data.tiles, attr=html_text(data.attribution) or " ", name="底图").add_to(m)
@@ -208,4 +213,4 @@ def plan_map(data: PlanMap) -> folium.Map:
     bounds = _bounds(data)
     if bounds:
         m.fit_bounds(bounds, padding=(20, 20), max_zoom=17)
-    return use_local_assets(m)
+    return use_local_assets(m, assets)

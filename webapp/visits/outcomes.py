@@ -6,16 +6,19 @@ a resend (or two racing copies of one) records the outcome once, and only the co
 that inserted the row has effects:
 
 - the stop takes the outcome as its state;
-- a follow-up (回访) recorded as done sets ``cases.satisfaction`` and appends a
-  ``case_events`` row ``follow_up`` with the satisfaction in ``data``;
-- a new problem found becomes a new case (``cases.queries.insert_case``; channel
-  ``leader`` for leaders, ``grid_sweep`` for grid workers) whose client id is derived
-  from the visit's, linked from the visit record.
+- a follow-up (回访) recorded as done is the case workflow's ``follow_up`` action
+  (``cases.queries.apply_field_action``: the visitor's scope, the row lock, the rules
+  of ``cases.workflow`` on which statuses take a follow-up and what follows, the
+  version, the event with the visit's ids, the audit entry). When the rules refuse it
+  (the case moved on since the plan was made, or left the visitor's scope) the visit
+  is still recorded and the answer says why the case was not changed;
+- a new problem found becomes a new case (``cases.queries.insert_case``, reported by
+  the visitor; channel ``leader`` for leaders, ``grid_sweep`` for grid workers) whose
+  client id is derived from the visit's, linked from the visit record.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -28,9 +31,10 @@ from sqlalchemy.orm import Session
 
 from webapp.auth.models import User
 from webapp.auth.roles import Role
-from webapp.cases.models import Category
-from webapp.cases.queries import NewCase, insert_case
-from webapp.cases.vocab import Channel, Satisfaction
+from webapp.cases.models import Case, Category
+from webapp.cases.queries import NewCase, add_event, apply_field_action, insert_case, rules_for
+from webapp.cases.vocab import Channel, Satisfaction, Status
+from webapp.cases.workflow import Action
 from webapp.errors import AppError, NotFound
 from webapp.grid.queries import locate
 from webapp.visits.models import Outcome, VisitRecord
@@ -38,6 +42,11 @@ from webapp.visits.models import Outcome, VisitRecord
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # The namespace of the ids of cases opened from visits (uuid5 of the visit's client id).
 NEW_CASE_NAMESPACE = uuid.UUID("6f1c2b0e-4f57-4d1e-9a51-0c7a11f0d2a4")
+# Limits of what a phone sends (characters, people).
+MAX_NOTE = 2000
+MAX_TITLE = 200
+MAX_DESCRIPTION = 4000
+MAX_PEOPLE = 10000
 LEADER_ROLES = frozenset(
     {Role.LEADER_IN_CHARGE, Role.TOWNSHIP_LEADER, Role.COUNTY_STAFF, Role.ADMIN}
 )
@@ -64,6 +73,18 @@ class OutcomeInput:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """Whether a follow-up visit was recorded on its case, and if not, why (the rules' words)."""
+
+    applied: bool
+    code: str | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"applied": self.applied, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Recorded:
     visit_id: int
     stop_id: int
@@ -71,6 +92,7 @@ class Recorded:
     outcome: str
     new_case_id: int | None = None
     new_case_number: str | None = None
+    follow_up: FollowUp | None = None  # only for a follow-up stop visited (outcome done)
 
     def as_dict(self) -> dict:
         return {
@@ -79,40 +101,72 @@ class Recorded:
             "created": self.created,
             "outcome": self.outcome,
             "new_case_number": self.new_case_number,
+            "follow_up": self.follow_up.as_dict() if self.follow_up else None,
         }
 
 
-def _text(data: Mapping, key: str) -> str:
+def _text(data: Mapping, key: str, problems: dict[str, str], field: str, label: str) -> str:
+    """A text field (absent: ""); anything but text is refused, never turned into text."""
     value = data.get(key)
-    return "" if value is None else str(value).strip()
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems[field] = f"{label}应为文字"
+        return ""
+    return value.strip()
+
+
+def _number(value: object) -> float:
+    """A number sent as JSON or as a form's text; true/false and other types are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    return float(value)
+
+
+def _whole(value: object) -> int:
+    """A whole number sent as JSON or as a form's text (2.5, true and "2.5" are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(value)
+    return int(value)
 
 
 def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
-    """Read an outcome from a form or JSON body; refuse with the problems named in Chinese."""
+    """Read an outcome from a form or JSON body; refuse with the problems named in Chinese.
+
+    Numbers may come as JSON numbers or as text (the page sends its form's values);
+    a value of another type is refused rather than converted.
+    """
     problems: dict[str, str] = {}
+    raw_id = data.get("client_id")
     try:
-        client_id = uuid.UUID(str(data.get("client_id") or ""))
+        if not isinstance(raw_id, str):
+            raise ValueError(raw_id)
+        client_id = uuid.UUID(raw_id)
     except ValueError:
         client_id = uuid.UUID(int=0)
         problems["client_id"] = "缺少提交编号（client_id），请刷新页面后重试"
+    raw_outcome = data.get("outcome")
     try:
-        outcome = Outcome(str(data.get("outcome") or ""))
+        outcome = Outcome(raw_outcome if isinstance(raw_outcome, str) else "")
     except ValueError:
         outcome = Outcome.DONE
         problems["outcome"] = "请选择走访结果：已走访、无人在家或拒绝接访"
     satisfaction = None
-    if data.get("satisfaction"):
+    raw_satisfaction = data.get("satisfaction")
+    if raw_satisfaction not in (None, ""):
         try:
-            satisfaction = Satisfaction(str(data.get("satisfaction")))
+            satisfaction = Satisfaction(
+                raw_satisfaction if isinstance(raw_satisfaction, str) else ""
+            )
         except ValueError:
             problems["satisfaction"] = "满意度只能是满意、基本满意或不满意"
-    note = _text(data, "note")
-    if len(note) > 2000:
-        problems["note"] = "走访情况不超过 2000 字"
+    note = _text(data, "note", problems, "note", "走访情况")
+    if len(note) > MAX_NOTE:
+        problems["note"] = f"走访情况不超过 {MAX_NOTE} 字"
     lon = lat = None
     if data.get("lon") not in (None, "") or data.get("lat") not in (None, ""):
         try:
-            lon, lat = float(data.get("lon")), float(data.get("lat"))  # type: ignore[arg-type]
+            lon, lat = _number(data.get("lon")), _number(data.get("lat"))
             if not (
                 math.isfinite(lon)
                 and math.isfinite(lat)
@@ -123,7 +177,11 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
         except (TypeError, ValueError):
             lon = lat = None
             problems["location"] = "定位坐标无效"
-    visited_at = _visited_at(data.get("visited_at"), now)
+    raw_at = data.get("visited_at")
+    if raw_at is not None and not isinstance(raw_at, str):
+        problems["visited_at"] = "走访时间应为 ISO 8601 格式的文字"
+        raw_at = None
+    visited_at = _visited_at(raw_at, now)
     problem = _parse_problem(data, problems)
     if problems:
         raise AppError(
@@ -132,13 +190,13 @@ def parse_outcome(data: Mapping, now: datetime) -> OutcomeInput:
     return OutcomeInput(client_id, outcome, satisfaction, note, lon, lat, visited_at, problem)
 
 
-def _visited_at(raw: object, now: datetime) -> datetime | None:
+def _visited_at(raw: str | None, now: datetime) -> datetime | None:
     """When the phone says the visit happened; dropped (not refused) if the phone's clock
     is clearly off, since a queued outcome must never fail for that."""
     if not raw:
         return None
     try:
-        at = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         return None
     if at.tzinfo is None:
@@ -152,6 +210,9 @@ def _parse_problem(data: Mapping, problems: dict[str, str]) -> NewProblem | None
     raw = data.get("problem")
     if isinstance(raw, Mapping):
         fields = raw
+    elif raw is not None:
+        problems["problem"] = "新发现问题的内容无效"
+        return None
     elif data.get("problem_title") or data.get("new_problem") in ("1", "on", True):
         fields = {
             "title": data.get("problem_title"),
@@ -161,22 +222,25 @@ def _parse_problem(data: Mapping, problems: dict[str, str]) -> NewProblem | None
         }
     else:
         return None
-    title = _text(fields, "title")
+    title = _text(fields, "title", problems, "problem_title", "问题标题")
     if not title:
-        problems["problem_title"] = "请填写新发现问题的标题"
-    elif len(title) > 200:
-        problems["problem_title"] = "问题标题不超过 200 字"
+        problems.setdefault("problem_title", "请填写新发现问题的标题")
+    elif len(title) > MAX_TITLE:
+        problems["problem_title"] = f"问题标题不超过 {MAX_TITLE} 字"
     try:
-        category_id = int(fields.get("category_id"))  # type: ignore[arg-type]
+        category_id = _whole(fields.get("category_id"))
+        if not 0 < category_id < 2**31:  # an id column's range: no database error
+            raise ValueError(category_id)
     except (TypeError, ValueError):
         category_id = 0
         problems["problem_category"] = "请选择新发现问题的类别"
-    description = _text(fields, "description")
-    if len(description) > 4000:
-        problems["problem_description"] = "问题描述不超过 4000 字"
+    description = _text(fields, "description", problems, "problem_description", "问题描述")
+    if len(description) > MAX_DESCRIPTION:
+        problems["problem_description"] = f"问题描述不超过 {MAX_DESCRIPTION} 字"
+    raw_people = fields.get("people_count")
     try:
-        people = int(fields.get("people_count") or 1)
-        if not 1 <= people <= 10000:
+        people = 1 if raw_people in (None, "") else _whole(raw_people)
+        if not 1 <= people <= MAX_PEOPLE:
             raise ValueError
     except (TypeError, ValueError):
         people = 1
@@ -189,12 +253,23 @@ def _existing(session: Session, client_id: uuid.UUID) -> VisitRecord | None:
 
 
 def _as_recorded(session: Session, rec: VisitRecord, created: bool) -> Recorded:
+    """The answer to a resend: what the first copy recorded."""
     number = None
     if rec.new_case_id is not None:
         number = session.execute(
             text("SELECT number FROM cases WHERE id = :i"), {"i": rec.new_case_id}
         ).scalar()
-    return Recorded(rec.id, rec.stop_id, created, rec.outcome, rec.new_case_id, number)
+    follow_up = None
+    if rec.satisfaction is not None and rec.case_id is not None:
+        applied = session.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM case_events WHERE case_id = :c "
+                "AND action = 'follow_up' AND data->>'visit_id' = :v)"
+            ),
+            {"c": rec.case_id, "v": str(rec.id)},
+        ).scalar_one()
+        follow_up = FollowUp(applied)
+    return Recorded(rec.id, rec.stop_id, created, rec.outcome, rec.new_case_id, number, follow_up)
 
 
 def _check_same_submission(rec: VisitRecord, user: User, stop_id: int) -> None:
@@ -275,13 +350,16 @@ def record_outcome(session: Session, user: User, stop_id: int, inp: OutcomeInput
         text("UPDATE visit_stops SET state = :o, updated_at = now() WHERE id = :id"),
         {"o": inp.outcome.value, "id": stop.id},
     )
+    follow_up = None
     if stop.follow_up and inp.outcome is Outcome.DONE and stop.case_id is not None:
-        _write_follow_up(session, user, stop, visit_id, inp)
+        follow_up = _follow_up(session, user, stop, visit_id, inp)
     new_case = None
     if inp.problem is not None:
         new_case = _open_case(session, user, stop, visit_id, inp)
     session.flush()
-    return Recorded(visit_id, stop.id, True, inp.outcome.value, *(new_case or (None, None)))
+    return Recorded(
+        visit_id, stop.id, True, inp.outcome.value, *(new_case or (None, None)), follow_up
+    )
 
 
 def _check_satisfaction(follow_up: bool, inp: OutcomeInput) -> None:
@@ -298,41 +376,39 @@ def _check_satisfaction(follow_up: bool, inp: OutcomeInput) -> None:
         )
 
 
-def _write_follow_up(session: Session, user: User, stop, visit_id: int, inp: OutcomeInput) -> None:
-    """Set the case's satisfaction and append the follow_up event (the minimal write)."""
+def _follow_up(session: Session, user: User, stop, visit_id: int, inp: OutcomeInput) -> FollowUp:
+    """Record the follow-up on its case through the case workflow; say so if the rules refuse.
+
+    In a savepoint, so that a refusal leaves the case exactly as it was while the
+    visit itself stays recorded.
+    """
     sat = inp.satisfaction.value  # type: ignore[union-attr]
-    session.execute(
-        text(
-            "UPDATE cases SET satisfaction = :s, version = version + 1, updated_at = now() "
-            "WHERE id = :id"
-        ),
-        {"s": sat, "id": stop.case_id},
-    )
-    session.execute(
-        text(
-            """
-            INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status,
-                to_status, note, data)
-            SELECT c.id, 'follow_up', :uid, :uname, c.status, c.status, :note, CAST(:data AS jsonb)
-            FROM cases c WHERE c.id = :id
-            """
-        ),
-        {
-            "id": stop.case_id,
-            "uid": user.id,
-            "uname": user.display_name,
-            "note": inp.note or f"入户回访：{Satisfaction(sat).label}",
-            "data": _json(
+    county = session.execute(
+        text("SELECT county_code FROM cases WHERE id = :id"), {"id": stop.case_id}
+    ).scalar_one()
+    try:
+        with session.begin_nested():
+            apply_field_action(
+                session,
+                user,
+                stop.case_id,
+                Action.FOLLOW_UP,
                 {
                     "satisfaction": sat,
                     "method": "visit",
-                    "visit_id": visit_id,
-                    "plan_id": stop.plan_id,
-                    "stop_id": stop.id,
-                }
-            ),
-        },
-    )
+                    "note": inp.note or f"入户回访：{Satisfaction(sat).label}",
+                },
+                rules_for(county),
+                data={"visit_id": visit_id, "plan_id": stop.plan_id, "stop_id": stop.id},
+            )
+    except AppError as refused:  # the rules' refusal, or the case is out of the visitor's scope
+        return FollowUp(False, refused.code, refused.message)
+    return FollowUp(True)
+
+
+def new_problem_channel(user: User) -> Channel:
+    """The channel of a case opened on a visit: leaders' visits are 领导下访, others' 排查."""
+    return Channel.LEADER if user.role_enum in LEADER_ROLES else Channel.GRID_SWEEP
 
 
 def _open_case(
@@ -344,7 +420,7 @@ def _open_case(
     lon, lat, approx = stop.lon, stop.lat, True
     if inp.lon is not None and locate(session, inp.lon, inp.lat) is not None:
         lon, lat, approx = inp.lon, inp.lat, False
-    channel = Channel.LEADER if user.role_enum in LEADER_ROLES else Channel.GRID_SWEEP
+    channel = new_problem_channel(user)
     stored = insert_case(
         session,
         NewCase(
@@ -358,36 +434,22 @@ def _open_case(
             location_approx=approx,
             reported_at=inp.visited_at,
             client_id=uuid.uuid5(NEW_CASE_NAMESPACE, str(inp.client_id)),
+            reporter_id=user.id,
         ),
     )
     if stored.created:
-        session.execute(
-            text("UPDATE cases SET reporter_id = :u WHERE id = :id"),
-            {"u": user.id, "id": stored.id},
-        )
-        session.execute(
-            text(
-                """
-                INSERT INTO case_events (case_id, action, actor_id, actor_name, from_status,
-                    to_status, note, data)
-                VALUES (:id, 'register', :uid, :uname, NULL, 'registered', :note,
-                    CAST(:data AS jsonb))
-                """
-            ),
-            {
-                "id": stored.id,
-                "uid": user.id,
-                "uname": user.display_name,
-                "note": "入户走访中发现的新问题",
-                "data": _json({"source": "visit", "visit_id": visit_id, "plan_id": stop.plan_id}),
-            },
+        add_event(
+            session,
+            session.get(Case, stored.id),
+            "register",
+            user,
+            None,
+            Status.REGISTERED.value,
+            "入户走访中发现的新问题",
+            {"source": "visit", "visit_id": visit_id, "plan_id": stop.plan_id},
         )
     session.execute(
         text("UPDATE visit_records SET new_case_id = :c WHERE id = :v"),
         {"c": stored.id, "v": visit_id},
     )
     return stored.id, stored.number
-
-
-def _json(value: dict) -> str:
-    return json.dumps(value, ensure_ascii=False)

@@ -18,8 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from webapp.auth.models import User
-from webapp.auth.permissions import case_scope_sql, may_see_area
-from webapp.auth.roles import Role
+from webapp.auth.permissions import case_scope_sql, may_plan_visits, may_see_area
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import Area
 from webapp.visits import queries
@@ -37,19 +36,12 @@ from webapp.visits.targeting import (
     with_hot_spot,
 )
 
-# Who drafts and publishes plans: planners, the county's desk and admins, and township
-# leaders for their own township (areas are always limited by may_see_area).
-PLANNER_ROLES = frozenset({Role.PLANNER, Role.ADMIN, Role.COUNTY_STAFF, Role.TOWNSHIP_LEADER})
 MANUAL_REASON = {"factor": "manual", "text": "计划人员手动添加", "points": 0.0}
 
 
-def may_plan(user: User) -> bool:
-    return user.role_enum in PLANNER_ROLES
-
-
 def may_manage_plan(user: User, plan: VisitPlan) -> bool:
-    """Whether ``user`` may see and edit ``plan`` as a planner."""
-    return may_plan(user) and may_see_area(user, plan.area_code)
+    """Whether ``user`` may see and edit ``plan`` as a planner (a planner of its area)."""
+    return may_plan_visits(user) and may_see_area(user, plan.area_code)
 
 
 def plan_for_planner(session: Session, user: User, plan_id: int, lock: bool = False) -> VisitPlan:
@@ -173,7 +165,7 @@ def make_plan(
     session: Session, planner: User, req: PlanRequest, settings: VisitSettings
 ) -> VisitPlan:
     """Create a draft plan: targets scored, given to people and days, routed. Flushes."""
-    if not may_plan(planner):
+    if not may_plan_visits(planner):
         raise AppError(
             "forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits"
         )

@@ -18,17 +18,20 @@ from sqlalchemy.orm import Session
 
 from webapp.auth import audit
 from webapp.auth.models import User
-from webapp.auth.permissions import case_scope_sql
+from webapp.auth.permissions import VISITOR_ROLES, case_scope_sql
+from webapp.cases.vocab import FINAL_STATUSES, sql_in
+from webapp.cases.workflow import Action, allowed_from
 from webapp.grid.models import Area, AreaLevel
-from webapp.grid.queries import CASE_CODE_COLUMN
+from webapp.grid.queries import CASE_CODE_COLUMN, area_features
 from webapp.hotspots.queries import CaseFilter, hot_spots
 from webapp.visits.models import VisitPlan, VisitStop
 from webapp.visits.targeting import Candidate, Facts
 
-FINAL = "('resolved','closed','not_accepted')"
+FINAL = sql_in(sorted(FINAL_STATUSES))
+# A follow-up (回访) stop: the case workflow allows the follow-up action in its status.
+FOLLOW_UP_FROM = allowed_from(Action.FOLLOW_UP)
 # Statuses in which the body handling the case still has to conclude it by due_at.
 BEFORE_CONCLUSION = "('registered','accepted','assigned','in_progress')"
-VISITOR_ROLES = ("grid_worker", "village_informant", "township_leader", "leader_in_charge")
 
 
 def level_of(code: str) -> AreaLevel:
@@ -125,8 +128,7 @@ SELECT l.id AS case_id, l.number, l.title, l.grid_code,
        fx.repeats,
        coalesce(fx.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
        l.status = 'concluded' AS follow_up_due,
-       (l.concluded_at IS NOT NULL
-        AND (l.status = 'concluded' OR l.satisfaction = 'dissatisfied')) AS follow_up,
+       l.status IN {follow_up_from} AS follow_up,
        greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400), 0)
            ::int AS unvisited_days,
        vi.at IS NOT NULL AS visited_before,
@@ -167,6 +169,7 @@ def _facts_sql(user: User, area_code: str, start: str, live: str, extra: str) ->
         live_m=live,
         final=FINAL,
         before=BEFORE_CONCLUSION,
+        follow_up_from=sql_in(sorted(FOLLOW_UP_FROM)),
         extra=extra,
     )
     return sql, params
@@ -280,9 +283,7 @@ def case_candidate(
         ),
         {"id": case_id},
     ).one()
-    follow_up = own.concluded_at is not None and (
-        own.status == "concluded" or own.satisfaction == "dissatisfied"
-    )
+    follow_up = own.status in FOLLOW_UP_FROM
     return Candidate(
         kind="case",
         grid_code=own.grid_code,
@@ -401,7 +402,11 @@ def eligible_people(
             ORDER BY array_position(:roles, u.role::text), u.area_code, u.display_name, u.id
             """
         ),
-        {"roles": list(VISITOR_ROLES), "area": area_code, "ids": list(user_ids or [])},
+        {
+            "roles": sorted(r.value for r in VISITOR_ROLES),
+            "area": area_code,
+            "ids": list(user_ids or []),
+        },
     ).all()
     return [PersonRow(*r) for r in rows]
 
@@ -762,22 +767,7 @@ def get_stop(session: Session, plan_id: int, stop_id: int, lock: bool = False) -
 
 def area_outline(session: Session, area_code: str) -> dict:
     """GeoJSON of the grids of an area (names for tooltips), made in SQL."""
-    return session.execute(
-        text(
-            """
-            SELECT json_build_object(
-                'type', 'FeatureCollection',
-                'features', coalesce(json_agg(json_build_object(
-                    'type', 'Feature',
-                    'properties', json_build_object('code', g.code, 'name', g.name),
-                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(g.geom, 0.00002), 6)::json
-                ) ORDER BY g.code), '[]'::json))
-            FROM areas g
-            WHERE g.level = 'grid' AND g.code LIKE :prefix
-            """
-        ),
-        {"prefix": area_code + "%"},
-    ).scalar_one()
+    return area_features(session, AreaLevel.GRID, area_code, 0.00002, digits=6)
 
 
 def areas_for_planning(session: Session, root: str) -> list:

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     jsonify,
@@ -18,13 +17,14 @@ from flask import (
 )
 
 from webapp.auth.identity import current_user
-from webapp.auth.permissions import may_see_area
-from webapp.auth.roles import ROLE_LABELS, Role
+from webapp.auth.permissions import may_plan_visits, may_see_area, may_visit
+from webapp.auth.roles import ROLE_LABELS
 from webapp.cases.queries import categories
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.queries import get_area
-from webapp.security import relax_csp
+from webapp.maps.assets import app_prefixes, document_response
+from webapp.maps.basemap import NO_BASEMAP, BaseMap, TileSource
 from webapp.visits import outcomes, planning, queries, settings
 from webapp.visits.builders import plan_map
 from webapp.visits.models import OUTCOME_LABELS, STATE_LABELS, PlanStatus, VisitPlan
@@ -39,23 +39,12 @@ from webapp.visits.settings import visit_settings
 from webapp.visits.targeting import FACTOR_LABELS, FACTOR_UNITS, Factor, Weights
 
 bp = Blueprint("visits", __name__, url_prefix="/visits")
-VISITOR_ROLES = frozenset(Role(r) for r in queries.VISITOR_ROLES)
 LARGE_PLAN = 300  # stops; a larger plan's page shows one person at a time
 
 
 def case_url(case_id: int | None) -> str | None:
-    """The case file page of a case, once the cases feature provides ``cases.detail``."""
-    if case_id is None:
-        return None
-    rules = (
-        current_app.url_map.iter_rules("cases.detail")
-        if "cases.detail" in current_app.view_functions
-        else []
-    )
-    for rule in rules:
-        if len(rule.arguments) == 1:
-            return url_for("cases.detail", **{next(iter(rule.arguments)): case_id})
-    return None
+    """The case file page of a case (None for a grid stop)."""
+    return None if case_id is None else url_for("cases.detail", case_id=case_id)
 
 
 def init_app(app) -> None:
@@ -108,7 +97,7 @@ def _user_day(raw: str) -> tuple[int | None, date | None]:
 def index():
     user = current_user()
     session = get_session()
-    if not planning.may_plan(user):
+    if not may_plan_visits(user):
         return redirect(url_for("visits.today"))
     plans = queries.plans_within(session, user.area_code)
     mine = queries.my_days(session, user.id, queries.local_today(session))
@@ -176,7 +165,7 @@ def create():
 
 
 def _require_planner(user) -> None:
-    if not planning.may_plan(user):
+    if not may_plan_visits(user):
         raise AppError(
             "forbidden_role", "您的角色无权制定走访计划", 403, "not allowed to plan visits"
         )
@@ -242,18 +231,25 @@ def plan(plan_id: int):
     )
 
 
-@bp.get("/plans/<int:plan_id>/map")
-def plan_map_page(plan_id: int):
-    """The plan map as its own document (folium needs inline scripts: CSP relaxed here only)."""
-    user = current_user()
-    session = get_session()
-    only_user, only_day = _int_arg("user"), _date_arg("day")
+def _plan_for_viewer(session, user, plan_id: int, only_user: int | None) -> VisitPlan:
+    """A plan for its map or sheets: its planners see it all; a visitor, their own part once
+    published (``only_user`` is them). Anything else is 404, like a missing plan."""
     plan = queries.get_plan(session, plan_id)
     if plan is None:
         raise NotFound("走访计划")
     own = plan.published and only_user == user.id
     if not (own or planning.may_manage_plan(user, plan)):
         raise NotFound("走访计划")
+    return plan
+
+
+@bp.get("/plans/<int:plan_id>/map")
+def plan_map_page(plan_id: int):
+    """The plan map as its own document (folium's inline scripts run by a nonce, here only)."""
+    user = current_user()
+    session = get_session()
+    only_user, only_day = _int_arg("user"), _date_arg("day")
+    plan = _plan_for_viewer(session, user, plan_id, only_user)
     rows = queries.stop_rows(session, plan.id, user_id=only_user, day=only_day, assigned=True)
     views = [stop_view(r, user.id, plan.published) for r in rows]
     people = queries.plan_people(session, plan.id)
@@ -273,9 +269,10 @@ def plan_map_page(plan_id: int):
         cfg.map_tiles,
         cfg.map_tiles_attribution,
     )
-    html = plan_map(data).get_root().render()
-    relax_csp(script_src="'self' 'unsafe-inline'")
-    return Response(html, mimetype="text/html")
+    assets = app_prefixes()
+    tiles = TileSource("底图", cfg.map_tiles, "", "abc") if cfg.map_tiles else None
+    basemap = BaseMap("xyz", (tiles,)) if tiles else NO_BASEMAP
+    return document_response(plan_map(data, assets), assets, basemap.hosts, basemap.origins)
 
 
 @bp.get("/plans/<int:plan_id>/sheet")
@@ -284,12 +281,7 @@ def sheet(plan_id: int):
     user = current_user()
     session = get_session()
     only_user, only_day = _int_arg("user"), _date_arg("day")
-    plan = queries.get_plan(session, plan_id)
-    if plan is None:
-        raise NotFound("走访计划")
-    own = plan.published and only_user == user.id
-    if not (own or planning.may_manage_plan(user, plan)):
-        raise NotFound("走访计划")
+    plan = _plan_for_viewer(session, user, plan_id, only_user)
     rows = queries.stop_rows(session, plan.id, user_id=only_user, day=only_day, assigned=True)
     views = [stop_view(r, user.id, plan.published) for r in rows]
     _log_contacts(session, user, views, plan_id=plan.id, page="sheet")
@@ -466,8 +458,9 @@ def today():
         days=queries.my_days(session, user.id, today),
         categories=categories(session),
         new_client_id=lambda: str(uuid.uuid4()),
-        may_plan=planning.may_plan(user),
-        may_visit=user.role_enum in VISITOR_ROLES,
+        may_plan=may_plan_visits(user),
+        may_visit=may_visit(user),
+        new_problem_channel=outcomes.new_problem_channel(user),
     )
 
 
@@ -483,6 +476,8 @@ def outcome(stop_id: int):
         msg = f"已记录：{OUTCOME_LABELS[outcomes.Outcome(result.outcome)]}"
         if result.new_case_number:
             msg += f"；新发现问题已登记为案件 {result.new_case_number}"
+        if result.follow_up is not None and not result.follow_up.applied:
+            msg += f"；回访未记入案件：{result.follow_up.message}"
         flash(msg, "info")
     else:
         flash("该结果此前已记录，未重复保存。", "info")

@@ -140,7 +140,12 @@
     if (event === "sent" && item.meta && item.meta.stopId) {
       var text = LABELS[item.body.outcome] || "";
       if (data && data.created === false) { text += "（此前已记录）"; }
-      setCard(item.meta.stopId, item.body.outcome, text, data && data.new_case_number ? "新发现问题已登记为案件 " + data.new_case_number : "");
+      var notes = [];
+      if (data && data.new_case_number) { notes.push("新发现问题已登记为案件 " + data.new_case_number); }
+      if (data && data.follow_up && !data.follow_up.applied) {
+        notes.push("回访未记入案件" + (data.follow_up.message ? "：" + data.follow_up.message : ""));
+      }
+      setCard(item.meta.stopId, item.body.outcome, text, notes.join("；"));
     }
     if (event === "idle" || event === "queued" || event === "dropped" || event === "failed" || event === "auth") {
       outbox.items().then(render);
