@@ -1,4 +1,11 @@
-"""Security headers on every response: CSP, no sniffing, no framing by others."""
+"""Security headers on every response (CSP, no sniffing, no framing by others), and the proxy.
+
+Behind a TLS-terminating proxy (``GRIDCASE_PROXY_COUNT=1``) the app trusts that many
+proxies' ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``-Port``: the scheme is https
+(links, redirects), and the sign-in limit and the audit log see the real client
+address. Without it those headers are ignored, so a client cannot forge them.
+``GRIDCASE_SECURE_COOKIES=1`` marks the session cookie ``Secure`` and sends HSTS.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,14 @@ def relax_csp(**directives: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    proxies = int(app.config.get("PROXY_COUNT") or 0)
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+
     @app.after_request
     def headers(response):
         csp = g.get("csp", DEFAULT_CSP)
