@@ -14,8 +14,8 @@ role gets, whatever its status, must not contain the text of the case outside it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
