@@ -9,7 +9,12 @@ address. Without it those headers are ignored, so a client cannot forge them.
 
 from __future__ import annotations
 
-from flask import Flask, g
+import re
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, g, request
+
+from webapp.errors import AppError
 
 DEFAULT_CSP = {
     "default-src": "'self'",
@@ -35,7 +40,94 @@ def relax_csp(**directives: str) -> None:
         csp[key.replace("_", "-")] = value
 
 
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls. PostgreSQL cannot
+# store NUL in text at all, and none of them belongs in anything a person types.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What a decoder leaves for bytes that were not UTF-8 (Werkzeug decodes forms and query
+# strings with errors="replace"): the text was not what the person typed.
+_REPLACEMENT = "\ufffd"
+_MAX_DEPTH = 32
+
+
+def _strings(value, depth: int = 0):
+    """Every string in a JSON value (keys too), refusing absurd nesting."""
+    if depth > _MAX_DEPTH:
+        raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply")
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v, depth + 1)
+
+
+def check_text_input() -> None:
+    """Refuse control characters and undecodable bytes in any text a request carries.
+
+    Query strings, form fields (not uploaded files) and JSON bodies are checked before
+    any view runs, so no feature can store, search for or choke on them (a NUL in a
+    filter or a note would otherwise reach PostgreSQL and fail as a 500). Features check
+    their own fields further (lengths, line breaks, bidi overrides).
+    """
+    if not _utf8(request.query_string):
+        raise _undecodable()
+    texts = [*request.args.keys(), *request.args.values()]
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype == "application/x-www-form-urlencoded":
+        if not _utf8(request.get_data(cache=True)):
+            raise _undecodable()
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+        "application/x-www-form-urlencoded", "multipart/form-data"
+    ):
+        texts += [*request.form.keys(), *request.form.values()]
+    for text in texts:
+        _check(text)
+    if request.is_json and request.content_length:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply") from None
+        if body is not None:
+            for text in _strings(body):
+                _check(text)
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether percent-encoded ``raw`` decodes as UTF-8 (Werkzeug keeps bad escapes as text)."""
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _undecodable() -> AppError:
+    return AppError(
+        "invalid_encoding",
+        "提交的内容不是有效的 UTF-8 文本，请检查编码后重试",
+        400,
+        "the request contains bytes that are not UTF-8",
+    )
+
+
+def _check(text: str) -> None:
+    if _CONTROL.search(text):
+        raise AppError(
+            "control_characters",
+            "提交的内容含有不可见的控制字符，请删除后重试",
+            400,
+            "the request contains control characters",
+        )
+    if _REPLACEMENT in text:
+        raise _undecodable()
+
+
 def init_app(app: Flask) -> None:
+    # First of all before_request functions: before the CSRF check reads (and so consumes)
+    # the form, while the raw body can still be checked for bytes that are not UTF-8.
+    app.before_request_funcs.setdefault(None, []).insert(0, check_text_input)
     proxies = int(app.config.get("PROXY_COUNT") or 0)
     if proxies > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
