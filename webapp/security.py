@@ -49,19 +49,20 @@ _REPLACEMENT = "\ufffd"
 _MAX_DEPTH = 32
 
 
-def _strings(value, depth: int = 0):
-    """Every string in a JSON value (keys too), refusing absurd nesting."""
+def _strings(value, field: str = "", depth: int = 0):
+    """(top-level field, string) for every string in a JSON value, keys too; no absurd nesting."""
     if depth > _MAX_DEPTH:
         raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply")
     if isinstance(value, str):
-        yield value
+        yield field, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield k
-            yield from _strings(v, depth + 1)
+            name = field or str(k)
+            yield name, str(k)
+            yield from _strings(v, name, depth + 1)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v, depth + 1)
+            yield from _strings(v, field, depth + 1)
 
 
 def check_text_input() -> None:
@@ -74,24 +75,23 @@ def check_text_input() -> None:
     """
     if not _utf8(request.query_string):
         raise _undecodable()
-    texts = [*request.args.keys(), *request.args.values()]
-    if request.method in ("POST", "PUT", "PATCH") and request.mimetype == "application/x-www-form-urlencoded":
+    texts = [(k, t) for k, v in request.args.items(multi=True) for t in (k, v)]
+    unsafe = request.method in ("POST", "PUT", "PATCH")
+    if unsafe and request.mimetype == "application/x-www-form-urlencoded":
         if not _utf8(request.get_data(cache=True)):
             raise _undecodable()
-    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
-        "application/x-www-form-urlencoded", "multipart/form-data"
-    ):
-        texts += [*request.form.keys(), *request.form.values()]
-    for text in texts:
-        _check(text)
+    if unsafe and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        texts += [(k, t) for k, v in request.form.items(multi=True) for t in (k, v)]
+    for field, text in texts:
+        _check(field, text)
     if request.is_json and request.content_length:
         try:
             body = request.get_json(silent=True)
         except RecursionError:
             raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply") from None
         if body is not None:
-            for text in _strings(body):
-                _check(text)
+            for field, text in _strings(body):
+                _check(field, text)
 
 
 def _utf8(raw: bytes) -> bool:
@@ -112,13 +112,15 @@ def _undecodable() -> AppError:
     )
 
 
-def _check(text: str) -> None:
+def _check(field: str, text: str) -> None:
     if _CONTROL.search(text):
+        message = "提交的内容含有不可见的控制字符，请删除后重试"
         raise AppError(
             "control_characters",
-            "提交的内容含有不可见的控制字符，请删除后重试",
+            message,
             400,
-            "the request contains control characters",
+            f"control characters in {field[:64]!r}",
+            [{"field": field[:64], "code": "control_characters", "message": message}],
         )
     if _REPLACEMENT in text:
         raise _undecodable()

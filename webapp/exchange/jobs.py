@@ -111,7 +111,7 @@ def run(app: Flask, import_id: int, kind: str) -> None:
             session.commit()
         except LedgerUnreadable as exc:
             session.rollback()
-            _finish(session, import_id, state="failed", error=str(exc)[:2000], summary={"error_code": exc.code})
+            _finish(session, import_id, state="failed", error=str(exc)[:2000])
         except Exception as exc:  # a job must always end in a state the page can show
             session.rollback()
             app.logger.exception("ledger import %s failed", import_id)

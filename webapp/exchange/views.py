@@ -169,7 +169,6 @@ def import_progress(import_id: int):
             "total": imp.progress_total,
             "imported": imp.imported,
             "error": imp.error,
-            "error_code": (imp.summary or {}).get("error_code") if imp.state == "failed" else None,
         }
     )
 
