@@ -27,7 +27,16 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "gridcase_session",
+    # The base map under the map overlays: none (boundaries only, works offline),
+    # tianditu (with MAP_TIANDITU_KEY) or xyz (MAP_TILE_URL ...). See docs/maps.md.
+    "MAP_BASEMAP": "none",
 }
+
+# Base-map settings read from GRIDCASE_<name> (see webapp/maps/basemap.py).
+MAP_SETTINGS = (
+    "MAP_BASEMAP", "MAP_TIANDITU_KEY", "MAP_TIANDITU_STYLE", "MAP_TILE_URL",
+    "MAP_TILE_ATTRIBUTION", "MAP_TILE_SUBDOMAINS", "MAP_TILE_CRS", "MAP_TILE_MAX_ZOOM",
+)
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -67,6 +76,10 @@ def load_config(app, test_config: dict[str, Any] | None) -> None:
     # Behind a TLS-terminating proxy: how many proxies' X-Forwarded-For/-Proto/-Host to
     # trust (0: none, so a client cannot forge its address or scheme).
     app.config["PROXY_COUNT"] = int(env.get("GRIDCASE_PROXY_COUNT", "0") or 0)
+
+    for key in MAP_SETTINGS:
+        if f"GRIDCASE_{key}" in env:
+            app.config[key] = env[f"GRIDCASE_{key}"]
 
     if test_config:
         app.config.update(test_config)
