@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, text
 
 from tests.cases_fixtures import *  # noqa: F403
 from tests.conftest import CSRF
@@ -45,6 +45,10 @@ class Targets:
     photo_out: int
     marker_out: str  # a text only the foreign case carries: must never reach this user
     import_id: int
+    plan_in: int = 0  # a published visit plan of the area, with a stop given to the user
+    plan_out: int = 0  # one of the area outside, with a stop given to nobody
+    stop_in: int = 0
+    stop_out: int = 0
 
 
 def _sibling(session, parent_len: int, code: str, level: str) -> str:
@@ -74,6 +78,7 @@ def targets(session, login, demo_areas, make_case, other_county_case, photo_dir,
     from webapp.exchange.models import LedgerImport
     from webapp.field.photos import PhotoLimits, store_photo
     from webapp.field.queries import add_photo
+    from webapp.visits.models import VisitPlan, VisitPlanPerson, VisitStop
 
     def build(role: str) -> Targets:
         user = login(role)
@@ -116,8 +121,32 @@ def targets(session, login, demo_areas, make_case, other_county_case, photo_dir,
         session.flush()
         with app.app_context():
             jobs.report_path(imp).write_text("行号,状态\n", encoding="utf-8")
+        plans, stops = [], []
+        today = session.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
+        for area, case, assignee in ((area_in, case_in, user.id), (area_out, case_out, None)):
+            plan = VisitPlan(
+                title="走访计划", area_code=area, date_from=today, date_to=today,
+                status="published", weights={}, created_by=user.id, published_at=func.now(),
+            )
+            session.add(plan)
+            session.flush()
+            stop = VisitStop(
+                plan_id=plan.id, kind="grid", grid_code=case.grid_code, score=1.0, reasons=[],
+                location=case.location, user_id=assignee, day=today if assignee else None,
+                seq=1 if assignee else None, unassigned_reason=None if assignee else "无人可派",
+            )
+            session.add(stop)
+            if assignee:
+                session.add(VisitPlanPerson(
+                    plan_id=plan.id, user_id=assignee, daily_capacity=5, start_point=case.location,
+                    start_label="村委会",
+                ))
+            session.flush()
+            plans.append(plan.id)
+            stops.append(stop.id)
         return Targets(
-            role, user, token, case_in, case_out, area_in, area_out, photos[0], photos[1], marker, imp.id
+            role, user, token, case_in, case_out, area_in, area_out, photos[0], photos[1], marker, imp.id,
+            plans[0], plans[1], stops[0], stops[1],
         )
 
     return build

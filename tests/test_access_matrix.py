@@ -35,6 +35,8 @@ COVERAGE = frozenset({VI, TL, CS, PL, AD})
 API_WRITERS = FIELD | COUNTY
 REVEAL = frozenset({TL, CS, LC, AD})  # may reveal the petitioner of a case in scope
 OPEN311_WRITERS = FIELD | COUNTY
+MAPS = frozenset({TL, CS, LC, PL, AD})
+PLANNERS = frozenset({TL, CS, PL, AD})
 
 
 def scoped(allowed: frozenset = ALL, out: str = "N") -> dict[str, tuple[str, str]]:
@@ -162,6 +164,63 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("health.healthz", "GET"): Probe(const("/healthz"), public(), anonymous="public"),
     ("vendor.asset", "GET"): Probe(const("/vendor/leaflet/dist/leaflet.js"), public(), anonymous="public"),
     ("static", "GET"): Probe(const("/static/css/app.css"), public(), anonymous="public"),
+    # -- maps -------------------------------------------------------------------------
+    ("maps.index", "GET"): Probe(lambda t, i: f"/maps/?area={t.area_in if i else t.area_out}", scoped(MAPS)),
+    ("maps.frame", "GET"): Probe(
+        lambda t, i: f"/maps/frame?map=choropleth&area={t.area_in if i else t.area_out}", scoped(MAPS)
+    ),
+    # -- visits: plans are the planners' (404 to anyone else), stops the assignee's ------
+    ("visits.index", "GET"): Probe(const("/visits/"), flat()),
+    ("visits.today", "GET"): Probe(const("/visits/today"), flat()),
+    ("visits.new", "GET"): Probe(lambda t, i: f"/visits/new?area={t.area_in if i else t.area_out}", scoped(PLANNERS)),
+    ("visits.create", "POST"): Probe(
+        const("/visits/new"), scoped(PLANNERS), data=lambda t, i: form(area=t.area_in if i else t.area_out)
+    ),
+    ("visits.area_outline", "GET"): Probe(
+        lambda t, i: f"/visits/areas/{t.area_in if i else t.area_out}.geojson", scoped(PLANNERS)
+    ),
+    **{
+        ("visits." + name, method): Probe(
+            (lambda suffix: lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}{suffix}")(suffix),
+            scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
+            data=(lambda t, i: form(version="1", number=case(t, i).number)) if method == "POST" else None,
+        )
+        for name, method, suffix in [
+            ("plan", "GET", ""), ("sheet", "GET", "/sheet"), ("regenerate", "POST", "/regenerate"),
+            ("publish", "POST", "/publish"), ("delete", "POST", "/delete"), ("optimise", "POST", "/optimise"),
+            ("add", "POST", "/add"),
+        ]
+    },
+    ("visits.plan_map_page", "GET"): Probe(
+        lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}/map",
+        scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
+    ),
+    ("visits.stop", "GET"): Probe(
+        lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}",
+        scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
+    ),
+    **{
+        ("visits." + name, "POST"): Probe(
+            (lambda suffix: lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}/{suffix}")(name),
+            scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
+            data=lambda t, i: form(version="1", direction="up"),
+        )
+        for name in ("drop", "move")
+    },
+    # A stop is its assignee's: anyone else's stop is 404, whatever the role.
+    ("visits.outcome", "POST"): Probe(
+        lambda t, i: f"/visits/stops/{t.stop_in if i else t.stop_out}/outcome", scoped(),
+        data=lambda t, i: form(client_id=str(uuid.uuid4()), outcome="nobody_home"),
+    ),
+    ("visits_api.record", "POST"): Probe(
+        lambda t, i: f"/api/v1/visits/stops/{t.stop_in if i else t.stop_out}/outcomes", scoped(),
+        data=lambda t, i: {"client_id": str(uuid.uuid4()), "outcome": "nobody_home"}, json=True,
+    ),
+    ("visits_api.today", "GET"): Probe(const("/api/v1/visits/today"), flat()),
+    ("visits_api.progress", "GET"): Probe(
+        lambda t, i: f"/api/v1/visits/plans/{t.plan_in if i else t.plan_out}/progress",
+        scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
+    ),
     # -- JSON API ---------------------------------------------------------------------
     ("api.openapi", "GET"): Probe(const("/api/v1/openapi.json"), public(), anonymous="public"),
     ("api.categories", "GET"): Probe(const("/api/v1/categories"), flat()),
@@ -255,7 +314,7 @@ def call(client, probe: Probe, t: Targets, inside: bool):
 def test_roles_by_area_by_endpoint(client, targets, role):
     t = targets(role)
     wrong = []
-    for (endpoint, method), probe in sorted(MATRIX.items()):
+    for (endpoint, method), probe in sorted(MATRIX.items(), key=_destructive_last):
         for inside in (True, False):
             expected = probe.expect[role][0 if inside else 1]
             response, _, url = call(client, probe, t, inside)
@@ -273,6 +332,15 @@ def test_roles_by_area_by_endpoint(client, targets, role):
             if endpoint == "auth.logout":
                 t = _resign(client, t)
     assert not wrong, f"{len(wrong)} answers differ for {role}:\n" + "\n".join(wrong)
+
+
+# Probes that, let through, remove their target: after every other probe, stops before plans.
+DESTRUCTIVE = ["visits.drop", "visits.delete"]
+
+
+def _destructive_last(item):
+    (endpoint, method), _ = item
+    return (DESTRUCTIVE.index(endpoint) + 1 if endpoint in DESTRUCTIVE else 0, endpoint, method)
 
 
 def _resign(client, t: Targets) -> Targets:
