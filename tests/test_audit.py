@@ -81,6 +81,11 @@ PATHS = [
             ("cases", "gpkg", "admin", "410726100"), ("areas", "csv", "planner", ""),
         ]
     ],
+    Path_("visit outcome", "grid_worker", "visit_outcome", lambda c, t: c.post(
+        f"/api/v1/visits/stops/{t.stop_in}/outcomes", json={"client_id": str(uuid.uuid4()), "outcome": "nobody_home"},
+        headers=CSRF_HEADERS)),
+    Path_("visit plan: drop a stop", "planner", "visit_stop_drop",
+          lambda c, t: c.post(f"/visits/plans/{t.plan_in}/stops/{t.stop_in}/drop", data=form())),
     Path_("ranking.csv", "planner", "export", lambda c, t: c.get("/stats/ranking.csv")),
     Path_("monthly report", "county_staff", "export", lambda c, t: c.get("/stats/monthly.xlsx")),
 ]

@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from webapp.auth import audit
 from webapp.auth.identity import current_user
 from webapp.auth.permissions import may_see_area
 from webapp.auth.roles import ROLE_LABELS, Role
@@ -165,6 +166,7 @@ def create():
     try:
         req = planning.parse_plan_request(request.form, cfg, queries.local_today(session))
         plan = planning.make_plan(session, user, req, cfg)
+        _audit(session, user, "visit_plan_create", plan)
     except AppError as exc:
         if exc.status >= 500 or exc.code in ("not_found", "forbidden_role"):
             raise
@@ -310,6 +312,11 @@ def sheet(plan_id: int):
     )
 
 
+def _audit(session, user, action: str, plan: VisitPlan, **detail) -> None:
+    """Every change to a plan is in the audit log, with the plan and what changed."""
+    audit.record(session, action, user, detail={"plan_id": plan.id, "area": plan.area_code, **detail})
+
+
 def _log_contacts(session, user, views, **detail) -> None:
     if queries.log_contact_views(session, user, views, **detail):
         session.commit()
@@ -341,6 +348,7 @@ def regenerate(plan_id: int):
             except ValueError:
                 raise AppError("invalid_capacity", "每日走访数须为整数") from None
     planning.regenerate(session, plan, user, weights, capacities, cfg)
+    _audit(session, user, "visit_plan_regenerate", plan)
     session.commit()
     flash("已按新的权重和人员安排重新生成计划。", "info")
     return redirect(url_for("visits.plan", plan_id=plan.id))
@@ -348,8 +356,9 @@ def regenerate(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/publish")
 def publish(plan_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     planning.publish(session, plan)
+    _audit(session, user, "visit_plan_publish", plan)
     session.commit()
     flash("计划已发布：走访人员现在可以在“今日走访”中看到各自的走访点。", "info")
     return redirect(url_for("visits.plan", plan_id=plan.id))
@@ -357,7 +366,8 @@ def publish(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/delete")
 def delete(plan_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
+    _audit(session, user, "visit_plan_delete", plan)
     planning.delete_draft(session, plan)
     session.commit()
     flash("草稿已删除。", "info")
@@ -366,9 +376,10 @@ def delete(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/optimise")
 def optimise(plan_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     uid, day = _user_day(request.form.get("user_day", ""))
     n = planning.optimise(session, plan, uid, day)
+    _audit(session, user, "visit_plan_optimise", plan, user_id=uid, day=day.isoformat() if day else None)
     session.commit()
     flash(f"已重新优化 {n} 条路线（已走访的点保持原位）。", "info")
     return _back(plan.id)
@@ -376,8 +387,9 @@ def optimise(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/stops/<int:stop_id>/drop")
 def drop(plan_id: int, stop_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     planning.drop_stop(session, plan, stop_id)
+    _audit(session, user, "visit_stop_drop", plan, stop_id=stop_id)
     session.commit()
     flash("已从计划中删除该走访点。", "info")
     return _back(plan.id)
@@ -385,7 +397,7 @@ def drop(plan_id: int, stop_id: int):
 
 @bp.post("/plans/<int:plan_id>/stops/<int:stop_id>/move")
 def move(plan_id: int, stop_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     if request.form.get("direction") in ("up", "down"):
         stop = queries.get_stop(session, plan.id, stop_id)
         if stop is None or stop.user_id is None:
@@ -397,6 +409,7 @@ def move(plan_id: int, stop_id: int):
     else:
         uid, day = _user_day(request.form.get("user_day", ""))
         planning.move_stop(session, plan, stop_id, uid, day, _int_arg("position"))
+    _audit(session, user, "visit_stop_move", plan, stop_id=stop_id)
     session.commit()
     return _back(plan.id, f"#stop-{stop_id}")
 
@@ -425,6 +438,7 @@ def add(plan_id: int):
     stop = planning.add_case(
         session, plan, user, request.form.get("number", ""), uid, day, _settings()
     )
+    _audit(session, user, "visit_stop_add", plan, stop_id=stop.id, case_id=stop.case_id)
     session.commit()
     flash("已把该案件加入计划。", "info")
     return _back(plan.id, f"#stop-{stop.id}")
