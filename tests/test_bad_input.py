@@ -37,7 +37,10 @@ PHOTO_LIMIT = 256 * 1024  # PHOTO_MAX_BYTES in these tests (10 MB by default)
 HUGE = "长" * MB  # a 1 MB (in characters) string
 JSON = {**CSRF_HEADERS, "Content-Type": "application/json", "Accept": "application/json"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
-STORED = ["cases", "case_events", "case_photos", "sweeps", "ledger_imports", "areas", "api_idempotency_keys", "audit_log"]
+STORED = [
+    "cases", "case_events", "case_photos", "sweeps", "ledger_imports", "areas", "api_idempotency_keys", "audit_log",
+    "visit_plans", "visit_stops", "visit_records",
+]
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Ctx:
     case: object  # a registered case in the demo grid
     token: str  # a county staff API key
     role: str = ""
+    stop_id: int = 0  # a visit stop given to the grid worker today (see make_stop)
 
     def login(self, role: str) -> None:
         self._login(role)
@@ -129,6 +133,38 @@ class Ctx:
         form.update(fields)
         return self.client.post("/open311/v2/requests.json", data={k: v for k, v in form.items() if v is not _DROP})
 
+    def outcome(self, body, stop_id: int | None = None):
+        """POST a visit outcome for a stop given to this grid worker today."""
+        self.login("grid_worker")
+        if stop_id is None:
+            stop_id = self.stop_id
+        if isinstance(body, dict):
+            body = json.dumps({"client_id": "2b7e1f0c-1d2e-4f3a-8b9c-0d1e2f3a4b5c", "outcome": "done", **body}).encode()
+        return self.client.post(f"/api/v1/visits/stops/{stop_id}/outcomes", data=body, headers=JSON)
+
+    def _stop(self) -> int:
+        plan = self.session.execute(
+            text(
+                "INSERT INTO visit_plans (title, area_code, date_from, date_to, status, weights, created_by, published_at) "
+                "VALUES ('计划', :a, current_date, current_date, 'published', '{}'::jsonb, :u, now()) RETURNING id"
+            ),
+            {"a": self.case.grid_code[:9], "u": self._user.id},
+        ).scalar_one()
+        return self.session.execute(
+            text(
+                "INSERT INTO visit_stops (plan_id, kind, grid_code, location, score, reasons, user_id, day, seq) "
+                "SELECT :p, 'grid', :g, location, 1, '[]'::jsonb, :u, (now() AT TIME ZONE 'Asia/Shanghai')::date, 1 "
+                "FROM cases WHERE id = :c RETURNING id"
+            ),
+            {"p": plan, "g": self.case.grid_code, "c": self.case.id, "u": self._user.id},
+        ).scalar_one()
+
+    def plan(self, role: str = "planner", **fields):
+        self.login(role)
+        form = {"csrf_token": CSRF, "area": self.case.grid_code[:9], "date_from": "2030-01-01", "date_to": "2030-01-05"}
+        form.update(fields)
+        return self.client.post("/visits/new", data=form, headers={"Accept": "application/json"})
+
     def sweep(self, body):
         self.login("grid_worker")
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -172,6 +208,11 @@ class Ctx:
 
 
 _DROP = object()
+
+
+def make_stop(ctx: Ctx) -> None:
+    ctx.login("grid_worker")
+    ctx.stop_id = ctx._stop()
 
 
 def answer(response) -> tuple[int, str, str]:
@@ -392,6 +433,17 @@ BAD: list[Bad] = [
     Bad("统计", "a NUL in a filter", 400, "control_characters", lambda c: c.get("/stats?category=%00")),
     Bad("统计", "invalid UTF-8 in a filter", 400, "invalid_encoding", lambda c: c.get("/stats?category=%FF")),
     Bad("排查覆盖", "an impossible period", 400, "invalid_period", lambda c: c.get("/field/coverage?period=2026-02-30")),
+    Bad("地图", "an impossible date", 400, "bad_map_parameter", lambda c: c.get("/maps/frame?map=heat&from=2026-13-45")),
+    Bad("地图", "an unknown map kind", 400, "bad_map_parameter", lambda c: c.get("/maps/frame?map=%3Cscript%3E")),
+    Bad("地图", "SQL in the area", 400, "bad_map_parameter", lambda c: c.get("/maps/?area=410726%27%20OR%20%271%27=%271")),
+    Bad("走访结果", "malformed JSON", 400, "invalid_json", lambda c: c.outcome(b"{"), make_stop),
+    Bad("走访结果", "an unknown outcome", 400, "invalid_outcome", lambda c: c.outcome({"outcome": "burgled"}), make_stop),
+    Bad("走访结果", "a 1 MB note", 400, "invalid_outcome", lambda c: c.outcome({"note": HUGE}), make_stop),
+    Bad("走访结果", "NaN coordinates", 400, "invalid_outcome", lambda c: c.outcome({"lon": "NaN", "lat": 35}), make_stop),
+    Bad("走访结果", "a forged stop id", 404, "not_found", lambda c: c.outcome({}, stop_id=2_000_000_000)),
+    Bad("走访计划", "dates the wrong way round", 400, "invalid_plan", lambda c: c.plan(date_from="2030-02-01", date_to="2030-01-01")),
+    Bad("走访计划", "an area code that does not exist", 400, "invalid_plan", lambda c: c.plan(area="990100")),
+    Bad("走访计划", "an area outside the planner's", 400, "invalid_plan", lambda c: c.plan(area="410726", role="township_leader")),
     Bad("定位", "NaN coordinates", 400, "invalid_coordinates", lambda c: c.get("/api/v1/locate?lon=nan&lat=35")),
 ]
 

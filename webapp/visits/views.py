@@ -23,7 +23,7 @@ from webapp.auth.permissions import may_see_area
 from webapp.auth.roles import ROLE_LABELS, Role
 from webapp.cases.queries import categories
 from webapp.db import get_session
-from webapp.errors import AppError, NotFound
+from webapp.errors import AppError, NotFound, wants_json
 from webapp.grid.queries import get_area
 from webapp.security import relax_csp
 from webapp.visits import outcomes, planning, queries, settings
@@ -168,7 +168,8 @@ def create():
         plan = planning.make_plan(session, user, req, cfg)
         _audit(session, user, "visit_plan_create", plan)
     except AppError as exc:
-        if exc.status >= 500 or exc.code in ("not_found", "forbidden_role"):
+        # A script posting the form (Accept: application/json) gets the error itself.
+        if exc.status >= 500 or exc.code in ("not_found", "forbidden_role") or wants_json():
             raise
         session.rollback()
         return _new_form(user, request.form.get("area", ""), request.form, exc)
