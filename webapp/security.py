@@ -10,7 +10,6 @@ address. Without it those headers are ignored, so a client cannot forge them.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_to_bytes
 
 from flask import Flask, g, request
 
@@ -47,6 +46,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # strings with errors="replace"): the text was not what the person typed.
 _REPLACEMENT = "\ufffd"
 _MAX_DEPTH = 32
+_HIGH_ESCAPES = re.compile(rb"(?:%[89a-fA-F][0-9a-fA-F])+")
 
 
 def _strings(value, field: str = "", depth: int = 0):
@@ -95,11 +95,20 @@ def check_text_input() -> None:
 
 
 def _utf8(raw: bytes) -> bool:
-    """Whether percent-encoded ``raw`` decodes as UTF-8 (Werkzeug keeps bad escapes as text)."""
+    """Whether percent-encoded ``raw`` decodes as UTF-8 (Werkzeug keeps bad escapes as text).
+
+    A character beyond ASCII is a run of bytes of 0x80 and above, sent raw or as a run of
+    ``%XX`` escapes; each run must decode (regex and ``bytes.fromhex``: fast on megabytes).
+    """
     try:
-        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
+    for run in _HIGH_ESCAPES.findall(raw):
+        try:
+            bytes.fromhex(run.replace(b"%", b"").decode("ascii")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
     return True
 
 
