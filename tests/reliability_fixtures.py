@@ -52,7 +52,7 @@ def become_subreaper() -> None:
 
 
 def reap_zombies(keep: set[int]) -> int:
-    """Reap our children that have exited, except ``keep`` (e.g. gunicorn's Popen)."""
+    """Reap the exited PostgreSQL processes we adopted (never another Popen's child, nor ``keep``)."""
     reaped = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in keep:
@@ -61,8 +61,9 @@ def reap_zombies(keep: set[int]) -> int:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if state == "Z" and int(ppid) == os.getpid():
+        if state == "Z" and int(ppid) == os.getpid() and comm.startswith("postgres"):
             try:
                 os.waitpid(int(entry.name), os.WNOHANG)
                 reaped += 1

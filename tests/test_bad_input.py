@@ -443,8 +443,8 @@ BAD: list[Bad] = [
     Bad("走访结果", "NaN coordinates", 400, "invalid_outcome", lambda c: c.outcome({"lon": "NaN", "lat": 35}), make_stop),
     Bad("走访结果", "a forged stop id", 404, "not_found", lambda c: c.outcome({}, stop_id=2_000_000_000)),
     Bad("走访计划", "dates the wrong way round", 400, "invalid_plan", lambda c: c.plan(date_from="2030-02-01", date_to="2030-01-01")),
-    Bad("走访计划", "an area code that does not exist", 400, "invalid_plan", lambda c: c.plan(area="990100")),
-    Bad("走访计划", "an area outside the planner's", 400, "invalid_plan", lambda c: c.plan(area="410726", role="township_leader")),
+    Bad("走访计划", "an area code that does not exist", 404, "not_found", lambda c: c.plan(area="990100")),
+    Bad("走访计划", "an area outside the planner's", 404, "not_found", lambda c: c.plan(area="410726", role="township_leader")),
     Bad("定位", "NaN coordinates", 400, "invalid_coordinates", lambda c: c.get("/api/v1/locate?lon=nan&lat=35")),
 ]
 

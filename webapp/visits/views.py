@@ -163,6 +163,10 @@ def create():
     _require_planner(user)
     session = get_session()
     cfg = _settings()
+    # An area out of reach is 404 like a missing one, before anything else is looked at.
+    code = (request.form.get("area") or "").strip()
+    if code and not (code.isdigit() and may_see_area(user, code) and get_area(session, code)):
+        raise NotFound("区划")
     try:
         req = planning.parse_plan_request(request.form, cfg, queries.local_today(session))
         plan = planning.make_plan(session, user, req, cfg)
