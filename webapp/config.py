@@ -73,6 +73,9 @@ def load_config(app, test_config: dict[str, Any] | None) -> None:
         app.config["COUNTY_CODE"] = env["GRIDCASE_COUNTY_CODE"]
     if "GRIDCASE_SECURE_COOKIES" in env:
         app.config["SESSION_COOKIE_SECURE"] = _env_bool("GRIDCASE_SECURE_COOKIES", False)
+    # Behind a TLS-terminating proxy: how many proxies' X-Forwarded-For/-Proto/-Host to
+    # trust (0: none, so a client cannot forge its address or scheme).
+    app.config["PROXY_COUNT"] = int(env.get("GRIDCASE_PROXY_COUNT", "0") or 0)
 
     for key in MAP_SETTINGS:
         if f"GRIDCASE_{key}" in env:

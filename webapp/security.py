@@ -1,8 +1,19 @@
-"""Security headers on every response: CSP, no sniffing, no framing by others."""
+"""Security headers on every response (CSP, no sniffing, no framing by others), and the proxy.
+
+Behind a TLS-terminating proxy (``GRIDCASE_PROXY_COUNT=1``) the app trusts that many
+proxies' ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``-Port``: the scheme is https
+(links, redirects), and the sign-in limit and the audit log see the real client
+address. Without it those headers are ignored, so a client cannot forge them.
+``GRIDCASE_SECURE_COOKIES=1`` marks the session cookie ``Secure`` and sends HSTS.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, g
+import re
+
+from flask import Flask, g, request
+
+from webapp.errors import AppError
 
 DEFAULT_CSP = {
     "default-src": "'self'",
@@ -28,7 +39,114 @@ def relax_csp(**directives: str) -> None:
         csp[key.replace("_", "-")] = value
 
 
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls. PostgreSQL cannot
+# store NUL in text at all, and none of them belongs in anything a person types.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What a decoder leaves for bytes that were not UTF-8 (Werkzeug decodes forms and query
+# strings with errors="replace"): the text was not what the person typed.
+_REPLACEMENT = "\ufffd"
+_MAX_DEPTH = 32
+_HIGH_ESCAPES = re.compile(rb"(?:%[89a-fA-F][0-9a-fA-F])+")
+
+
+def _strings(value, field: str = "", depth: int = 0):
+    """(top-level field, string) for every string in a JSON value, keys too; no absurd nesting."""
+    if depth > _MAX_DEPTH:
+        raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply")
+    if isinstance(value, str):
+        yield field, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            name = field or str(k)
+            yield name, str(k)
+            yield from _strings(v, name, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v, field, depth + 1)
+
+
+def check_text_input() -> None:
+    """Refuse control characters and undecodable bytes in any text a request carries.
+
+    Query strings, form fields (not uploaded files) and JSON bodies are checked before
+    any view runs, so no feature can store, search for or choke on them (a NUL in a
+    filter or a note would otherwise reach PostgreSQL and fail as a 500). Features check
+    their own fields further (lengths, line breaks, bidi overrides).
+    """
+    if not _utf8(request.query_string):
+        raise _undecodable()
+    texts = [(k, t) for k, v in request.args.items(multi=True) for t in (k, v)]
+    unsafe = request.method in ("POST", "PUT", "PATCH")
+    if unsafe and request.mimetype == "application/x-www-form-urlencoded":
+        if not _utf8(request.get_data(cache=True)):
+            raise _undecodable()
+    if unsafe and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        texts += [(k, t) for k, v in request.form.items(multi=True) for t in (k, v)]
+    for field, text in texts:
+        _check(field, text)
+    if request.is_json and request.content_length:
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply") from None
+        if body is not None:
+            for field, text in _strings(body):
+                _check(field, text)
+
+
+def _utf8(raw: bytes) -> bool:
+    """Whether percent-encoded ``raw`` decodes as UTF-8 (Werkzeug keeps bad escapes as text).
+
+    A character beyond ASCII is a run of bytes of 0x80 and above, sent raw or as a run of
+    ``%XX`` escapes; each run must decode (regex and ``bytes.fromhex``: fast on megabytes).
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    for run in _HIGH_ESCAPES.findall(raw):
+        try:
+            bytes.fromhex(run.replace(b"%", b"").decode("ascii")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _undecodable() -> AppError:
+    return AppError(
+        "invalid_encoding",
+        "提交的内容不是有效的 UTF-8 文本，请检查编码后重试",
+        400,
+        "the request contains bytes that are not UTF-8",
+    )
+
+
+def _check(field: str, text: str) -> None:
+    if _CONTROL.search(text):
+        message = "提交的内容含有不可见的控制字符，请删除后重试"
+        raise AppError(
+            "control_characters",
+            message,
+            400,
+            f"control characters in {field[:64]!r}",
+            [{"field": field[:64], "code": "control_characters", "message": message}],
+        )
+    if _REPLACEMENT in text:
+        raise _undecodable()
+
+
 def init_app(app: Flask) -> None:
+    # First of all before_request functions: before the CSRF check reads (and so consumes)
+    # the form, while the raw body can still be checked for bytes that are not UTF-8.
+    app.before_request_funcs.setdefault(None, []).insert(0, check_text_input)
+    proxies = int(app.config.get("PROXY_COUNT") or 0)
+    if proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+
     @app.after_request
     def headers(response):
         csp = g.get("csp", DEFAULT_CSP)

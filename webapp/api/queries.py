@@ -256,4 +256,7 @@ def register_case(session: Session, user, new, note: str, data: dict) -> int:
     visible = session.scalar(select(Case.id).where(Case.id == stored.id, case_scope(user)))
     if visible is None:
         raise AppError("outside_your_area", "该位置不在您的辖区内，无法登记", 422, "the location is outside your area")
+    from webapp.auth import audit
+
+    audit.record(session, "case_register", user, case_id=stored.id, detail={"number": stored.number, **data})
     return stored.id

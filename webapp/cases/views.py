@@ -110,6 +110,10 @@ def register():
                 session.commit()
                 return redirect(url_for("cases.detail", case_id=stored.id), 303)
         status = 422
+        if wants_json():  # a script posting the form gets the problems with a stable code
+            raise AppError(
+                "invalid_form", "；".join(errors.values()), 422, "invalid form: " + ", ".join(errors), errors
+            )
     return render_template(
         "cases/register.html",
         form=form,

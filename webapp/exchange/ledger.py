@@ -268,7 +268,14 @@ class Ledger:
 
 
 class LedgerUnreadable(ValueError):
-    """The file cannot be read as a ledger at all (no header, wrong format)."""
+    """The file cannot be read as a ledger at all (no header, wrong format).
+
+    ``code`` is stable for machines (shown with the failed import); the message is Chinese.
+    """
+
+    def __init__(self, message: str, code: str = "ledger_unreadable") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # -- reading cells -------------------------------------------------------------------------------------
@@ -281,7 +288,7 @@ def _read_csv(data: bytes) -> Iterator[tuple[int, list]]:
         except UnicodeDecodeError:
             continue
     else:  # pragma: no cover - gb18030 decodes any byte string
-        raise LedgerUnreadable("无法识别文件编码（应为 UTF-8 或 GBK）")
+        raise LedgerUnreadable("无法识别文件编码（应为 UTF-8 或 GBK）", "ledger_encoding")
     sample = text[:4096]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample else csv.excel
@@ -296,10 +303,16 @@ def _read_xlsx(path: Path) -> Iterator[tuple[int, list]]:
 
     from openpyxl import load_workbook
 
+    from webapp.archives import ArchiveTooLarge, check_archive
+
+    try:
+        check_archive(path)
+    except ArchiveTooLarge as exc:
+        raise LedgerUnreadable(exc.message, exc.code) from None
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise LedgerUnreadable(f"无法读取 Excel 文件：{exc}") from None
+        raise LedgerUnreadable(f"无法读取 Excel 文件：{exc}", "ledger_broken_xlsx") from None
     try:
         sheet = wb.active
         for i, row in enumerate(sheet.iter_rows(values_only=True), start=1):
@@ -315,7 +328,7 @@ def read_cells(path: Path, filename: str | None = None) -> Iterator[tuple[int, l
         return _read_xlsx(path)
     if suffix in (".csv", ".txt"):
         return _read_csv(path.read_bytes())
-    raise LedgerUnreadable("只支持 .xlsx 或 .csv 文件（旧版 .xls 请另存为 .xlsx）")
+    raise LedgerUnreadable("只支持 .xlsx 或 .csv 文件（旧版 .xls 请另存为 .xlsx）", "ledger_file_type")
 
 
 def _cell_text(value) -> str:
@@ -398,7 +411,7 @@ def _find_header(cells: Iterator[tuple[int, list]]) -> tuple[int, dict[int, str]
         if len(buffered) >= HEADER_SCAN_ROWS:
             break
     if best is None:
-        raise LedgerUnreadable("前 10 行中没有找到表头（如 登记日期、信访人、问题类别、乡镇、村(社区)、事由）")
+        raise LedgerUnreadable("前 10 行中没有找到表头（如 登记日期、信访人、问题类别、乡镇、村(社区)、事由）", "ledger_no_header")
     header_no, _, header = best
     index: dict[int, str] = {}
     columns: dict[str, str] = {}
@@ -434,14 +447,14 @@ def read_ledger(
     if missing or not ({"title", "description"} & set(columns)):
         labels = {"reported_at": "登记日期", "category": "问题类别"}
         names = [labels[m] for m in sorted(missing)] + ([] if {"title", "description"} & set(columns) else ["事由或主要诉求"])
-        raise LedgerUnreadable("缺少必需的列：" + "、".join(names))
+        raise LedgerUnreadable("缺少必需的列：" + "、".join(names), "ledger_missing_columns")
     rows: list[LedgerRow] = []
     village_codes: list[str | None] = []
     for n, cells_row in _chain(first, cells):
         if all(_cell_text(c) == "" for c in cells_row):
             continue
         if len(rows) >= MAX_ROWS:
-            raise LedgerUnreadable(f"文件超过 {MAX_ROWS} 行，请分批导入")
+            raise LedgerUnreadable(f"文件超过 {MAX_ROWS} 行，请分批导入", "ledger_too_many_rows")
         values = {f: cells_row[i] if i < len(cells_row) else None for i, f in index.items()}
         r, village_code = _check_row(n, values, reference, default_crs, now)
         rows.append(r)

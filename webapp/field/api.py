@@ -103,13 +103,14 @@ def upload_photo(case_id: int):
     """Add one photo to a case in scope; the same ``client_photo_id`` again is the same photo."""
     user = _reporter()
     session = get_session()
+    # The case first: a case out of scope answers 404 whatever else the request says.
+    case = queries.case_for_photos(session, user, case_id)
     try:
         client_photo_id = uuid.UUID(request.form.get("client_photo_id", "")[:64])
     except ValueError:
         raise AppError(
             "invalid_client_photo_id", "缺少或无效的照片编号 client_photo_id", 400
         ) from None
-    case = queries.case_for_photos(session, user, case_id)
     existing = queries.check_photo_resend(
         queries.photo_by_client_id(session, client_photo_id), case.id
     )

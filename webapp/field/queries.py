@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, DATE
 from sqlalchemy.orm import Session
 
+from webapp.auth import audit
 from webapp.auth.models import User
 from webapp.auth.permissions import case_scope, case_scope_sql, files_sweeps
 from webapp.auth.roles import Role
@@ -128,6 +129,10 @@ def file_report(session: Session, user: User, report: ReportInput) -> FiledRepor
             },
         )
     )
+    audit.record(
+        session, "case_register", user, case_id=stored.id,
+        detail={"number": stored.number, "channel": Channel.GRID_SWEEP.value, "client_id": str(report.client_id)},
+    )
     session.flush()
     return _answer(session, user, stored.id, created=True)
 
@@ -240,6 +245,11 @@ def add_photo(
     ).scalar()
     photo = check_photo_resend(photo_by_client_id(session, client_photo_id), case_id)
     assert photo is not None
+    if new_id is not None:
+        audit.record(
+            session, "case_photo_add", user, case_id=case_id,
+            detail={"photo_id": new_id, "sha256": stored.sha256},
+        )
     return photo, new_id is not None
 
 
@@ -471,6 +481,7 @@ def file_sweep(
     ).scalar()
     if new_id is not None:
         _set_sweep_cases(session, new_id, data.case_ids)
+        _audit_sweep(session, user, "sweep_file", new_id, grid, period, data)
         return FiledSweep(session.get(Sweep, new_id), created=True, changed=True)
     sweep = session.scalar(
         select(Sweep)
@@ -502,7 +513,16 @@ def file_sweep(
     session.execute(text("DELETE FROM sweep_cases WHERE sweep_id = :id"), {"id": sweep.id})
     _set_sweep_cases(session, sweep.id, data.case_ids)
     session.refresh(sweep)
+    _audit_sweep(session, user, "sweep_amend", sweep.id, grid, period, data)
     return FiledSweep(sweep, created=False, changed=True)
+
+
+def _audit_sweep(session, user, action, sweep_id, grid, period, data) -> None:
+    audit.record(
+        session, action, user,
+        detail={"sweep_id": sweep_id, "grid": grid.code, "period": period.start.isoformat(),
+                "zero_report": data.zero_report, "cases": list(data.case_ids)},
+    )
 
 
 def _set_sweep_cases(session: Session, sweep_id: int, case_ids: tuple[int, ...]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from pyogrio.errors import DataSourceError, DataLayerError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from webapp.archives import ArchiveTooLarge, check_archive
 from webapp.geo import (
     GCJ02,
     CRSProblem,
@@ -212,6 +214,11 @@ def read_features(
     """Read a boundary file's features and attributes (no CRS transform yet)."""
     if not path.exists():
         raise _FileError("file_not_found", f"文件不存在：{path}")
+    if zipfile.is_zipfile(path):
+        try:
+            check_archive(path)
+        except ArchiveTooLarge as exc:
+            raise _FileError(exc.code, exc.message) from None
     try:
         meta, _fids, wkb, field_data = pyogrio.raw.read(_dataset_path(path))
     except (DataSourceError, DataLayerError, OSError, RuntimeError) as exc:

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from webapp.auth import audit
 from webapp.auth.models import User
 from webapp.auth.roles import Role
 from webapp.cases.models import Case, Category
@@ -356,6 +357,16 @@ def record_outcome(session: Session, user: User, stop_id: int, inp: OutcomeInput
     new_case = None
     if inp.problem is not None:
         new_case = _open_case(session, user, stop, visit_id, inp)
+    audit.record(
+        session, "visit_outcome", user, case_id=stop.case_id,
+        detail={"visit_id": visit_id, "stop_id": stop.id, "plan_id": stop.plan_id,
+                "outcome": inp.outcome.value, "follow_up": bool(stop.follow_up)},
+    )
+    if new_case is not None:
+        audit.record(
+            session, "case_register", user, case_id=new_case[0],
+            detail={"number": new_case[1], "channel": "grid_sweep", "visit_id": visit_id},
+        )
     session.flush()
     return Recorded(
         visit_id, stop.id, True, inp.outcome.value, *(new_case or (None, None)), follow_up

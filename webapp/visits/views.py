@@ -16,12 +16,13 @@ from flask import (
     url_for,
 )
 
+from webapp.auth import audit
 from webapp.auth.identity import current_user
 from webapp.auth.permissions import may_plan_visits, may_see_area, may_visit
 from webapp.auth.roles import ROLE_LABELS
 from webapp.cases.queries import categories
 from webapp.db import get_session
-from webapp.errors import AppError, NotFound
+from webapp.errors import AppError, NotFound, wants_json
 from webapp.grid.queries import get_area
 from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import NO_BASEMAP, BaseMap, TileSource
@@ -151,11 +152,17 @@ def create():
     _require_planner(user)
     session = get_session()
     cfg = _settings()
+    # An area out of reach is 404 like a missing one, before anything else is looked at.
+    code = (request.form.get("area") or "").strip()
+    if code and not (code.isdigit() and may_see_area(user, code) and get_area(session, code)):
+        raise NotFound("区划")
     try:
         req = planning.parse_plan_request(request.form, cfg, queries.local_today(session))
         plan = planning.make_plan(session, user, req, cfg)
+        _audit(session, user, "visit_plan_create", plan)
     except AppError as exc:
-        if exc.status >= 500 or exc.code in ("not_found", "forbidden_role"):
+        # A script posting the form (Accept: application/json) gets the error itself.
+        if exc.status >= 500 or exc.code in ("not_found", "forbidden_role") or wants_json():
             raise
         session.rollback()
         return _new_form(user, request.form.get("area", ""), request.form, exc)
@@ -302,6 +309,11 @@ def sheet(plan_id: int):
     )
 
 
+def _audit(session, user, action: str, plan: VisitPlan, **detail) -> None:
+    """Every change to a plan is in the audit log, with the plan and what changed."""
+    audit.record(session, action, user, detail={"plan_id": plan.id, "area": plan.area_code, **detail})
+
+
 def _log_contacts(session, user, views, **detail) -> None:
     if queries.log_contact_views(session, user, views, **detail):
         session.commit()
@@ -333,6 +345,7 @@ def regenerate(plan_id: int):
             except ValueError:
                 raise AppError("invalid_capacity", "每日走访数须为整数") from None
     planning.regenerate(session, plan, user, weights, capacities, cfg)
+    _audit(session, user, "visit_plan_regenerate", plan)
     session.commit()
     flash("已按新的权重和人员安排重新生成计划。", "info")
     return redirect(url_for("visits.plan", plan_id=plan.id))
@@ -340,8 +353,9 @@ def regenerate(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/publish")
 def publish(plan_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     planning.publish(session, plan)
+    _audit(session, user, "visit_plan_publish", plan)
     session.commit()
     flash("计划已发布：走访人员现在可以在“今日走访”中看到各自的走访点。", "info")
     return redirect(url_for("visits.plan", plan_id=plan.id))
@@ -349,7 +363,8 @@ def publish(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/delete")
 def delete(plan_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
+    _audit(session, user, "visit_plan_delete", plan)
     planning.delete_draft(session, plan)
     session.commit()
     flash("草稿已删除。", "info")
@@ -358,9 +373,10 @@ def delete(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/optimise")
 def optimise(plan_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     uid, day = _user_day(request.form.get("user_day", ""))
     n = planning.optimise(session, plan, uid, day)
+    _audit(session, user, "visit_plan_optimise", plan, user_id=uid, day=day.isoformat() if day else None)
     session.commit()
     flash(f"已重新优化 {n} 条路线（已走访的点保持原位）。", "info")
     return _back(plan.id)
@@ -368,8 +384,9 @@ def optimise(plan_id: int):
 
 @bp.post("/plans/<int:plan_id>/stops/<int:stop_id>/drop")
 def drop(plan_id: int, stop_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     planning.drop_stop(session, plan, stop_id)
+    _audit(session, user, "visit_stop_drop", plan, stop_id=stop_id)
     session.commit()
     flash("已从计划中删除该走访点。", "info")
     return _back(plan.id)
@@ -377,7 +394,7 @@ def drop(plan_id: int, stop_id: int):
 
 @bp.post("/plans/<int:plan_id>/stops/<int:stop_id>/move")
 def move(plan_id: int, stop_id: int):
-    _, session, plan = _edit_target(plan_id)
+    user, session, plan = _edit_target(plan_id)
     if request.form.get("direction") in ("up", "down"):
         stop = queries.get_stop(session, plan.id, stop_id)
         if stop is None or stop.user_id is None:
@@ -389,6 +406,7 @@ def move(plan_id: int, stop_id: int):
     else:
         uid, day = _user_day(request.form.get("user_day", ""))
         planning.move_stop(session, plan, stop_id, uid, day, _int_arg("position"))
+    _audit(session, user, "visit_stop_move", plan, stop_id=stop_id)
     session.commit()
     return _back(plan.id, f"#stop-{stop_id}")
 
@@ -417,6 +435,7 @@ def add(plan_id: int):
     stop = planning.add_case(
         session, plan, user, request.form.get("number", ""), uid, day, _settings()
     )
+    _audit(session, user, "visit_stop_add", plan, stop_id=stop.id, case_id=stop.case_id)
     session.commit()
     flash("已把该案件加入计划。", "info")
     return _back(plan.id, f"#stop-{stop.id}")
