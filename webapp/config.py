@@ -27,7 +27,16 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "gridcase_session",
+    # The base map under the map overlays: none (boundaries only, works offline),
+    # tianditu (with MAP_TIANDITU_KEY) or xyz (MAP_TILE_URL ...). See docs/maps.md.
+    "MAP_BASEMAP": "none",
 }
+
+# Base-map settings read from GRIDCASE_<name> (see webapp/maps/basemap.py).
+MAP_SETTINGS = (
+    "MAP_BASEMAP", "MAP_TIANDITU_KEY", "MAP_TIANDITU_STYLE", "MAP_TILE_URL",
+    "MAP_TILE_ATTRIBUTION", "MAP_TILE_SUBDOMAINS", "MAP_TILE_CRS", "MAP_TILE_MAX_ZOOM",
+)
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -64,6 +73,10 @@ def load_config(app, test_config: dict[str, Any] | None) -> None:
         app.config["COUNTY_CODE"] = env["GRIDCASE_COUNTY_CODE"]
     if "GRIDCASE_SECURE_COOKIES" in env:
         app.config["SESSION_COOKIE_SECURE"] = _env_bool("GRIDCASE_SECURE_COOKIES", False)
+
+    for key in MAP_SETTINGS:
+        if f"GRIDCASE_{key}" in env:
+            app.config[key] = env[f"GRIDCASE_{key}"]
 
     if test_config:
         app.config.update(test_config)

@@ -94,6 +94,15 @@ def may_see_area(user: User, code: str) -> bool:
     return code.startswith(user.area_code)
 
 
+def may_see_single_cases(user: User) -> bool:
+    """Whether ``user`` may see single cases where they are (markers, exact places).
+
+    Planners (and any future display-only role) see aggregates only: counts per area
+    and heat cells, never a case's own coordinates.
+    """
+    return user.role_enum is not Role.PLANNER
+
+
 # -- personal data -------------------------------------------------------------
 
 def sees_personal_data(user: User, case: Case) -> bool:

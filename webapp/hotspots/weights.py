@@ -72,13 +72,20 @@ def queen(
         touch = "ST_DWithin(x.geom, y.geom, :tol)"
     else:
         touch = "ST_Intersects(x.geom, y.geom)"
+    # For each area, probe the others' GiST index (LATERAL): the plan stays an index
+    # probe per area even before the table has statistics (right after an import).
     rows = session.execute(
         text(
             f"""
             SELECT x.code, y.code
             FROM areas x
-            JOIN areas y ON y.level = x.level AND x.code < y.code AND y.geom && ST_Expand(x.geom, :tol)
-            WHERE x.level = :level AND x.code LIKE :prefix AND y.code LIKE :prefix AND {touch}
+            CROSS JOIN LATERAL (
+                SELECT y.code FROM areas y
+                WHERE y.geom && ST_Expand(x.geom, :tol) AND y.level = x.level AND x.code < y.code
+                  AND y.code LIKE :prefix AND {touch}
+                OFFSET 0
+            ) y
+            WHERE x.level = :level AND x.code LIKE :prefix
             """
         ),
         {"level": level.value, "prefix": (within or "") + "%", "tol": tolerance_m / METRES_PER_DEGREE},
@@ -102,9 +109,14 @@ def distance_band(
             """
             SELECT x.code, y.code
             FROM areas x
-            JOIN areas y ON y.level = x.level AND x.code < y.code AND y.geom && ST_Expand(x.geom, :margin)
-            WHERE x.level = :level AND x.code LIKE :prefix AND y.code LIKE :prefix
-              AND ST_DWithin(x.label_point::geography, y.label_point::geography, :d)
+            CROSS JOIN LATERAL (
+                SELECT y.code FROM areas y
+                WHERE y.geom && ST_Expand(x.geom, :margin) AND y.level = x.level AND x.code < y.code
+                  AND y.code LIKE :prefix
+                  AND ST_DWithin(x.label_point::geography, y.label_point::geography, :d)
+                OFFSET 0
+            ) y
+            WHERE x.level = :level AND x.code LIKE :prefix
             """
         ),
         {"level": level.value, "prefix": (within or "") + "%", "margin": margin, "d": threshold_m},

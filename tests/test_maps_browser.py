@@ -1,0 +1,247 @@
+"""Maps in a real browser with every other origin blocked: drawn, hoverable, drillable, inert."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import text
+
+from tests.browser import sign_in_page
+from tests.maps_fixtures import HOSTILE
+from webapp.db import database
+
+pytestmark = pytest.mark.browser
+
+WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+    window.__csp.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+# A point well inside an area's drawn polygon (the polygon, not an edge, is what the mouse hits),
+# in the frame's coordinates; the first drillable area when no code is given.
+FIND_AREA = """(code) => {
+    const map = Object.values(window).find(v => v instanceof L.Map);
+    const layers = [];
+    map.eachLayer(l => { if (l.feature && l.feature.properties && l.getElement && l.getElement()) layers.push(l); });
+    const wanted = layers.filter(l => code ? l.feature.properties.code === code : l.feature.properties.to !== undefined);
+    for (const layer of wanted) {
+        const el = layer.getElement();
+        const r = el.getBoundingClientRect();
+        for (let i = 1; i < 16; i++) {
+            for (let j = 1; j < 16; j++) {
+                const x = r.left + r.width * i / 16, y = r.top + r.height * j / 16;
+                const inside = [[0, 0], [8, 0], [-8, 0], [0, 8], [0, -8]].every(([dx, dy]) =>
+                    x + dx > 0 && y + dy > 0 && x + dx < innerWidth && y + dy < innerHeight &&
+                    document.elementFromPoint(x + dx, y + dy) === el);
+                if (inside) {
+                    return {x: x, y: y, code: layer.feature.properties.code};
+                }
+            }
+        }
+    }
+    return null;
+}"""
+
+HEAT_PIXELS = """() => {
+    const c = document.querySelector("canvas.leaflet-heatmap-layer");
+    if (!c || !c.width) { return 0; }
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) { if (d[i] > 0) { n++; } }
+    return n;
+}"""
+
+
+def open_map(page, url: str | None = None):
+    """Go to a map page (or stay on this one) and return its map frame once areas are drawn."""
+    # The whole map in view (set before the page lays out: a later resize re-centres the map).
+    # A click in a frame half out of view scrolls the page between mousedown and mouseup
+    # (focus), and the browser then sends no click.
+    if page.viewport_size["height"] != 1000:
+        page.set_viewport_size({"width": 1280, "height": 1000})
+    if url is not None:
+        page.goto(url)
+    page.wait_for_load_state("networkidle")
+    frame = next(f for f in page.frames if "/maps/frame" in f.url)
+    frame.wait_for_selector("path.leaflet-interactive", state="attached")
+    page.locator("#map-frame").evaluate("e => e.scrollIntoView({block: 'start'})")
+    return frame
+
+
+def frame_point(page, frame, code=None):
+    spot = frame.evaluate(FIND_AREA, code)
+    assert spot is not None, f"no visible area {code}"
+    box = page.locator("#map-frame").bounding_box()
+    return box["x"] + spot["x"], box["y"] + spot["y"], spot["code"]
+
+
+def assert_clean(page, frame):
+    assert page.blocked == [], page.blocked
+    assert page.failed == [], page.failed
+    assert page.console_errors == [], page.console_errors
+    for where in (page, frame):
+        assert where.evaluate("() => window.__csp") == []
+        assert where.evaluate("() => window.__pwned === undefined")
+
+
+@pytest.mark.parametrize("kind", ["heat", "choropleth", "hotspots", "cases"])
+def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(
+    page, live_user, artifacts, kind
+):
+    page.add_init_script(WATCH)
+    sign_in_page(page, live_user("county_staff"))
+    frame = open_map(page, f"/maps/?map={kind}&from=2020-01-01")
+    # Boundaries drawn (SVG paths), and the layer of this map.
+    # Townships, or the county's grids for hot spots (the analysis units).
+    assert frame.locator("path.leaflet-interactive").count() == (1026 if kind == "hotspots" else 12)
+    if kind == "heat":
+        frame.wait_for_function(f"({HEAT_PIXELS})() > 1000")
+    elif kind == "cases":
+        assert frame.locator(".gc-bubble").count() >= 10  # many cases: counts per township
+    else:
+        fills = frame.evaluate(
+            "() => [...document.querySelectorAll('path.leaflet-interactive')].map(p => p.getAttribute('fill'))"
+        )
+        assert len(set(fills)) >= 2  # coloured by class
+    assert frame.locator(".gc-legend").count() == 1 and frame.locator(".gc-info").count() == 1
+    x, y, code = frame_point(page, frame)
+    page.mouse.move(x, y)
+    tooltip = frame.locator(".leaflet-tooltip")
+    tooltip.wait_for(state="visible")
+    assert "名称" in tooltip.inner_text()
+    page.screenshot(path=str(artifacts / f"map-{kind}.png"))
+    assert_clean(page, frame)
+    page.mouse.click(x, y)
+    page.wait_for_url(re.compile(rf"area={code[:9]}(&|$)"))
+    frame = open_map(page)
+    assert (
+        page.locator("nav.breadcrumb span[aria-current]").inner_text()
+        in page.locator("h1").inner_text()
+    )
+    assert frame.locator("path.leaflet-interactive").count() > 1  # the township's villages
+    assert page.locator("a.map-back").count() == 1
+    page.screenshot(path=str(artifacts / f"map-{kind}-township.png"))
+    assert_clean(page, frame)
+
+
+def test_cases_map_markers_open_a_popup_linking_the_case_file(page, live_app, live_user, artifacts):
+    with live_app.app_context():
+        s = database(live_app).sessions()
+        village = s.execute(
+            text("SELECT village_code FROM cases GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+        ).scalar()
+        s.close()
+    page.add_init_script(WATCH)
+    sign_in_page(page, live_user("county_staff"))
+    frame = open_map(page, f"/maps/?map=cases&area={village}&from=2020-01-01")
+    frame.wait_for_selector(".leaflet-marker-icon")
+    opened = frame.evaluate("""() => new Promise(resolve => {
+        const key = Object.keys(window).find(k => k.startsWith("fast_marker_cluster_"));
+        const cluster = window[key];
+        const marker = cluster.getLayers()[0];
+        cluster.zoomToShowLayer(marker, () => { marker.openPopup(); resolve(true); });
+    })""")
+    assert opened
+    popup = frame.locator(".leaflet-popup-content")
+    popup.wait_for(state="visible")
+    assert "类别" in popup.inner_text() and "状态" in popup.inner_text()
+    assert re.fullmatch(r"/cases/\d+", popup.locator("a").get_attribute("href"))
+    page.screenshot(path=str(artifacts / "map-cases-village.png"))
+    assert_clean(page, frame)
+
+
+@pytest.fixture
+def hostile_village(live_app, demo_areas):
+    """A village and a grid renamed to a payload, holding a case with a hostile title and category."""
+    from webapp.cases.queries import NewCase, insert_case
+
+    village = demo_areas["village_informant"]
+    with live_app.app_context():
+        s = database(live_app).sessions()
+        grid, old_v, old_g, lon, lat = s.execute(
+            text(
+                "SELECT g.code, v.name, g.name, ST_X(g.label_point), ST_Y(g.label_point) FROM areas g "
+                "JOIN areas v ON v.code = g.village_code WHERE g.level = 'grid' AND g.village_code = :v "
+                "ORDER BY g.code LIMIT 1"
+            ),
+            {"v": village},
+        ).one()
+        s.execute(
+            text("UPDATE areas SET name = :n WHERE code = :c"), {"n": HOSTILE[0], "c": village}
+        )
+        s.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": HOSTILE[2], "c": grid})
+        cat = s.execute(
+            text("INSERT INTO categories (code, name) VALUES ('pwn', :n) RETURNING id"),
+            {"n": HOSTILE[3]},
+        ).scalar_one()
+        case = insert_case(
+            s,
+            NewCase(
+                title=HOSTILE[1] + HOSTILE[0],
+                category_id=cat,
+                channel="visit",
+                lon=lon,
+                lat=lat,
+                people_count=3,
+            ),
+        )
+        s.commit()
+        s.close()
+    yield village, grid, case.id
+    with live_app.app_context():
+        s = database(live_app).sessions()
+        s.execute(text("DELETE FROM cases WHERE id = :i"), {"i": case.id})
+        s.execute(text("DELETE FROM categories WHERE id = :i"), {"i": cat})
+        s.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": old_v, "c": village})
+        s.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": old_g, "c": grid})
+        s.commit()
+        s.close()
+
+
+def test_hostile_names_and_titles_never_run(
+    page, live_user, artifacts, hostile_village, demo_areas
+):
+    village, grid, case_id = hostile_village
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.add_init_script(WATCH)
+    sign_in_page(page, live_user("county_staff"))
+    township = demo_areas["township_leader"]
+    for kind in ("heat", "choropleth", "hotspots", "cases"):
+        extra = "&hs_level=village" if kind == "hotspots" else ""
+        frame = open_map(page, f"/maps/?map={kind}&area={township}{extra}")
+        x, y, _ = frame_point(page, frame, village)
+        page.mouse.move(x, y)
+        tooltip = frame.locator(".leaflet-tooltip")
+        tooltip.wait_for(state="visible")
+        assert HOSTILE[0] in tooltip.inner_text()  # shown as the text it is
+        assert frame.locator("img[src=x], svg[onload]").count() == 0
+        page.screenshot(path=str(artifacts / f"map-hostile-{kind}.png"))
+        assert_clean(page, frame)
+    # The village itself: its name in the page title, breadcrumb and the map's info panel.
+    frame = open_map(page, f"/maps/?map=cases&area={village}")
+    assert HOSTILE[0] in frame.locator(".gc-info").inner_text()
+    assert HOSTILE[0] in page.locator("h1").inner_text()
+    frame.evaluate(
+        """(id) => new Promise(resolve => {
+        const key = Object.keys(window).find(k => k.startsWith("fast_marker_cluster_"));
+        const cluster = window[key];
+        const marker = cluster.getLayers().find(m => m.getPopup().getContent().includes("/cases/" + id + '"'));
+        cluster.zoomToShowLayer(marker, () => { marker.openPopup(); resolve(true); });
+    })""",
+        case_id,
+    )
+    popup = frame.locator(".leaflet-popup-content")
+    popup.wait_for(state="visible")
+    assert HOSTILE[1] + HOSTILE[0] in popup.inner_text() and HOSTILE[3] in popup.inner_text()
+    x, y, _ = frame_point(page, frame, grid)
+    page.mouse.move(x, y)
+    frame.locator(".leaflet-tooltip").wait_for(state="visible")
+    assert HOSTILE[2] in frame.locator(".leaflet-tooltip").inner_text()
+    page.screenshot(path=str(artifacts / "map-hostile-popup.png"))
+    assert frame.locator("img[src=x], svg[onload], script:not([src]):not([nonce])").count() == 0
+    assert_clean(page, frame)
+    assert dialogs == []

@@ -1,0 +1,171 @@
+"""Point a folium map's scripts and stylesheets at the app's own files, and refuse any other.
+
+folium and its plugins name their assets (``("leaflet", "https://cdn...")``) in the
+class attributes ``default_js`` / ``default_css``. :func:`use_local_assets` replaces
+them, on each element of one map only (instance attributes: folium's class-wide
+defaults are never touched), with the files the app serves itself: npm packages
+under ``/vendor/`` and the app's own files under ``/static/``. An asset it does not
+know raises :class:`ForeignAsset`, so a folium upgrade or a new plugin cannot quietly
+bring a CDN back. :func:`render_document` renders the map and checks the result
+once more: every script and stylesheet is local, and no other ``http(s)://`` address
+appears but the configured tile hosts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import folium
+from branca.element import Element
+from folium.elements import JSCSSMixin
+
+
+class ForeignAsset(RuntimeError):
+    """A map would load something the app does not serve itself."""
+
+
+@dataclass(frozen=True)
+class LocalAsset:
+    """A file the app serves: an npm package's file (``vendor``) or one of its own (``static``)."""
+
+    kind: str  # "vendor" or "static"
+    path: str  # "leaflet/dist/leaflet.js" or "maps/frame.css"
+
+    @property
+    def package(self) -> str | None:
+        if self.kind != "vendor":
+            return None
+        parts = self.path.split("/")
+        return "/".join(parts[:2]) if parts[0].startswith("@") else parts[0]
+
+
+def _vendor(path: str) -> LocalAsset:
+    return LocalAsset("vendor", path)
+
+
+def _static(path: str) -> LocalAsset:
+    return LocalAsset("static", path)
+
+
+# Every asset a map may load, by the name folium (or our own elements) give it.
+KNOWN_JS: dict[str, LocalAsset] = {
+    "leaflet": _vendor("leaflet/dist/leaflet.js"),
+    "jquery": _vendor("jquery/dist/jquery.min.js"),
+    "bootstrap": _vendor("bootstrap/dist/js/bootstrap.bundle.min.js"),
+    "awesome_markers": _vendor("leaflet.awesome-markers/dist/leaflet.awesome-markers.js"),
+    # The npm build of Leaflet.heat (folium's own copy carries a patch we do not need:
+    # our builders give intensities already scaled to 0..1 and set ``max``).
+    "leaflet-heat.js": _vendor("leaflet.heat/dist/leaflet-heat.js"),
+    "markerclusterjs": _vendor("leaflet.markercluster/dist/leaflet.markercluster.js"),
+}
+KNOWN_CSS: dict[str, LocalAsset] = {
+    "leaflet_css": _vendor("leaflet/dist/leaflet.css"),
+    "bootstrap_css": _vendor("bootstrap/dist/css/bootstrap.min.css"),
+    "glyphicons_css": _vendor(
+        "@neos21/bootstrap3-glyphicons/dist/css/bootstrap3-glyphicons.min.css"
+    ),
+    "awesome_markers_font_css": _vendor("@fortawesome/fontawesome-free/css/all.min.css"),
+    "awesome_markers_css": _vendor("leaflet.awesome-markers/dist/leaflet.awesome-markers.css"),
+    "awesome_rotate_css": _static("maps/leaflet.awesome.rotate.css"),
+    "markerclustercss": _vendor("leaflet.markercluster/dist/MarkerCluster.css"),
+    "markerclusterdefaultcss": _vendor("leaflet.markercluster/dist/MarkerCluster.Default.css"),
+    "gridcase_map_css": _static("maps/frame.css"),
+}
+
+
+@dataclass(frozen=True)
+class AssetPrefixes:
+    """Where the app serves vendor and static files (``/vendor/``, ``/static/`` by default)."""
+
+    vendor: str = "/vendor/"
+    static: str = "/static/"
+
+    def url(self, asset: LocalAsset) -> str:
+        return (self.vendor if asset.kind == "vendor" else self.static) + asset.path
+
+
+def _elements(root: Element) -> Iterator[Element]:
+    stack = [root]
+    while stack:
+        element = stack.pop()
+        yield element
+        stack.extend(element._children.values())
+
+
+def _localise(
+    pairs: Iterable[tuple[str, str]], known: dict[str, LocalAsset], prefixes: AssetPrefixes, element
+):
+    out = []
+    for name, url in pairs:
+        asset = known.get(name)
+        if asset is None:
+            raise ForeignAsset(
+                f"{type(element).__name__} wants asset {name!r} ({url}),"
+                " which the app does not serve:"
+                " add it to webapp/maps/assets.py (from an npm package in package.json)"
+            )
+        out.append((name, prefixes.url(asset)))
+    return out
+
+
+def use_local_assets(m: folium.Map, prefixes: AssetPrefixes = AssetPrefixes()) -> folium.Map:
+    """Point every asset of ``m``'s elements at the app's own files; raise on an unknown one.
+
+    Call it last, once every layer is added. Only this map's elements change.
+    """
+    for element in _elements(m.get_root()):
+        if isinstance(element, JSCSSMixin):
+            element.default_js = _localise(element.default_js, KNOWN_JS, prefixes, element)
+            element.default_css = _localise(element.default_css, KNOWN_CSS, prefixes, element)
+    return m
+
+
+_RESOURCE = re.compile(r"<(?:script|link|img)\b[^>]*?\b(?:src|href)\s*=\s*[\"']?([^\"'\s>]+)", re.I)
+# Hosts, including tile URL templates such as t{s}.tianditu.gov.cn.
+_ADDRESS = re.compile(r"https?://([A-Za-z0-9.{}-]+(?::\d+)?)", re.I)
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc\s*=)((?:\s[^>]*)?)>", re.I)
+
+
+def foreign_addresses(html: str, allowed_hosts: Iterable[str] = ()) -> list[str]:
+    """Return the hosts named in ``html`` (``http(s)://host``) but not in ``allowed_hosts``."""
+    allowed = {h.lower() for h in allowed_hosts}
+    found = []
+    for match in _ADDRESS.finditer(html):
+        host = match.group(1).lower()
+        if host not in allowed and host not in found:
+            found.append(host)
+    return found
+
+
+def check_document(html: str, prefixes: AssetPrefixes, allowed_hosts: Iterable[str] = ()) -> None:
+    """Raise :class:`ForeignAsset` if ``html`` loads a file that is not the app's own."""
+    for url in _RESOURCE.findall(html):
+        if not url.startswith((prefixes.vendor, prefixes.static)) or url.startswith("//"):
+            raise ForeignAsset(
+                f"the map document loads {url!r}, which is not one of the app's files"
+            )
+    foreign = foreign_addresses(html, allowed_hosts)
+    if foreign:
+        raise ForeignAsset(f"the map document names other hosts: {', '.join(foreign)}")
+
+
+def render_document(
+    m: folium.Map,
+    prefixes: AssetPrefixes = AssetPrefixes(),
+    allowed_hosts: Iterable[str] = (),
+    nonce: str | None = None,
+) -> str:
+    """Render ``m`` as a whole HTML document, checked to load nothing from outside.
+
+    With ``nonce``, every inline ``<script>`` gets it, so the document can be served
+    with a CSP that allows those scripts and no other inline code.
+    """
+    html = m.get_root().render()
+    check_document(html, prefixes, allowed_hosts)
+    if nonce:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,}", nonce):
+            raise ValueError("a CSP nonce must be at least 16 URL-safe characters")
+        html = _INLINE_SCRIPT.sub(lambda mm: f'<script nonce="{nonce}"{mm.group(1)}>', html)
+    return html

@@ -1,0 +1,183 @@
+"""folium elements of our own: the frame's stylesheet, HTML panels, the heat lattice, area bubbles.
+
+Text reaches these elements already made inert by the builders (``escaping.html_text``);
+the elements put data into scripts only through ``tojson``, which escapes ``<``, ``>``,
+``&`` and quotes, so nothing here can end a script or start markup.
+"""
+
+from __future__ import annotations
+
+from branca.element import MacroElement
+from folium.elements import JSCSSMixin
+from folium.map import Layer
+from folium.plugins import HeatMap
+from folium.template import Template
+
+
+class FrameStyle(JSCSSMixin, MacroElement):
+    """The map document's own stylesheet (legend, panels, tooltips, bubbles), and a plain
+    attribution prefix (Leaflet's default links to its website, useless on a closed network)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        if ({{ this._parent.get_name() }}.attributionControl) {
+            {{ this._parent.get_name() }}.attributionControl.setPrefix("Leaflet");
+        }
+        {% endmacro %}
+        """
+    )
+    default_css = [("gridcase_map_css", "maps/frame.css")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "FrameStyle"
+
+
+class HtmlControl(MacroElement):
+    """A Leaflet control showing ``html`` (already escaped) in a corner of the map."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+            var control = L.control({position: {{ this.position|tojson }}});
+            control.onAdd = function () {
+                var div = L.DomUtil.create("div", {{ this.css_class|tojson }});
+                div.innerHTML = {{ this.html|tojson }};
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+            };
+            control.addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self, html: str, position: str = "bottomright", css_class: str = "gc-panel"
+    ) -> None:
+        super().__init__()
+        self._name = "HtmlControl"
+        self.html = html
+        self.position = position
+        self.css_class = css_class
+
+
+class HeatLattice(HeatMap):
+    """A Leaflet.heat layer drawn from a lattice of cell intensities, not from case points.
+
+    ``spec`` holds the lattice (origin, cell size in degrees, columns, rows) and its
+    cells as one string, one character per cell (``0-9a-z``: intensity 0..35 of 35),
+    so the layer's size depends on the area, never on the number of cases. With a
+    GCJ-02 base map, ``spec["shift"]`` is a grid of GCJ-02 offsets over the lattice,
+    interpolated bilinearly per cell. The radius follows the zoom so that a cell keeps
+    about its own size on screen.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function () {
+            var spec = {{ this.spec|tojson }};
+            var digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+            function lerp(g, a, lon, lat) {
+                var fx = (lon - g.west) / g.stepx, fy = (lat - g.south) / g.stepy;
+                var i = Math.min(Math.max(Math.floor(fx), 0), g.nx - 2);
+                var j = Math.min(Math.max(Math.floor(fy), 0), g.ny - 2);
+                var tx = fx - i, ty = fy - j;
+                var v00 = a[j * g.nx + i], v10 = a[j * g.nx + i + 1];
+                var v01 = a[(j + 1) * g.nx + i], v11 = a[(j + 1) * g.nx + i + 1];
+                return (1 - ty) * ((1 - tx) * v00 + tx * v10) + ty * ((1 - tx) * v01 + tx * v11);
+            }
+            var points = [];
+            for (var j = 0; j < spec.rows; j++) {
+                for (var i = 0; i < spec.cols; i++) {
+                    var level = digits.indexOf(spec.cells.charAt(j * spec.cols + i));
+                    if (level <= 0) { continue; }
+                    var lon = spec.west + (i + 0.5) * spec.dx, lat = spec.south + (j + 0.5) * spec.dy;
+                    if (spec.shift) {
+                        var g = spec.shift;
+                        var dlon = lerp(g, g.dlon, lon, lat), dlat = lerp(g, g.dlat, lon, lat);
+                        lon += dlon; lat += dlat;
+                    }
+                    points.push([lat, lon, level / spec.levels]);
+                }
+            }
+            var layer = L.heatLayer(points, {{ this.options|tojavascript }});
+            var map = {{ this._parent.get_name() }};
+            function fit() {
+                var lat = spec.south + spec.rows * spec.dy / 2, lon = spec.west + spec.cols * spec.dx / 2;
+                var a = map.latLngToContainerPoint([lat, lon]);
+                var b = map.latLngToContainerPoint([lat, lon + spec.dx]);
+                var px = Math.abs(b.x - a.x);
+                var radius = Math.min(Math.max(px * 1.1, 6), 70);
+                layer.setOptions({radius: radius, blur: Math.max(radius * 0.8, 4)});
+            }
+            map.whenReady(fit);
+            map.on("zoomend", fit);
+            return layer;
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, spec: dict, name: str | None = None, **options) -> None:
+        # HeatMap's own __init__ wants points; this layer carries a lattice instead.
+        Layer.__init__(self, name=name, overlay=True, control=True, show=True)
+        self._name = "HeatMap"
+        self.spec = spec
+        self.data = []
+        self.options = {
+            "maxZoom": 0,
+            "max": 1.0,
+            "minOpacity": 0.3,
+            "radius": 12,
+            "blur": 10,
+            **options,
+        }
+
+    def _get_self_bounds(self):
+        s = self.spec
+        return [
+            [s["south"], s["west"]],
+            [s["south"] + s["rows"] * s["dy"], s["west"] + s["cols"] * s["dx"]],
+        ]
+
+
+class AreaBubbles(Layer):
+    """Case counts of areas as numbered bubbles at points inside them (server-side clusters).
+
+    ``rows`` are ``[lat, lon, count, tooltip_html, href_or_null]``; a click on a bubble
+    with an ``href`` opens it in the whole window (the next level down).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = (function () {
+            var rows = {{ this.rows|tojson }};
+            var group = L.featureGroup();
+            rows.forEach(function (row) {
+                var n = Number(row[2]);
+                var size = Math.round(26 + 10 * Math.log10(Math.max(n, 1)));
+                var icon = L.divIcon({className: "gc-bubble", html: "<span>" + n + "</span>",
+                                      iconSize: [size, size]});
+                var marker = L.marker([row[0], row[1]], {icon: icon, keyboard: true, title: ""});
+                marker.bindTooltip(row[3], {direction: "top", className: "gc-tooltip"});
+                if (row[4]) {
+                    marker.on("click", function () { (window.top || window).location.assign(row[4]); });
+                }
+                marker.addTo(group);
+            });
+            return group;
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, rows: list[list], name: str | None = None) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "AreaBubbles"
+        self.rows = rows

@@ -1,0 +1,810 @@
+"""Queries for door-to-door visits: the facts targets are scored on, plans, stops, progress.
+
+Functions take the session first, flush but never commit. Facts are measured in set
+based SQL (one statement for all case targets of an area, one for the grids); the
+weighting of those facts is :mod:`webapp.visits.targeting` (pure).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from webapp.auth import audit
+from webapp.auth.models import User
+from webapp.auth.permissions import case_scope_sql
+from webapp.grid.models import Area, AreaLevel
+from webapp.grid.queries import CASE_CODE_COLUMN
+from webapp.hotspots.queries import CaseFilter, hot_spots
+from webapp.visits.models import VisitPlan, VisitStop
+from webapp.visits.targeting import Candidate, Facts
+
+FINAL = "('resolved','closed','not_accepted')"
+# Statuses in which the body handling the case still has to conclude it by due_at.
+BEFORE_CONCLUSION = "('registered','accepted','assigned','in_progress')"
+VISITOR_ROLES = ("grid_worker", "village_informant", "township_leader", "leader_in_charge")
+
+
+def level_of(code: str) -> AreaLevel:
+    return {6: AreaLevel.COUNTY, 9: AreaLevel.TOWNSHIP, 12: AreaLevel.VILLAGE}.get(
+        len(code), AreaLevel.GRID
+    )
+
+
+def area_column(code: str) -> str:
+    """The column of ``cases`` that holds the code of an area like ``code``."""
+    return CASE_CODE_COLUMN[level_of(code)]
+
+
+def db_now(session: Session) -> datetime:
+    return session.execute(text("SELECT now()")).scalar_one()
+
+
+def local_today(session: Session) -> date:
+    return session.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
+
+
+# -- facts for targeting ------------------------------------------------------------
+
+# The facts of case targets, from the cases that start a target (the live ones) outward:
+# each one's repeat chain is walked up to its first case in the area and scope, and the
+# chain's members are gathered from there down, so the work grows with the live cases
+# and their chains, not with the area's whole history.
+CASE_FACTS_SQL = """
+WITH RECURSIVE
+start AS MATERIALIZED (
+    SELECT c.id, c.repeat_of_id FROM cases c
+    WHERE c.{column} = :area AND {scope_c} AND {start}
+),
+up (id, parent, origin, depth) AS (
+    SELECT s.id, s.repeat_of_id, s.id, 0 FROM start s
+    UNION ALL
+    SELECT p.id, p.repeat_of_id, u.origin, u.depth + 1
+    FROM up u
+    -- one index probe per parent (LIMIT keeps the planner from hashing all cases)
+    JOIN LATERAL (
+        SELECT p.id, p.repeat_of_id FROM cases p
+        WHERE p.id = u.parent AND p.{column} = :area AND {scope_p}
+        LIMIT 1
+    ) p ON true
+) CYCLE id SET looped USING trail,
+roots AS (
+    SELECT DISTINCT ON (origin) id AS root FROM up WHERE NOT looped ORDER BY origin, depth DESC
+),
+-- Repeat petitions of one matter form a family, rooted at its first case in scope.
+fam (id, root) AS (
+    SELECT DISTINCT root, root FROM roots
+    UNION ALL
+    SELECT c.id, f.root FROM fam f JOIN cases c ON c.repeat_of_id = f.id
+    WHERE c.{column} = :area AND {scope_c}
+) CYCLE id SET looped USING trail,
+m AS MATERIALIZED (
+    SELECT DISTINCT ON (c.id) f.root, c.id, c.status, c.satisfaction, c.reported_at, c.due_at,
+           c.concluded_at, c.resolved_at, c.leader_id, c.accused_unit, c.grid_code, c.location,
+           c.number, c.title
+    FROM fam f JOIN cases c ON c.id = f.id
+    WHERE NOT f.looped
+    ORDER BY c.id, f.root
+),
+family AS (
+    SELECT m.root,
+           count(*) - 1 AS repeats,
+           min(m.reported_at) AS first_reported,
+           array_agg(m.id) AS ids,
+           (array_agg(m.satisfaction
+                      ORDER BY coalesce(m.resolved_at, m.concluded_at, m.reported_at) DESC,
+                               m.id DESC)
+               FILTER (WHERE m.satisfaction IS NOT NULL))[1] AS last_satisfaction
+    FROM m
+    GROUP BY m.root
+),
+-- The family's target: its most recent live case (open first).
+live AS (
+    SELECT DISTINCT ON (m.root) m.*, m.status NOT IN {final} AS open
+    FROM m
+    WHERE {live_m}
+    ORDER BY m.root, (m.status NOT IN {final}) DESC, m.reported_at DESC, m.id DESC
+),
+visited AS (
+    SELECT m.root, max(v.received_at) AS at
+    FROM visit_records v JOIN m ON m.id = v.case_id
+    WHERE v.outcome = 'done'
+    GROUP BY m.root
+)
+SELECT l.id AS case_id, l.number, l.title, l.grid_code,
+       ST_X(l.location) AS lon, ST_Y(l.location) AS lat,
+       l.leader_id, l.accused_unit, l.open,
+       CASE WHEN l.status IN {before} AND l.due_at < :now
+            THEN floor(extract(epoch FROM :now - l.due_at) / 86400)::int ELSE 0 END AS overdue_days,
+       fx.repeats,
+       coalesce(fx.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
+       l.status = 'concluded' AS follow_up_due,
+       (l.concluded_at IS NOT NULL
+        AND (l.status = 'concluded' OR l.satisfaction = 'dissatisfied')) AS follow_up,
+       greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400), 0)
+           ::int AS unvisited_days,
+       vi.at IS NOT NULL AS visited_before,
+       CASE WHEN l.leader_id IS NOT NULL AND l.open
+            THEN floor(extract(epoch FROM :now - fx.first_reported) / 86400)::int ELSE 0
+       END AS leader_case_days
+FROM live l
+JOIN family fx ON fx.root = l.root
+LEFT JOIN visited vi ON vi.root = l.root
+WHERE {extra}
+ORDER BY l.id
+"""
+
+# A live case: open, or followed up recently with the petitioner dissatisfied.
+LIVE = """({a}.status NOT IN {final}
+    OR ({a}.satisfaction = 'dissatisfied'
+        AND coalesce({a}.resolved_at, {a}.concluded_at, {a}.reported_at) >= :dissatisfied_since))"""
+
+# A target already given to someone on another published plan that has not ended.
+PLANNED_ELSEWHERE = """
+EXISTS (
+    SELECT 1 FROM visit_stops o JOIN visit_plans op ON op.id = o.plan_id
+    WHERE {match} AND op.status = 'published' AND op.date_to >= :today
+      AND o.state = 'pending' AND o.user_id IS NOT NULL
+      AND op.id IS DISTINCT FROM CAST(:plan_id AS integer)
+)
+"""
+
+
+def _facts_sql(user: User, area_code: str, start: str, live: str, extra: str) -> tuple[str, dict]:
+    scope_c, params = case_scope_sql(user, "c")
+    scope_p, _ = case_scope_sql(user, "p")
+    sql = CASE_FACTS_SQL.format(
+        column=area_column(area_code),
+        scope_c=scope_c,
+        scope_p=scope_p,
+        start=start,
+        live_m=live,
+        final=FINAL,
+        before=BEFORE_CONCLUSION,
+        extra=extra,
+    )
+    return sql, params
+
+
+def _case_candidate(row) -> Candidate:
+    # Positional unpacking: tens of thousands of rows for a county with a long history.
+    (
+        case_id,
+        number,
+        title,
+        grid_code,
+        lon,
+        lat,
+        leader_id,
+        accused_unit,
+        is_open,
+        overdue,
+        repeats,
+        dissatisfied,
+        follow_up_due,
+        follow_up,
+        unvisited,
+        visited_before,
+        leader_days,
+    ) = tuple(row)
+    facts = Facts(
+        kind="case",
+        open=is_open,
+        overdue_days=overdue,
+        repeats=repeats,
+        dissatisfied=dissatisfied,
+        follow_up_due=follow_up_due,
+        unvisited_days=unvisited,
+        visited_before=visited_before,
+        leader_case_days=leader_days,
+    )
+    return Candidate(
+        kind="case",
+        grid_code=grid_code,
+        lon=lon,
+        lat=lat,
+        facts=facts,
+        case_id=case_id,
+        leader_id=leader_id,
+        accused_unit=accused_unit,
+        follow_up=follow_up,
+        label=f"{number} {title}",
+    )
+
+
+def case_candidates(
+    session: Session,
+    area_code: str,
+    user: User,
+    now: datetime,
+    today: date,
+    dissatisfied_window_days: int,
+    plan_id: int | None = None,
+) -> list[Candidate]:
+    """The case targets of an area within ``user``'s scope, with their facts, in one query.
+
+    Leaves out matters already given to someone on another published plan that has
+    not ended (they are being visited).
+    """
+    sql, scope_params = _facts_sql(
+        user,
+        area_code,
+        start=LIVE.format(a="c", final=FINAL),
+        live=LIVE.format(a="m", final=FINAL),
+        extra="NOT " + PLANNED_ELSEWHERE.format(match="o.case_id = ANY(fx.ids)"),
+    )
+    rows = session.execute(
+        text(sql),
+        {
+            **scope_params,
+            "area": area_code,
+            "now": now,
+            "today": today,
+            "plan_id": plan_id,
+            "dissatisfied_since": now - timedelta(days=dissatisfied_window_days),
+        },
+    ).all()
+    return [_case_candidate(r) for r in rows]
+
+
+def case_candidate(
+    session: Session, case_id: int, area_code: str, user: User, now: datetime
+) -> Candidate | None:
+    """One case as a target (facts of its family), if it lies in the area and ``user``'s scope.
+
+    Any case counts here, live or not: a planner may add a case by hand.
+    """
+    sql, scope_params = _facts_sql(
+        user, area_code, start="c.id = :case_id", live="true", extra=":case_id = ANY(fx.ids)"
+    )
+    row = session.execute(
+        text(sql), {**scope_params, "area": area_code, "now": now, "case_id": case_id}
+    ).first()
+    if row is None:
+        return None
+    cand = _case_candidate(row)
+    if cand.case_id == case_id:
+        return cand
+    # Facts of the family; the stop is the case the planner named.
+    own = session.execute(
+        text(
+            "SELECT c.number, c.title, c.grid_code, ST_X(c.location) AS lon, "
+            "ST_Y(c.location) AS lat, c.leader_id, c.accused_unit, c.status, c.concluded_at, "
+            "c.satisfaction FROM cases c WHERE c.id = :id"
+        ),
+        {"id": case_id},
+    ).one()
+    follow_up = own.concluded_at is not None and (
+        own.status == "concluded" or own.satisfaction == "dissatisfied"
+    )
+    return Candidate(
+        kind="case",
+        grid_code=own.grid_code,
+        lon=own.lon,
+        lat=own.lat,
+        facts=cand.facts,
+        case_id=case_id,
+        leader_id=own.leader_id,
+        accused_unit=own.accused_unit,
+        follow_up=follow_up,
+        label=f"{own.number} {own.title}",
+    )
+
+
+GRID_FACTS_SQL = """
+SELECT g.code AS grid_code, g.name, ST_X(g.label_point) AS lon, ST_Y(g.label_point) AS lat,
+       CASE WHEN vi.at IS NULL THEN NULL
+            ELSE greatest(floor(extract(epoch FROM :now - vi.at) / 86400),
+                0)::int END AS unvisited_days
+FROM areas g
+LEFT JOIN LATERAL (
+    SELECT max(v.received_at) AS at FROM visit_records v
+    WHERE v.grid_code = g.code AND v.outcome = 'done'
+) vi ON true
+WHERE g.level = 'grid' AND g.code LIKE :prefix
+  AND (vi.at IS NULL OR vi.at < :now - make_interval(days => :min_days))
+  AND NOT {elsewhere}
+ORDER BY g.code
+"""
+
+
+def grid_candidates(
+    session: Session,
+    area_code: str,
+    now: datetime,
+    today: date,
+    min_days: int,
+    plan_id: int | None = None,
+) -> list[Candidate]:
+    """Grids of the area where nobody recorded a visit for ``min_days`` (or ever)."""
+    sql = GRID_FACTS_SQL.format(
+        elsewhere=PLANNED_ELSEWHERE.format(match="o.kind = 'grid' AND o.grid_code = g.code")
+    )
+    rows = session.execute(
+        text(sql),
+        {
+            "prefix": area_code + "%",
+            "now": now,
+            "today": today,
+            "min_days": min_days,
+            "plan_id": plan_id,
+        },
+    ).all()
+    return [
+        Candidate(
+            kind="grid",
+            grid_code=r.grid_code,
+            lon=r.lon,
+            lat=r.lat,
+            facts=Facts(
+                kind="grid",
+                unvisited_days=r.unvisited_days,
+                visited_before=r.unvisited_days is not None,
+            ),
+            label=r.name,
+        )
+        for r in rows
+    ]
+
+
+def hot_spot_bins(
+    session: Session, area_code: str, scope: tuple[str, dict], now: datetime, days: int
+) -> dict[str, int]:
+    """Gi* bins of the grids around the area, over the cases reported in the past ``days``.
+
+    Gi* needs neighbours, so it runs over the area's township (or the whole county for
+    a county plan) even when the plan is for one village.
+    """
+    within = area_code if len(area_code) <= 9 else area_code[:9]
+    result = hot_spots(
+        session, AreaLevel.GRID, within, CaseFilter(date_from=now - timedelta(days=days)), scope
+    )
+    bins = np.asarray(result.bins)
+    return {code: int(b) for code, b in zip(result.codes, bins.tolist(), strict=True) if b > 0}
+
+
+# -- people --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    area_code: str
+    area_name: str
+    unit: str | None
+
+
+def eligible_people(
+    session: Session, area_code: str, user_ids: Sequence[int] | None = None
+) -> list[PersonRow]:
+    """Active accounts who may walk a plan for the area: grid workers, village informants,
+    township leaders and leaders in charge whose own area holds it or lies within it."""
+    cond = "AND u.id = ANY(:ids)" if user_ids is not None else ""
+    rows = session.execute(
+        text(
+            f"""
+            SELECT u.id, u.username, u.display_name, u.role, u.area_code, a.name AS area_name,
+                u.unit
+            FROM users u JOIN areas a ON a.code = u.area_code
+            WHERE u.active AND u.role = ANY(:roles)
+              AND (u.area_code LIKE :area || '%' OR :area LIKE u.area_code || '%')
+              {cond}
+            ORDER BY array_position(:roles, u.role::text), u.area_code, u.display_name, u.id
+            """
+        ),
+        {"roles": list(VISITOR_ROLES), "area": area_code, "ids": list(user_ids or [])},
+    ).all()
+    return [PersonRow(*r) for r in rows]
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    lon: float
+    lat: float
+    label: str
+
+
+def committee_starts(
+    session: Session, area_code: str, user_ids: Sequence[int]
+) -> dict[int, StartPoint]:
+    """Each person's default start: the committee of their village (its label point).
+
+    People whose own area is larger than a village start at the plan area's village
+    (for a village plan) or at the label point of the smaller of their area and the
+    plan's area (a township seat, say).
+    """
+    rows = session.execute(
+        text(
+            """
+            SELECT u.id, a.name, a.level, ST_X(a.label_point) AS lon, ST_Y(a.label_point) AS lat
+            FROM users u
+            JOIN areas a ON a.code = CASE
+                WHEN length(u.area_code) >= 12 THEN left(u.area_code, 12)
+                WHEN length(:area) >= 12 THEN left(:area, 12)
+                WHEN length(u.area_code) > length(:area) THEN u.area_code
+                ELSE :area END
+            WHERE u.id = ANY(:ids)
+            """
+        ),
+        {"area": area_code, "ids": list(user_ids)},
+    ).all()
+    return {r.id: StartPoint(r.lon, r.lat, start_label(r.name, r.level)) for r in rows}
+
+
+def start_label(name: str, level: str) -> str:
+    """How a start at an area's label point is called.
+
+    东关村村委会, 城关社区居委会, 岗口镇政府驻地, 延津县县城.
+    """
+    if level == "village":
+        return name + ("居委会" if name.endswith("社区") else "村委会")
+    if level == "township":
+        return name + "政府驻地"
+    if level == "county":
+        return name + "县城"
+    return name
+
+
+def point_in_area(session: Session, area_code: str, lon: float, lat: float) -> bool:
+    """Whether a WGS84 point lies in the area (boundary included)."""
+    return bool(
+        session.execute(
+            text(
+                "SELECT ST_Covers(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) FROM areas "
+                "WHERE code = :c"
+            ),
+            {"lon": lon, "lat": lat, "c": area_code},
+        ).scalar()
+    )
+
+
+# -- plans and stops -----------------------------------------------------------------
+
+
+def get_plan(session: Session, plan_id: int, lock: bool = False) -> VisitPlan | None:
+    stmt = select(VisitPlan).where(VisitPlan.id == plan_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def plans_within(session: Session, area_prefix: str, limit: int = 200) -> list:
+    """Plans for areas within ``area_prefix``, newest first, with their progress counts."""
+    return session.execute(
+        text(
+            """
+            SELECT p.id, p.title, p.area_code, a.name AS area_name, p.date_from, p.date_to,
+                p.status,
+                   p.updated_at, u.display_name AS created_by_name,
+                   coalesce(n.total, 0) AS total, coalesce(n.done, 0) AS done,
+                   coalesce(n.nobody_home, 0) AS nobody_home, coalesce(n.refused, 0) AS refused,
+                   coalesce(n.pending, 0) AS pending, coalesce(n.unassigned, 0) AS unassigned,
+                   coalesce(n.people, 0) AS people
+            FROM visit_plans p
+            JOIN areas a ON a.code = p.area_code
+            JOIN users u ON u.id = p.created_by
+            LEFT JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE s.user_id IS NOT NULL) AS total,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL AND s.state = 'done') AS done,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL
+                           AND s.state = 'nobody_home') AS nobody_home,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL
+                           AND s.state = 'refused') AS refused,
+                       count(*) FILTER (WHERE s.user_id IS NOT NULL
+                           AND s.state = 'pending') AS pending,
+                       count(*) FILTER (WHERE s.user_id IS NULL) AS unassigned,
+                       count(DISTINCT s.user_id) AS people
+                FROM visit_stops s WHERE s.plan_id = p.id
+            ) n ON true
+            WHERE p.area_code LIKE :prefix
+            ORDER BY p.date_from DESC, p.id DESC
+            LIMIT :limit
+            """
+        ),
+        {"prefix": area_prefix + "%", "limit": limit},
+    ).all()
+
+
+def plan_area(session: Session, plan: VisitPlan) -> Area:
+    return session.scalar(select(Area).where(Area.code == plan.area_code))
+
+
+@dataclass(frozen=True)
+class NewStop:
+    kind: str
+    case_id: int | None
+    grid_code: str
+    lon: float
+    lat: float
+    score: float
+    reasons: list[dict]
+    follow_up: bool
+    user_id: int | None
+    day: date | None
+    seq: int | None
+    unassigned_reason: str | None = None
+    added_by_hand: bool = False
+
+
+def insert_stops(session: Session, plan_id: int, stops: Sequence[NewStop]) -> None:
+    """Store stops in one statement (arrays unnested server-side)."""
+    if not stops:
+        return
+    session.execute(
+        text(
+            """
+            INSERT INTO visit_stops (plan_id, kind, case_id, grid_code, location, score, reasons,
+                                     follow_up, user_id, day, seq, unassigned_reason, added_by_hand)
+            SELECT :plan_id, t.kind, t.case_id, t.grid_code, ST_SetSRID(ST_MakePoint(t.lon,
+                t.lat), 4326),
+                   t.score, t.reasons::jsonb, t.follow_up, t.user_id, t.day, t.seq, t.reason,
+                       t.by_hand
+            FROM unnest(CAST(:kind AS text[]), CAST(:case_id AS bigint[]),
+                CAST(:grid_code AS text[]),
+                        CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:score AS float8[]),
+                        CAST(:reasons AS text[]), CAST(:follow_up AS boolean[]),
+                            CAST(:user_id AS integer[]),
+                        CAST(:day AS date[]), CAST(:seq AS integer[]), CAST(:reason AS text[]),
+                        CAST(:by_hand AS boolean[]))
+                 AS t(kind, case_id, grid_code, lon, lat, score, reasons, follow_up, user_id,
+                     day, seq,
+                      reason, by_hand)
+            """
+        ),
+        {
+            "plan_id": plan_id,
+            "kind": [s.kind for s in stops],
+            "case_id": [s.case_id for s in stops],
+            "grid_code": [s.grid_code for s in stops],
+            "lon": [s.lon for s in stops],
+            "lat": [s.lat for s in stops],
+            "score": [s.score for s in stops],
+            "reasons": [json.dumps(s.reasons, ensure_ascii=False) for s in stops],
+            "follow_up": [s.follow_up for s in stops],
+            "user_id": [s.user_id for s in stops],
+            "day": [s.day for s in stops],
+            "seq": [s.seq for s in stops],
+            "reason": [s.unassigned_reason for s in stops],
+            "by_hand": [s.added_by_hand for s in stops],
+        },
+    )
+    session.flush()
+
+
+def number_and_measure(
+    session: Session, plan_id: int, user_id: int | None = None, day: date | None = None
+) -> None:
+    """Renumber the stops of each person's day 1..n in their order and measure each leg.
+
+    Legs are geodesic (geography) from the previous stop, the first from the person's
+    start point. Limited to one person's day when ``user_id`` and ``day`` are given.
+    """
+    cond = "AND s.user_id = :user_id AND s.day = :day" if user_id is not None else ""
+    session.execute(
+        text(
+            f"""
+            UPDATE visit_stops s
+            SET seq = x.rn, leg_m = x.leg
+            FROM (
+                SELECT s.id,
+                       row_number() OVER w AS rn,
+                       ST_Distance(coalesce(lag(s.location) OVER w, pp.start_point)::geography,
+                                   s.location::geography) AS leg
+                FROM visit_stops s
+                JOIN visit_plan_people pp ON pp.plan_id = s.plan_id AND pp.user_id = s.user_id
+                WHERE s.plan_id = :plan_id AND s.user_id IS NOT NULL {cond}
+                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq NULLS LAST, s.id)
+            ) x
+            WHERE s.id = x.id AND (s.seq IS DISTINCT FROM x.rn OR s.leg_m IS DISTINCT FROM x.leg)
+            """
+        ),
+        {"plan_id": plan_id, "user_id": user_id, "day": day},
+    )
+    session.execute(
+        text(
+            "UPDATE visit_stops SET seq = NULL, leg_m = NULL WHERE plan_id = :p AND user_id IS "
+            "NULL AND seq IS NOT NULL"
+        ),
+        {"p": plan_id},
+    )
+    session.flush()
+
+
+def touch_plan(session: Session, plan: VisitPlan) -> None:
+    """Mark the plan as changed (workers see that a published plan was edited)."""
+    session.execute(
+        text("UPDATE visit_plans SET version = version + 1, updated_at = now() WHERE id = :id"),
+        {"id": plan.id},
+    )
+    session.flush()
+    session.refresh(plan)
+
+
+STOP_ROWS_SQL = """
+SELECT s.id, s.plan_id, s.kind, s.case_id, s.grid_code, ST_X(s.location) AS lon,
+    ST_Y(s.location) AS lat,
+       s.score, s.reasons, s.follow_up, s.user_id, s.day, s.seq, s.leg_m, s.state,
+       s.unassigned_reason, s.added_by_hand,
+       g.name AS grid_name, v.name AS village_name,
+       c.number AS case_number, c.title AS case_title, c.status AS case_status,
+           c.channel AS case_channel,
+       c.satisfaction AS case_satisfaction, c.leader_id AS case_leader_id,
+           c.reporter_id AS case_reporter_id,
+       c.petitioner_name, c.petitioner_phone, cat.name AS category_name,
+       u.display_name AS user_name,
+       last.outcome AS last_outcome, last.satisfaction AS last_satisfaction, last.note AS last_note,
+       last.received_at AS last_at, last.new_case_number
+FROM visit_stops s
+JOIN areas g ON g.code = s.grid_code
+LEFT JOIN areas v ON v.code = left(s.grid_code, 12)
+LEFT JOIN cases c ON c.id = s.case_id
+LEFT JOIN categories cat ON cat.id = c.category_id
+LEFT JOIN users u ON u.id = s.user_id
+LEFT JOIN LATERAL (
+    SELECT r.outcome, r.satisfaction, r.note, r.received_at, nc.number AS new_case_number
+    FROM visit_records r LEFT JOIN cases nc ON nc.id = r.new_case_id
+    WHERE r.stop_id = s.id ORDER BY r.received_at DESC, r.id DESC LIMIT 1
+) last ON true
+WHERE {where}
+ORDER BY {order}s.user_id NULLS LAST, s.day, s.seq, s.score DESC, s.id
+"""
+
+
+def stop_rows(
+    session: Session,
+    plan_id: int,
+    user_id: int | None = None,
+    day: date | None = None,
+    assigned: bool | None = None,
+) -> list:
+    """The stops of a plan with what a page shows about them (personal fields raw: mask them)."""
+    where = ["s.plan_id = :plan_id"]
+    if user_id is not None:
+        where.append("s.user_id = :user_id")
+    if day is not None:
+        where.append("s.day = :day")
+    if assigned is True:
+        where.append("s.user_id IS NOT NULL")
+    elif assigned is False:
+        where.append("s.user_id IS NULL")
+    return session.execute(
+        text(STOP_ROWS_SQL.format(where=" AND ".join(where), order="")),
+        {"plan_id": plan_id, "user_id": user_id, "day": day},
+    ).all()
+
+
+def my_stops(session: Session, user_id: int, day: date) -> list:
+    """A person's stops on a day, on published plans, in walking order."""
+    return session.execute(
+        text(
+            STOP_ROWS_SQL.format(
+                where="s.user_id = :user_id AND s.day = :day AND EXISTS "
+                "(SELECT 1 FROM visit_plans p WHERE p.id = s.plan_id AND p.status = 'published')",
+                order="s.plan_id, ",
+            )
+        ),
+        {"user_id": user_id, "day": day},
+    ).all()
+
+
+def my_days(session: Session, user_id: int, today: date) -> list:
+    """The days (from today on) on which a person has stops on published plans, with counts."""
+    return session.execute(
+        text(
+            """
+            SELECT s.day, count(*) AS total, count(*) FILTER (WHERE s.state = 'pending') AS pending
+            FROM visit_stops s JOIN visit_plans p ON p.id = s.plan_id AND p.status = 'published'
+            WHERE s.user_id = :u AND s.day >= :today
+            GROUP BY s.day ORDER BY s.day LIMIT 31
+            """
+        ),
+        {"u": user_id, "today": today},
+    ).all()
+
+
+def plan_people(session: Session, plan_id: int) -> list:
+    """The people of a plan with their capacity, start and progress (by state) and distance."""
+    return session.execute(
+        text(
+            """
+            SELECT pp.user_id, u.display_name, u.role, u.area_code, a.name AS area_name,
+                pp.daily_capacity,
+                   pp.start_label, ST_X(pp.start_point) AS start_lon,
+                       ST_Y(pp.start_point) AS start_lat,
+                   count(s.id) AS total,
+                   count(s.id) FILTER (WHERE s.state = 'done') AS done,
+                   count(s.id) FILTER (WHERE s.state = 'nobody_home') AS nobody_home,
+                   count(s.id) FILTER (WHERE s.state = 'refused') AS refused,
+                   count(s.id) FILTER (WHERE s.state = 'pending') AS pending,
+                   coalesce(sum(s.leg_m), 0) AS distance_m,
+                   count(DISTINCT s.day) AS days
+            FROM visit_plan_people pp
+            JOIN users u ON u.id = pp.user_id
+            JOIN areas a ON a.code = u.area_code
+            LEFT JOIN visit_stops s ON s.plan_id = pp.plan_id AND s.user_id = pp.user_id
+            WHERE pp.plan_id = :p
+            GROUP BY pp.user_id, u.display_name, u.role, u.area_code, a.name, pp.daily_capacity,
+                     pp.start_label, pp.start_point
+            ORDER BY u.area_code, u.display_name, pp.user_id
+            """
+        ),
+        {"p": plan_id},
+    ).all()
+
+
+def day_loads(session: Session, plan_id: int) -> dict[tuple[int, date], int]:
+    rows = session.execute(
+        text(
+            "SELECT user_id, day, count(*) FROM visit_stops WHERE plan_id = :p AND user_id IS "
+            "NOT NULL "
+            "GROUP BY user_id, day"
+        ),
+        {"p": plan_id},
+    ).all()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def get_stop(session: Session, plan_id: int, stop_id: int, lock: bool = False) -> VisitStop | None:
+    stmt = select(VisitStop).where(VisitStop.id == stop_id, VisitStop.plan_id == plan_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def area_outline(session: Session, area_code: str) -> dict:
+    """GeoJSON of the grids of an area (names for tooltips), made in SQL."""
+    return session.execute(
+        text(
+            """
+            SELECT json_build_object(
+                'type', 'FeatureCollection',
+                'features', coalesce(json_agg(json_build_object(
+                    'type', 'Feature',
+                    'properties', json_build_object('code', g.code, 'name', g.name),
+                    'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(g.geom, 0.00002), 6)::json
+                ) ORDER BY g.code), '[]'::json))
+            FROM areas g
+            WHERE g.level = 'grid' AND g.code LIKE :prefix
+            """
+        ),
+        {"prefix": area_code + "%"},
+    ).scalar_one()
+
+
+def areas_for_planning(session: Session, root: str) -> list:
+    """Townships and villages (and the county) within ``root`` a plan may be made for."""
+    return session.execute(
+        text(
+            """
+            SELECT code, name, level FROM areas
+            WHERE code LIKE :prefix AND level IN ('county','township','village')
+            ORDER BY code
+            """
+        ),
+        {"prefix": root + "%"},
+    ).all()
+
+
+def log_contact_views(session: Session, user, views, **detail) -> bool:
+    """Log that ``user`` was shown petitioners' contacts whole (on their own stops).
+
+    Returns whether anything was logged; flushes, never commits.
+    """
+    seen = [
+        v.case_id
+        for v in views
+        if not v.contact_masked and (v.petitioner_name or v.petitioner_phone)
+    ]
+    if not seen:
+        return False
+    audit.record(session, "view_visit_contacts", user, detail={"case_ids": seen, **detail})
+    return True
