@@ -18,16 +18,30 @@ from pathlib import Path
 
 from bench import common, report
 
-WORKLOADS = ("load", "ledger", "field", "maps", "stats", "hotspots", "visits", "province", "counties")
+WORKLOADS = (
+    "load",
+    "ledger",
+    "field",
+    "maps",
+    "stats",
+    "hotspots",
+    "visits",
+    "province",
+    "counties",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--scales", default="10000,100000,1000000", help="cases per run, comma-separated")
+    p.add_argument(
+        "--scales", default="10000,100000,1000000", help="cases per run, comma-separated"
+    )
     p.add_argument("--only", default=",".join(WORKLOADS), help="workloads to run")
     p.add_argument("--repeat", type=int, default=5, help="measured repetitions of fast workloads")
     p.add_argument("--load-repeat", type=int, default=3, help="repetitions of each bulk load")
-    p.add_argument("--seconds", type=float, default=15.0, help="duration of each load-test scenario")
+    p.add_argument(
+        "--seconds", type=float, default=15.0, help="duration of each load-test scenario"
+    )
     p.add_argument("--clients", type=int, default=20, help="concurrent clients posting reports")
     p.add_argument("--stops", type=int, default=1000, help="stops of the visit plan")
     p.add_argument("--province-grids", type=int, default=100_000)
@@ -91,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
             results["scales"][n] = r
             if only & {"load", "ledger", "field", "maps", "stats", "hotspots", "visits"}:
                 attempt(
-                    "load", r, load.demo_load, base_name, name, n,
-                    args.load_repeat if "load" in only else 1, now, log,
+                    "load",
+                    r,
+                    load.demo_load,
+                    base_name,
+                    name,
+                    n,
+                    args.load_repeat if "load" in only else 1,
+                    now,
+                    log,
                 )
             url = common.db_url(name)
             if "ledger" in only:
@@ -107,7 +128,17 @@ def main(argv: list[str] | None = None) -> int:
                     database(app).engine.dispose()
                 attempt("ledger", r, load.ledger_import, url, path, rows, args.load_repeat, log)
             if "field" in only:
-                attempt("field", r, field.field_reports, url, name, args.seconds, args.clients, log, log_dir)
+                attempt(
+                    "field",
+                    r,
+                    field.field_reports,
+                    url,
+                    name,
+                    args.seconds,
+                    args.clients,
+                    log,
+                    log_dir,
+                )
             if "maps" in only:
                 try:
                     from bench import maps
@@ -129,12 +160,16 @@ def main(argv: list[str] | None = None) -> int:
             results["province"] = p
             made.append(hotspots.PROVINCE_DB)
             attempt(
-                "build", p, lambda: hotspots.build_province(
+                "build",
+                p,
+                lambda: hotspots.build_province(
                     base_name, args.province_grids, args.province_cases, load.SEED, log
-                )[1]
+                )[1],
             )
             if "error" not in p["build"]:
-                attempt("gi_star", p, hotspots.province, common.db_url(hotspots.PROVINCE_DB), 3, log)
+                attempt(
+                    "gi_star", p, hotspots.province, common.db_url(hotspots.PROVINCE_DB), 3, log
+                )
             if not args.keep:
                 hotspots.drop_province()
         if "counties" in only:
@@ -143,13 +178,22 @@ def main(argv: list[str] | None = None) -> int:
             results["counties"] = c
             made.append(counties.DB)
             attempt(
-                "build_s", c, lambda: _timed(
+                "build_s",
+                c,
+                lambda: _timed(
                     counties.build, base_name, args.counties, args.cases_per_county, load.SEED, log
-                )
+                ),
             )
             if "error" not in c["build_s"]:
-                attempt("measure", c, counties.measure, common.db_url(counties.DB), args.counties,
-                        args.repeat, log)
+                attempt(
+                    "measure",
+                    c,
+                    counties.measure,
+                    common.db_url(counties.DB),
+                    args.counties,
+                    args.repeat,
+                    log,
+                )
             if not args.keep:
                 counties.drop()
     finally:

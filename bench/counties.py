@@ -48,11 +48,15 @@ def build(base: str, counties: int, cases_per_county: int, seed: int, log) -> st
     with app.app_context():
         session = database(app).sessions()
         x0, y0, x1, y1 = session.execute(
-            text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                 "(SELECT ST_Extent(geom) e FROM areas WHERE level = 'county') t")
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) e FROM areas WHERE level = 'county') t"
+            )
         ).one()
         dx, dy = (x1 - x0) * 1.05, (y1 - y0) * 1.05
-        offsets = [((i % COLUMNS_PER_ROW) * dx, (i // COLUMNS_PER_ROW) * dy) for i in range(counties)]
+        offsets = [
+            ((i % COLUMNS_PER_ROW) * dx, (i // COLUMNS_PER_ROW) * dy) for i in range(counties)
+        ]
         # The demo county's cases once, as columns; every county gets them moved to its place.
         cols, _ = synthetic.generate(session, cases_per_county, seed=seed)
         geom_at = bulk.STAGE_NAMES.index("geom")
@@ -92,7 +96,9 @@ def build(base: str, counties: int, cases_per_county: int, seed: int, log) -> st
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("VACUUM (ANALYZE) cases"))
-        per = conn.execute(text("SELECT county_code, count(*) FROM cases GROUP BY 1 ORDER BY 1")).all()
+        per = conn.execute(
+            text("SELECT county_code, count(*) FROM cases GROUP BY 1 ORDER BY 1")
+        ).all()
     engine.dispose()
     log(f"  counties: {len(per)} counties, {sum(n for _, n in per):,} cases")
     return url
@@ -114,17 +120,25 @@ def _index_ddl(conn, table: str) -> list[str]:
 def _layout(conn, k: int, codes: list[str]) -> dict[str, str]:
     """The three tables holding the cases of the first ``k`` counties, in arrival order."""
     chosen = codes[:k]
-    tables = {"plain": f"prov_plain_{k}", "plain+county": f"prov_county_{k}", "partitioned": f"prov_part_{k}"}
+    tables = {
+        "plain": f"prov_plain_{k}",
+        "plain+county": f"prov_county_{k}",
+        "partitioned": f"prov_part_{k}",
+    }
     for t in tables.values():
         conn.execute(text(f"DROP TABLE IF EXISTS {t} CASCADE"))
     select = "SELECT * FROM cases WHERE county_code = ANY(:codes) ORDER BY reported_at, id"
     conn.execute(text(f"CREATE TABLE {tables['plain']} AS {select}"), {"codes": chosen})
     conn.execute(text(f"CREATE TABLE {tables['plain+county']} AS {select}"), {"codes": chosen})
-    conn.execute(text(f"CREATE TABLE {tables['partitioned']} (LIKE cases) PARTITION BY LIST (county_code)"))
+    conn.execute(
+        text(f"CREATE TABLE {tables['partitioned']} (LIKE cases) PARTITION BY LIST (county_code)")
+    )
     for code in chosen:
         conn.execute(
-            text(f"CREATE TABLE {tables['partitioned']}_{code} PARTITION OF {tables['partitioned']} "
-                 f"FOR VALUES IN ('{code}')")
+            text(
+                f"CREATE TABLE {tables['partitioned']}_{code} PARTITION OF {tables['partitioned']} "
+                f"FOR VALUES IN ('{code}')"
+            )
         )
     conn.execute(text(f"INSERT INTO {tables['partitioned']} {select}"), {"codes": chosen})
     for t in tables.values():
@@ -137,16 +151,17 @@ def _layout(conn, k: int, codes: list[str]) -> dict[str, str]:
 
 
 def _queries(session, county_code: str) -> dict[str, tuple[str, dict]]:
-    from webapp.grid.models import Area
+    from webapp.grid.models import Area, AreaLevel
     from webapp.stats.queries import Filters, Grouping, Period, StatsQuery, build_sql
-    from webapp.grid.models import AreaLevel
 
     area = session.query(Area).filter_by(code=county_code).one()
     last_year = date.today().year - 1
     stats_sql, stats_params = build_sql(
         StatsQuery(
             area=area,
-            period=Period(date(last_year, 1, 1), date(last_year, 12, 31), datetime.now().astimezone()),
+            period=Period(
+                date(last_year, 1, 1), date(last_year, 12, 31), datetime.now().astimezone()
+            ),
             grouping=Grouping("area", AreaLevel.TOWNSHIP),
             filters=Filters(),
             scope=("c.county_code = :scope_county", {"scope_county": county_code}),
@@ -191,7 +206,9 @@ def measure(url: str, counties: int, repeats: int, log) -> dict:
                     point[variant] = {}
                     for name, (sql, params) in queries.items():
                         q = re.sub(r"\bcases\b", table, sql)
-                        t = repeat(lambda q=q, params=params: conn.execute(text(q), params).all(), repeats)
+                        t = repeat(
+                            lambda q=q, params=params: conn.execute(text(q), params).all(), repeats
+                        )
                         point[variant][name] = t.to_dict()
                 out["checkpoints"][k] = point
                 log(

@@ -54,7 +54,9 @@ def make_workers(url: str, n: int) -> list[dict]:
         for i, (code, lon, lat) in enumerate(grids):
             name = f"bench_worker_{i:02d}"
             if get_user(session, name) is None:
-                create_user(session, name, "grid_worker", code, PASSWORD, display_name=f"网格员{i:02d}")
+                create_user(
+                    session, name, "grid_worker", code, PASSWORD, display_name=f"网格员{i:02d}"
+                )
             out.append({"username": name, "grid": code, "lon": lon, "lat": lat})
         category = session.execute(
             text("SELECT id FROM categories WHERE active ORDER BY sort_order, id LIMIT 1")
@@ -70,9 +72,10 @@ def make_workers(url: str, n: int) -> list[dict]:
 class Server:
     """gunicorn serving the app on a loopback port, against one bench database."""
 
-    def __init__(self, db_name: str, workers: int, threads: int, log_dir: Path) -> None:
+    def __init__(self, db_name: str, workers: int, threads: int, log_dir: Path, url: str) -> None:
         self.port = _free_port()
         self.db_name = db_name
+        self.url = url
         self.workers = workers
         self.threads = threads
         self.log = log_dir / f"gunicorn-{db_name}.log"
@@ -82,30 +85,44 @@ class Server:
     def command(self) -> list[str]:
         return [
             str(Path(sys.executable).parent / "gunicorn"),
-            "--workers", str(self.workers),
-            "--worker-class", "gthread",
-            "--threads", str(self.threads),
-            "--bind", f"{HOST}:{self.port}",
-            "--backlog", "256",
-            "--keep-alive", "30",
-            "--log-level", "warning",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(self.threads),
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--backlog",
+            "256",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
             "webapp:create_app()",
         ]
 
     def __enter__(self) -> Server:
         env = dict(os.environ)
-        env.pop("DATABASE_URL", None)  # the embedded cluster, as `make run` serves it
+        if env.get("DATABASE_URL"):  # the bench database lives on that server
+            env["DATABASE_URL"] = self.url
+        else:  # the embedded cluster, as `make run` serves it
+            env["GRIDCASE_DB_NAME"] = self.db_name
         env.update(
-            GRIDCASE_DB_NAME=self.db_name,
             GRIDCASE_SECRET_KEY=BENCH_SECRET,
             GRIDCASE_ENV="production",
             GRIDCASE_AUTO_MIGRATE="0",
         )
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            self.command, cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -158,15 +175,21 @@ def _healthz(s: loadgen.Session, i: int):
 
 
 def field_reports(
-    url: str, db_name: str, seconds: float, concurrency: int, log, log_dir: Path,
-    workers: int = 3, threads: int = 8,
+    url: str,
+    db_name: str,
+    seconds: float,
+    concurrency: int,
+    log,
+    log_dir: Path,
+    workers: int = 3,
+    threads: int = 8,
 ) -> dict:
     """Run the four scenarios (healthz and reports, 1 and ``concurrency`` clients)."""
     people = make_workers(url, concurrency)
     worker_of = {p["username"]: p for p in people}
     out: dict = {"server": {"workers": workers, "threads": threads, "worker_class": "gthread"}}
     engine_count = _count_reports(url)
-    with Server(db_name, workers, threads, log_dir) as server:
+    with Server(db_name, workers, threads, log_dir, url) as server:
         out["server"]["command"] = " ".join(server.command[1:])
         sessions = [loadgen.sign_in(HOST, server.port, p["username"], PASSWORD) for p in people]
         for name, clients, make in (
@@ -191,8 +214,10 @@ def _count_reports(url: str) -> int:
     engine = create_engine(url)
     with engine.connect() as conn:
         n = conn.execute(
-            text("SELECT count(*) FROM cases WHERE reporter_id IN "
-                 "(SELECT id FROM users WHERE username LIKE 'bench_worker_%')")
+            text(
+                "SELECT count(*) FROM cases WHERE reporter_id IN "
+                "(SELECT id FROM users WHERE username LIKE 'bench_worker_%')"
+            )
         ).scalar_one()
     engine.dispose()
     return n

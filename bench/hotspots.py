@@ -113,8 +113,12 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
     box = shapely.box(x0, y0, x0 + side, y0 + side)
     cells = shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=box)
     cells = shapely.intersection(shapely.get_parts(cells), box)
-    order = np.lexsort((shapely.get_coordinates(shapely.centroid(cells))[:, 0],
-                        np.floor(shapely.get_coordinates(shapely.centroid(cells))[:, 1] / (side / 100))))
+    order = np.lexsort(
+        (
+            shapely.get_coordinates(shapely.centroid(cells))[:, 0],
+            np.floor(shapely.get_coordinates(shapely.centroid(cells))[:, 1] / (side / 100)),
+        )
+    )
     cells = cells[order]
     n = len(cells)
     # Codes: 100 counties (419001..), 10 townships each, villages of about 3 grids.
@@ -127,7 +131,9 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
     grid_no = within % 3 + 1
     codes = [
         f"{419001 + c:06d}{t + 1:03d}{v + 1:03d}{g:03d}"
-        for c, t, v, g in zip(county.tolist(), township.tolist(), village.tolist(), grid_no.tolist(), strict=True)
+        for c, t, v, g in zip(
+            county.tolist(), township.tolist(), village.tolist(), grid_no.tolist(), strict=True
+        )
     ]
     if len(set(codes)) != n:
         raise RuntimeError("province codes collide")
@@ -135,13 +141,11 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
     with engine.begin() as conn:
         raw = conn.connection.dbapi_connection
         with raw.cursor() as cur:
-            cur.execute(
-                "CREATE TEMP TABLE province_grid (code text, wkb bytea)"
-            )
+            cur.execute("CREATE TEMP TABLE province_grid (code text, wkb bytea)")
             import io
 
             buf = io.StringIO()
-            wkb = shapely.to_wkb(shapely.multipolygons(cells), hex=True)
+            wkb = shapely.to_wkb(cells, hex=True)
             for c, w in zip(codes, wkb, strict=True):
                 buf.write(f"{c}\t\\\\x{w}\n")
             buf.seek(0)
@@ -152,7 +156,7 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
                 INSERT INTO areas (code, name, level, county_code, township_code, village_code,
                                    geom, label_point, area_m2)
                 SELECT code, '网格' || code, 'grid', left(code, 6), left(code, 9), left(code, 12),
-                       ST_SetSRID(ST_Multi(ST_GeomFromWKB(wkb)), 4326),
+                       ST_SetSRID(ST_Multi(ST_CollectionExtract(ST_GeomFromWKB(wkb), 3)), 4326),
                        ST_PointOnSurface(ST_SetSRID(ST_GeomFromWKB(wkb), 4326)),
                        ST_Area(ST_SetSRID(ST_GeomFromWKB(wkb), 4326)::geography)
                 FROM province_grid
@@ -180,7 +184,9 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
         cols = bulk.CaseColumns(
             {
                 "ord": pgcopy.int8(np.arange(cases)),
-                "client_id": pgcopy.Ascii(np.zeros((cases, 16), np.uint8), null=np.ones(cases, bool)),
+                "client_id": pgcopy.Ascii(
+                    np.zeros((cases, 16), np.uint8), null=np.ones(cases, bool)
+                ),
                 "title": pgcopy.Categorical(np.zeros(cases, np.int64), ["全省模拟事项"]),
                 "description": pgcopy.Categorical(np.zeros(cases, np.int64), ["演示数据"]),
                 "category_id": pgcopy.int4(np.full(cases, cat)),
@@ -191,7 +197,9 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
                 "geom": pgcopy.Point(lon, lat),
                 "location_approx": pgcopy.boolean(np.zeros(cases, bool)),
                 "status": pgcopy.Categorical(np.zeros(cases, np.int64), ["registered"]),
-                "reported_at": pgcopy.timestamptz(np.sort(now - rng.random(cases) * 3 * 365 * 86400)),
+                "reported_at": pgcopy.timestamptz(
+                    np.sort(now - rng.random(cases) * 3 * 365 * 86400)
+                ),
                 "accepted_at": pgcopy.timestamptz(np.zeros(cases), null=np.ones(cases, bool)),
                 "concluded_at": pgcopy.timestamptz(np.zeros(cases), null=np.ones(cases, bool)),
                 "resolved_at": pgcopy.timestamptz(np.zeros(cases), null=np.ones(cases, bool)),
@@ -218,7 +226,12 @@ def build_province(base: str, grids: int, cases: int, seed: int, log) -> tuple[s
         conn.execute(text("VACUUM (ANALYZE) cases"))
     engine.dispose()
     log(f"  province: {n:,} grids in {built:.1f} s, {result.inserted:,} cases in {loaded:.1f} s")
-    return url, {"grids": n, "cases": result.inserted, "build_grids_s": built, "load_cases_s": loaded}
+    return url, {
+        "grids": n,
+        "cases": result.inserted,
+        "build_grids_s": built,
+        "load_cases_s": loaded,
+    }
 
 
 _CHILD = r"""

@@ -60,9 +60,7 @@ def _floor(session, cols: bulk.CaseColumns) -> dict:
             with raw.cursor() as cur:
                 cur.copy_expert(
                     f"COPY floor_rows ({', '.join(bulk.STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
-                    pgcopy.ChunkReader(
-                        pgcopy.copy_chunks(cols.columns)
-                    ),
+                    pgcopy.ChunkReader(pgcopy.copy_chunks(cols.columns)),
                     size=1 << 20,
                 )
             out["copy"] = t()
@@ -102,17 +100,21 @@ def _join_plan(session) -> str:
     )
     session.execute(text("CREATE INDEX ON plan_points USING gist (geom)"))
     session.execute(text("ANALYZE plan_points"))
-    plan = session.execute(
-        text(
-            """
+    plan = (
+        session.execute(
+            text(
+                """
             EXPLAIN SELECT l.ord, g.id
             FROM (SELECT id, code, geom FROM areas WHERE level = 'grid') g
             CROSS JOIN LATERAL (
                 SELECT ord FROM plan_points l WHERE ST_Contains(g.geom, l.geom) OFFSET 0
             ) l
             """
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     session.rollback()
     return "\n".join(plan)
 
@@ -147,8 +149,6 @@ def demo_load(base: str, name: str, n: int, repeats: int, now: datetime, log) ->
                         session.commit()
                     loads.samples.append(t())
                     stages.append(dict(result.timings))
-                    if r < repeats - 1:  # the last copy stays for the other workloads
-                        session.execute(text("SELECT 1"))
             log(
                 f"  load {n:>9,}: loader {loads.samples[-1]:6.1f} s, floor {floors.samples[-1]:6.1f} s"
                 f" (generate {generate.samples[-1]:.1f} s)"
@@ -160,7 +160,9 @@ def demo_load(base: str, name: str, n: int, repeats: int, now: datetime, log) ->
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("VACUUM (ANALYZE) cases"))
-        counts = conn.execute(text("SELECT count(*), pg_total_relation_size('cases') FROM cases")).one()
+        counts = conn.execute(
+            text("SELECT count(*), pg_total_relation_size('cases') FROM cases")
+        ).one()
     engine.dispose()
     return {
         "rows": n,
@@ -189,8 +191,23 @@ def _median_stages(runs: list[dict]) -> dict:
 # -- the ledger import -------------------------------------------------------------------
 
 HEADER = [
-    "序号", "登记日期", "信访人", "联系电话", "身份证号", "问题类别", "来源", "人数", "乡镇",
-    "村(社区)", "经度", "纬度", "坐标系", "事由", "主要诉求", "办理状态", "办结日期",
+    "序号",
+    "登记日期",
+    "信访人",
+    "联系电话",
+    "身份证号",
+    "问题类别",
+    "来源",
+    "人数",
+    "乡镇",
+    "村(社区)",
+    "经度",
+    "纬度",
+    "坐标系",
+    "事由",
+    "主要诉求",
+    "办理状态",
+    "办结日期",
 ]
 
 
@@ -198,9 +215,13 @@ def write_ledger(session, path: Path, rows: int, seed: int = SEED) -> Path:
     """A CSV ledger of ``rows`` petitions at random points of random grids (fixed seed)."""
     import shapely
 
-    grids = session.execute(
-        text("SELECT ST_AsBinary(geom) FROM areas WHERE level = 'grid' ORDER BY code")
-    ).scalars().all()
+    grids = (
+        session.execute(
+            text("SELECT ST_AsBinary(geom) FROM areas WHERE level = 'grid' ORDER BY code")
+        )
+        .scalars()
+        .all()
+    )
     geoms = shapely.from_wkb([bytes(g) for g in grids])
     shapely.prepare(geoms)
     bounds = shapely.bounds(geoms)
@@ -229,10 +250,23 @@ def write_ledger(session, path: Path, rows: int, seed: int = SEED) -> Path:
             done = f"2025-{months[i]:02d}-28" if status in ("已办结", "已化解") else ""
             w.writerow(
                 [
-                    i + 1, f"2025-{months[i]:02d}-{days[i]:02d}", f"台账{i}", f"139{i:08d}", "",
-                    cats[i % len(cats)], channels[i % len(channels)], 1 + i % 3, "", "",
-                    f"{lon[i]:.6f}", f"{lat[i]:.6f}", "WGS84", f"台账导入事项{i}",
-                    "反映问题，请求解决", status, done,
+                    i + 1,
+                    f"2025-{months[i]:02d}-{days[i]:02d}",
+                    f"台账{i}",
+                    f"139{i:08d}",
+                    "",
+                    cats[i % len(cats)],
+                    channels[i % len(channels)],
+                    1 + i % 3,
+                    "",
+                    "",
+                    f"{lon[i]:.6f}",
+                    f"{lat[i]:.6f}",
+                    "WGS84",
+                    f"台账导入事项{i}",
+                    "反映问题，请求解决",
+                    status,
+                    done,
                 ]
             )
     return path
@@ -257,7 +291,7 @@ def ledger_import(url: str, path: Path, rows: int, repeats: int, log) -> dict:
         return result
 
     with app.app_context():
-        for r in range(repeats):
+        for _ in range(repeats):
             session = database(app).sessions()
             importer.bulk.bulk_insert_cases = spy
             try:

@@ -100,66 +100,200 @@ def _targets(r: dict) -> list[str]:
     load = _at(r, "load")
     if load:
         t = load["loader"]["median"]
-        rows.append(("Bulk load of 1M cases ≤ 15 s", _s(t), f"floor {_s(load['floor']['median'])}",
-                     _ratio(load["ratio"]), _ok(t <= 15)))
-        rows.append(("… within 1.5× of the floor", _ratio(load["ratio"]), "", "", _ok(load["ratio"] <= 1.5)))
-        rows.append(("Demo loader (generate + load) well under a minute", _s(load["demo_total"]), "", "",
-                     _ok(load["demo_total"] < 45)))
+        rows.append(
+            (
+                "Bulk load of 1M cases ≤ 15 s",
+                _s(t),
+                f"floor {_s(load['floor']['median'])}",
+                _ratio(load["ratio"]),
+                _ok(t <= 15),
+            )
+        )
+        rows.append(
+            ("… within 1.5× of the floor", _ratio(load["ratio"]), "", "", _ok(load["ratio"] <= 1.5))
+        )
+        rows.append(
+            (
+                "Demo loader (generate + load) well under a minute",
+                _s(load["demo_total"]),
+                "",
+                "",
+                _ok(load["demo_total"] < 45),
+            )
+        )
     field = _at(r, "field")
     if field:
         one = field.get("reports_1", {})
-        many = next((v for k, v in field.items() if k.startswith("reports_") and k != "reports_1"), {})
-        hz = next((v for k, v in field.items() if k.startswith("healthz_") and k != "healthz_1"), {})
+        many = next(
+            (v for k, v in field.items() if k.startswith("reports_") and k != "reports_1"), {}
+        )
+        hz = next(
+            (v for k, v in field.items() if k.startswith("healthz_") and k != "healthz_1"), {}
+        )
         if one:
-            rows.append(("One report p50 ≤ 10 ms (1 client)", f"{one['p50_ms']:.1f} ms",
-                         f"/healthz {field.get('healthz_1', {}).get('p50_ms', 0):.1f} ms", "", _ok(one["p50_ms"] <= 10)))
-            rows.append(("One report p95 ≤ 25 ms (1 client)", f"{one['p95_ms']:.1f} ms",
-                         f"/healthz {field.get('healthz_1', {}).get('p95_ms', 0):.1f} ms", "", _ok(one["p95_ms"] <= 25)))
+            rows.append(
+                (
+                    "One report p50 ≤ 10 ms (1 client)",
+                    f"{one['p50_ms']:.1f} ms",
+                    f"/healthz {field.get('healthz_1', {}).get('p50_ms', 0):.1f} ms",
+                    "",
+                    _ok(one["p50_ms"] <= 10),
+                )
+            )
+            rows.append(
+                (
+                    "One report p95 ≤ 25 ms (1 client)",
+                    f"{one['p95_ms']:.1f} ms",
+                    f"/healthz {field.get('healthz_1', {}).get('p95_ms', 0):.1f} ms",
+                    "",
+                    _ok(one["p95_ms"] <= 25),
+                )
+            )
         if many:
-            rows.append((f"≥ 300 reports/s with {many['clients']} clients", f"{many['throughput_per_s']:.0f}/s",
-                         f"/healthz {hz.get('throughput_per_s', 0):.0f}/s", "", _ok(many["throughput_per_s"] >= 300)))
-            rows.append((f"p95 < 50 ms with {many['clients']} clients", f"{many['p95_ms']:.1f} ms",
-                         f"/healthz {hz.get('p95_ms', 0):.1f} ms", "", _ok(many["p95_ms"] < 50)))
-            rows.append(("No errors", str(many["failed"] + one.get("failed", 0)), "", "",
-                         _ok(many["failed"] + one.get("failed", 0) == 0)))
+            rows.append(
+                (
+                    f"≥ 300 reports/s with {many['clients']} clients",
+                    f"{many['throughput_per_s']:.0f}/s",
+                    f"/healthz {hz.get('throughput_per_s', 0):.0f}/s",
+                    "",
+                    _ok(many["throughput_per_s"] >= 300),
+                )
+            )
+            rows.append(
+                (
+                    f"p95 < 50 ms with {many['clients']} clients",
+                    f"{many['p95_ms']:.1f} ms",
+                    f"/healthz {hz.get('p95_ms', 0):.1f} ms",
+                    "",
+                    _ok(many["p95_ms"] < 50),
+                )
+            )
+            rows.append(
+                (
+                    "No errors",
+                    str(many["failed"] + one.get("failed", 0)),
+                    "",
+                    "",
+                    _ok(many["failed"] + one.get("failed", 0) == 0),
+                )
+            )
     stats = _at(r, "stats")
     if stats:
-        rows.append(("Stats, typical filter p50 ≤ 40 ms", _s(stats["typical"]["median"], "ms"), "", "",
-                     _ok(stats["typical"]["median"] <= 0.040)))
-        rows.append(("Stats, 342 villages × a year ≤ 150 ms", _s(stats["villages"]["median"], "ms"),
-                     f"hand SQL {_s(stats['hand_sql']['median'], 'ms')}", _ratio(stats["ratio"]),
-                     _ok(stats["villages"]["median"] <= 0.150)))
-        rows.append(("… within 1.5× of the hand SQL", _ratio(stats["ratio"]), "", "", _ok(stats["ratio"] <= 1.5)))
+        rows.append(
+            (
+                "Stats, typical filter p50 ≤ 40 ms",
+                _s(stats["typical"]["median"], "ms"),
+                "",
+                "",
+                _ok(stats["typical"]["median"] <= 0.040),
+            )
+        )
+        rows.append(
+            (
+                "Stats, 342 villages × a year ≤ 150 ms",
+                _s(stats["villages"]["median"], "ms"),
+                f"hand SQL {_s(stats['hand_sql']['median'], 'ms')}",
+                _ratio(stats["ratio"]),
+                _ok(stats["villages"]["median"] <= 0.150),
+            )
+        )
+        rows.append(
+            (
+                "… within 1.5× of the hand SQL",
+                _ratio(stats["ratio"]),
+                "",
+                "",
+                _ok(stats["ratio"] <= 1.5),
+            )
+        )
     maps = _at(r, "maps")
     if maps and maps.get("pages"):
         worst = max(p["build"]["median"] for p in maps["pages"].values())
         biggest = max(p["html_bytes"] for p in maps["pages"].values())
-        smallest_ratio = min(maps["naive"]["html_bytes"] / p["html_bytes"] for p in maps["pages"].values())
+        smallest_ratio = min(
+            maps["naive"]["html_bytes"] / p["html_bytes"] for p in maps["pages"].values()
+        )
         ready = [p.get("ready_ms") for p in maps["pages"].values() if p.get("ready_ms") is not None]
-        rows.append(("Every map page built < 300 ms", _s(worst, "ms"), f"naive {_s(maps['naive']['build']['median'], 'ms')}",
-                     "", _ok(worst < 0.300)))
-        rows.append(("Every map page < 1 MB of HTML", f"{biggest / 1e6:.2f} MB", f"naive {maps['naive']['html_bytes'] / 1e6:.1f} MB",
-                     "", _ok(biggest < 1e6)))
-        rows.append(("… ≥ 25× smaller than the naive map", f"{smallest_ratio:.0f}×", "", "", _ok(smallest_ratio >= 25)))
+        rows.append(
+            (
+                "Every map page built < 300 ms",
+                _s(worst, "ms"),
+                f"naive {_s(maps['naive']['build']['median'], 'ms')}",
+                "",
+                _ok(worst < 0.300),
+            )
+        )
+        rows.append(
+            (
+                "Every map page < 1 MB of HTML",
+                f"{biggest / 1e6:.2f} MB",
+                f"naive {maps['naive']['html_bytes'] / 1e6:.1f} MB",
+                "",
+                _ok(biggest < 1e6),
+            )
+        )
+        rows.append(
+            (
+                "… ≥ 25× smaller than the naive map",
+                f"{smallest_ratio:.0f}×",
+                "",
+                "",
+                _ok(smallest_ratio >= 25),
+            )
+        )
         if ready:
-            rows.append(("Ready in headless chromium ≤ 500 ms", f"{max(ready):.0f} ms",
-                         f"naive {maps['naive'].get('ready_ms') or '—'} ms", "", _ok(max(ready) <= 500)))
+            rows.append(
+                (
+                    "Ready in headless chromium ≤ 500 ms",
+                    f"{max(ready):.0f} ms",
+                    f"naive {maps['naive'].get('ready_ms') or '—'} ms",
+                    "",
+                    _ok(max(ready) <= 500),
+                )
+            )
     hs = _at(r, "hotspots")
     if hs:
-        rows.append((f"Gi* on all {hs['grids']} county grids < 1 s", _s(hs["app"]["median"], "ms"),
-                     f"esda {_s(hs['esda']['median'], 'ms')}", _ratio(hs["ratio"]), _ok(hs["app"]["median"] < 1)))
+        rows.append(
+            (
+                f"Gi* on all {hs['grids']} county grids < 1 s",
+                _s(hs["app"]["median"], "ms"),
+                f"esda {_s(hs['esda']['median'], 'ms')}",
+                _ratio(hs["ratio"]),
+                _ok(hs["app"]["median"] < 1),
+            )
+        )
     prov = r.get("province", {}).get("gi_star")
     if isinstance(prov, dict) and "error" not in prov:
-        rows.append((f"Gi* on {prov['grids']:,} grids < 30 s", _s(prov["time"]["median"]), "", "",
-                     _ok(prov["time"]["median"] < 30)))
+        rows.append(
+            (
+                f"Gi* on {prov['grids']:,} grids < 30 s",
+                _s(prov["time"]["median"]),
+                "",
+                "",
+                _ok(prov["time"]["median"] < 30),
+            )
+        )
         total = prov["python_peak_bytes"] + (prov["backend_peak_bytes"] or 0)
-        rows.append(("… and < 2 GB", _mb(total), f"app {_mb(prov['python_peak_bytes'])} + db {_mb(prov['backend_peak_bytes'])}",
-                     "", _ok(total < 2 * 2**30)))
+        rows.append(
+            (
+                "… and < 2 GB",
+                _mb(total),
+                f"app {_mb(prov['python_peak_bytes'])} + db {_mb(prov['backend_peak_bytes'])}",
+                "",
+                _ok(total < 2 * 2**30),
+            )
+        )
     vis = _at(r, "visits")
     if vis:
-        rows.append((f"Visit plan of 1,000 stops < 2 s ({vis.get('assigned_stops')} assigned)",
-                     _s(vis["make_plan"]["median"]), f"floor {_s(vis['floor']['median'])}",
-                     _ratio(vis["ratio"]), _ok(vis["make_plan"]["median"] < 2)))
+        rows.append(
+            (
+                f"Visit plan of 1,000 stops < 2 s ({vis.get('assigned_stops')} assigned)",
+                _s(vis["make_plan"]["median"]),
+                f"floor {_s(vis['floor']['median'])}",
+                _ratio(vis["ratio"]),
+                _ok(vis["make_plan"]["median"] < 2),
+            )
+        )
     out = ["## Targets at 1,000,000 cases", ""]
     if not rows:
         return out + ["*No run at 1,000,000 cases.*", ""]
@@ -197,15 +331,33 @@ def _load(r: dict) -> list[str]:
             f"| {n:,} | {_t(d['loader'])} | {_t(d['floor'])} | {_ratio(d['ratio'])} | "
             f"{_s(d['demo_total'])} | {_t(d['generate'])} | {stages} |"
         )
-    out += ["", "Floor stages (median s): " + "; ".join(
-        f"{n:,}: " + ", ".join(f"{k} {v:.1f}" for k, v in s["load"]["floor_stages"].items())
-        for n, s in _scales(r) if isinstance(s.get("load"), dict) and "floor_stages" in s["load"]
-    ), ""]
-    plan = next((s["load"].get("join_plan") for _, s in _scales(r)
-                 if isinstance(s.get("load"), dict) and s["load"].get("join_plan")), None)
+    out += [
+        "",
+        "Floor stages (median s): "
+        + "; ".join(
+            f"{n:,}: " + ", ".join(f"{k} {v:.1f}" for k, v in s["load"]["floor_stages"].items())
+            for n, s in _scales(r)
+            if isinstance(s.get("load"), dict) and "floor_stages" in s["load"]
+        ),
+        "",
+    ]
+    plan = next(
+        (
+            s["load"].get("join_plan")
+            for _, s in _scales(r)
+            if isinstance(s.get("load"), dict) and s["load"].get("join_plan")
+        ),
+        None,
+    )
     if plan:
-        out += ["The placement join's plan (polygons outer, the points' GiST index probed inside):", "",
-                "```", plan, "```", ""]
+        out += [
+            "The placement join's plan (polygons outer, the points' GiST index probed inside):",
+            "",
+            "```",
+            plan,
+            "```",
+            "",
+        ]
     out += [
         "Ledger import (`exchange.importer.import_ledger` of a CSV of N/10 rows into the loaded",
         "table, every index maintained, rolled back), against the floor for the rows it loaded:",
@@ -272,7 +424,12 @@ def _maps(r: dict) -> list[str]:
         if not d or not d.get("pages"):
             continue
         any_rows = True
-        out += [f"**{n:,} cases**", "", "| map | build | HTML | naive ÷ this | ready in chromium |", "|---|---|---|---|---|"]
+        out += [
+            f"**{n:,} cases**",
+            "",
+            "| map | build | HTML | naive ÷ this | ready in chromium |",
+            "|---|---|---|---|---|",
+        ]
         for name, p in d["pages"].items():
             out.append(
                 f"| {name} | {_t(p['build'], 'ms')} | {p['html_bytes'] / 1e3:,.0f} kB | "
@@ -403,7 +560,10 @@ def _counties(r: dict) -> list[str]:
     out += ["| counties | " + " | ".join(m["queries"]) + " |", "|---|" + "---|" * len(m["queries"])]
     for k, point in m["checkpoints"].items():
         cells = [
-            " / ".join(f"{point[v][q]['median'] * 1000:.0f}" for v in ("plain", "plain+county", "partitioned"))
+            " / ".join(
+                f"{point[v][q]['median'] * 1000:.0f}"
+                for v in ("plain", "plain+county", "partitioned")
+            )
             for q in m["queries"]
         ]
         out.append(f"| {k} | " + " | ".join(cells) + " |")

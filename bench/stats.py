@@ -92,11 +92,32 @@ FROM per_village ORDER BY code
 
 # Figures compared between the endpoint and the hand SQL (every count of a village row).
 COMPARED = (
-    "cases", "visit_batches", "visit_persons", "cases_last_year", "resolved", "followups",
-    "satisfied", "due", "on_time", "first", "first_resolved_once", "repeats", "collective",
-    "skip_level", "open", "overdue", "backlog", "resolved_leveled", "resolved_village",
-    "resolved_township", "resolved_county", "beijing_abnormal", "province_collective",
-    "extreme_incidents", "no_petition_villages", "sanwu",
+    "cases",
+    "visit_batches",
+    "visit_persons",
+    "cases_last_year",
+    "resolved",
+    "followups",
+    "satisfied",
+    "due",
+    "on_time",
+    "first",
+    "first_resolved_once",
+    "repeats",
+    "collective",
+    "skip_level",
+    "open",
+    "overdue",
+    "backlog",
+    "resolved_leveled",
+    "resolved_village",
+    "resolved_township",
+    "resolved_county",
+    "beijing_abnormal",
+    "province_collective",
+    "extreme_incidents",
+    "no_petition_villages",
+    "sanwu",
 )
 RATES = {
     "resolution_rate": ("resolved", "cases", 1.0),
@@ -121,7 +142,8 @@ def _params(start: date, end: date, as_of: datetime, county: str) -> dict:
 
 def _sign_in(client, session, role: str = "county_staff") -> None:
     uid, sv = session.execute(
-        text("SELECT id, session_version FROM users WHERE role = :r ORDER BY id LIMIT 1"), {"r": role}
+        text("SELECT id, session_version FROM users WHERE role = :r ORDER BY id LIMIT 1"),
+        {"r": role},
     ).one()
     now = int(time.time())
     with client.session_transaction() as s:
@@ -140,14 +162,20 @@ def stats(url: str, repeats: int, log) -> dict:
         session = database(app).sessions()
         client = app.test_client()
         _sign_in(client, session)
-        cats = session.execute(
-            text("SELECT code FROM categories WHERE active ORDER BY sort_order, id LIMIT 3")
-        ).scalars().all()
+        cats = (
+            session.execute(
+                text("SELECT code FROM categories WHERE active ORDER BY sort_order, id LIMIT 3")
+            )
+            .scalars()
+            .all()
+        )
 
         def get(query: str) -> dict:
             r = client.get(f"/api/v1/stats?{query}")
             if r.status_code != 200:
-                raise RuntimeError(f"/api/v1/stats?{query}: HTTP {r.status_code} {r.get_data(True)[:300]}")
+                raise RuntimeError(
+                    f"/api/v1/stats?{query}: HTTP {r.status_code} {r.get_data(True)[:300]}"
+                )
             return r.get_json()
 
         typical = (
@@ -162,14 +190,16 @@ def stats(url: str, repeats: int, log) -> dict:
         mismatches = _compare(answer["rows"], hand)
         if mismatches:
             raise AssertionError(f"endpoint and hand SQL disagree: {mismatches[:5]}")
-        log(f"  stats: endpoint and hand SQL agree on {len(hand)} villages × {len(COMPARED) + len(RATES)} figures")
+        log(
+            f"  stats: endpoint and hand SQL agree on {len(hand)} villages × {len(COMPARED) + len(RATES)} figures"
+        )
 
         t_typ = repeat(lambda: get(typical + f"&as_of={today}"), repeats)
         t_vil = repeat(lambda: get(villages + f"&as_of={today}"), repeats)
-        t_hand = repeat(
-            lambda: session.execute(text(HAND_SQL), params).all(), repeats
+        t_hand = repeat(lambda: session.execute(text(HAND_SQL), params).all(), repeats)
+        plan = (
+            session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + HAND_SQL), params).scalars().all()
         )
-        plan = session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + HAND_SQL), params).scalars().all()
         session.rollback()
         session.close()
         database(app).engine.dispose()
@@ -208,7 +238,9 @@ def _compare(rows: list[dict], hand: list[dict]) -> list[str]:
             d = h[den]
             want = None if not d else h[num] * factor / d
             got = r.get(key)
-            if (want is None) != (got is None) or (want is not None and not math.isclose(got, want, rel_tol=1e-9)):
+            if (want is None) != (got is None) or (
+                want is not None and not math.isclose(got, want, rel_tol=1e-9)
+            ):
                 out.append(f"{h['code']} {key}: endpoint {got} hand {want}")
     return out
 

@@ -31,21 +31,31 @@ def plan(url: str, stops: int, repeats: int, log) -> dict:
         cfg = visit_settings(app.config)
         for _ in range(repeats):
             session = database(app).sessions()
-            townships = session.execute(
-                text("SELECT code FROM areas WHERE level = 'township' AND code LIKE :p ORDER BY code"),
-                {"p": county + "%"},
-            ).scalars().all()
+            townships = (
+                session.execute(
+                    text(
+                        "SELECT code FROM areas WHERE level = 'township' AND code LIKE :p ORDER BY code"
+                    ),
+                    {"p": county + "%"},
+                )
+                .scalars()
+                .all()
+            )
             capacity = min(200, math.ceil(stops / len(townships)))
-            ids = session.execute(
-                text(
-                    """
+            ids = (
+                session.execute(
+                    text(
+                        """
                     INSERT INTO users (username, display_name, role, area_code, password_hash)
                     SELECT 'bench_' || code, '测试乡镇领导 ' || name, 'township_leader', code, '!'
                     FROM areas WHERE code = ANY(:codes) RETURNING id
                     """
-                ),
-                {"codes": list(townships)},
-            ).scalars().all()
+                    ),
+                    {"codes": list(townships)},
+                )
+                .scalars()
+                .all()
+            )
             planner_id = session.execute(
                 text(
                     "INSERT INTO users (username, display_name, role, area_code, password_hash) "
@@ -56,8 +66,12 @@ def plan(url: str, stops: int, repeats: int, log) -> dict:
             user = session.get(User, planner_id)
             today = queries.local_today(session)
             req = planning.PlanRequest(
-                "性能测试", county, today, today + timedelta(days=0),
-                tuple(planning.PersonRequest(i, capacity) for i in ids), cfg.weights,
+                "性能测试",
+                county,
+                today,
+                today + timedelta(days=0),
+                tuple(planning.PersonRequest(i, capacity) for i in ids),
+                cfg.weights,
             )
             with stopwatch() as t:
                 p = planning.make_plan(session, user, req, cfg)
