@@ -181,8 +181,8 @@ def field_reports(
     concurrency: int,
     log,
     log_dir: Path,
-    workers: int = 3,
-    threads: int = 8,
+    workers: int = 2,
+    threads: int = 4,
 ) -> dict:
     """Run the four scenarios (healthz and reports, 1 and ``concurrency`` clients)."""
     people = make_workers(url, concurrency)

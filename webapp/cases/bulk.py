@@ -446,6 +446,8 @@ def _place_and_insert(
         session.execute(text(ddl))
         tick("重建索引", i + 1, len(restore))
     if restore:
+        # The planner's statistics of a table that was empty a moment ago.
+        session.execute(text("ANALYZE cases"))
         lap("rebuild_indexes")
 
     if result.inserted + result.duplicates < result.loaded:

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from webapp.cases.vocab import CHANNEL_LABELS, RESOLVED_STATUSES, Channel, Status, sql_in
+from webapp.cases.models import OPEN_SQL
+from webapp.cases.vocab import CHANNEL_LABELS, Channel
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.stats import figures as F
@@ -24,7 +25,7 @@ from webapp.stats import figures as F
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # Statuses of cases that are not open whatever the as-of instant (resolved ones may be:
 # see RELEVANT_SQL). The partial index ix_cases_open holds the other cases.
-OPEN_EXCLUDED_SQL = sql_in(sorted({*RESOLVED_STATUSES, Status.NOT_ACCEPTED}))
+OPEN_EXCLUDED_SQL = OPEN_SQL
 # The area levels whose rows carry village counts and the 三无 flag.
 VILLAGE_FIGURE_LEVELS = (AreaLevel.COUNTY, AreaLevel.TOWNSHIP, AreaLevel.VILLAGE)
 CODE_LENGTH = {AreaLevel.COUNTY: 6, AreaLevel.TOWNSHIP: 9, AreaLevel.VILLAGE: 12}
