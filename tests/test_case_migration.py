@@ -23,6 +23,7 @@ def test_a01_down_and_up(server_url):
             names = set(conn.execute(text("SELECT conname FROM pg_constraint WHERE conrelid = 'cases'::regclass")).scalars())
             assert OURS <= names
             assert conn.execute(text("SELECT to_regclass('case_repeat_dismissals')")).scalar() is not None
+        downgrade(engine, "a01")  # the merge revisions on top of the branches (g01) first
         downgrade(engine, "a01@-1")  # only this branch: others branch from 0002 too
         with engine.connect() as conn:
             names = set(conn.execute(text("SELECT conname FROM pg_constraint WHERE conrelid = 'cases'::regclass")).scalars())

@@ -25,6 +25,34 @@ DB_USER = "gridcase"
 PORT = 5432  # only names the socket file; the cluster opens no TCP port
 
 
+# postgresql.auto.conf of a new cluster. Durable commits (fsync, synchronous_commit,
+# full_page_writes) are never traded for speed. wal_level = minimal: the embedded
+# cluster streams to no replica and is backed up with pg_dump, so its WAL only has to
+# survive a crash; at this level a table created or truncated in the same transaction
+# is written without WAL and synced at commit, which halves the cost of a bulk load
+# into an empty table (BENCHMARKS.md). A server that needs replicas or point-in-time
+# recovery is an external one (DATABASE_URL) with its own settings.
+SETTINGS: dict[str, str] = {
+    "listen_addresses": "''",
+    "port": str(PORT),
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "full_page_writes": "on",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "max_connections": "200",
+    "shared_buffers": "'512MB'",
+    "work_mem": "'32MB'",
+    "maintenance_work_mem": "'256MB'",
+    "effective_cache_size": "'4GB'",
+    "max_wal_size": "'4GB'",
+    "random_page_cost": "1.1",
+    "jit": "off",
+    "timezone": "'Asia/Shanghai'",
+    "log_timezone": "'Asia/Shanghai'",
+}
+
+
 class ClusterError(RuntimeError):
     """The embedded cluster cannot be set up; the message says what to do."""
 
@@ -163,26 +191,16 @@ class EmbeddedCluster:
             "--auth-local=trust",
             "--auth-host=reject",
         )
+        self._write_settings(
+            {
+                "unix_socket_directories": f"'{self.socket_dir}'",
+                "unix_socket_permissions": "0700",
+                **SETTINGS,
+            }
+        )
+
+    def _write_settings(self, settings: dict[str, str]) -> None:
         conf = self.data_dir / "postgresql.auto.conf"
-        settings = {
-            "listen_addresses": "''",
-            "unix_socket_directories": f"'{self.socket_dir}'",
-            "unix_socket_permissions": "0700",
-            "port": str(PORT),
-            "fsync": "on",
-            "synchronous_commit": "on",
-            "full_page_writes": "on",
-            "max_connections": "200",
-            "shared_buffers": "'512MB'",
-            "work_mem": "'32MB'",
-            "maintenance_work_mem": "'256MB'",
-            "effective_cache_size": "'4GB'",
-            "max_wal_size": "'4GB'",
-            "random_page_cost": "1.1",
-            "jit": "off",
-            "timezone": "'Asia/Shanghai'",
-            "log_timezone": "'Asia/Shanghai'",
-        }
         text = "".join(f"{k} = {v}\n" for k, v in settings.items())
         user = self._run_as()
         with open(conf, "a", encoding="utf-8") as fh:
@@ -190,6 +208,21 @@ class EmbeddedCluster:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(conf, entry.pw_uid, entry.pw_gid)
+
+    def _add_missing_settings(self) -> None:
+        """Give a cluster made by an older version the settings added since (before a start)."""
+        conf = self.data_dir / "postgresql.auto.conf"
+        try:
+            present = {
+                line.split("=", 1)[0].strip()
+                for line in conf.read_text(encoding="utf-8").splitlines()
+                if "=" in line and not line.lstrip().startswith("#")
+            }
+        except OSError:
+            return
+        missing = {k: v for k, v in SETTINGS.items() if k not in present}
+        if missing:
+            self._write_settings(missing)
 
     def is_running(self) -> bool:
         if not self.is_initialized():
@@ -205,6 +238,7 @@ class EmbeddedCluster:
             if self.is_running():
                 return False
             self._prepare_dirs()
+            self._add_missing_settings()
             stale = self.socket_dir / f".s.PGSQL.{PORT}.lock"
             if stale.exists() and not (self.data_dir / "postmaster.pid").exists():
                 stale.unlink()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "h01"
-down_revision = "0002"
+down_revision = "g01"
 branch_labels = None
 depends_on = None
 

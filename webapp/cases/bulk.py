@@ -1,33 +1,43 @@
-"""Bulk loading of cases: COPY into a staging table, then a set-based spatial join.
+"""Bulk loading of cases: binary COPY into a staging table, then a set-based spatial join.
 
 Used by the demo loader and the ledger import. Grid assignment happens in SQL before
 the rows reach ``cases``, never by a later UPDATE:
 
-1. ``COPY`` the rows (CSV) into a temporary table whose point column is generated
-   from lon/lat and whose ``id`` comes from the cases' own sequence;
+1. ``COPY`` the rows in PostgreSQL's binary format (``cases.pgcopy``: numpy writes
+   whole columns, the point arrives as EWKB, nothing is parsed from text) into a
+   temporary table, and index its points (GiST, a sorted build);
 2. place every point strictly inside a grid with a polygon-first join (for each of
    the ~1,000 grids, probe the points' GiST index; ``ST_Contains`` on a valid
    coverage puts an interior point in exactly one grid) into a narrow table;
 3. place the few points left over (those on a shared border) with the same rule as
    a single report: the covering grids, lowest code first;
-4. insert the cases from the staging table joined to their places, in load order
-   (which keeps the table in time order); rows with no place are outside every grid
-   and are reported by their row number;
-5. link repeats to the earlier rows they repeat, once both are stored.
+4. number the placed rows from the cases' own sequence in load order, so a repeat
+   can name the id of the earlier row it repeats before either is stored;
+5. insert the cases from the staging table joined to their places, in load order
+   (which keeps the table in time order), repeats already linked; rows with no place
+   are outside every grid and are reported by their row number.
+
+Into an empty ``cases`` table (the demo loader's first load) the secondary indexes
+are dropped first and built again after the insert, as ``pg_restore`` does: sorted
+builds of whole indexes cost a fraction of a million single insertions (measured in
+BENCHMARKS.md). A load into a table that already holds cases keeps every index and
+the table readable throughout.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-# The staging columns, in the order callers give them in each row.
+from webapp.cases import pgcopy
+
+# The columns of a row, in the order callers give them (``rows`` of tuples).
 COLUMNS: tuple[str, ...] = (
     "ord",
     "client_id",
@@ -58,39 +68,49 @@ COLUMNS: tuple[str, ...] = (
     "petitioner_id_number",
 )
 
-_STAGING_DDL = """
-CREATE TEMP TABLE case_load (
-    ord bigint NOT NULL,
-    client_id uuid,
-    title text NOT NULL,
-    description text NOT NULL,
-    category_id integer NOT NULL,
-    channel text NOT NULL,
-    case_class text NOT NULL,
-    people_count integer NOT NULL,
-    batch_count integer NOT NULL,
-    lon double precision NOT NULL,
-    lat double precision NOT NULL,
-    location_approx boolean NOT NULL,
-    status text NOT NULL,
-    reported_at timestamptz NOT NULL,
-    accepted_at timestamptz,
-    concluded_at timestamptz,
-    resolved_at timestamptz,
-    due_at timestamptz,
-    opinion text,
-    satisfaction text,
-    resolved_level text,
-    is_first boolean NOT NULL,
-    repeat_ord bigint,
-    skip_level boolean NOT NULL,
-    petitioner_name text,
-    petitioner_phone text,
-    petitioner_id_number text,
-    id bigint NOT NULL DEFAULT nextval(pg_get_serial_sequence('cases', 'id')),
-    geom geometry(Point, 4326) GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED
-) ON COMMIT DROP
-"""
+# The staging table, column by column with its type: the binary COPY sends exactly these.
+STAGE: tuple[tuple[str, str], ...] = (
+    ("ord", "bigint NOT NULL"),
+    ("client_id", "uuid"),
+    ("title", "text NOT NULL"),
+    ("description", "text NOT NULL"),
+    ("category_id", "integer NOT NULL"),
+    ("channel", "text NOT NULL"),
+    ("case_class", "text NOT NULL"),
+    ("people_count", "integer NOT NULL"),
+    ("batch_count", "integer NOT NULL"),
+    ("geom", "geometry(Point, 4326) NOT NULL"),
+    ("location_approx", "boolean NOT NULL"),
+    ("status", "text NOT NULL"),
+    ("reported_at", "timestamptz NOT NULL"),
+    ("accepted_at", "timestamptz"),
+    ("concluded_at", "timestamptz"),
+    ("resolved_at", "timestamptz"),
+    ("due_at", "timestamptz"),
+    ("opinion", "text"),
+    ("satisfaction", "text"),
+    ("resolved_level", "text"),
+    ("is_first", "boolean NOT NULL"),
+    ("repeat_ord", "bigint"),
+    ("skip_level", "boolean NOT NULL"),
+    ("petitioner_name", "text"),
+    ("petitioner_phone", "text"),
+    ("petitioner_id_number", "text"),
+)
+STAGE_NAMES = tuple(name for name, _ in STAGE)
+
+_STAGING_DDL = (
+    "CREATE TEMP TABLE case_load ("
+    + ", ".join(f"{name} {kind}" for name, kind in STAGE)
+    + ") ON COMMIT DROP"
+)
+
+# The points alone, for the spatial join: its index and its probes touch 40 bytes a
+# row instead of the whole staged case.
+_POINTS_DDL = (
+    "CREATE TEMP TABLE case_point (ord bigint NOT NULL, geom geometry(Point, 4326) NOT NULL) "
+    "ON COMMIT DROP"
+)
 
 _TARGET = """
     id, number, client_id, title, description, category_id, channel, case_class,
@@ -102,16 +122,20 @@ _TARGET = """
 """
 
 _SOURCE = """
-    l.id,
+    p.id,
     g.county_code || '-' || to_char(l.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')
-        || '-' || lpad(l.id::text, 7, '0'),
+        || '-' || lpad(p.id::text, 7, '0'),
     l.client_id, l.title, l.description, l.category_id, l.channel, l.case_class,
     l.people_count, l.batch_count, l.geom, l.location_approx,
     g.id, g.code, g.village_code, g.township_code, g.county_code,
     l.status, l.reported_at, l.accepted_at, l.concluded_at, l.resolved_at, l.due_at,
-    l.opinion, l.satisfaction, l.resolved_level, l.is_first, NULL::bigint, l.skip_level,
+    l.opinion, l.satisfaction, l.resolved_level, l.is_first, r.id, l.skip_level,
     l.petitioner_name, l.petitioner_phone, l.petitioner_id_number
 """
+
+# Loads at least this big into an empty table rebuild the indexes instead of
+# maintaining them row by row.
+REBUILD_MIN_ROWS = 20_000
 
 
 @dataclass
@@ -123,61 +147,192 @@ class BulkResult:
     outside: list[int] = field(default_factory=list)  # ``ord`` of rows outside every grid
     first_id: int | None = None
     last_id: int | None = None
+    rebuilt_indexes: bool = False
+    # Seconds per stage (copy, index, place, insert, rebuild ...), for benchmarks and logs.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-# Text columns that keep an empty string as '' rather than NULL in CSV COPY.
-_NOT_NULL_TEXT = ("title", "description", "channel", "case_class", "status")
+class CaseColumns:
+    """Cases as columns (``cases.pgcopy`` columns, one per ``STAGE`` name), all of one length.
+
+    The fast way in: a generator that already holds numpy arrays hands them over
+    without making a Python object per value.
+    """
+
+    def __init__(self, columns: Mapping[str, object]) -> None:
+        missing = [name for name in STAGE_NAMES if name not in columns]
+        if missing:
+            raise ValueError(f"missing columns: {', '.join(missing)}")
+        self.columns = [columns[name] for name in STAGE_NAMES]
+        lengths = {len(c) for c in self.columns}
+        if len(lengths) > 1:
+            raise ValueError("columns differ in length")
+        self.n = lengths.pop() if lengths else 0
+        self.has_client_ids = bool(_nonnull(columns["client_id"]))
+
+    @property
+    def point_columns(self) -> list:
+        return [self.columns[STAGE_NAMES.index("ord")], self.columns[STAGE_NAMES.index("geom")]]
+
+    def chunks(self, chunk: int) -> Iterator[tuple[CaseColumns, int, int]]:
+        """(self, start, stop) for consecutive slices of at most ``chunk`` rows."""
+        for a in range(0, self.n, chunk):
+            yield self, a, min(a + chunk, self.n)
+
+
+def _nonnull(column) -> int:
+    null = getattr(column, "null", None)
+    if null is None:
+        return len(column)
+    return int((~null).sum())
+
+
+def columns_from_rows(rows: Sequence[Sequence]) -> CaseColumns:
+    """Turn row tuples (``COLUMNS`` order; times as datetimes or ISO strings) into columns."""
+    if rows:
+        cols = dict(zip(COLUMNS, zip(*rows, strict=True), strict=True))
+    else:
+        cols = {c: () for c in COLUMNS}
+
+    def ints(name: str, maker):
+        values = cols[name]
+        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        return maker(np.array([0 if v is None else v for v in values], dtype=np.int64), null)
+
+    def times(name: str):
+        seconds, null = pgcopy.epoch_seconds(cols[name])
+        return pgcopy.timestamptz(seconds, null)
+
+    def texts(name: str, not_null: bool = False):
+        values = cols[name]
+        if not_null:
+            values = ["" if v is None else str(v) for v in values]
+        else:
+            values = [None if v is None else str(v) for v in values]
+        return pgcopy.Text(values)
+
+    def bools(name: str):
+        return pgcopy.boolean(np.array([bool(v) for v in cols[name]], dtype=bool))
+
+    out = {
+        "ord": ints("ord", pgcopy.int8),
+        "client_id": pgcopy.uuids(cols["client_id"]),
+        "title": texts("title", True),
+        "description": texts("description", True),
+        "category_id": ints("category_id", pgcopy.int4),
+        "channel": texts("channel", True),
+        "case_class": texts("case_class", True),
+        "people_count": ints("people_count", pgcopy.int4),
+        "batch_count": ints("batch_count", pgcopy.int4),
+        "geom": pgcopy.Point(
+            np.array(cols["lon"], dtype=np.float64), np.array(cols["lat"], dtype=np.float64)
+        ),
+        "location_approx": bools("location_approx"),
+        "status": texts("status", True),
+        "reported_at": times("reported_at"),
+        "accepted_at": times("accepted_at"),
+        "concluded_at": times("concluded_at"),
+        "resolved_at": times("resolved_at"),
+        "due_at": times("due_at"),
+        "opinion": texts("opinion"),
+        "satisfaction": texts("satisfaction"),
+        "resolved_level": texts("resolved_level"),
+        "is_first": bools("is_first"),
+        "repeat_ord": ints("repeat_ord", pgcopy.int8),
+        "skip_level": bools("skip_level"),
+        "petitioner_name": texts("petitioner_name"),
+        "petitioner_phone": texts("petitioner_phone"),
+        "petitioner_id_number": texts("petitioner_id_number"),
+    }
+    return CaseColumns(out)
 
 
 def bulk_insert_cases(
     session: Session,
-    rows: Iterable[Sequence],
+    rows: Iterable[Sequence] | CaseColumns,
     progress: Callable[[str, int, int], None] | None = None,
     total: int | None = None,
-    chunk: int = 100_000,
+    chunk: int = 50_000,
+    rebuild_indexes: bool | None = None,
 ) -> BulkResult:
-    """Load ``rows`` (tuples in ``COLUMNS`` order) as cases in their grids; flush, no commit.
+    """Load ``rows`` as cases in their grids; flush, no commit.
 
-    A row whose ``client_id`` is already stored is skipped (counted in ``duplicates``).
-    ``repeat_ord`` links a row to an earlier row of the same load as its repeat.
+    ``rows`` are tuples in ``COLUMNS`` order, or a :class:`CaseColumns`. A row whose
+    ``client_id`` is already stored, or repeats one earlier in the load, is skipped
+    (counted in ``duplicates``). ``repeat_ord`` links a row to an earlier row of the
+    same load as its repeat. ``rebuild_indexes`` (default: when ``cases`` is empty and
+    the load is big) drops the secondary indexes of ``cases`` and builds them again
+    at the end, holding the table locked until the transaction ends.
     """
+    import time
+
     tick = progress or (lambda stage, done, n: None)
     result = BulkResult()
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        result.timings[stage] = result.timings.get(stage, 0.0) + now - clock
+        clock = now
+
     _bigger_temp_buffers(session)
-    session.execute(text("DROP TABLE IF EXISTS case_load"))
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+    for table in ("case_load", "case_point", "case_place", "case_ids"):
+        session.execute(text(f"DROP TABLE IF EXISTS {table}"))
     session.execute(text(_STAGING_DDL))
-    raw = session.connection().connection.dbapi_connection
-    copy_sql = (
-        f"COPY case_load ({', '.join(COLUMNS)}) FROM STDIN "
-        f"WITH (FORMAT csv, NULL '', FORCE_NOT_NULL ({', '.join(_NOT_NULL_TEXT)}))"
-    )
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    pending = 0
+    session.execute(text(_POINTS_DDL))
+    has_client_ids = False
+    points: list[bytes] = [pgcopy.HEADER]
 
-    def flush() -> None:
-        nonlocal pending
-        buf.seek(0)
-        with raw.cursor() as cur:
-            cur.copy_expert(copy_sql, buf)
-        buf.seek(0)
-        buf.truncate()
-        pending = 0
-
-    for row in rows:
-        writer.writerow(row)
-        pending += 1
-        result.loaded += 1
-        if pending >= chunk:
-            flush()
+    def stream() -> Iterator[bytes]:
+        nonlocal has_client_ids
+        yield pgcopy.HEADER
+        pieces = rows.chunks(chunk) if isinstance(rows, CaseColumns) else _row_chunks(rows, chunk)
+        for cols, a, b in pieces:
+            has_client_ids = has_client_ids or cols.has_client_ids
+            points.append(pgcopy.encode(cols.point_columns, a, b).tobytes())
+            result.loaded += b - a
+            yield pgcopy.encode(cols.columns, a, b).tobytes()
             tick("写入暂存表", result.loaded, total or result.loaded)
-    if pending:
-        flush()
+        yield pgcopy.TRAILER
+
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(
+            f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
+            pgcopy.ChunkReader(stream()),
+            size=1 << 20,
+        )
+        points.append(pgcopy.TRAILER)
+        cur.copy_expert(
+            "COPY case_point (ord, geom) FROM STDIN (FORMAT binary)",
+            pgcopy.ChunkReader(iter(points)),
+            size=1 << 20,
+        )
+    del points[:]
     tick("写入暂存表", result.loaded, total or result.loaded)
+    lap("copy")
     if result.loaded == 0:
+        session.execute(text("DROP TABLE case_load"))
+        session.execute(text("DROP TABLE case_point"))
         return result
-    _place_and_insert(session, result, tick)
+    if rebuild_indexes is None:
+        rebuild_indexes = result.loaded >= REBUILD_MIN_ROWS and _cases_empty(session)
+    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild_indexes)
     return result
+
+
+def _row_chunks(rows: Iterable[Sequence], chunk: int) -> Iterator[tuple[CaseColumns, int, int]]:
+    it = iter(rows)
+    while part := list(islice(it, chunk)):
+        cols = columns_from_rows(part)
+        yield cols, 0, cols.n
+
+
+def _cases_empty(session: Session) -> bool:
+    return not session.execute(text("SELECT EXISTS (SELECT 1 FROM cases)")).scalar_one()
 
 
 def _bigger_temp_buffers(session: Session) -> None:
@@ -189,17 +344,30 @@ def _bigger_temp_buffers(session: Session) -> None:
         pass  # the connection already used temporary tables: keep its setting
 
 
-def _place_and_insert(session: Session, result: BulkResult, tick) -> None:
-    session.execute(text("CREATE INDEX ON case_load USING gist (geom)"))
-    session.execute(text("ANALYZE case_load"))
-    # Resends: rows whose client id is already a case are not loaded again.
-    dup = session.execute(
-        text(
-            "DELETE FROM case_load l USING cases c WHERE l.client_id IS NOT NULL "
-            "AND c.client_id = l.client_id"
+def _place_and_insert(
+    session: Session, result: BulkResult, tick, lap, has_client_ids: bool, rebuild: bool
+) -> None:
+    if has_client_ids:
+        # Resends: rows whose client id is already a case, or came earlier in this load.
+        dup = session.execute(
+            text(
+                """
+                DELETE FROM case_load l
+                WHERE l.client_id IS NOT NULL AND (
+                    EXISTS (SELECT 1 FROM cases c WHERE c.client_id = l.client_id)
+                    OR EXISTS (SELECT 1 FROM case_load e
+                               WHERE e.client_id = l.client_id AND e.ord < l.ord))
+                """
+            )
         )
-    )
-    result.duplicates = dup.rowcount or 0
+        result.duplicates = dup.rowcount or 0
+        if result.duplicates:
+            session.execute(text("DELETE FROM case_point p WHERE NOT EXISTS "
+                                 "(SELECT 1 FROM case_load l WHERE l.ord = p.ord)"))
+        lap("duplicates")
+    session.execute(text("CREATE INDEX ON case_point USING gist (geom)"))
+    session.execute(text("ANALYZE case_point"))
+    lap("index")
 
     tick("空间匹配网格", 0, result.loaded)
     # Polygon first: for each grid, probe the points' index. OFFSET 0 keeps the planner
@@ -208,34 +376,55 @@ def _place_and_insert(session: Session, result: BulkResult, tick) -> None:
         text(
             """
             CREATE TEMP TABLE case_place ON COMMIT DROP AS
-            SELECT l.ord, g.id AS grid_id
-            FROM (SELECT id, geom FROM areas WHERE level = 'grid') g
+            SELECT l.ord, g.id AS grid_id, g.code
+            FROM (SELECT id, code, geom FROM areas WHERE level = 'grid') g
             CROSS JOIN LATERAL (
-                SELECT ord FROM case_load l WHERE ST_Contains(g.geom, l.geom) OFFSET 0
+                SELECT ord FROM case_point l WHERE ST_Contains(g.geom, l.geom) OFFSET 0
             ) l
             """
         )
     )
-    # Points on a shared border (in no grid's interior): the same rule as one report.
-    border = session.execute(
+    placed = session.execute(text("SELECT count(*) FROM case_place")).scalar_one()
+    if placed < result.loaded - result.duplicates:
+        # Points on a shared border (in no grid's interior): the same rule as one report.
+        border = session.execute(
+            text(
+                """
+                INSERT INTO case_place (ord, grid_id, code)
+                SELECT l.ord, g.id, g.code
+                FROM case_point l
+                JOIN LATERAL (
+                    SELECT g.id, g.code FROM areas g
+                    WHERE g.level = 'grid' AND ST_Covers(g.geom, l.geom)
+                    ORDER BY g.code LIMIT 1
+                ) g ON true
+                WHERE NOT EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord)
+                """
+            )
+        )
+        result.on_border = border.rowcount or 0
+    # One grid per row (overlapping grids: the lowest code, the rule of one report), and
+    # ids from the cases' sequence in load order (nextval runs after the sort), so the
+    # table stays in time order and a repeat knows its target's id before the insert.
+    seq = session.execute(text("SELECT pg_get_serial_sequence('cases', 'id')")).scalar_one()
+    session.execute(
         text(
-            """
-            INSERT INTO case_place (ord, grid_id)
-            SELECT l.ord, g.id
-            FROM case_load l
-            JOIN LATERAL (
-                SELECT g.id FROM areas g
-                WHERE g.level = 'grid' AND ST_Covers(g.geom, l.geom)
-                ORDER BY g.code LIMIT 1
-            ) g ON true
-            WHERE NOT EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord)
+            f"""
+            CREATE TEMP TABLE case_ids ON COMMIT DROP AS
+            SELECT DISTINCT ON (ord) ord, grid_id, nextval('{seq}'::regclass) AS id
+            FROM case_place ORDER BY ord, code
             """
         )
     )
-    result.on_border = border.rowcount or 0
-    session.execute(text("ANALYZE case_place"))
+    session.execute(text("ANALYZE case_ids"))
     tick("空间匹配网格", result.loaded, result.loaded)
+    lap("place")
 
+    restore: list[str] = []
+    if rebuild:
+        restore = _take_apart(session)
+        result.rebuilt_indexes = True
+        lap("drop_indexes")
     tick("写入案件表", 0, result.loaded)
     inserted = session.execute(
         text(
@@ -243,39 +432,100 @@ def _place_and_insert(session: Session, result: BulkResult, tick) -> None:
             INSERT INTO cases ({_TARGET})
             SELECT {_SOURCE}
             FROM case_load l
-            JOIN case_place p ON p.ord = l.ord
+            JOIN case_ids p ON p.ord = l.ord
             JOIN areas g ON g.id = p.grid_id
+            LEFT JOIN case_ids r ON r.ord = l.repeat_ord
             ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
             """
         )
     )
     result.inserted = inserted.rowcount or 0
     tick("写入案件表", result.loaded, result.loaded)
+    lap("insert")
+    for i, ddl in enumerate(restore):
+        session.execute(text(ddl))
+        tick("重建索引", i + 1, len(restore))
+    if restore:
+        # The planner's statistics of a table that was empty a moment ago.
+        session.execute(text("ANALYZE cases"))
+        lap("rebuild_indexes")
 
-    result.outside = list(
-        session.execute(
+    if result.inserted + result.duplicates < result.loaded:
+        result.outside = list(
+            session.execute(
+                text(
+                    "SELECT l.ord FROM case_load l "
+                    "WHERE NOT EXISTS (SELECT 1 FROM case_ids p WHERE p.ord = l.ord) ORDER BY l.ord"
+                )
+            ).scalars()
+        )
+    result.first_id, result.last_id = session.execute(
+        text("SELECT min(id), max(id) FROM case_ids")
+    ).one()
+    for table in ("case_load", "case_point", "case_place", "case_ids"):
+        session.execute(text(f"DROP TABLE {table}"))
+    session.flush()
+    lap("finish")
+
+
+# Kept during a rebuild: the primary key (the repeat link's foreign key needs it) and
+# the unique index ON CONFLICT names as its arbiter.
+_KEEP_INDEXES = ("pk_cases", "uq_cases_client_id")
+
+
+def _take_apart(session: Session) -> list[str]:
+    """Prepare an empty ``cases`` for a big load; return the DDL that puts it back together.
+
+    Drops the secondary indexes (an index that backs a unique constraint goes with
+    its constraint) and the foreign keys of ``cases``: building an index from all rows
+    at once sorts them once, and adding a foreign key checks all rows with one join,
+    where a row-by-row load pays an index insertion per index and a trigger per key
+    for every row. With ``wal_level = minimal`` the table and the tables that refer to
+    it (all empty, or the load would not be here) are truncated first, so that
+    PostgreSQL writes the new data files without WAL and syncs them at commit.
+    """
+    if session.execute(text("SHOW wal_level")).scalar_one() == "minimal":
+        referring = session.execute(
             text(
-                "SELECT l.ord FROM case_load l "
-                "WHERE NOT EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord) ORDER BY l.ord"
+                "SELECT DISTINCT conrelid::regclass::text FROM pg_constraint "
+                "WHERE contype = 'f' AND confrelid = 'cases'::regclass AND conrelid <> confrelid"
             )
-        ).scalars()
-    )
-    # Repeats point at earlier rows of the same load; linked once both are stored.
-    session.execute(
+        ).scalars().all()
+        if all(
+            not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
+            for t in ("cases", *referring)
+        ):
+            session.execute(text(f"TRUNCATE cases{''.join(', ' + t for t in referring)}"))
+    restore: list[str] = []
+    constraints = session.execute(
         text(
             """
-            UPDATE cases c SET repeat_of_id = r.id
-            FROM case_load l JOIN case_load r ON r.ord = l.repeat_ord
-            WHERE c.id = l.id AND l.repeat_ord IS NOT NULL
-              AND EXISTS (SELECT 1 FROM case_place p WHERE p.ord = r.ord)
-              AND EXISTS (SELECT 1 FROM case_place p WHERE p.ord = l.ord)
+            SELECT c.conname, pg_get_constraintdef(c.oid), c.contype
+            FROM pg_constraint c
+            WHERE c.conrelid = 'cases'::regclass AND c.contype IN ('f', 'u')
+              AND NOT (c.conname = ANY(:keep))
+            ORDER BY c.contype DESC, c.conname
             """
-        )
-    )
-    bounds = session.execute(
-        text("SELECT min(l.id), max(l.id) FROM case_load l JOIN case_place p ON p.ord = l.ord")
-    ).one()
-    result.first_id, result.last_id = bounds
-    session.execute(text("DROP TABLE case_load"))
-    session.execute(text("DROP TABLE case_place"))
-    session.flush()
+        ),
+        {"keep": list(_KEEP_INDEXES)},
+    ).all()
+    for name, definition, _ in constraints:
+        session.execute(text(f'ALTER TABLE cases DROP CONSTRAINT "{name}"'))
+        restore.append(f'ALTER TABLE cases ADD CONSTRAINT "{name}" {definition}')
+    indexes = session.execute(
+        text(
+            """
+            SELECT i.relname, pg_get_indexdef(x.indexrelid)
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            WHERE x.indrelid = 'cases'::regclass AND NOT (i.relname = ANY(:keep))
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+            ORDER BY i.relname
+            """
+        ),
+        {"keep": list(_KEEP_INDEXES)},
+    ).all()
+    for name, definition in indexes:
+        session.execute(text(f'DROP INDEX "{name}"'))
+        restore.append(definition)
+    # Indexes first (the unique one included), foreign keys last: each check is one join.
+    return sorted(restore, key=lambda ddl: "FOREIGN KEY" in ddl)

@@ -89,6 +89,7 @@ class StoredCase:
     id: int
     number: str
     created: bool  # False when a resend with the same client id found the first one
+    county_code: str | None = None  # the county of the grid PostGIS chose (new cases)
 
 
 class OutsideCounty(AppError):
@@ -136,7 +137,7 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
         if new.due_at is None and Status(new.status) is Status.REGISTERED:
             due = workflow.initial_due(reported_at, rules_for(row.county_code))
             session.execute(text("UPDATE cases SET due_at = :d WHERE id = :i"), {"d": due, "i": row.id})
-        return StoredCase(row.id, row.number, True)
+        return StoredCase(row.id, row.number, True, row.county_code)
     if new.client_id is not None:
         existing = session.execute(
             select(Case.id, Case.number).where(Case.client_id == new.client_id)
@@ -144,6 +145,15 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
         if existing is not None:
             return StoredCase(existing.id, existing.number, False)
     raise OutsideCounty()
+
+
+def initial_due_for(county_code: str, reported_at: datetime) -> datetime:
+    """The first deadline of a case registered at ``reported_at`` in ``county_code``.
+
+    The same as :func:`insert_case` sets when not given one; a caller that knows the
+    county before storing passes it in and saves the UPDATE after the INSERT.
+    """
+    return workflow.initial_due(reported_at, rules_for(county_code))
 
 
 def rules_for(county_code: str) -> Rules:

@@ -5,13 +5,13 @@ proportions the seeds report, three real-looking hot spots (a demolition site, a
 housing estate, a factory that did not pay wages), a spread of statuses over the
 last three years that is mostly resolved, some backlog and repeat cases, collective
 petitions, and grids where nothing happened. Everything is vectorised with numpy so
-that a million cases are generated in seconds; rows come out in time order (which
-keeps the table's physical order close to its time order).
+that a million cases are generated in seconds, as columns the bulk loader writes
+without touching each value in Python; rows come out in time order (which keeps the
+table's physical order close to its time order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +19,9 @@ import numpy as np
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from webapp.cases import pgcopy
+from webapp.cases.bulk import CaseColumns
 
 # (category code, weight, title templates). {v} is the village or community name.
 CATEGORY_MIX: list[tuple[str, float, list[str]]] = [
@@ -114,30 +117,57 @@ def pick_hot_spots(codes, townships, labels, rng: np.random.Generator) -> list[H
     return spots
 
 
-def _points_in(geom, n: int, rng: np.random.Generator) -> np.ndarray:
-    minx, miny, maxx, maxy = geom.bounds
-    out = np.empty((0, 2))
-    while len(out) < n:
-        pts = rng.uniform([minx, miny], [maxx, maxy], size=(max(2 * (n - len(out)), 8), 2))
-        pts = pts[shapely.contains_xy(geom, pts[:, 0], pts[:, 1])]
-        out = np.vstack([out, pts])
-    return out[:n]
+def _points_in_grids(
+    geoms, bounds: np.ndarray, grid_of: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A uniform random point inside grid ``grid_of[i]`` for every i (vectorised rejection)."""
+    out = np.empty((len(grid_of), 2))
+    todo = np.arange(len(grid_of))
+    while len(todo):
+        g = grid_of[todo]
+        b = bounds[g]
+        u = rng.random((len(todo), 2))
+        x = b[:, 0] + u[:, 0] * (b[:, 2] - b[:, 0])
+        y = b[:, 1] + u[:, 1] * (b[:, 3] - b[:, 1])
+        inside = shapely.contains_xy(geoms[g], x, y)
+        out[todo[inside], 0] = x[inside]
+        out[todo[inside], 1] = y[inside]
+        todo = todo[~inside]
+    return out
+
+
+# Small vocabularies: rows carry codes into them (text is written once per word).
+CASE_CLASSES = ["request", "suggestion", "accusation"]
+STATUSES = [
+    "closed", "resolved", "concluded", "reviewing", "in_progress", "assigned",
+    "registered", "not_accepted", "accepted",
+]
+OPINIONS = ["support", "explain", "not_support"]
+SATISFACTIONS = ["satisfied", "basically", "dissatisfied"]
+LEVELS = ["village", "township", "county"]
+DEMO_NOTE = "演示数据，纯属虚构。"
 
 
 def generate(
     session: Session, n: int, seed: int = 2026, now: datetime | None = None
-) -> tuple[Iterator[tuple], list[HotSpot]]:
-    """Return an iterator of ``n`` staging rows (``cases.bulk.COLUMNS`` order) and the hot spots."""
+) -> tuple[CaseColumns, list[HotSpot]]:
+    """Return ``n`` synthetic cases as columns for ``cases.bulk`` and the hot spots.
+
+    Everything is computed on whole numpy arrays and handed to the bulk loader as
+    codes into small vocabularies and byte matrices: no Python object is made per
+    case, so a million cases take seconds.
+    """
     rng = np.random.default_rng(seed)
     now = now or datetime.now(UTC)
     codes, pops, vnames, geoms, labels, townships = _grids(session)
     county = shapely.union_all(geoms)
     shapely.prepare(county)
-    for g in geoms:
-        shapely.prepare(g)
+    shapely.prepare(geoms)
+    bounds = shapely.bounds(geoms)
     cat_ids = dict(session.execute(text("SELECT code, id FROM categories")).all())
     spots = pick_hot_spots(codes, townships, labels, rng)
     ng = len(codes)
+    spot_grid = np.array([codes.index(s.grid_code) for s in spots], dtype=np.int64)
 
     # --- where ----------------------------------------------------------------
     weights = pops + 50.0
@@ -151,11 +181,11 @@ def generate(
         edge += s.share
     lonlat = np.empty((n, 2))
     bg = spot_of < 0
-    grid_idx = rng.choice(ng, size=int(bg.sum()), p=weights / weights.sum())
-    bg_rows = np.flatnonzero(bg)
-    for g in np.unique(grid_idx):
-        rows = bg_rows[grid_idx == g]
-        lonlat[rows] = _points_in(geoms[g], len(rows), rng)
+    # The grid a case was drawn in: it names the village in the title (words only:
+    # PostGIS decides the case's grid when it is stored).
+    grid_of = np.where(bg, 0, spot_grid[np.maximum(spot_of, 0)])
+    grid_of[bg] = rng.choice(ng, size=int(bg.sum()), p=weights / weights.sum())
+    lonlat[bg] = _points_in_grids(geoms, bounds, grid_of[bg], rng)
     for k, s in enumerate(spots):
         rows = np.flatnonzero(spot_of == k)
         lonlat[rows] = _scatter(s, len(rows), county, rng)
@@ -178,6 +208,7 @@ def generate(
     reported = now_ts - age
     order = np.argsort(reported, kind="stable")
     reported, lonlat, spot_of, backlog = reported[order], lonlat[order], spot_of[order], backlog[order]
+    grid_of = grid_of[order]
 
     # --- what -------------------------------------------------------------------
     cat_codes = [c for c, _, _ in CATEGORY_MIX]
@@ -190,7 +221,7 @@ def generate(
     ch_codes = [c for c, _ in CHANNEL_MIX]
     ch_w = np.array([w for _, w in CHANNEL_MIX], dtype=float)
     channel = rng.choice(len(ch_codes), size=n, p=ch_w / ch_w.sum())
-    case_class = rng.choice(["request", "suggestion", "accusation"], size=n, p=[0.86, 0.08, 0.06])
+    case_class = rng.choice(len(CASE_CLASSES), size=n, p=[0.86, 0.08, 0.06])
     people = np.where(rng.random(n) < 0.05, rng.integers(5, 40, n), rng.integers(1, 4, n))
     collective_spot = (spot_of >= 0) & (rng.random(n) < 0.25)
     people[collective_spot] = rng.integers(5, 60, int(collective_spot.sum()))
@@ -200,6 +231,7 @@ def generate(
     repeat = (rng.random(n) < 0.06) & (np.arange(n) > 50)
     target = np.where(repeat, np.arange(n) - rng.integers(1, 50, n), -1)
     cat[repeat] = cat[target[repeat]]
+    grid_of[repeat] = grid_of[target[repeat]]
     lonlat[repeat] = lonlat[target[repeat]] + rng.normal(0, 0.0002, (int(repeat.sum()), 2))
     outside = ~shapely.contains_xy(county, lonlat[:, 0], lonlat[:, 1])
     lonlat[repeat & outside] = lonlat[target[repeat & outside]]
@@ -219,109 +251,131 @@ def generate(
     dissatisfied = rng.random(n) < 0.05
     reviewing = dissatisfied & (rng.random(n) < 0.3) & (now_ts - t_res < 60 * DAY)
 
-    status = np.full(n, "closed", dtype=object)
+    S = {name: i for i, name in enumerate(STATUSES)}
+    status = np.full(n, S["closed"])
     resolved_mask = (t_res <= now_ts) & ~stuck & ~not_accepted & ~reviewing
-    status[resolved_mask & (now_ts - t_res < 30 * DAY)] = "resolved"
+    status[resolved_mask & (now_ts - t_res < 30 * DAY)] = S["resolved"]
     concluded_mask = (t_con <= now_ts) & ~resolved_mask
-    status[concluded_mask] = "concluded"
-    status[reviewing & (t_res <= now_ts)] = "reviewing"
+    status[concluded_mask] = S["concluded"]
+    status[reviewing & (t_res <= now_ts)] = S["reviewing"]
     progress_mask = (t_con > now_ts) | (stuck & (t_acc <= now_ts))
-    status[progress_mask & ~resolved_mask] = "in_progress"
+    status[progress_mask & ~resolved_mask] = S["in_progress"]
     assigned_mask = progress_mask & (now_ts - t_acc < 2 * DAY) & (t_acc <= now_ts)
-    status[assigned_mask] = "assigned"
-    status[t_acc > now_ts] = "registered"
-    status[not_accepted] = "not_accepted"
+    status[assigned_mask] = S["assigned"]
+    status[t_acc > now_ts] = S["registered"]
+    status[not_accepted] = S["not_accepted"]
     accepted_recent = (t_acc <= now_ts) & (now_ts - t_acc < 0.5 * DAY) & ~not_accepted
-    status[accepted_recent] = "accepted"
+    status[accepted_recent] = S["accepted"]
 
-    is_resolved = np.isin(status, ["resolved", "closed"])
-    has_con = is_resolved | np.isin(status, ["concluded", "reviewing"])
-    has_acc = ~np.isin(status, ["registered", "not_accepted"])
-    opinion = rng.choice(["support", "explain", "not_support"], size=n, p=[0.55, 0.35, 0.10])
-    satisfaction = np.where(
-        dissatisfied, "dissatisfied", rng.choice(["satisfied", "basically"], size=n, p=[0.88, 0.12])
-    )
-    level = rng.choice(["village", "township", "county"], size=n, p=[0.68, 0.24, 0.08])
+    is_resolved = np.isin(status, [S["resolved"], S["closed"]])
+    has_con = is_resolved | np.isin(status, [S["concluded"], S["reviewing"]])
+    has_acc = ~np.isin(status, [S["registered"], S["not_accepted"]])
+    opinion = rng.choice(len(OPINIONS), size=n, p=[0.55, 0.35, 0.10])
+    satisfaction = np.where(dissatisfied, 2, rng.choice(2, size=n, p=[0.88, 0.12]))
+    level = rng.choice(len(LEVELS), size=n, p=[0.68, 0.24, 0.08])
     due = t_acc + 60 * DAY
 
     # --- who ----------------------------------------------------------------------
     has_person = np.where(channel == ch_codes.index("grid_sweep"), rng.random(n) < 0.5, rng.random(n) < 0.9)
-    sur = rng.choice(SURNAMES, n)
-    given1 = rng.choice(GIVEN, n)
-    given2 = np.where(rng.random(n) < 0.6, rng.choice(GIVEN, n), "")
-    phone_prefix = rng.choice(["13", "15", "17", "18", "19"], n)
+    sur = rng.integers(0, len(SURNAMES), n)
+    given1 = rng.integers(0, len(GIVEN), n)
+    # 0 = a one-character given name, else 1 + the second character.
+    given2 = np.where(rng.random(n) < 0.6, 1 + rng.integers(0, len(GIVEN), n), 0)
+    phone_second = rng.choice(np.array([3, 5, 7, 8, 9]), n)
     phone_rest = rng.integers(0, 10**9, n)
     birth = now_ts - rng.uniform(20, 80, n) * 365.25 * DAY
     seq = rng.integers(0, 1000, n)
-    for r in np.flatnonzero(repeat):  # the same person raises it again
-        t = target[r]
-        sur[r], given1[r], given2[r] = sur[t], given1[t], given2[t]
-        phone_prefix[r], phone_rest[r], birth[r], seq[r] = phone_prefix[t], phone_rest[t], birth[t], seq[t]
-        has_person[r] = has_person[t]
+    # The same person raises it again: follow each repeat back to the first case.
+    root = target.copy()
+    chained = root >= 0
+    chained[chained] = repeat[root[chained]]
+    while chained.any():
+        root[chained] = target[root[chained]]
+        chained[chained] = repeat[root[chained]]
+    r = np.flatnonzero(repeat)
+    t = root[r]
+    for arr in (sur, given1, given2, phone_second, phone_rest, birth, seq, has_person):
+        arr[r] = arr[t]
 
-    cat_ids_arr = np.array([cat_ids[c] for c in cat_codes])[cat]
+    ncat = len(cat_codes)
+    names_vocab = [
+        SURNAMES[a] + GIVEN[b] + ("" if c == 0 else GIVEN[c - 1])
+        for a in range(len(SURNAMES)) for b in range(len(GIVEN)) for c in range(len(GIVEN) + 1)
+    ]
+    name_code = (sur * len(GIVEN) + given1) * (len(GIVEN) + 1) + given2
     templates = [t for _, _, t in CATEGORY_MIX]
     tpl_pick = rng.integers(0, 3, n)
-    # The village named in a title is the one nearest the point (words only: PostGIS
-    # decides the case's grid when it is stored).
-    grid_of = _nearest_grid_label(lonlat, labels)
-    titles = [
-        templates[c][k % len(templates[c])].format(v=vnames[g])
-        for c, k, g in zip(cat.tolist(), tpl_pick.tolist(), grid_of.tolist(), strict=True)
+    tpl_count = np.array([len(t) for t in templates])
+    tpl_base = np.cumsum(tpl_count) - tpl_count
+    title_vocab = [
+        tpl.format(v=vnames[g]) for c in range(ncat) for tpl in templates[c] for g in range(ng)
     ]
-    names = np.char.add(np.char.add(sur.astype(str), given1.astype(str)), given2.astype(str))
-    phones = np.char.add(phone_prefix.astype(str), np.char.zfill(phone_rest.astype(str), 9))
-    birth_dates = np.char.replace(_iso(birth, "D").astype(str), "-", "")
-    first17 = np.char.add(np.char.add("410726", birth_dates), np.char.zfill(seq.astype(str), 3))
-    ids = np.char.add(first17, id_check_digits(first17))
-    rep_s, acc_s, con_s, res_s, due_s = (_iso(t) for t in (reported, t_acc, t_con, t_res, due))
-    lon_r = np.round(lonlat[:, 0], 7).tolist()
-    lat_r = np.round(lonlat[:, 1], 7).tolist()
-    ch_s = np.array(ch_codes)[channel].tolist()
-    columns = [
-        np.arange(n).tolist(),
-        [None] * n,
-        titles,
-        [t + "。（演示数据，纯属虚构）" for t in titles],
-        cat_ids_arr.tolist(),
-        ch_s,
-        case_class.tolist(),
-        people.tolist(),
-        [1] * n,
-        lon_r,
-        lat_r,
-        [False] * n,
-        status.tolist(),
-        rep_s.tolist(),
-        np.where(has_acc, acc_s, None).tolist(),
-        np.where(has_con, con_s, None).tolist(),
-        np.where(is_resolved, res_s, None).tolist(),
-        np.where(has_acc, due_s, None).tolist(),  # the deadline to conclude, kept after concluding
-        np.where(has_con, opinion, None).tolist(),
-        np.where(is_resolved | (status == "reviewing"), satisfaction, None).tolist(),
-        np.where(is_resolved, level, None).tolist(),
-        (~repeat).tolist(),
-        np.where(repeat, target, None).tolist(),
-        skip_level.tolist(),
-        np.where(has_person, names, None).tolist(),
-        np.where(has_person, phones, None).tolist(),
-        np.where(has_person, ids, None).tolist(),
-    ]
-    return zip(*columns, strict=True), spots
+    title_code = (tpl_base[cat] + tpl_pick % tpl_count[cat]) * ng + grid_of
+    no_person = ~has_person
+    cat_ids_arr = np.array([cat_ids[c] for c in cat_codes])[cat]
+    columns = {
+        "ord": pgcopy.int8(np.arange(n)),
+        "client_id": pgcopy.Ascii(np.zeros((n, 16), dtype=np.uint8), null=np.ones(n, dtype=bool)),
+        "title": pgcopy.Categorical(title_code, title_vocab),
+        # A short line, not the title again: the demo says what it is in few bytes.
+        "description": pgcopy.Categorical(np.zeros(n, dtype=np.int64), [DEMO_NOTE]),
+        "category_id": pgcopy.int4(cat_ids_arr),
+        "channel": pgcopy.Categorical(channel, ch_codes),
+        "case_class": pgcopy.Categorical(case_class, CASE_CLASSES),
+        "people_count": pgcopy.int4(people),
+        "batch_count": pgcopy.int4(np.ones(n, dtype=np.int64)),
+        "geom": pgcopy.Point(np.round(lonlat[:, 0], 7), np.round(lonlat[:, 1], 7)),
+        "location_approx": pgcopy.boolean(np.zeros(n, dtype=bool)),
+        "status": pgcopy.Categorical(status, STATUSES),
+        "reported_at": pgcopy.timestamptz(np.floor(reported)),
+        "accepted_at": pgcopy.timestamptz(np.floor(t_acc), null=~has_acc),
+        "concluded_at": pgcopy.timestamptz(np.floor(t_con), null=~has_con),
+        "resolved_at": pgcopy.timestamptz(np.floor(t_res), null=~is_resolved),
+        # The deadline to conclude, kept after concluding.
+        "due_at": pgcopy.timestamptz(np.floor(due), null=~has_acc),
+        "opinion": pgcopy.Categorical(np.where(has_con, opinion, -1), OPINIONS),
+        "satisfaction": pgcopy.Categorical(
+            np.where(is_resolved | (status == S["reviewing"]), satisfaction, -1), SATISFACTIONS
+        ),
+        "resolved_level": pgcopy.Categorical(np.where(is_resolved, level, -1), LEVELS),
+        "is_first": pgcopy.boolean(~repeat),
+        "repeat_ord": pgcopy.int8(np.maximum(target, 0), null=~repeat),
+        "skip_level": pgcopy.boolean(skip_level),
+        "petitioner_name": pgcopy.Categorical(np.where(has_person, name_code, -1), names_vocab),
+        "petitioner_phone": pgcopy.Ascii(_phone_digits(phone_second, phone_rest), null=no_person),
+        "petitioner_id_number": pgcopy.Ascii(_id_numbers(birth, seq), null=no_person),
+    }
+    return CaseColumns(columns), spots
 
 
-def id_check_digits(first17: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`id_check_digit` over an array of 17-digit strings."""
-    digits = np.frombuffer("".join(first17.tolist()).encode("ascii"), dtype=np.uint8).reshape(-1, 17) - 48
-    return np.array(list(ID_CHECK))[(digits.astype(int) * ID_WEIGHTS).sum(axis=1) % 11]
+def _digits(values: np.ndarray, width: int) -> np.ndarray:
+    """The decimal digits of non-negative integers, zero-padded: an (n, width) array."""
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    return (np.asarray(values, dtype=np.int64)[:, None] // powers) % 10
 
 
-def _iso(epoch: np.ndarray, unit: str = "s") -> np.ndarray:
-    """Format epoch seconds as ISO 8601 UTC strings (or dates with ``unit='D'``)."""
-    stamps = np.asarray(epoch, dtype="float64").astype("int64").astype("datetime64[s]")
-    if unit == "D":
-        return np.datetime_as_string(stamps.astype("datetime64[D]"))
-    return np.char.add(np.datetime_as_string(stamps), "+00:00")
+def _phone_digits(second: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Mobile numbers 1[35789]xxxxxxxxx as an (n, 11) ASCII matrix."""
+    digits = np.column_stack([np.ones(len(rest), dtype=np.int64), second, _digits(rest, 9)])
+    return (digits + 48).astype(np.uint8)
+
+
+def _id_numbers(birth: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Resident ID numbers (county 410726, date of birth, sequence, check) as ASCII rows."""
+    seconds = np.asarray(birth, dtype="float64").astype("int64")
+    day = seconds.astype("datetime64[s]").astype("datetime64[D]")
+    month = day.astype("datetime64[M]")
+    year = month.astype("datetime64[Y]").astype(np.int64) + 1970
+    mon = month.astype(np.int64) % 12 + 1
+    dom = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+    n = len(day)
+    county = np.broadcast_to(np.array([4, 1, 0, 7, 2, 6]), (n, 6))
+    first17 = np.column_stack(
+        [county, _digits(year, 4), _digits(mon, 2), _digits(dom, 2), _digits(seq, 3)]
+    )
+    checks = np.frombuffer(ID_CHECK.encode(), dtype=np.uint8)
+    check = checks[(first17 * ID_WEIGHTS).sum(axis=1) % 11]
+    return np.column_stack([(first17 + 48).astype(np.uint8), check]).astype(np.uint8)
 
 
 def _scatter(s: HotSpot, k: int, county, rng: np.random.Generator) -> np.ndarray:
@@ -336,14 +390,6 @@ def _scatter(s: HotSpot, k: int, county, rng: np.random.Generator) -> np.ndarray
         pts = pts[shapely.contains_xy(county, pts[:, 0], pts[:, 1])]
         out = np.vstack([out, pts])
     return out[:k]
-
-
-def _nearest_grid_label(lonlat: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    tree = shapely.STRtree(shapely.points(labels))
-    idx = tree.query_nearest(shapely.points(lonlat), return_distance=False, all_matches=False)
-    out = np.empty(len(lonlat), dtype=int)
-    out[idx[0]] = idx[1]
-    return out
 
 
 # Rare escalations for the 三无 figures, as (column, share in ten thousand, which cases).

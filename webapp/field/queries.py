@@ -19,7 +19,7 @@ from webapp.auth.models import User
 from webapp.auth.permissions import case_scope, case_scope_sql, files_sweeps
 from webapp.auth.roles import Role
 from webapp.cases.models import Case, CaseEvent, Category
-from webapp.cases.queries import NewCase, OutsideCounty, insert_case
+from webapp.cases.queries import NewCase, OutsideCounty, initial_due_for, insert_case
 from webapp.cases.vocab import Channel, Status
 from webapp.errors import AppError, NotFound
 from webapp.field.models import CasePhoto, Sweep, SweepCase
@@ -59,20 +59,36 @@ class FiledReport:
 def active_category(session: Session, category_id: int) -> Category:
     category = session.get(Category, category_id) if 0 < category_id < 2**31 else None
     if category is None or not category.active:
-        raise AppError(
-            "unknown_category",
-            "类别不存在或已停用，请重新选择",
-            400,
-            "unknown or inactive category",
-            details=[
-                {
-                    "field": "category_id",
-                    "code": "unknown_category",
-                    "message": "类别不存在或已停用",
-                }
-            ],
-        )
+        raise _unknown_category()
     return category
+
+
+def _unknown_category() -> AppError:
+    return AppError(
+        "unknown_category",
+        "类别不存在或已停用，请重新选择",
+        400,
+        "unknown or inactive category",
+        details=[
+            {
+                "field": "category_id",
+                "code": "unknown_category",
+                "message": "类别不存在或已停用",
+            }
+        ],
+    )
+
+
+def _category_and_now(session: Session, category_id: int):
+    """(id, name, active) of the category or None, and the database's ``now()``: one round trip."""
+    row = session.execute(
+        text(
+            "SELECT now() AS now, c.id, c.name, c.active "
+            "FROM (SELECT 1) one LEFT JOIN categories c ON c.id = :id"
+        ),
+        {"id": category_id if 0 < category_id < 2**31 else None},
+    ).one()
+    return (row if row.id is not None else None), row.now
 
 
 def file_report(session: Session, user: User, report: ReportInput) -> FiledReport:
@@ -83,10 +99,17 @@ def file_report(session: Session, user: User, report: ReportInput) -> FiledRepor
     nothing. A client id already used by someone else is refused. A point outside
     the worker's county raises :class:`OutsideCounty`; the caller rolls back.
     """
-    existing = _case_by_client_id(session, report.client_id)
-    if existing is not None:
-        return _answer(session, user, existing, created=False)
-    category = active_category(session, report.category_id)
+    # Round trips are most of a report's time: the category and the database's clock
+    # come in one, the first deadline is computed before the INSERT (the worker's
+    # county; a point in another county is refused below and rolled back), and the
+    # INSERT itself says whether the client id was new.
+    category, now = _category_and_now(session, report.category_id)
+    if category is None or not category.active:
+        existing = _case_by_client_id(session, report.client_id)
+        if existing is not None:  # a resend of a report filed before the category closed
+            return _answer(session, user, existing, created=False)
+        raise _unknown_category()
+    reported_at = report.reported_at or now
     stored = insert_case(
         session,
         NewCase(
@@ -98,19 +121,17 @@ def file_report(session: Session, user: User, report: ReportInput) -> FiledRepor
             description=report.description,
             people_count=report.people_count,
             accuracy_m=report.accuracy_m,
-            reported_at=report.reported_at,
+            reported_at=reported_at,
             client_id=report.client_id,
             petitioner_name=report.petitioner_name,
             petitioner_phone=report.petitioner_phone,
             reporter_id=user.id,
+            due_at=initial_due_for(user.county_code, reported_at),
         ),
     )
     if not stored.created:  # a concurrent resend committed first
         return _answer(session, user, stored.id, created=False)
-    county = session.execute(
-        text("SELECT county_code FROM cases WHERE id = :id"), {"id": stored.id}
-    ).scalar_one()
-    if county != user.county_code:
+    if stored.county_code != user.county_code:
         raise OutsideCounty()
     session.add(
         CaseEvent(

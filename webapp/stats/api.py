@@ -51,7 +51,7 @@ def stats():
     parsed = params.parse(session, current_user(), request.args)
     q = parsed.query
     rows = queries.figure_rows(session, q)
-    total = queries.area_total(session, q)
+    total = queries.area_total(session, q, rows)
     return jsonify(
         {
             "area": {"code": q.area.code, "name": q.area.name, "level": q.area.level},

@@ -244,7 +244,7 @@ def monthly_workbook(session: Session, report: MonthlyReport) -> bytes:
     ws = wb.active
     ws.title = _sheet_title("汇总", used)
     rows = figure_rows(session, q)
-    total = area_total(session, q)
+    total = area_total(session, q, rows)
     start = _title_block(ws, f"{area.name}信访工作月报（{month_label}）", report)
     _area_table(ws, report, start, rows, total, child.label if child else "区域")
 

@@ -110,7 +110,8 @@ CONDITIONS: tuple[Condition, ...] = (
         "first_once",
         "初信初访一次性化解",
         "c.is_first AND {resolved} AND NOT EXISTS ("
-        "SELECT 1 FROM cases r WHERE r.repeat_of_id = c.id AND r.reported_at < :as_of)",
+        "SELECT 1 FROM cases r WHERE r.repeat_of_id = c.id AND r.repeat_of_id IS NOT NULL"
+        " AND r.reported_at < :as_of)",
         "初信初访（首次提出）的事项已化解，且截至统计时没有任何一件重复信访指向它"
         "（不论重复件登记在何时、何地）。",
     ),

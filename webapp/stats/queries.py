@@ -16,12 +16,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from webapp.cases.models import OPEN_SQL
 from webapp.cases.vocab import CHANNEL_LABELS, Channel
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.stats import figures as F
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+# Statuses of cases that are not open whatever the as-of instant (resolved ones may be:
+# see RELEVANT_SQL). The partial index ix_cases_open holds the other cases.
+OPEN_EXCLUDED_SQL = OPEN_SQL
 # The area levels whose rows carry village counts and the 三无 flag.
 VILLAGE_FIGURE_LEVELS = (AreaLevel.COUNTY, AreaLevel.TOWNSHIP, AreaLevel.VILLAGE)
 CODE_LENGTH = {AreaLevel.COUNTY: 6, AreaLevel.TOWNSHIP: 9, AreaLevel.VILLAGE: 12}
@@ -186,6 +190,20 @@ def _members(q: StatsQuery) -> tuple[str, str, dict]:
     raise ValueError(f"unknown grouping {g.by!r}")
 
 
+# A superset of the cases any figure counts, as a disjunction of index-friendly arms.
+# ``open`` (stats.figures) is "not not_accepted and not resolved before as_of": either
+# a status that is neither final nor resolved, or resolved at or after as_of.
+RELEVANT_SQL = f"""
+    (c.reported_at >= :p_from AND c.reported_at < :p_to)
+    OR (c.reported_at >= :ly_from AND c.reported_at < :ly_to)
+    OR c.status NOT IN {OPEN_EXCLUDED_SQL}
+    OR (c.status IN {F.RESOLVED_SQL} AND c.resolved_at >= :as_of)
+    OR (c.beijing_abnormal_at >= :p_from AND c.beijing_abnormal_at < :p_to)
+    OR (c.province_collective_at >= :p_from AND c.province_collective_at < :p_to)
+    OR (c.extreme_incident_at >= :p_from AND c.extreme_incident_at < :p_to)
+"""
+
+
 def build_sql(q: StatsQuery) -> tuple[str, dict]:
     """The one statement that computes the figures of ``q``, and its parameters."""
     area_level = AreaLevel(q.area.level)
@@ -206,9 +224,13 @@ def build_sql(q: StatsQuery) -> tuple[str, dict]:
     params.update(q.period.params())
     params.update({"area": q.area.code, "backlog_years": int(q.backlog_years)})
 
-    period_only = ""
     if q.grouping.by == "month":
-        period_only = "AND c.reported_at >= :p_from AND c.reported_at < :p_to"
+        relevant = "AND c.reported_at >= :p_from AND c.reported_at < :p_to"
+    else:
+        # Only the cases some figure counts (the others would add zeros): raised in the
+        # period or the same period a year before, open at the as-of instant, or with
+        # an escalation in the period. Exact, and each arm can use an index.
+        relevant = f"AND ({RELEVANT_SQL})"
     cond_cols = ",\n".join(f"    {sql} AS {key}" for key, sql in conds.items())
     counts = [f for f in F.COUNTS if f.key in keys]
     count_cols = ",\n".join(f"    {f.sql} AS {f.key}" for f in counts)
@@ -257,7 +279,7 @@ WITH base AS MATERIALIZED (
 {cond_cols}
   FROM cases c
   WHERE c.{area_col} = :area AND ({scope_sql}) AND ({filter_sql})
-    AND c.reported_at < :as_of {period_only}
+    AND c.reported_at < :as_of {relevant}
 ),
 agg AS (
   SELECT k,
@@ -300,8 +322,23 @@ def figure_rows(session: Session, q: StatsQuery) -> list[dict]:
     return out
 
 
-def area_total(session: Session, q: StatsQuery) -> dict:
-    """The figures of the query's area itself (one row)."""
+def area_total(session: Session, q: StatsQuery, rows: list[dict] | None = None) -> dict:
+    """The figures of the query's area itself (one row).
+
+    Given the ``rows`` of ``q`` when they are the areas that make up the query's area
+    (every member of a level that carries village counts), the total is their sum:
+    counts are additive (every case carries the codes of its grid, village and
+    township), and rates and the 三无 flag are computed from the summed counts, as
+    the SQL computes them. Otherwise one more query computes it.
+    """
+    level = q.grouping.level or AreaLevel(q.area.level)
+    if (
+        rows is not None
+        and q.grouping.by == "area"
+        and level in VILLAGE_FIGURE_LEVELS
+        and AreaLevel(q.area.level) in VILLAGE_FIGURE_LEVELS
+    ):
+        return _sum_rows(q, rows)
     own = StatsQuery(
         area=q.area,
         period=q.period,
@@ -313,6 +350,41 @@ def area_total(session: Session, q: StatsQuery) -> dict:
     )
     rows = [r for r in figure_rows(session, own) if r["code"] == q.area.code]
     return rows[0]
+
+
+def _sum_rows(q: StatsQuery, rows: list[dict]) -> dict:
+    figures = q.grouping.figures(AreaLevel(q.area.level))
+    total: dict = {"code": q.area.code, "name": q.area.name, "population": q.area.population}
+    values: dict = {"population": q.area.population}
+    for f in figures:
+        if f.is_count:
+            values[f.key] = sum(r[f.key] or 0 for r in rows)
+            total[f.key] = values[f.key]
+    for f in figures:
+        if f.kind == "rate":
+            den = _arithmetic(f.den, values)
+            total[f.key] = (
+                None if den is None or den <= 0 else _arithmetic(f.num, values) * f.factor / den
+            )
+        elif f.kind == "flag":
+            left, right = f.sql.split("=")
+            total[f.key] = _arithmetic(left, values) == int(right)
+    return {"code": total["code"], "name": total["name"], "population": total["population"],
+            **{f.key: total[f.key] for f in figures}}
+
+
+def _arithmetic(expression: str, values: dict) -> float | None:
+    """Evaluate a figure's ``a + b - c`` over counts (the only form rates and flags use)."""
+    result, sign = 0.0, 1
+    for token in expression.split():
+        if token in "+-":
+            sign = 1 if token == "+" else -1
+            continue
+        value = values[token]
+        if value is None:
+            return None
+        result += sign * value
+    return result
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,8 @@ def index():
     session = get_session()
     parsed = params.parse(session, user, request.args)
     q = parsed.query
-    total = queries.area_total(session, q)
     rows = queries.figure_rows(session, q) if parsed.level != AreaLevel(q.area.level) else []
+    total = queries.area_total(session, q, rows or None)
     # The trend covers the period (at least the last twelve months of it), never the future.
     trend_end = max(min(q.period.end, params.today_local()), q.period.start)
     trend_start = min(q.period.start, _months_back(trend_end, TREND_MONTHS))
@@ -147,7 +147,7 @@ def ranking_csv():
     session = get_session()
     parsed = params.parse(session, user, request.args)
     rows = queries.figure_rows(session, parsed.query)
-    total = queries.area_total(session, parsed.query)
+    total = queries.area_total(session, parsed.query, rows)
     keys = presenting.columns_for(rows) or presenting.columns_for([total])
     label = (
         parsed.level.label

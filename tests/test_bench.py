@@ -1,0 +1,89 @@
+"""The benchmark suite at a tiny size, so that its code cannot rot between `make bench` runs.
+
+Every workload runs once against its baseline on a few hundred cases (in databases of
+its own, dropped afterwards); the run must finish without a failed workload and write
+a BENCHMARKS.md with every section. The figures themselves mean nothing at this size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bench import loadgen
+from bench.__main__ import main
+from bench.common import percentile
+
+TINY = [
+    "--scales",
+    "400",
+    "--seconds",
+    "1",
+    "--clients",
+    "2",
+    "--repeat",
+    "1",
+    "--load-repeat",
+    "1",
+    "--stops",
+    "30",
+    "--province-grids",
+    "300",
+    "--province-cases",
+    "1000",
+    "--counties",
+    "2",
+    "--cases-per-county",
+    "400",
+]
+
+
+def test_every_workload_runs_at_a_tiny_size(tmp_path, server_url):
+    out, raw = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
+    prefix = f"gridcase_bench_t{os.getpid()}"
+    code = main([*TINY, "--output", str(out), "--json", str(raw), "--prefix", prefix])
+    results = json.loads(raw.read_text(encoding="utf-8"))
+    assert results["errors"] == [] and code == 0
+    scale = next(iter(results["scales"].values()))
+    for workload in ("load", "ledger", "field", "stats", "hotspots", "visits"):
+        assert "error" not in scale[workload], workload
+    assert scale["load"]["inserted"] + scale["load"]["outside"] == scale["load"]["rows"]
+    assert scale["field"]["reports_1"]["ok"] > 0 and scale["field"]["reports_1"]["failed"] == 0
+    # Every acknowledged report is stored (warm-up requests are stored but not counted).
+    acknowledged = scale["field"]["reports_1"]["ok"] + scale["field"]["reports_2"]["ok"]
+    assert scale["field"]["reports_stored"] >= acknowledged > 0
+    assert results["province"]["gi_star"]["grids"] > 0
+    assert results["counties"]["measure"]["checkpoints"]
+    text = out.read_text(encoding="utf-8")
+    for heading in (
+        "## Machine",
+        "## 1. Bulk load",
+        "## 2. Field reports",
+        "## 4. Figures",
+        "## 5. Hot spots",
+        "## 6. Visit plans",
+        "## Beyond one machine",
+    ):
+        assert heading in text
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"),
+    [(0, 1.0), (50, 2.5), (100, 4.0), (25, 1.75)],
+    ids=["min", "median", "max", "q1"],
+)
+def test_percentile_interpolates_between_ranks(p, expected):
+    assert percentile([4.0, 1.0, 3.0, 2.0], p) == pytest.approx(expected)
+    assert percentile(list(np.arange(1, 101, dtype=float)), 95) == pytest.approx(95.05)
+
+
+def test_load_generator_counts_failures_and_statuses():
+    result = loadgen.Result(
+        2, 2.0, [0.001, 0.002, 0.003], {201: 2, 500: 1}, {"ConnectionResetError": 1}
+    )
+    assert result.ok == 2 and result.failed == 2
+    assert result.throughput == pytest.approx(1.0)
+    assert result.to_dict()["statuses"] == {"201": 2, "500": 1}
