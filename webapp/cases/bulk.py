@@ -349,14 +349,19 @@ def _place_and_insert(
 ) -> None:
     if has_client_ids:
         # Resends: rows whose client id is already a case, or came earlier in this load.
+        # One pass numbering each client id's rows (a self-join on the unanalysed temp
+        # table became a nested loop: 57 s for 10,000 ledger rows, quadratic in them).
         dup = session.execute(
             text(
                 """
                 DELETE FROM case_load l
-                WHERE l.client_id IS NOT NULL AND (
-                    EXISTS (SELECT 1 FROM cases c WHERE c.client_id = l.client_id)
-                    OR EXISTS (SELECT 1 FROM case_load e
-                               WHERE e.client_id = l.client_id AND e.ord < l.ord))
+                USING (
+                    SELECT ord, client_id,
+                           row_number() OVER (PARTITION BY client_id ORDER BY ord) AS nth
+                    FROM case_load WHERE client_id IS NOT NULL
+                ) d
+                WHERE l.ord = d.ord AND (
+                    d.nth > 1 OR EXISTS (SELECT 1 FROM cases c WHERE c.client_id = d.client_id))
                 """
             )
         )
