@@ -270,7 +270,9 @@ with app.app_context():
         "grids": len(r.codes),
         "hot": int((r.bins > 0).sum()),
         "cold": int((r.bins < 0).sum()),
-        "python_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork and exec, so it would
+        # report the bench process's own peak (2.3 GB after a million-case run).
+        "python_peak_bytes": hwm(os.getpid()),
         "backend_peak_bytes": hwm(backend),
     }))
 """

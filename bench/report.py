@@ -70,8 +70,33 @@ def markdown(r: dict) -> str:
         f"at end {tuple(round(x, 2) for x in r.get('load_avg_at_end', (0, 0, 0)))}",
         f"- Scales: {', '.join(f'{int(n):,}' for n in r['scales'])} cases of the demo county "
         "(seed 2026), each in its own database on the embedded cluster, dropped afterwards",
+        "- Options: "
+        + ", ".join(
+            f"{k}={v}"
+            for k, v in sorted(r.get("args", {}).items())
+            if k
+            in (
+                "repeat",
+                "load_repeat",
+                "seconds",
+                "clients",
+                "stops",
+                "province_grids",
+                "province_cases",
+                "counties",
+                "cases_per_county",
+                "rebuild_indexes",
+            )
+        ),
         "",
     ]
+    if r.get("province_rerun"):
+        out[-1:] = [
+            f"- The province workload was run again alone at {r['province_rerun']}, after its",
+            "  peak-memory figure was found to include the bench process's own (see below).",
+            "",
+        ]
+    out += _conditions(r)
     if r.get("errors"):
         out += ["**Workloads that failed in this run:**", ""]
         out += [f"- {e}" for e in r["errors"]]
@@ -87,6 +112,33 @@ def markdown(r: dict) -> str:
     if FINDINGS.exists():
         out += ["", FINDINGS.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(out) + "\n"
+
+
+def _conditions(r: dict) -> list[str]:
+    """The 1-minute load average before and after each workload, and how long it ran."""
+    rows = []
+    for n, s in _scales(r):
+        for key, d in s.items():
+            if isinstance(d, dict) and "load_avg" in d:
+                rows.append((f"{n:,}", key, d))
+    for name in ("province", "counties"):
+        for key, d in (r.get(name) or {}).items():
+            if isinstance(d, dict) and "load_avg" in d:
+                rows.append((name, key, d))
+    if not rows:
+        return []
+    out = [
+        "Machine load during the run (1-minute load average on 2 cores, before → after each",
+        "workload; above 2 means other jobs were taking CPU):",
+        "",
+        "| scale | workload | load average | workload time |",
+        "|---|---|---|---|",
+    ]
+    for scale, key, d in rows:
+        la = d["load_avg"]
+        took = f"{d['workload_s']:.0f} s" if "workload_s" in d else "—"
+        out.append(f"| {scale} | {key} | {la['before'][0]:.1f} → {la['after'][0]:.1f} | {took} |")
+    return out + [""]
 
 
 def _at(r: dict, key: str, scale: int = TARGET_SCALE) -> dict | None:
