@@ -372,15 +372,22 @@ def _place_and_insert(
     session: Session, result: BulkResult, tick, lap, has_client_ids: bool, rebuild: bool
 ) -> None:
     if has_client_ids:
-        # Resends: rows whose client id is already a case, or came earlier in this load.
+        # Resends: rows whose client id is already a case, or came earlier in this load
+        # (numbered by a window, hashed against the cases: no self-join of the staging).
+        session.execute(text("ANALYZE case_load"))
         dup = session.execute(
             text(
                 """
                 DELETE FROM case_load l
-                WHERE l.client_id IS NOT NULL AND (
-                    EXISTS (SELECT 1 FROM cases c WHERE c.client_id = l.client_id)
-                    OR EXISTS (SELECT 1 FROM case_load e
-                               WHERE e.client_id = l.client_id AND e.ord < l.ord))
+                USING (
+                    SELECT s.ord
+                    FROM (SELECT ord, client_id,
+                                 row_number() OVER (PARTITION BY client_id ORDER BY ord) AS nth
+                          FROM case_load WHERE client_id IS NOT NULL) s
+                    LEFT JOIN cases c ON c.client_id = s.client_id
+                    WHERE s.nth > 1 OR c.id IS NOT NULL
+                ) d
+                WHERE l.ord = d.ord
                 """
             )
         )
