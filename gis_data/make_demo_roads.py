@@ -101,7 +101,9 @@ def pieces(line: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
 def _at(pts: np.ndarray, cum: np.ndarray, s: float) -> tuple[float, float]:
     i = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(pts) - 2))
     t = 0.0 if cum[i + 1] == cum[i] else (s - cum[i]) / (cum[i + 1] - cum[i])
-    return (float(pts[i][0] + t * (pts[i + 1][0] - pts[i][0])), float(pts[i][1] + t * (pts[i + 1][1] - pts[i][1])))
+    x = pts[i][0] + t * (pts[i + 1][0] - pts[i][0])
+    y = pts[i][1] + t * (pts[i + 1][1] - pts[i][1])
+    return (float(x), float(y))
 
 
 def build() -> list[dict]:
@@ -185,7 +187,8 @@ def main() -> None:
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    out.write_text(text.replace('{"type":"Feature"', '\n{"type":"Feature"') + "\n", encoding="utf-8")
+    one_per_line = text.replace('{"type":"Feature"', '\n{"type":"Feature"')
+    out.write_text(one_per_line + "\n", encoding="utf-8")
     print(f"{out}: {len(features)} road pieces")
 
 

@@ -1,4 +1,7 @@
-"""Routes along roads: a river with one bridge, straight fallbacks, the demo network, no pgRouting."""
+"""Routes along roads: a river with one bridge, straight fallbacks, the demo network.
+
+And the app without pgRouting: it starts, and routes are straight lines.
+"""
 
 from __future__ import annotations
 
@@ -271,8 +274,9 @@ def test_the_app_starts_and_routes_straight_on_a_server_without_pgrouting(
                 pytest.skip(f"cannot create a role on this server: {exc}")
             conn.execute(
                 text(
-                    f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}";'
-                    f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                    f'TO "{role}"; GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA '
+                    f'public TO "{role}"'
                 )
             )
         app_url = make_url(url).set(username=role).render_as_string(hide_password=False)

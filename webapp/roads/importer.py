@@ -86,7 +86,9 @@ class RoadImportReport:
             out.append(f"已替换该县原有道路 {self.replaced} 段")
         out.append(f"写入道路 {self.pieces} 段，路口（节点）{self.vertices} 个")
         if self.components is None:
-            out.append("数据库未安装 pgRouting：道路已保存，但路线仍按直线计算，安装后即可沿道路计算。")
+            out.append(
+                "数据库未安装 pgRouting：道路已保存，但路线仍按直线计算，安装后即可沿道路计算。"
+            )
         elif self.components > 1:
             out.append(
                 f"注意：道路网络分为 {self.components} 个互不连通的部分，"
@@ -209,7 +211,8 @@ def import_roads(
             source = parse_crs("EPSG:4326")  # RFC 7946
         else:
             raise refuse(
-                "crs_unknown", "文件未声明坐标系，请用 --crs 指定（如 EPSG:4490、EPSG:4526 或 gcj02）"
+                "crs_unknown",
+                "文件未声明坐标系，请用 --crs 指定（如 EPSG:4490、EPSG:4526 或 gcj02）",
             )
     except CRSProblem as exc:
         raise refuse("crs_invalid", str(exc)) from None

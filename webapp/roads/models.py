@@ -30,7 +30,8 @@ class Road(Base):
         String(6), ForeignKey("areas.code", onupdate="CASCADE", ondelete="CASCADE")
     )
     name: Mapped[str | None] = mapped_column(String(200))
-    kind: Mapped[str | None] = mapped_column(String(50))  # as the file says: 县道, 村道, residential ...
+    # As the file says: 县道, 村道, residential ...
+    kind: Mapped[str | None] = mapped_column(String(50))
     length_m: Mapped[float] = mapped_column(Float)
     source: Mapped[int | None] = mapped_column(BigInteger)
     target: Mapped[int | None] = mapped_column(BigInteger)

@@ -21,10 +21,10 @@ from webapp.auth.models import User
 from webapp.auth.permissions import case_scope_sql, may_plan_visits, may_see_area
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import Area
+from webapp.roads import queries as roads
 from webapp.visits import queries
 from webapp.visits.assignment import Person, Task, assign
 from webapp.visits.models import PlanStatus, VisitPlan, VisitPlanPerson, VisitRecord, VisitStop
-from webapp.roads import queries as roads
 from webapp.visits.routing import Route, plan_route, plan_route_on
 from webapp.visits.settings import VisitSettings
 from webapp.visits.targeting import (

@@ -642,8 +642,8 @@ def leg_kinds(session: Session, plan_id: int) -> dict[str, int]:
     """How many legs of the plan were measured each way (``road``, ``straight``, ``no_path``)."""
     rows = session.execute(
         text(
-            "SELECT leg_kind, count(*) FROM visit_stops WHERE plan_id = :p AND leg_kind IS NOT NULL "
-            "GROUP BY leg_kind"
+            "SELECT leg_kind, count(*) FROM visit_stops "
+            "WHERE plan_id = :p AND leg_kind IS NOT NULL GROUP BY leg_kind"
         ),
         {"p": plan_id},
     ).all()
