@@ -115,3 +115,49 @@ def test_demo_load_is_idempotent_for_boundaries(app_ctx, session):
 
     reports = load_boundaries(session)
     assert all(r.inserted == 0 and r.updated == 0 for r in reports)
+
+
+def test_demo_load_command_loads_cases_and_one_account_per_role(app, connection, session, tmp_path, monkeypatch):
+    """`flask demo load` as `make run` calls it: cases once, an account per role, passwords kept private."""
+    import stat
+
+    from webapp.auth import accounts
+    from webapp.auth.roles import Role
+    from webapp.demo.accounts import DEMO_ACCOUNTS
+
+    monkeypatch.setitem(app.config, "VAR_DIR", str(tmp_path))
+    count = "SELECT count(*) FROM cases"
+    before = connection.execute(text(count)).scalar_one()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["demo", "load", "--cases", "300", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    added = connection.execute(text(count)).scalar_one() - before
+    assert added == 300 and "演示案件：300 个已入库" in result.output
+    # Demo cases are placed by PostGIS and carry where they were sent.
+    assigned = connection.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE assigned_unit IS NULL), count(*) FROM cases "
+            "WHERE id > (SELECT max(id) - 300 FROM cases) AND status NOT IN ('registered','accepted','not_accepted')"
+        )
+    ).one()
+    assert assigned[1] > 0 and assigned[0] == 0
+
+    path = tmp_path / "demo-accounts.txt"
+    assert str(path) in result.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [u for u, _, _ in lines] == [a.username for a in DEMO_ACCOUNTS]
+    assert {r.label for r in Role} == {label for _, _, label in lines}
+    passwords = [p for _, p, _ in lines]
+    assert len(set(passwords)) == len(passwords) and min(map(len, passwords)) >= 12
+    for username, password, _ in lines:
+        user = accounts.get_user(session, username)
+        assert accounts.check_password(user, password)
+        assert not accounts.check_password(user, password + "x")
+
+    # `make run` again: the cases are there, so none are added and no password changes.
+    result = runner.invoke(args=["demo", "load", "--cases", "300", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert "不再加载演示案件" in result.output
+    assert connection.execute(text(count)).scalar_one() == before + 300
+    assert [line.split("\t")[1] for line in path.read_text(encoding="utf-8").splitlines()] == passwords

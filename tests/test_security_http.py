@@ -143,3 +143,14 @@ def test_security_headers_on_every_kind_of_answer(client, login, path):
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert r.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_a_form_part_without_a_readable_name_is_a_clear_400():
+    """Werkzeug can hand back a part it could not read as None: refused, not a 500."""
+    from webapp.errors import AppError
+    from webapp.security import _check
+
+    for field, value in ((None, "x"), ("name", None)):
+        with pytest.raises(AppError) as err:
+            _check(field, value)
+        assert err.value.status == 400 and err.value.code == "invalid_form"

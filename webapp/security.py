@@ -121,7 +121,10 @@ def _undecodable() -> AppError:
     )
 
 
-def _check(field: str, text: str) -> None:
+def _check(field: str | None, text: str | None) -> None:
+    if not isinstance(field, str) or not isinstance(text, str):
+        # A multipart part whose header the parser could not read has no name.
+        raise AppError("invalid_form", "提交的表单格式不正确，无法读取", 400, "a form part could not be read")
     if _CONTROL.search(text):
         message = "提交的内容含有不可见的控制字符，请删除后重试"
         raise AppError(

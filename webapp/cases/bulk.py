@@ -96,7 +96,19 @@ STAGE: tuple[tuple[str, str], ...] = (
     ("petitioner_name", "text"),
     ("petitioner_phone", "text"),
     ("petitioner_id_number", "text"),
+    # Optional: where the case was assigned and when it was last answered in writing.
+    ("assigned_at", "timestamptz"),
+    ("assigned_level", "text"),
+    ("assigned_unit", "text"),
+    ("answered_at", "timestamptz"),
 )
+# Columns a caller may leave out: they are staged as NULL.
+OPTIONAL: dict[str, str] = {
+    "assigned_at": "time",
+    "assigned_level": "text",
+    "assigned_unit": "text",
+    "answered_at": "time",
+}
 STAGE_NAMES = tuple(name for name, _ in STAGE)
 
 _STAGING_DDL = (
@@ -118,7 +130,8 @@ _TARGET = """
     grid_id, grid_code, village_code, township_code, county_code,
     status, reported_at, accepted_at, concluded_at, resolved_at, due_at,
     opinion, satisfaction, resolved_level, is_first, repeat_of_id, skip_level,
-    petitioner_name, petitioner_phone, petitioner_id_number
+    petitioner_name, petitioner_phone, petitioner_id_number,
+    assigned_at, assigned_level, assigned_unit, answered_at
 """
 
 _SOURCE = """
@@ -130,7 +143,8 @@ _SOURCE = """
     g.id, g.code, g.village_code, g.township_code, g.county_code,
     l.status, l.reported_at, l.accepted_at, l.concluded_at, l.resolved_at, l.due_at,
     l.opinion, l.satisfaction, l.resolved_level, l.is_first, r.id, l.skip_level,
-    l.petitioner_name, l.petitioner_phone, l.petitioner_id_number
+    l.petitioner_name, l.petitioner_phone, l.petitioner_id_number,
+    l.assigned_at, l.assigned_level, l.assigned_unit, l.answered_at
 """
 
 # Loads at least this big into an empty table rebuild the indexes instead of
@@ -160,10 +174,14 @@ class CaseColumns:
     """
 
     def __init__(self, columns: Mapping[str, object]) -> None:
-        missing = [name for name in STAGE_NAMES if name not in columns]
+        missing = [name for name in STAGE_NAMES if name not in columns and name not in OPTIONAL]
         if missing:
             raise ValueError(f"missing columns: {', '.join(missing)}")
-        self.columns = [columns[name] for name in STAGE_NAMES]
+        n = len(columns["ord"])
+        self.columns = [
+            columns[name] if name in columns else _null_column(OPTIONAL[name], n)
+            for name in STAGE_NAMES
+        ]
         lengths = {len(c) for c in self.columns}
         if len(lengths) > 1:
             raise ValueError("columns differ in length")
@@ -178,6 +196,12 @@ class CaseColumns:
         """(self, start, stop) for consecutive slices of at most ``chunk`` rows."""
         for a in range(0, self.n, chunk):
             yield self, a, min(a + chunk, self.n)
+
+
+def _null_column(kind: str, n: int):
+    if kind == "time":
+        return pgcopy.timestamptz(np.zeros(n), null=np.ones(n, dtype=bool))
+    return pgcopy.Categorical(np.full(n, -1, dtype=np.int64), [""])
 
 
 def _nonnull(column) -> int:
@@ -348,15 +372,22 @@ def _place_and_insert(
     session: Session, result: BulkResult, tick, lap, has_client_ids: bool, rebuild: bool
 ) -> None:
     if has_client_ids:
-        # Resends: rows whose client id is already a case, or came earlier in this load.
+        # Resends: rows whose client id is already a case, or came earlier in this load
+        # (numbered by a window, hashed against the cases: no self-join of the staging).
+        session.execute(text("ANALYZE case_load"))
         dup = session.execute(
             text(
                 """
                 DELETE FROM case_load l
-                WHERE l.client_id IS NOT NULL AND (
-                    EXISTS (SELECT 1 FROM cases c WHERE c.client_id = l.client_id)
-                    OR EXISTS (SELECT 1 FROM case_load e
-                               WHERE e.client_id = l.client_id AND e.ord < l.ord))
+                USING (
+                    SELECT s.ord
+                    FROM (SELECT ord, client_id,
+                                 row_number() OVER (PARTITION BY client_id ORDER BY ord) AS nth
+                          FROM case_load WHERE client_id IS NOT NULL) s
+                    LEFT JOIN cases c ON c.client_id = s.client_id
+                    WHERE s.nth > 1 OR c.id IS NOT NULL
+                ) d
+                WHERE l.ord = d.ord
                 """
             )
         )

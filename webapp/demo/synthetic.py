@@ -59,6 +59,38 @@ ID_CHECK = "10X98765432"
 
 DAY = 86400.0
 
+# The county department a county-level case goes to (交办), by category.
+COUNTY_UNITS = {
+    "land_acquisition": "县自然资源局", "natural_resources": "县自然资源局",
+    "labour_dispute": "县人力资源和社会保障局", "migrant_wages": "县人力资源和社会保障局",
+    "labour_security": "县人力资源和社会保障局", "housing_property": "县住房和城乡建设局",
+    "compound_management": "县住房和城乡建设局", "old_compound": "县住房和城乡建设局",
+    "social_housing": "县住房和城乡建设局", "law_litigation": "县人民法院",
+    "environment": "市生态环境局延津分局", "utilities": "县发展和改革委员会",
+    "traffic_parking": "县交通运输局", "water_supply": "县水利局", "education": "县教育局",
+    "fire_safety": "县消防救援大队", "mass_finance": "县金融工作局",
+}
+
+
+def seasonal_ages(n: int, span: float, now_ts: float, rng: np.random.Generator) -> np.ndarray:
+    """Ages (seconds before ``now_ts``) of ``n`` cases over ``span``: a volume that grows a
+    little (4 % a year), peaks before the Spring Festival (wages, year-end settlements) and
+    again after the autumn harvest (land), and is quietest in summer. Drawn by rejection
+    against the intensity, so the shape is exact whatever ``n``."""
+    out = np.empty(0)
+    years = span / (365.25 * DAY)
+    while len(out) < n:
+        age = rng.random(2 * (n - len(out)) + 16) * span
+        t = now_ts - age
+        doy = (t / DAY) % 365.25  # close enough to the day of the year for a season
+        grown = 1 + 0.04 * ((span - age) / (365.25 * DAY) - years / 2)
+        season = 1 + 0.22 * np.cos(2 * np.pi * (doy - 20) / 365.25) + 0.08 * np.cos(
+            2 * np.pi * (doy - 300) / 365.25
+        )
+        keep = rng.random(len(age)) * 1.45 < grown * season
+        out = np.concatenate([out, age[keep]])
+    return out[:n]
+
 
 @dataclass(frozen=True)
 class HotSpot:
@@ -192,8 +224,8 @@ def generate(
 
     # --- when -----------------------------------------------------------------
     span = 3 * 365 * DAY
-    # Slightly rising volume, more before the Spring Festival (unpaid wages), less in summer.
-    age = span * (1 - np.sqrt(rng.random(n)) * 0.95 - 0.05 * rng.random(n))
+    now_ts = now.timestamp()
+    age = seasonal_ages(n, span, now_ts, rng)
     backlog = rng.random(n) < 0.006
     age[backlog] = span + rng.uniform(0, 1.5 * 365 * DAY, int(backlog.sum()))
     for k, s in enumerate(spots):
@@ -204,7 +236,6 @@ def generate(
             year_back = rng.integers(0, 3, int(rows.sum()))
             age[rows] = (year_back * 365 + 300 + rng.uniform(0, 60, int(rows.sum()))) * DAY
             age[rows] = np.minimum(age[rows], span - DAY)
-    now_ts = now.timestamp()
     reported = now_ts - age
     order = np.argsort(reported, kind="stable")
     reported, lonlat, spot_of, backlog = reported[order], lonlat[order], spot_of[order], backlog[order]
@@ -275,6 +306,23 @@ def generate(
     level = rng.choice(len(LEVELS), size=n, p=[0.68, 0.24, 0.08])
     due = t_acc + 60 * DAY
 
+    # --- where it was sent (交办) -----------------------------------------------------
+    # Matters end where they were sent, mostly; open ones are split the same way.
+    assigned = has_acc & (status != S["accepted"])
+    to_level = np.where(is_resolved, np.minimum(level, 2), rng.choice(3, size=n, p=[0.3, 0.55, 0.15]))
+    tnames = dict(session.execute(text("SELECT code, name FROM areas WHERE level = 'township'")).all())
+    county_name = session.execute(text("SELECT name FROM areas WHERE level = 'county' LIMIT 1")).scalar()
+    tcodes = sorted(set(townships))
+    units = [v + ("居民委员会" if v.endswith("社区") else "村民委员会") for v in vnames]
+    units += [tnames.get(t, t) + "人民政府" for t in tcodes]
+    units += [COUNTY_UNITS.get(c, f"{county_name or '县'}人民政府办公室") for c in cat_codes]
+    town_of_grid = np.array([tcodes.index(t) for t in townships])
+    unit = np.select(
+        [to_level == 0, to_level == 1],
+        [grid_of, ng + town_of_grid[grid_of]],
+        ng + len(tcodes) + cat,
+    )
+
     # --- who ----------------------------------------------------------------------
     has_person = np.where(channel == ch_codes.index("grid_sweep"), rng.random(n) < 0.5, rng.random(n) < 0.9)
     sur = rng.integers(0, len(SURNAMES), n)
@@ -344,6 +392,12 @@ def generate(
         "petitioner_name": pgcopy.Categorical(np.where(has_person, name_code, -1), names_vocab),
         "petitioner_phone": pgcopy.Ascii(_phone_digits(phone_second, phone_rest), null=no_person),
         "petitioner_id_number": pgcopy.Ascii(_id_numbers(birth, seq), null=no_person),
+        # Assigned two hours after acceptance, as the demo's event history says.
+        "assigned_at": pgcopy.timestamptz(np.floor(t_acc) + 7200, null=~assigned),
+        "assigned_level": pgcopy.Categorical(np.where(assigned, to_level, -1), LEVELS[:3]),
+        "assigned_unit": pgcopy.Categorical(np.where(assigned, unit, -1), units),
+        # The written answer the appeal windows run from: the conclusion.
+        "answered_at": pgcopy.timestamptz(np.floor(t_con), null=~has_con),
     }
     return CaseColumns(columns), spots
 
