@@ -32,11 +32,18 @@ def test_a_village_plan_stays_in_the_village_and_within_capacity(session, app, c
     plan = new_plan(session, app, crew["planner"], busy_place.village, list(caps.items()), days=2)
     rows = stops_of(session, plan.id)
     assigned = [r for r in rows if r.user_id is not None]
-    # the informant can take any target of the village: nothing is left while anyone has room
-    assert assigned and len(assigned) == min(sum(caps.values()) * 2, len(rows))
-    assert all(r.grid_code.startswith(busy_place.village) for r in rows)
+    assert assigned and all(r.grid_code.startswith(busy_place.village) for r in rows)
     load = Counter((r.user_id, r.day) for r in assigned)
     assert all(n <= caps[u] for (u, _), n in load.items())
+    # nothing is left unassigned while someone who may take it has room on a day: the
+    # informant takes any target of the village, a grid worker those of their grid
+    days = [plan.date_from + timedelta(days=i) for i in range((plan.date_to - plan.date_from).days + 1)]
+    for r in rows:
+        if r.user_id is None:
+            eligible = [crew["informant"].id]
+            eligible += [crew["w1"].id] if r.grid_code == busy_place.grid else []
+            eligible += [crew["w2"].id] if r.grid_code == busy_place.other_grid else []
+            assert all(load[(u, d)] == caps[u] for u in eligible for d in days), r
     assert {r.grid_code for r in assigned if r.user_id == crew["w1"].id} == {busy_place.grid}
     assert {r.grid_code for r in assigned if r.user_id == crew["w2"].id} == {busy_place.other_grid}
     # each person's day is numbered 1..n with a measured leg for every stop
@@ -277,7 +284,10 @@ def _day(session, plan, user_id, day):
 def test_moving_into_a_full_day_is_refused(session, plan, crew):
     w1, w2 = crew["w1"].id, crew["w2"].id
     day = plan.date_from
-    assert len(_day(session, plan, w2, day)) == 2
+    # w2's first day full (capacity 2): topped up from w1's second day if the plan left room
+    spare = _day(session, plan, w1, plan.date_to)
+    while len(_day(session, plan, w2, day)) < 2:
+        planning.move_stop(session, plan, spare.pop().id, w2, day)
     stop = _day(session, plan, w1, day)[0]
     with pytest.raises(AppError) as err:
         planning.move_stop(session, plan, stop.id, w2, day)
@@ -286,7 +296,9 @@ def test_moving_into_a_full_day_is_refused(session, plan, crew):
     with pytest.raises(AppError) as err:
         planning.move_stop(session, plan, stop.id, w1, plan.date_to + timedelta(days=1))
     assert err.value.code == "day_outside_plan"
-    # the other day has room: the move is allowed there
+    # the other day, once it has room, takes the move
+    for r in _day(session, plan, w2, plan.date_to):
+        planning.move_stop(session, plan, r.id, None, None)
     planning.move_stop(session, plan, stop.id, w2, plan.date_to)
     assert [r.id for r in _day(session, plan, w2, plan.date_to)] == [stop.id]
 
