@@ -53,6 +53,12 @@ FILL = [
        SELECT '2b7e1f0c-1d2e-4f3a-8b9c-0d1e2f3a4b5c', s.id, s.plan_id, s.case_id, s.grid_code, s.user_id, 'done',
               'satisfied', '当事人表示满意', s.location, now()
        FROM visit_stops s""",
+    """INSERT INTO road_vertices (county_code, geom)
+       SELECT min(code), ST_SetSRID(ST_MakePoint(114.2, 35.2), 4326) FROM areas WHERE level = 'county'""",
+    """INSERT INTO roads (county_code, name, kind, length_m, source, target, geom)
+       SELECT county_code, '备份测试路', 'residential', 91.2, id, id,
+              ST_SetSRID(ST_MakeLine(ST_MakePoint(114.2, 35.2), ST_MakePoint(114.201, 35.2)), 4326)
+       FROM road_vertices""",
     """INSERT INTO ledger_imports (user_id, filename, sha256, state, summary, imported)
        SELECT id, '台账.xlsx', repeat('ef', 32), 'done', '{"rows": 10}', 4 FROM users WHERE username = 'backup_worker'""",
     """INSERT INTO api_idempotency_keys (user_id, key, request_hash, status, response)
