@@ -2,8 +2,9 @@
 # Install the Debian packages GridCase needs, if they are missing.
 #   scripts/install-system-deps.sh [--browser]
 # Needs: python3 with venv, Node.js + npm (front-end assets from the npm registry),
-# PostgreSQL 15 + PostGIS 3 (unless DATABASE_URL points at a server), and with
-# --browser Debian's chromium (the browser tests drive it through Playwright).
+# PostgreSQL 15 + PostGIS 3 + pgRouting (unless DATABASE_URL points at a server;
+# without pgRouting routes are straight lines), and with --browser Debian's
+# chromium (the browser tests drive it through Playwright).
 # As root it installs what is missing with apt-get; otherwise it says what to run.
 set -eu
 
@@ -25,6 +26,13 @@ if [ -z "${DATABASE_URL:-}" ]; then
         [ -e "$lib" ] && [ -e "/usr/share/postgresql/$v/extension/postgis.control" ] && have_postgis=yes
     done
     [ "$have_postgis" = yes ] || need="$need postgresql-15 postgresql-15-postgis-3"
+    # Routing along roads: the same check for pgRouting (library and control file).
+    have_pgrouting=no
+    for lib in /usr/lib/postgresql/*/lib/libpgrouting-*.so; do
+        v=$(basename "$(dirname "$(dirname "$lib")")")
+        [ -e "$lib" ] && [ -e "/usr/share/postgresql/$v/extension/pgrouting.control" ] && have_pgrouting=yes
+    done
+    [ "$have_pgrouting" = yes ] || need="$need postgresql-15-pgrouting"
 fi
 if [ "$browser" = yes ]; then
     command -v chromium >/dev/null 2>&1 || need="$need chromium"

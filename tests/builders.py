@@ -118,20 +118,26 @@ def as_multi(geom):
     return geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
 
 
-def import_test_county(session, tmp_path: Path, grids: dict | None = None):
-    """Import the hand-made county, township, village and grids; return the grid report."""
+def import_test_county(session, tmp_path: Path, grids: dict | None = None, **grid_options):
+    """Import the hand-made county, township, village and grids; return the last report.
+
+    ``grids={}`` imports the levels above the grids only.
+    ``grid_options`` go to the import of the grids (``repair``, ``allow_overlap`` ...).
+    """
     from webapp.grid.importer import import_areas
 
     files = {
         "county": [({"code": COUNTY, "name": "测试县"}, WHOLE)],
         "township": [({"code": TOWNSHIP, "name": "测试镇"}, WHOLE)],
         "village": [({"code": VILLAGE, "name": "测试村", "population": 1200}, WHOLE)],
-        "grid": [({"code": c, "name": n}, g) for c, (n, g) in (grids or GRIDS).items()],
+        "grid": [({"code": c, "name": n}, g) for c, (n, g) in (GRIDS if grids is None else grids).items()],
     }
     report = None
     for level, feats in files.items():
+        if not feats:  # ``grids={}``: the levels above only
+            continue
         path = write_geojson(tmp_path / f"test_{level}.geojson", feats)
-        report = import_areas(session, path, level)
+        report = import_areas(session, path, level, **(grid_options if level == "grid" else {}))
     return report
 
 

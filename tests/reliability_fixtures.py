@@ -8,6 +8,7 @@ with bearer tokens of grid workers made before the server starts.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -72,6 +73,20 @@ def reap_zombies(keep: set[int]) -> int:
     return reaped
 
 
+def _processes() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process we can see."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        out.append((int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,7 +112,9 @@ class Stack:
     reporters: list[Reporter]
     category_id: int
     log: Path
-    server: subprocess.Popen = field(repr=False)
+    env: dict[str, str] = field(repr=False)
+    port: int
+    server: subprocess.Popen | None = field(default=None, repr=False)
 
     def payload(self, reporter: Reporter, client_id: uuid.UUID, n: int) -> dict:
         # Spread the points a little inside the grid (its label point is inside it).
@@ -128,8 +145,8 @@ class Stack:
                 return exc.code, json.loads(raw)
             except ValueError:
                 return exc.code, {"raw": raw[:500].decode("utf-8", "replace")}
-        except (urllib.error.URLError, OSError, TimeoutError):
-            return 0, None
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException):
+            return 0, None  # no connection, or it broke before a whole answer came
 
     def get(self, path: str, timeout: float = 10) -> int:
         try:
@@ -137,8 +154,55 @@ class Stack:
                 return response.status
         except urllib.error.HTTPError as exc:
             return exc.code
-        except (urllib.error.URLError, OSError, TimeoutError):
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException):
             return 0
+
+    def start_app(self, timeout: float = 30) -> None:
+        """Start gunicorn (2 workers x 4 threads, as in production) and wait until it answers."""
+        with open(self.log, "ab") as out:
+            self.server = subprocess.Popen(
+                [
+                    str(GUNICORN), "--workers", "2", "--threads", "4", "--worker-class", "gthread",
+                    "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", "--graceful-timeout", "5",
+                    "webapp:create_app()",
+                ],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+        deadline = time.monotonic() + timeout
+        while self.get("/healthz", timeout=2) != 200:
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("gunicorn did not come up:\n" + self.log_tail())
+            time.sleep(0.2)
+
+    def app_pids(self) -> list[int]:
+        """The gunicorn master and its workers."""
+        assert self.server is not None
+        master = self.server.pid
+        return [master] + [pid for pid, ppid in _processes() if ppid == master]
+
+    def kill_app(self) -> int:
+        """``kill -9`` the gunicorn master and every worker at once, and reap them; return how many."""
+        pids = self.app_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        self.server.wait()
+        for pid in pids[1:]:  # orphaned workers are ours now (we are a subreaper): reap them
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass  # the master reaped it before it died
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "a gunicorn process survived kill -9"
+        return len(pids)
+
+    def stop_app(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
 
     def scalar(self, sql: str, **params):
         engine = create_engine(self.db_url)
@@ -167,7 +231,7 @@ class Stack:
         """Start the cluster again (crash recovery) once the orphaned backends are gone."""
         deadline = time.monotonic() + timeout
         while True:
-            reap_zombies({self.server.pid})
+            reap_zombies({self.server.pid} if self.server else set())
             try:
                 self.cluster.start()
                 return
@@ -217,12 +281,10 @@ def stack(tmp_path_factory):
     become_subreaper()
     cluster = EmbeddedCluster(root / "var")
     cluster.start()
-    server = None
+    s = None
     try:
         url = cluster.url("gridcase")
         reporters, category_id = _prepare_database(url)
-        port = free_port()
-        log = root / "gunicorn.log"
         env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -231,29 +293,11 @@ def stack(tmp_path_factory):
             "GRIDCASE_VAR_DIR": str(root / "var"),
             "GRIDCASE_PHOTO_DIR": str(root / "photos"),
         }
-        with open(log, "wb") as out:
-            server = subprocess.Popen(
-                [
-                    str(GUNICORN), "--workers", "2", "--threads", "4", "--worker-class", "gthread",
-                    "--bind", f"127.0.0.1:{port}", "--timeout", "30", "--graceful-timeout", "5",
-                    "webapp:create_app()",
-                ],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
-                cwd=Path(__file__).resolve().parent.parent,
-            )
-        s = Stack(cluster, url, f"http://127.0.0.1:{port}", reporters, category_id, log, server)
-        deadline = time.monotonic() + 30
-        while s.get("/healthz", timeout=2) != 200:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gunicorn did not come up:\n" + s.log_tail())
-            time.sleep(0.2)
+        port = free_port()
+        s = Stack(cluster, url, f"http://127.0.0.1:{port}", reporters, category_id, root / "gunicorn.log", env, port)
+        s.start_app()
         yield s
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        if s is not None:
+            s.stop_app()
         cluster.stop("immediate")

@@ -191,20 +191,18 @@ class Ctx:
         return 200, "", ""
 
     def boundary(self, level: str, path: Path, **kw):
-        """Import a boundary file; (status, first error code, message) or the warnings."""
+        """Import a boundary file as ``flask grid import`` does: (status, first error code, message).
+
+        The message is every problem as the command prints it, each naming its feature.
+        """
         from webapp.grid.importer import ImportRejected, import_areas
 
         try:
             with self.session.begin_nested():
                 report = import_areas(self.session, path, level, **kw)
         except ImportRejected as exc:
-            first = exc.report.errors[0]
-            return 422, first.code, first.message
-        # Accepted: the answer is what the report says about the file.
-        lines = "\n".join(report.lines())
-        if report.repaired:
-            return 200, "geometry_repaired", lines
-        return 200, "overlap" if report.overlaps else ",".join(sorted({w.code for w in report.warnings})), lines
+            return 422, exc.report.errors[0].code, "\n".join(str(p) for p in exc.report.errors)
+        return 200, "", "\n".join(report.lines())
 
 
 _DROP = object()
@@ -423,9 +421,9 @@ BAD: list[Bad] = [
     Bad("区划导入", "an empty file", 422, "empty_file", boundary_case("empty"), county_files),
     Bad("区划导入", "wrong CRS (metres declared as degrees)", 422, "coordinates_impossible", boundary_case("wrong_crs"), county_files),
     Bad("区划导入", "a zipped shapefile that expands hugely", 422, "archive_too_large", boundary_case("bomb"), county_files),
-    # Accepted with what is wrong named: repaired and listed; overlap reported in m².
-    Bad("区划导入", "a self-intersecting polygon", 200, "geometry_repaired", boundary_case("self_intersecting"), county_files),
-    Bad("区划导入", "overlapping siblings", 200, "overlap", boundary_case("overlapping"), county_files),
+    # Refused by default, naming the features; --repair and --allow-overlap accept them (tests/test_importer.py).
+    Bad("区划导入", "a self-intersecting polygon", 422, "geometry_invalid", boundary_case("self_intersecting"), county_files),
+    Bad("区划导入", "overlapping siblings", 422, "overlap", boundary_case("overlapping"), county_files),
     # -- filters of lists, statistics and maps ---------------------------------------------------
     Bad("案件列表", "SQL in a filter", 200, "", lambda c: c.get("/cases/?q=%27%3B%20DROP%20TABLE%20cases%3B--")),
     Bad("统计", "SQL in the area", 404, "not_found", lambda c: c.get("/api/v1/stats?area=410726%27%20OR%20%271%27=%271")),
@@ -493,6 +491,16 @@ def test_bad_input_is_answered_clearly_and_nothing_is_stored(ctx, session, photo
         assert CJK.search(message), f"no Chinese message: {message[:200]}"
         after = stored_counts(session, photo_dir)
         assert after == before, "a refused input left something behind"
+
+
+@pytest.mark.parametrize(
+    ("kind", "names"),
+    [("self_intersecting", [f"{VILLAGE}021 蝴蝶", "自相交"]), ("overlapping", [f"{VILLAGE}031 甲", f"{VILLAGE}032 乙", "重叠"])],
+)
+def test_refused_boundary_files_name_their_features(ctx, kind, names):
+    county_files(ctx)
+    status, _code, message = boundary_case(kind)(ctx)
+    assert status == 422 and all(n in message for n in names), message
 
 
 def test_the_docs_list_every_row():

@@ -145,3 +145,87 @@ def test_killed_database_loses_no_acknowledged_report_and_duplicates_none(stack:
         client_id = uuid.uuid4()
         status, answer = stack.post_report(reporter, stack.payload(reporter, client_id, 9000 + n))
         assert status == 201, (status, answer, stack.log_tail())
+
+
+@pytest.mark.slow
+def test_killed_app_loses_no_acknowledged_report_and_recognises_resends(stack: Stack):
+    """``kill -9`` of gunicorn's master and workers right after acknowledgements, then a restart."""
+    lock = threading.Lock()
+    acknowledged: dict[str, int] = {}  # client id -> case id answered with success
+    bodies: dict[str, tuple[Reporter, dict]] = {}
+    unanswered_then_stored: set[str] = set()  # sent, no answer (the kill), then 200 on the retry
+    failures: list[tuple[int, dict | None]] = []
+    deadline = time.monotonic() + DEADLINE_S
+
+    def client(reporter: Reporter, n0: int):
+        for n in range(n0, n0 + FAULT_REPORTS_EACH):
+            client_id = uuid.uuid4()
+            body = stack.payload(reporter, client_id, n)
+            with lock:
+                bodies[str(client_id)] = (reporter, body)
+            delay, lost = 0.05, False
+            while time.monotonic() < deadline:
+                status, answer = stack.post_report(reporter, body, timeout=5)
+                if status in (200, 201):
+                    with lock:
+                        previous = acknowledged.setdefault(str(client_id), answer["report"]["case_id"])
+                        assert previous == answer["report"]["case_id"]
+                        if lost and status == 200:
+                            unanswered_then_stored.add(str(client_id))
+                    break
+                lost = True
+                with lock:
+                    failures.append((status, answer))
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            time.sleep(0.01)
+
+    threads = [
+        threading.Thread(target=client, args=(r, 20000 + 1000 * i), daemon=True)
+        for i, r in enumerate(stack.reporters[:6])
+    ]
+    for t in threads:
+        t.start()
+    total = 6 * FAULT_REPORTS_EACH
+    # Kill the app the moment a third of the reports have been acknowledged.
+    while len(acknowledged) < total // 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with lock:
+        before_kill = dict(acknowledged)
+    killed = stack.kill_app()
+    assert killed == 3  # the master and its two workers
+    time.sleep(0.5)  # an outage the clients notice
+    stack.start_app()
+    for t in threads:
+        t.join(timeout=max(1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "clients did not finish in time"
+    assert len(acknowledged) == total, (
+        f"only {len(acknowledged)} of {total} acknowledged; last answers {failures[-3:]}\n{stack.log_tail()}"
+    )
+    assert len(before_kill) < total, "the kill came after the burst: the test proved nothing"
+    assert failures, "no request met the outage"
+    assert all(status == 0 for status, _ in failures), failures[:3]  # no answer at all, never a wrong one
+
+    # Every acknowledged report is stored exactly once, as the case it was answered with.
+    stored = _stored(stack, list(acknowledged))
+    missing = set(acknowledged) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged reports lost"
+    assert all(len(v) == 1 for v in stored.values()), "a report was stored twice"
+    assert {cid: v[0] for cid, v in stored.items()} == acknowledged
+
+    # After the restart, every report resent (those acknowledged before the kill first)
+    # is recognised: 200 with the same case, nothing new.
+    count = stack.scalar("SELECT count(*) FROM cases")
+    order = sorted(acknowledged, key=lambda cid: cid not in before_kill)
+
+    def resend(cid: str):
+        reporter, body = bodies[cid]
+        return cid, *stack.post_report(reporter, body)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        again = list(pool.map(resend, order))
+    assert all(status == 200 for _, status, _ in again), [a for a in again if a[1] != 200][:3]
+    assert {cid: answer["report"]["case_id"] for cid, _, answer in again} == acknowledged
+    assert stack.scalar("SELECT count(*) FROM cases") == count
+    print(f"\n{len(before_kill)} acknowledged before the kill; {len(unanswered_then_stored)} stored "
+          f"before the kill but answered only on a retry after it; {len(failures)} attempts unanswered")

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from tests.browser import sign_in_page
 from tests.conftest import TEST_PASSWORD
 from tests.field_fixtures import category_id, grid_point, image_bytes, phone  # noqa: F401
+from webapp.field.photos import photo_path
 
 
 pytestmark = pytest.mark.browser
@@ -128,35 +129,63 @@ def test_a_grid_worker_reports_from_a_phone_online_and_offline(
         page.screenshot(path=str(artifacts / "field-report-sent.png"), full_page=True)
         assert page.blocked == [] and page.console_errors == []
 
-        # offline: the page still opens (service worker), and two reports wait on the phone
+        # offline: the page still opens (service worker), and two reports wait on the phone,
+        # the first with a photo taken offline
         wait_service_worker(page)
         page.context.set_offline(True)
         page.reload()
         page.wait_for_selector("#report-form")
         page.wait_for_selector(".leaflet-marker-icon")
-        fill_report(page, "离线上报一：两户因宅基地边界争执")
+        offline_photo = image_bytes("PNG", size=(800, 600))
+        fill_report(page, "离线上报一：两户因宅基地边界争执", photo=offline_photo)
         page.wait_for_selector("#queue li[data-state=waiting]")
         fill_report(page, "离线上报二：务工人员讨要工资")
         wait_until(page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 2")
         assert "2 条待发送" in page.locator("#queue-count").inner_text()
         assert "当前离线" in page.locator("#net-status").inner_text()
         assert "离线，恢复网络后自动发送" in page.locator("#queue").inner_text()
+        # Still offline, the page is opened afresh: the reports and the photo (a Blob)
+        # come back from IndexedDB, not from the page's memory.
+        page.reload()
+        page.wait_for_selector("#report-form")
+        wait_until(page, "document.querySelectorAll('#queue li[data-state=waiting]').length === 2")
+        first = page.locator("#queue li", has_text="离线上报一")
+        assert "照片 0/1 已上传" in first.inner_text()
+        stored = page.evaluate(
+            """() => FieldQueue.all().then(items => items
+                 .filter(i => i.state === 'waiting')
+                 .map(i => (i.photos || []).map(p => p.blob instanceof Blob ? p.blob.size : -1)))"""
+        )
+        assert sorted(stored, key=len) == [[], [len(offline_photo)]]
         page.screenshot(path=str(artifacts / "field-report-offline-queue.png"), full_page=True)
         assert len(cases_by(live_db, user.id)) == 1
 
-        # back online: both go, exactly once each
+        # back online: both go, exactly once each, the photo with its report
         page.context.set_offline(False)
         wait_until(
             page,
             "document.querySelectorAll('#queue li[data-state=waiting]').length === 0",
             timeout=30,
         )
+        page.wait_for_selector("#queue li:has-text('离线上报一') >> text=照片 1/1 已上传", timeout=30_000)
         cases = cases_by(live_db, user.id)
         assert len(cases) == 3
         assert {c.description for c in cases[1:]} == {
             "离线上报一：两户因宅基地边界争执",
             "离线上报二：务工人员讨要工资",
         }
+        live_db.rollback()
+        photos = live_db.execute(
+            text(
+                "SELECT c.description, p.original_format, p.width, p.height, p.sha256 "
+                "FROM case_photos p JOIN cases c ON c.id = p.case_id WHERE c.id = ANY(:ids)"
+            ),
+            {"ids": [c.id for c in cases[1:]]},
+        ).all()
+        assert [(p.description, p.original_format, p.width, p.height) for p in photos] == [
+            ("离线上报一：两户因宅基地边界争执", "PNG", 800, 600)
+        ]
+        assert photo_path(live_photos, photos[0].sha256).is_file()
         shown = set(re.findall(r"410726-\d{4}-\d{7}", page.locator("#queue").inner_text()))
         assert shown == {c.number for c in cases}
         page.screenshot(path=str(artifacts / "field-report-synced.png"), full_page=True)

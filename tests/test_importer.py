@@ -12,6 +12,7 @@ from tests.builders import (
     GRIDS,
     HOLE,
     TOWNSHIP,
+    UNIT,
     VILLAGE,
     WHOLE,
     as_multi,
@@ -61,7 +62,8 @@ def test_formats_and_crs(session, tmp_path, fmt, crs):
             path = zip_shapefile(path)
     else:
         path = write_file(tmp_path / "c.gpkg", feats, file_crs, "GPKG")
-    report = import_areas(session, path, "county", crs="gcj02" if crs == "gcj02" else None)
+    # The shifted county lies over the demo county (a sibling at the top): allowed here.
+    report = import_areas(session, path, "county", crs="gcj02" if crs == "gcj02" else None, allow_overlap=True)
     assert report.ok and report.inserted == 1
     assert_same_shape(stored(session, COUNTY), as_multi(shifted))
     # EPSG:4490 (CGCS2000) is within centimetres of WGS84: stored unchanged.
@@ -79,7 +81,7 @@ def test_gcj02_is_converted_by_formula_not_offset(session, tmp_path):
     for geom, code in [(west, COUNTY), (east, "990200")]:
         gcj = shapely.transform(geom, lambda c: [list(wgs2gcj(x, y)) for x, y in c])
         path = write_geojson(tmp_path / f"{code}.geojson", [({"code": code, "name": "县"}, gcj)])
-        assert import_areas(session, path, "county", crs="gcj02").ok
+        assert import_areas(session, path, "county", crs="gcj02", allow_overlap=True).ok
         assert_same_shape(stored(session, code), as_multi(geom), tol=2e-7)
 
 
@@ -122,14 +124,68 @@ def geodesic_m2(poly) -> float:
     return abs(Geod(ellps="WGS84").geometry_area_perimeter(poly)[0])
 
 
-def test_overlaps_and_gaps_are_reported_in_square_metres(session, tmp_path):
-    grids = {
-        f"{VILLAGE}001": ("甲", ubox(0, 0, 2.5, 1, holes=[HOLE])),  # overlaps 002 by 0.5 x 1 units
-        f"{VILLAGE}002": ("乙", ubox(2, 0, 4, 1)),
-        f"{VILLAGE}003": ("丙", ubox(0, 1, 2, 2)),
-        # 004 is missing: a gap of 2 x 1 units in the village
-    }
-    report = import_test_county(session, tmp_path, grids)
+OVERLAPPING = {
+    f"{VILLAGE}001": ("甲", ubox(0, 0, 2.5, 1, holes=[HOLE])),  # overlaps 002 by 0.5 x 1 units
+    f"{VILLAGE}002": ("乙", ubox(2, 0, 4, 1)),
+    f"{VILLAGE}003": ("丙", ubox(0, 1, 2, 2)),
+    # 004 is missing: a gap of 2 x 1 units in the village
+}
+
+
+def test_overlapping_siblings_are_refused_naming_both(session, tmp_path):
+    import_test_county(session, tmp_path, {})  # county, township and village; no grids
+    path = write_geojson(tmp_path / "grids.geojson", [({"code": c, "name": n}, g) for c, (n, g) in OVERLAPPING.items()])
+    errors = rejected(session, path, "grid")
+    assert [e[0] for e in errors] == ["overlap"]
+    assert errors[0][1] == f"第1个要素 {VILLAGE}001 甲"
+    problem = str(_rejection(session, path, "grid").errors[0])
+    assert f"{VILLAGE}002 乙" in problem and "平方米" in problem and "--allow-overlap" in problem
+
+
+def test_a_new_grid_overlapping_a_stored_one_is_refused(session, tmp_path):
+    import_test_county(session, tmp_path)
+    path = write_geojson(tmp_path / "new.geojson", [({"code": f"{VILLAGE}005", "name": "新"}, ubox(3, 1.5, 4, 2))])
+    errors = rejected(session, path, "grid")
+    assert errors == [("overlap", f"第1个要素 {VILLAGE}005 新")]
+    assert f"已有网格 {VILLAGE}004 丁网格" in str(_rejection(session, path, "grid").errors[0])
+    # A file that replaces the stored grid it overlapped is fine: only what is left after counts.
+    replaced = write_geojson(
+        tmp_path / "replaced.geojson",
+        [({"code": f"{VILLAGE}004", "name": "丁网格"}, ubox(2, 1, 4, 1.5)),
+         ({"code": f"{VILLAGE}005", "name": "新"}, ubox(2, 1.5, 4, 2))],
+    )
+    report = import_areas(session, replaced, "grid")
+    assert report.ok and not report.overlaps and (report.inserted, report.updated) == (1, 1)
+
+
+def test_floating_point_slivers_are_not_overlaps(session, tmp_path):
+    """Neighbours whose shared edge differs in the last digits still import by default."""
+    import_test_county(session, tmp_path, {})
+    nudge = 1e-12  # degrees: far below a square millimetre of overlap
+    grids = [
+            ({"code": f"{VILLAGE}001", "name": "甲"}, ubox(0, 0, 2 + nudge / UNIT, 2, holes=[HOLE])),
+        ({"code": f"{VILLAGE}002", "name": "乙"}, ubox(2, 0, 4, 2)),
+    ]
+    path = write_geojson(tmp_path / "sliver.geojson", grids)
+    overlap = session.execute(
+        text("SELECT ST_Area(ST_Intersection(ST_GeomFromText(:a, 4326), ST_GeomFromText(:b, 4326))::geography)"),
+        {"a": grids[0][1].wkt, "b": grids[1][1].wkt},
+    ).scalar_one()
+    assert 0 < overlap < 1.0  # a real sliver, smaller than the 1 m² epsilon
+    report = import_areas(session, path, "grid")
+    assert report.ok and report.inserted == 2 and not report.overlaps
+    stored_overlap = session.execute(
+        text(
+            "SELECT ST_Relate(a.geom, b.geom, '2********') FROM areas a, areas b "
+            "WHERE a.code = :a AND b.code = :b"
+        ),
+        {"a": f"{VILLAGE}001", "b": f"{VILLAGE}002"},
+    ).scalar_one()
+    assert stored_overlap  # the sliver made it through the file: it was tolerated, not lost
+
+
+def test_overlaps_allowed_and_gaps_are_reported_in_square_metres(session, tmp_path):
+    report = import_test_county(session, tmp_path, OVERLAPPING, allow_overlap=True)
     assert report.ok
     assert len(report.overlaps) == 1
     a, b, m2 = report.overlaps[0]
@@ -143,11 +199,26 @@ def test_overlaps_and_gaps_are_reported_in_square_metres(session, tmp_path):
     assert "重叠" in lines and "空隙" in lines and "平方米" in lines
 
 
-def test_invalid_polygon_is_repaired_and_listed(session, tmp_path):
+BOWTIE = Polygon([u(2, 0), u(4, 1), u(4, 0), u(2, 1), u(2, 0)])
+
+
+def test_invalid_polygon_is_refused_by_default(session, tmp_path):
     import_test_county(session, tmp_path)
-    bowtie = Polygon([u(2, 0), u(4, 1), u(4, 0), u(2, 1), u(2, 0)])
-    path = write_geojson(tmp_path / "bow.geojson", [({"code": f"{VILLAGE}009", "name": "蝴蝶"}, bowtie)])
-    report = import_areas(session, path, "grid")
+    path = write_geojson(
+        tmp_path / "bow.geojson",
+        [({"code": f"{VILLAGE}008", "name": "好"}, ubox(0, 0, 1, 1)), ({"code": f"{VILLAGE}009", "name": "蝴蝶"}, BOWTIE)],
+    )
+    assert rejected(session, path, "grid") == [("geometry_invalid", f"第2个要素 {VILLAGE}009 蝴蝶")]
+    problem = _rejection(session, path, "grid").errors[0]
+    assert "Self-intersection" in problem.message and "自相交" in problem.message and "--repair" in problem.message
+
+
+def test_invalid_polygon_is_repaired_and_listed_when_asked(session, tmp_path):
+    import_test_county(session, tmp_path)
+    path = write_geojson(tmp_path / "bow.geojson", [({"code": f"{VILLAGE}009", "name": "蝴蝶"}, BOWTIE)])
+    # Repaired, the bow-tie overlaps grid 002: accepted only with overlaps allowed too.
+    assert [e[0] for e in rejected(session, path, "grid", repair=True)] == ["overlap"]
+    report = import_areas(session, path, "grid", repair=True, allow_overlap=True)
     assert report.ok
     assert len(report.repaired) == 1 and "Self-intersection" in report.repaired[0].message
     assert "蝴蝶" in report.repaired[0].feature
@@ -155,6 +226,15 @@ def test_invalid_polygon_is_repaired_and_listed(session, tmp_path):
         text("SELECT ST_IsValid(geom), ST_NumGeometries(geom) FROM areas WHERE code = :c"), {"c": f"{VILLAGE}009"}
     ).one()
     assert valid and parts == 2
+
+
+def _rejection(session, path, level, **kw):
+    """The report of a refused import (rolled back)."""
+    savepoint = session.begin_nested()
+    with pytest.raises(ImportRejected) as info:
+        import_areas(session, path, level, **kw)
+    savepoint.rollback()
+    return info.value.report
 
 
 def rejected(session, path, level, **kw) -> list[tuple[str, str]]:
@@ -189,8 +269,8 @@ def test_rejects_a_child_mostly_outside_its_parent(session, tmp_path):
     path = write_geojson(tmp_path / "out.geojson", [({"code": f"{VILLAGE}010", "name": "越界"}, ubox(3, 1.5, 6, 3))])
     errors = rejected(session, path, "grid")
     assert [e[0] for e in errors] == ["outside_parent"]
-    # The same file passes with a looser tolerance.
-    assert import_areas(session, path, "grid", outside_tolerance=0.95).ok
+    # The same file passes with a looser tolerance (and its overlap with grid 004 allowed).
+    assert import_areas(session, path, "grid", outside_tolerance=0.95, allow_overlap=True).ok
 
 
 @pytest.mark.parametrize(
@@ -274,3 +354,35 @@ def test_cli_import_prints_progress_and_report(app, connection, tmp_path):
     result = runner.invoke(args=["grid", "import", str(bad), "--level", "county"])
     assert result.exit_code == 1
     assert "导入被拒绝" in result.output and "code_invalid" in result.output
+
+
+def test_cli_refuses_invalid_and_overlapping_unless_asked(app, connection, tmp_path):
+    runner = app.test_cli_runner()
+    files = {
+        "county": [({"code": COUNTY, "name": "测试县"}, WHOLE)],
+        "township": [({"code": TOWNSHIP, "name": "测试镇"}, WHOLE)],
+        "village": [({"code": VILLAGE, "name": "测试村"}, WHOLE)],
+    }
+    for level, feats in files.items():
+        result = runner.invoke(args=["grid", "import", str(write_geojson(tmp_path / f"{level}.geojson", feats)), "--level", level])
+        assert result.exit_code == 0, result.output
+    grids = write_geojson(
+        tmp_path / "grids.geojson",
+        [({"code": f"{VILLAGE}001", "name": "甲"}, ubox(0, 0, 2.5, 2, holes=[HOLE])),
+         ({"code": f"{VILLAGE}002", "name": "乙"}, ubox(2, 0, 4, 2)),
+         ({"code": f"{VILLAGE}003", "name": "蝴蝶"}, BOWTIE)],
+    )
+
+    def grid_count():
+        return connection.execute(text("SELECT count(*) FROM areas WHERE code LIKE :v"), {"v": f"{VILLAGE}%"}).scalar_one()
+
+    result = runner.invoke(args=["grid", "import", str(grids), "--level", "grid"])
+    assert result.exit_code == 1 and "[geometry_invalid]" in result.output and "蝴蝶" in result.output
+    assert grid_count() == 1  # the village only
+    result = runner.invoke(args=["grid", "import", str(grids), "--level", "grid", "--repair"])
+    assert result.exit_code == 1 and "[overlap]" in result.output and f"{VILLAGE}002 乙" in result.output
+    assert grid_count() == 1
+    result = runner.invoke(args=["grid", "import", str(grids), "--level", "grid", "--repair", "--allow-overlap"])
+    assert result.exit_code == 0, result.output
+    assert "已修复无效几何" in result.output and "重叠" in result.output and "新增 3" in result.output
+    assert grid_count() == 4

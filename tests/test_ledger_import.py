@@ -17,12 +17,13 @@ from webapp.geo import wgs84_to_gcj02
 
 TZ = ZoneInfo("Asia/Shanghai")
 HEADER = ["序号", "登记日期", "信访人", "联系电话", "身份证号", "问题类别", "来源", "人数", "乡镇", "村(社区)",
-          "经度", "纬度", "坐标系", "事由", "主要诉求", "办理状态", "办结日期"]
+          "经度", "纬度", "坐标系", "事由", "主要诉求", "办理状态", "办结日期", "村代码"]
 
 
 def _row(n, date="2026-03-05", name="赵六", category="征地拆迁", channel="来访", town="", village="", lon="", lat="",
-         crs="", title="反映征地补偿", demand="要求补足补偿款", status="办理中", done=""):
-    return [n, date, name, "13800001111", "", category, channel, "1", town, village, lon, lat, crs, title, demand, status, done]
+         crs="", title="反映征地补偿", demand="要求补足补偿款", status="办理中", done="", code=""):
+    return [n, date, name, "13800001111", "", category, channel, "1", town, village, lon, lat, crs, title, demand, status,
+            done, code]
 
 
 @pytest.fixture
@@ -76,11 +77,16 @@ def every_kind(places) -> list[list]:
         _row(8, lon=g.lon, lat=g.lat, crs="WGS84"),                                  # row 10: same as row 3
         _row(9, name=c.petitioner_name, category=c.category, date=day, lon=g.lon, lat=g.lat),  # row 11: as a stored case
         _row(10, name="王五", title="=HYPERLINK(\"http://x\")", lon=g.lon, lat=g.lat, status="已办结", done="2026-03-20"),  # row 12: ok
+        _row(11, name="冯三", lon=g.lon, lat=g.lat, crs="CGCS2000"),                # row 13: ok, CGCS2000
+        _row(12, name="陈四", code=v.code),                                          # row 14: ok, village code only
+        _row(13, name="褚五", code=g.code),                                          # row 15: ok, grid code only
+        _row(14, name="卫六", code="410726999999"),                                  # row 16: unknown village code
     ]
 
 
 EXPECTED = {3: "ok", 4: "ok", 5: "ok", 6: "bad_date", 7: "unknown_category", 8: "unknown_village",
-            9: "outside_county", 10: "duplicate", 11: "duplicate", 12: "ok"}
+            9: "outside_county", 10: "duplicate", 11: "duplicate", 12: "ok", 13: "ok", 14: "ok", 15: "ok",
+            16: "unknown_village"}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
@@ -97,7 +103,17 @@ def test_dry_run_names_every_kind_of_bad_row(session, tmp_path, places, suffix):
     # GCJ-02 was converted back to the WGS84 point it came from.
     assert by_row[5].lon == pytest.approx(places["grid"].lon, abs=1e-7)
     assert by_row[5].lat == pytest.approx(places["grid"].lat, abs=1e-7)
-    assert report.summary()["counts"] == {"ok": 4, "bad_date": 1, "unknown_category": 1, "unknown_village": 1,
+    # CGCS2000 (EPSG:4490) degrees are WGS84 to within centimetres: the same point.
+    assert by_row[13].crs == "EPSG:4490" and not by_row[13].approx
+    assert (by_row[13].lon, by_row[13].lat) == (pytest.approx(places["grid"].lon, abs=1e-7),
+                                                pytest.approx(places["grid"].lat, abs=1e-7))
+    # A village or grid code alone places the row at that area's label point, marked approximate.
+    village = session.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
+                              {"c": places["village"].code}).one()
+    assert by_row[14].approx and (by_row[14].lon, by_row[14].lat) == tuple(village)
+    assert by_row[15].approx and (by_row[15].lon, by_row[15].lat) == (places["grid"].lon, places["grid"].lat)
+    assert by_row[16].problems[0].code == "unknown_village" and "410726999999" in by_row[16].problems[0].message
+    assert report.summary()["counts"] == {"ok": 7, "bad_date": 1, "unknown_category": 1, "unknown_village": 2,
                                           "outside_county": 1, "duplicate": 2, "invalid": 0}
     assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
     body = report.csv_bytes().decode("utf-8-sig")
@@ -108,24 +124,30 @@ def test_real_run_imports_the_good_rows_once(session, tmp_path, places):
     path = write_ledger(tmp_path / "台账.csv", every_kind(places))
     before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
     report = import_ledger(session, path, import_id=99)
-    assert report.imported == 4
+    assert report.imported == 7
     rows = session.execute(
         text(
-            """SELECT c.title, c.location_approx, c.status, c.concluded_at, e.note, e.data->>'row' AS row
+            """SELECT c.title, c.location_approx, c.status, c.concluded_at, c.grid_code, c.village_code,
+                      e.note, e.data->>'row' AS row
                FROM cases c JOIN case_events e ON e.case_id = c.id AND e.data->>'source' = 'ledger_import'
                ORDER BY (e.data->>'row')::int"""
         )
     ).all()
-    assert [int(r.row) for r in rows] == [3, 4, 5, 12]
-    assert [r.location_approx for r in rows] == [False, True, False, False]
+    good = [3, 4, 5, 12, 13, 14, 15]
+    assert [int(r.row) for r in rows] == good
+    assert [r.location_approx for r in rows] == [False, True, False, False, False, True, True]
     assert rows[3].status == "concluded" and rows[3].concluded_at.astimezone(TZ).date().isoformat() == "2026-03-20"
     assert rows[3].title.startswith("=HYPERLINK")  # stored as typed; neutralised only in exports
-    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 4
+    by_row = {int(r.row): r for r in rows}
+    assert by_row[13].grid_code == places["grid"].code  # the CGCS2000 point, in the grid it names
+    assert by_row[14].village_code == places["village"].code  # placed by the village code
+    assert by_row[15].grid_code == places["grid"].code  # placed by the grid code
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 7
     again = import_ledger(session, path)
     assert again.imported == 0
-    assert {r.row: r.problems[0].code for r in again.rows if r.problems and r.row in (3, 4, 5, 12)} == {
-        3: "already_imported", 4: "already_imported", 5: "already_imported", 12: "already_imported"}
-    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 4
+    assert {r.row: r.problems[0].code for r in again.rows if r.problems and r.row in good} == {
+        n: "already_imported" for n in good}
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 7
 
 
 def test_headers_are_found_by_their_words(session, tmp_path, places):
@@ -183,3 +205,40 @@ def test_a_village_name_in_two_townships_needs_the_township():
     assert ref.village("新庄", "")[0] is None and len(ref.village("新庄", "")[1]) == 2
     assert ref.village("新庄村", "乙镇")[0] == b
     assert ref.village("新庄村委会", "甲镇")[0] == a
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_cli_dry_run_then_import_then_nothing_new(app, connection, tmp_path, places, suffix):
+    """``flask cases import FILE --dry-run``, then the real run, then the same again: nothing new."""
+    from webapp.exchange.ledger import ROW_STATUSES
+
+    path = write_ledger(tmp_path / f"台账{suffix}", every_kind(places))
+    runner = app.test_cli_runner()
+    good = sum(status == "ok" for status in EXPECTED.values())
+
+    def count() -> int:
+        return connection.execute(text("SELECT count(*) FROM cases")).scalar_one()
+
+    before = count()
+    rows_csv = tmp_path / "dry-run.csv"
+    dry = runner.invoke(args=["cases", "import", str(path), "--dry-run", "--report", str(rows_csv)])
+    assert dry.exit_code == 0, dry.output
+    for row, status in EXPECTED.items():
+        line = f"第 {row} 行：{ROW_STATUSES[status]}"
+        assert (line in dry.output) == (status != "ok"), (row, dry.output)  # problem rows only
+    assert f"{ROW_STATUSES['ok']} {good}，" in dry.output and "试运行，未写入" in dry.output
+    assert rows_csv.read_bytes().decode("utf-8-sig").count("\n") == len(EXPECTED) + 1
+    assert count() == before
+
+    real = runner.invoke(args=["cases", "import", str(path)])
+    assert real.exit_code == 0, real.output
+    assert f"已导入 {good} 个案件" in real.output
+    assert count() == before + good
+
+    again = runner.invoke(args=["cases", "import", str(path)])
+    assert again.exit_code == 0, again.output
+    assert "已导入 0 个案件" in again.output
+    for row, status in EXPECTED.items():
+        if status == "ok":
+            assert f"第 {row} 行：{ROW_STATUSES['duplicate']}" in again.output, (row, again.output)
+    assert count() == before + good

@@ -64,6 +64,61 @@ def test_file_and_follow_a_request(client, token_for, demo_point, session):
     assert number in [x["service_request_id"] for x in closed] and all(x["status"] == "closed" for x in closed)
 
 
+PUBLIC_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code",
+                 "requested_datetime", "updated_datetime", "expected_datetime"}
+
+
+def test_a_keyless_client_follows_the_requests_filed_through_open311(client, token_for, demo_point, session):
+    """GeoReport v2 asks for a key only to post: without one, a request's status is there, nothing more."""
+    _, token = token_for("county_staff")
+    filed = _file(client, token, demo_point, description="村口自来水管破裂，水流到路上", id_number="")
+    number, tok = filed.get_json()[0]["service_request_id"], filed.get_json()[0]["token"]
+    session.execute(text("UPDATE cases SET status = 'concluded', opinion = 'support', satisfaction = 'satisfied' "
+                         "WHERE number = :n"), {"n": number})
+
+    one = client.get(f"{BASE}/requests/{number}.json")
+    assert one.status_code == 200
+    public = one.get_json()[0]
+    assert set(public) == PUBLIC_FIELDS
+    assert public["service_request_id"] == number and public["status"] == "open"
+    assert public["service_code"] == "water_supply" and public["requested_datetime"]
+    assert "（concluded）" in public["status_notes"] and "处理意见" in public["status_notes"]
+    body = one.get_data(as_text=True)
+    for secret in ("自来水管破裂", "王", "五", "13900001111", "满意", f"{demo_point[1]:.4f}"[:6]):
+        assert secret not in body, secret
+    xml = ET.fromstring(client.get(f"{BASE}/requests/{number}.xml").get_data())
+    assert xml.findtext("request/service_request_id") == number
+    assert {c.tag for c in xml.find("request")} == PUBLIC_FIELDS
+    assert client.get(f"{BASE}/tokens/{tok}.json").get_json() == [{"service_request_id": number, "token": tok}]
+    assert ET.fromstring(client.get(f"{BASE}/tokens/{tok}.xml").get_data()).findtext("request/service_request_id") == number
+
+    # With its key, the same client gets every field (and lists); without, it lists nothing.
+    full = client.get(f"{BASE}/requests/{number}.json?api_key={token}").get_json()[0]
+    assert full["description"] == "村口自来水管破裂，水流到路上" and full["lat"] == pytest.approx(demo_point[1], abs=1e-6)
+    assert "回访满意度" in full["status_notes"]
+    assert client.get(f"{BASE}/requests.json").status_code == 401
+    assert client.get(f"{BASE}/requests.json?service_request_id={number}").status_code == 401
+    assert client.get(f"{BASE}/requests/{number}.json?api_key=gc_wrong").status_code == 403
+
+
+def test_keyless_reads_see_only_requests_filed_through_open311(client, session, token_for):
+    """A case from the desk, the phone or a ledger answers only to a key: 404 like a missing one."""
+    token = uuid.uuid4()
+    number = session.execute(
+        text("UPDATE cases SET client_id = :t WHERE id = (SELECT min(id) FROM cases) RETURNING number"), {"t": token}
+    ).scalar_one()
+    missing = client.get(f"{BASE}/requests/410726-0000-9999999.json")
+    other = client.get(f"{BASE}/requests/{number}.json")
+    assert other.status_code == missing.status_code == 404
+    assert other.get_json()[0]["error_code"] == missing.get_json()[0]["error_code"] == "not_found"
+    assert client.get(f"{BASE}/tokens/{token}.json").status_code == 404
+    assert client.get(f"{BASE}/tokens/not-a-token.json").status_code == 404
+    # The same case answers to a key that may see it.
+    _, key = token_for("county_staff")
+    assert client.get(f"{BASE}/requests/{number}.json?api_key={key}").status_code == 200
+    assert client.get(f"{BASE}/tokens/{token}.json?api_key={key}").get_json()[0]["service_request_id"] == number
+
+
 def test_request_list_filters_follow_the_spec(client, token_for, session):
     _, token = token_for("county_staff")
     now = datetime.now(UTC)
@@ -139,20 +194,22 @@ def live_token(live_app, demo_areas):  # noqa: F811
 
 
 def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  # noqa: F811
-    from civicbot.http import HttpTransport, RateLimiter
+    from civicbot.http import HttpError, HttpTransport, RateLimiter
     from civicbot.open311 import CONFIRM_TOKEN, Open311Client
     from civicbot.registry import Endpoint
 
     token, (lon, lat) = live_token
 
     class KeyedTransport(HttpTransport):
-        """Reading requests here needs the api_key too (petition data is not public)."""
+        """Listing requests here needs the api_key (petition data is not public)."""
 
         def get_json(self, url, params=None, headers=None):
             return super().get_json(url, {**(params or {}), "api_key": token}, headers)
 
     endpoint = Endpoint(id="gridcase", name="GridCase", base_url=f"{live_server}{BASE}", write=True)
-    client = Open311Client(endpoint, KeyedTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726")
+    # A standard client: no key but for posting, as the specification has it.
+    client = Open311Client(endpoint, HttpTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726")
+    keyed = Open311Client(endpoint, KeyedTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726")
     services = client.list_services()
     assert "neighbour_family" in {s["service_code"] for s in services}
     definition = client.get_service_definition("neighbour_family")
@@ -163,12 +220,20 @@ def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  #
         attributes={"channel": "hotline", "people_count": 2},
     )
     filed = sent.response[0]
+    # Following it without a key: where it stands, not what it says nor where it is.
     got = client.get_request(filed["service_request_id"])
     assert got["service_request_id"] == filed["service_request_id"] and got["status"] == "open"
-    assert got["service_code"] == "neighbour_family" and got["lat"] == pytest.approx(lat, abs=1e-6)
+    assert got["service_code"] == "neighbour_family" and "已登记" in got["status_notes"]
+    assert not {"description", "lat", "long", "address", "media_url"} & set(got)
     assert client.get_token(filed["token"])[0]["service_request_id"] == filed["service_request_id"]
-    listed = client.list_requests(service_code="neighbour_family", status="open")
+    # With the key: every field, and the list.
+    full = keyed.get_request(filed["service_request_id"])
+    assert full["lat"] == pytest.approx(lat, abs=1e-6) and full["description"] == "两户因排水沟问题发生争执"
+    listed = keyed.list_requests(service_code="neighbour_family", status="open")
     assert filed["service_request_id"] in [r["service_request_id"] for r in listed]
+    with pytest.raises(HttpError) as refused:
+        client.list_requests(service_code="neighbour_family")
+    assert refused.value.status == 401
 
 
 def test_concurrent_creates_with_one_key_make_one_case(live_server, live_token, live_app):  # noqa: F811

@@ -7,13 +7,17 @@ process makes sure the cluster runs, the database exists and is migrated.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app, g
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+logger = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,6 +68,8 @@ class Database:
                 from webapp.migrate import upgrade
 
                 upgrade(self.engine)
+            # Routing along roads needs pgRouting; without it routes are straight lines.
+            create_extension_if_available(self.engine, "pgrouting")
             if self.require_durable:
                 check_durability(self.engine)
             self._ready = True
@@ -90,6 +96,33 @@ def make_engine(url: str) -> Engine:
         },
     )
     return engine
+
+
+def create_extension_if_available(engine: Engine, name: str) -> bool:
+    """Create the optional extension ``name`` if the server offers it; return whether it exists.
+
+    An extension the server does not have, or that this user may not create (an
+    external server), is not an error: the features that need it fall back.
+    """
+    with engine.connect() as conn:
+        installed = conn.execute(
+            text("SELECT 1 FROM pg_extension WHERE extname = :n"), {"n": name}
+        ).scalar()
+        if installed:
+            return True
+        available = conn.execute(
+            text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}
+        ).scalar()
+        if not available:
+            return False
+        try:
+            conn.execute(text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
+            conn.commit()
+        except SQLAlchemyError as exc:
+            conn.rollback()
+            logger.warning("extension %s not created: %s", name, str(exc).splitlines()[0])
+            return False
+        return True
 
 
 class UnsafeDatabase(RuntimeError):

@@ -1,4 +1,4 @@
-"""``/healthz``: is the database reachable and is PostGIS there."""
+"""``/healthz``: is the database reachable, is PostGIS there (and pgRouting, optional)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,14 @@ def healthz():
         db = database()
         db.ensure_ready()
         with db.engine.connect() as conn:
-            version = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+            version, pgrouting = conn.execute(
+                text(
+                    "SELECT postgis_lib_version(), "
+                    "(SELECT extversion FROM pg_extension WHERE extname = 'pgrouting')"
+                )
+            ).one()
     except (SQLAlchemyError, ClusterError, UnsafeDatabase, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
         return jsonify({"db": "error", "reason": reason}), 503
-    return jsonify({"db": "ok", "postgis": version})
+    # pgRouting is optional: null means routes are straight lines (docs/visits.md).
+    return jsonify({"db": "ok", "postgis": version, "pgrouting": pgrouting})

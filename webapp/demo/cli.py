@@ -15,6 +15,7 @@ from webapp.db import get_session
 from webapp.demo import accounts, loader
 from webapp.grid.importer import ImportRejected
 from webapp.progress import TerminalProgress
+from webapp.roads.importer import RoadImportRejected
 
 demo_cli = AppGroup("demo", help="演示县 (the demo county).")
 
@@ -40,6 +41,19 @@ def load_command(n, seed, if_empty, no_events):
     progress.close()
     for r in reports:
         click.echo(f"{r.level}: {r.features} 个（新增 {r.inserted}，更新 {r.updated}，未变化 {r.unchanged}）")
+    if if_empty and loader.road_count(session):
+        click.echo("已有道路图层，不再加载演示道路。")
+    else:
+        try:
+            roads = loader.load_roads(session, progress=progress)
+        except RoadImportRejected as exc:
+            session.rollback()
+            progress.close()
+            click.echo("\n".join(exc.report.lines()), err=True)
+            sys.exit(1)
+        session.commit()
+        progress.close()
+        click.echo("演示道路：" + "；".join(roads.lines()[1:]))
     existing = loader.case_count(session)
     if existing and if_empty:
         click.echo(f"已有 {existing} 个案件，不再加载演示案件。")

@@ -15,6 +15,7 @@ from webapp.demo import synthetic
 from webapp.grid.importer import ImportReport, import_areas
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import set_setting
+from webapp.roads.importer import RoadImportReport, import_roads
 
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "gis_data" / "yanjin"
 DEMO_COUNTY = "410726"
@@ -24,6 +25,7 @@ FILES = [
     (AreaLevel.VILLAGE, "villages.geojson"),
     (AreaLevel.GRID, "grids.geojson"),
 ]
+ROADS_FILE = "roads.geojson"  # made by gis_data/make_demo_roads.py
 
 
 @dataclass
@@ -42,6 +44,19 @@ def load_boundaries(session: Session, progress=None, data_dir: Path = DEMO_DIR) 
     ]
     set_setting(session, "demo_county", DEMO_COUNTY)
     return reports
+
+
+def load_roads(session: Session, progress=None, data_dir: Path = DEMO_DIR) -> RoadImportReport:
+    """Import the demo county's (fictional) road network, replacing any there was."""
+    return import_roads(
+        session, data_dir / ROADS_FILE, DEMO_COUNTY, replace=True, progress=progress
+    )
+
+
+def road_count(session: Session) -> int:
+    return session.execute(
+        text("SELECT count(*) FROM roads WHERE county_code = :c"), {"c": DEMO_COUNTY}
+    ).scalar_one()
 
 
 def case_count(session: Session) -> int:

@@ -29,8 +29,14 @@ grid_cli = AppGroup("grid", help="区划与网格边界 (areas and boundaries)."
 @click.option("--name-field", help="名称字段名")
 @click.option("--parent-field", help="上级代码字段名（默认取代码前缀）")
 @click.option("--tolerance", type=float, help="允许位于上级之外的面积比例（默认 0.05）")
-def import_command(file, level, crs, code_field, name_field, parent_field, tolerance):
-    """Import one level of boundaries from GeoJSON, Shapefile (.shp or .zip) or GeoPackage."""
+@click.option("--repair", is_flag=True, help="自动修复无效多边形（自相交等）并列出；默认拒绝整个文件")
+@click.option("--allow-overlap", is_flag=True, help="允许同级区划相互重叠并列出重叠面积；默认拒绝整个文件")
+def import_command(file, level, crs, code_field, name_field, parent_field, tolerance, repair, allow_overlap):
+    """Import one level of boundaries from GeoJSON, Shapefile (.shp or .zip) or GeoPackage.
+
+    Invalid polygons and overlapping siblings refuse the whole file unless --repair or
+    --allow-overlap says they are wanted.
+    """
     session = get_session()
     progress = TerminalProgress()
     try:
@@ -47,6 +53,8 @@ def import_command(file, level, crs, code_field, name_field, parent_field, toler
             else current_app.config["IMPORT_OUTSIDE_TOLERANCE"],
             area_epsilon_m2=current_app.config["IMPORT_AREA_EPSILON_M2"],
             progress=progress,
+            repair=repair,
+            allow_overlap=allow_overlap,
         )
     except ImportRejected as exc:
         session.rollback()

@@ -5,15 +5,22 @@ One call imports one level from one file, in the caller's transaction:
 1. read the features with pyogrio and find the code, name and parent fields;
 2. check geometry types and coordinates against the file's CRS, transform to WGS84
    (GCJ-02 by its formula);
-3. stage the features in a temporary table and check them in SQL: duplicate codes,
-   missing parents, children lying outside their parent; repair invalid polygons
-   with ``ST_MakeValid`` and list them;
+3. stage the features in a temporary table and check them in SQL: invalid polygons
+   (self-intersections, bow-ties), duplicate codes, missing parents, children lying
+   outside their parent, and siblings that overlap (each other or the areas already
+   stored) by more than ``area_epsilon_m2``, so that floating-point slivers along
+   shared edges do not count;
 4. upsert by code (an unchanged feature is not touched, so a re-import changes
-   nothing), re-assign cases whose grid changed shape, and report overlaps between
-   siblings and gaps in each parent's coverage, with their areas in square metres.
+   nothing), re-assign cases whose grid changed shape, and report gaps in each
+   parent's coverage, with their areas in square metres.
 
 Any error refuses the whole file: :class:`ImportRejected` carries the report, and the
-caller rolls back.
+caller rolls back. An invalid polygon and an overlap are errors by default: a
+boundary file is an official record, and guessing what it meant would store a shape
+nobody drew. ``repair=True`` (``flask grid import --repair``) repairs invalid polygons
+with ``ST_MakeValid`` and lists them instead; ``allow_overlap=True``
+(``--allow-overlap``) imports overlapping siblings and lists each overlap in square
+metres.
 """
 
 from __future__ import annotations
@@ -285,10 +292,15 @@ def import_areas(
     outside_tolerance: float = 0.05,
     area_epsilon_m2: float = 1.0,
     progress: Progress | None = None,
+    repair: bool = False,
+    allow_overlap: bool = False,
 ) -> ImportReport:
     """Import one level of areas from a boundary file; raise ImportRejected on any error.
 
-    The session is flushed, not committed: the caller commits the report's success.
+    Invalid polygons are refused (``geometry_invalid``) unless ``repair``; siblings
+    overlapping by more than ``area_epsilon_m2`` are refused (``overlap``) unless
+    ``allow_overlap``. The session is flushed, not committed: the caller commits the
+    report's success.
     """
     path = Path(path)
     level = AreaLevel(level)
@@ -327,7 +339,9 @@ def import_areas(
 
     _stage(session, feats, geoms, level)
     tick("校验", 0, 1)
-    _check_in_sql(session, feats, level, outside_tolerance, report)
+    _check_in_sql(session, feats, level, outside_tolerance, repair, report)
+    if not report.errors:
+        _check_overlaps(session, feats, level, area_epsilon_m2, allow_overlap, report)
     if report.errors:
         raise ImportRejected(report)
     tick("校验", 1, 1)
@@ -336,7 +350,7 @@ def import_areas(
     changed_grids = _upsert(session, level, feats, report)
     if level is AreaLevel.GRID and changed_grids:
         _reassign_cases(session, changed_grids, report)
-    _report_overlaps_and_gaps(session, level, area_epsilon_m2, report)
+    _report_gaps(session, level, area_epsilon_m2, report)
     session.execute(text("DROP TABLE IF EXISTS area_import"))
     session.flush()
     tick("写入", 1, 1)
@@ -476,8 +490,23 @@ def _stage(session: Session, feats: Features, geoms: np.ndarray, level: AreaLeve
 
 
 def _check_in_sql(
-    session: Session, feats: Features, level: AreaLevel, tolerance: float, report: ImportReport
+    session: Session, feats: Features, level: AreaLevel, tolerance: float, repair: bool, report: ImportReport
 ) -> None:
+    if not repair:
+        invalid = session.execute(
+            text("SELECT ord, ST_IsValidReason(geom) FROM area_import WHERE NOT ST_IsValid(geom) ORDER BY ord")
+        ).all()
+        for ord_, reason in invalid:
+            report.errors.append(
+                Problem(
+                    "geometry_invalid",
+                    f"多边形无效（自相交等）：{reason}；请在 GIS 软件中修正，"
+                    "或确认后加 --repair 由系统自动修复",
+                    feats.label(ord_),
+                )
+            )
+        if invalid:
+            return
     # Repair invalid polygons (self-intersections, bow-ties) and list them.
     repaired = session.execute(
         text(
@@ -635,27 +664,63 @@ def _reassign_cases(session: Session, grid_ids: list[int], report: ImportReport)
     report.cases_orphaned = result.orphaned
 
 
-def _report_overlaps_and_gaps(
-    session: Session, level: AreaLevel, epsilon: float, report: ImportReport
+def _check_overlaps(
+    session: Session,
+    feats: Features,
+    level: AreaLevel,
+    epsilon: float,
+    allow: bool,
+    report: ImportReport,
 ) -> None:
-    overlaps = session.execute(
+    """Find siblings that overlap by more than ``epsilon`` m² once the file is in.
+
+    Staged features are compared with each other and with the stored areas of the
+    level that the file does not replace. An overlap is an error unless ``allow``,
+    then it is listed in the report.
+    """
+    session.execute(text("CREATE INDEX ON area_import USING gist (geom)"))
+    session.execute(text("ANALYZE area_import"))
+    rows = session.execute(
         text(
             """
-            SELECT a.code || ' ' || a.name, b.code || ' ' || b.name,
-                   ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS m2
-            FROM areas a
-            JOIN areas b ON b.parent_id IS NOT DISTINCT FROM a.parent_id
-                        AND b.level = a.level AND a.code < b.code
-                        AND a.geom && b.geom
-            WHERE a.level = :level
-              AND (a.code IN (SELECT code FROM area_import) OR b.code IN (SELECT code FROM area_import))
-              AND ST_Relate(a.geom, b.geom, '2********')
-            ORDER BY 1, 2
+            SELECT x.ord AS a_ord, x.code AS a_code, x.name AS a_name,
+                   y.ord AS b_ord, y.code AS b_code, y.name AS b_name,
+                   ST_Area(ST_Intersection(x.geom, y.geom)::geography) AS m2
+            FROM area_import x
+            JOIN area_import y ON x.code < y.code AND x.geom && y.geom
+                              AND x.parent_code IS NOT DISTINCT FROM y.parent_code
+            WHERE ST_Relate(x.geom, y.geom, '2********')
+            UNION ALL
+            SELECT x.ord, x.code, x.name, NULL, a.code, a.name,
+                   ST_Area(ST_Intersection(x.geom, a.geom)::geography)
+            FROM area_import x
+            JOIN areas a ON a.level = :level AND a.geom && x.geom
+            LEFT JOIN areas p ON p.id = a.parent_id
+            WHERE p.code IS NOT DISTINCT FROM x.parent_code
+              AND NOT EXISTS (SELECT 1 FROM area_import s WHERE s.code = a.code)
+              AND ST_Relate(x.geom, a.geom, '2********')
             """
         ),
         {"level": level.value},
     ).all()
-    report.overlaps = [(a, b, float(m2)) for a, b, m2 in overlaps if m2 > epsilon]
+    overlaps = sorted((r for r in rows if r.m2 > epsilon), key=lambda r: sorted([r.a_code, r.b_code]))
+    for r in overlaps:
+        if allow:
+            first, second = sorted([f"{r.a_code} {r.a_name}", f"{r.b_code} {r.b_name}"])
+            report.overlaps.append((first, second, float(r.m2)))
+            continue
+        other = feats.label(r.b_ord) if r.b_ord is not None else f"已有{level.label} {r.b_code} {r.b_name}"
+        report.errors.append(
+            Problem(
+                "overlap",
+                f"与 {other} 重叠 {r.m2:,.1f} 平方米；同级区划不应重叠，请修正边界，"
+                "或确认后加 --allow-overlap 导入",
+                feats.label(r.a_ord),
+            )
+        )
+
+
+def _report_gaps(session: Session, level: AreaLevel, epsilon: float, report: ImportReport) -> None:
     if level.parent is None:
         return
     gaps = session.execute(

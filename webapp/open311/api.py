@@ -1,12 +1,16 @@
 """Open311 GeoReport v2 under ``/open311/v2`` (https://wiki.open311.org/GeoReport_v2).
 
 Categories are the services. Every endpoint answers ``.json`` or ``.xml``. The
-service list, its definitions and discovery are public; service requests hold
-petition data, so reading them needs an ``api_key`` (an API token, ``flask user
-token NAME``) like filing does, and shows only the cases the key's user may see.
-The petitioner's name and phone are stored but never answered (the spec has no
-field for them). Authentication is by ``api_key`` (or a bearer token) only, never by
-a browser session, which is why filing is exempt from the CSRF check.
+service list, its definitions and discovery are public. As the specification asks,
+an ``api_key`` (an API token, ``flask user token NAME``) is needed to post; a client
+without one can still follow the requests filed through Open311, by number
+(``requests/{id}``) or token (``tokens/{token}``), in a minimal public view: status,
+status notes, service, dates; no description, place, media or personal data.
+Service requests hold petition data, so listing them, and the full fields of one,
+need an ``api_key`` and show only the cases the key's user may see. The
+petitioner's name and phone are stored but never answered (the spec has no field
+for them). Authentication is by ``api_key`` (or a bearer token) only, never by a
+browser session, which is why filing is exempt from the CSRF check.
 """
 
 from __future__ import annotations
@@ -85,16 +89,27 @@ def _bad(code: str, zh: str, en: str, status: int = 400) -> AppError:
 
 # -- who is asking ----------------------------------------------------------------------
 
-def _key_user():
-    """The user of the request's ``api_key`` (or bearer token); a browser session does not count."""
+def _key_user_or_none():
+    """The user of the request's ``api_key`` (or bearer token), None without one.
+
+    A browser session does not count; a key that is given but wrong is refused (403).
+    """
     if g.get("auth_method") == "token":
         return g.user
-    key = request.values.get("api_key")
+    key = (request.values.get("api_key") or "").strip()
     if not key:
-        raise _bad("api_key_required", "请提供 api_key（访问令牌）", "an api_key is required", 401)
-    user = user_for_token(get_session(), key.strip())
+        return None
+    user = user_for_token(get_session(), key)
     if user is None:
         raise _bad("invalid_api_key", "api_key 无效或已吊销", "invalid or revoked api_key", 403)
+    return user
+
+
+def _key_user():
+    """The user of the request's ``api_key`` (or bearer token); 401 without one."""
+    user = _key_user_or_none()
+    if user is None:
+        raise _bad("api_key_required", "请提供 api_key（访问令牌）", "an api_key is required", 401)
     return user
 
 
@@ -342,15 +357,33 @@ def _list(name: str) -> list[str]:
     return values
 
 
-def _status_notes(case) -> str:
+def _status_notes(case, public: bool = False) -> str:
+    """The detailed state in words; the public view leaves out the follow-up and the place."""
     parts = [f"{Status(case.status).label}（{case.status}）"]
     if case.opinion:
         parts.append("处理意见：" + Opinion(case.opinion).label)
+    if public:
+        return "；".join(parts)
     if case.satisfaction:
         parts.append("回访满意度：" + Satisfaction(case.satisfaction).label)
     if case.location_approx:
         parts.append("位置为村(社区)近似位置")
     return "；".join(parts)
+
+
+def _public_item(row) -> dict:
+    """The keyless view of one request: where it stands, never what it says or where it is."""
+    case = row.Case
+    return {
+        "service_request_id": case.number,
+        "status": "closed" if case.status in CLOSED else "open",
+        "status_notes": _status_notes(case, public=True),
+        "service_name": row.category_name,
+        "service_code": row.category_code,
+        "requested_datetime": case.reported_at.isoformat(),
+        "updated_datetime": case.updated_at.isoformat() if case.updated_at else None,
+        "expected_datetime": case.due_at.isoformat() if case.due_at else None,
+    }
 
 
 def _request_item(row) -> dict:
@@ -408,12 +441,18 @@ def list_requests(fmt: str):
 @bp.get(f"/requests/<request_id>.{FMT}")
 @public
 def get_request(request_id: str, fmt: str):
-    user = _key_user()
+    """One request: in full for a key that may see it, in the public view without a key."""
+    user = _key_user_or_none()
     _check_jurisdiction()
-    rows = []
-    if NUMBER.fullmatch(request_id):
-        stmt = queries.service_requests(user, CaseFilter(), numbers=[request_id])
-        rows = queries.page_of_requests(get_session(), stmt, 1)
+    if not NUMBER.fullmatch(request_id):
+        raise _bad("not_found", "该请求不存在或您无权查看", "service request not found", 404)
+    if user is None:
+        row = queries.public_request(get_session(), number=request_id)
+        if row is None:
+            raise _bad("not_found", "该请求不存在或您无权查看", "service request not found", 404)
+        return render(fmt, [_public_item(row)], "service_requests", "request")
+    stmt = queries.service_requests(user, CaseFilter(), numbers=[request_id])
+    rows = queries.page_of_requests(get_session(), stmt, 1)
     if not rows:
         raise _bad("not_found", "该请求不存在或您无权查看", "service request not found", 404)
     return render(fmt, [_request_item(rows[0])], "service_requests", "request")
@@ -422,16 +461,22 @@ def get_request(request_id: str, fmt: str):
 @bp.get(f"/tokens/<token>.{FMT}")
 @public
 def request_from_token(token: str, fmt: str):
-    user = _key_user()
+    """The request id of a token: for a key that may see the case, or without a key for
+    a request filed through Open311."""
+    user = _key_user_or_none()
     _check_jurisdiction()
     try:
         client_id = uuid.UUID(token)
     except ValueError:
         client_id = None
-    rows = []
-    if client_id is not None:
+    number = None
+    if client_id is not None and user is None:
+        row = queries.public_request(get_session(), token=client_id)
+        number = row.Case.number if row is not None else None
+    elif client_id is not None:
         stmt = queries.service_requests(user, CaseFilter(), token=client_id)
         rows = queries.page_of_requests(get_session(), stmt, 1)
-    if not rows:
+        number = rows[0].Case.number if rows else None
+    if number is None:
         raise _bad("not_found", "该令牌对应的请求不存在或您无权查看", "no request for this token", 404)
-    return render(fmt, [{"service_request_id": rows[0].Case.number, "token": token}], "service_requests", "request")
+    return render(fmt, [{"service_request_id": number, "token": token}], "service_requests", "request")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from webapp.api.params import CaseFilter
 from webapp.api.queries import filtered_cases
-from webapp.cases.models import Case
+from webapp.cases.models import Case, CaseEvent, Category
 from webapp.grid.models import Area
 
 Grid = aliased(Area)
@@ -38,6 +38,36 @@ def service_requests(user, flt: CaseFilter, numbers: list[str] | None = None, to
     if token is not None:
         stmt = stmt.where(Case.client_id == token)
     return stmt
+
+
+def filed_through_open311():
+    """A condition: the case was filed through Open311 (its register event says so)."""
+    return exists().where(
+        CaseEvent.case_id == Case.id,
+        CaseEvent.action == "register",
+        CaseEvent.data["source"].astext == "open311",
+    )
+
+
+def public_request(session: Session, number: str | None = None, token: uuid.UUID | None = None):
+    """Return (Case, category code, category name) of a request filed through Open311, or None.
+
+    The keyless view of GeoReport v2: a client follows the requests it filed, by their
+    number or token, without an API key. Cases that came any other way (the desk,
+    the phone, a ledger, the REST API) are not there: they answer only to a key.
+    """
+    stmt = (
+        select(Case, Category.code.label("category_code"), Category.name.label("category_name"))
+        .join(Category, Category.id == Case.category_id)
+        .where(filed_through_open311())
+    )
+    if number is not None:
+        stmt = stmt.where(Case.number == number)
+    elif token is not None:
+        stmt = stmt.where(Case.client_id == token)
+    else:
+        return None
+    return session.execute(stmt.limit(1)).first()
 
 
 def page_of_requests(session: Session, stmt: Select, limit: int, offset: int = 0) -> list:

@@ -58,6 +58,7 @@ def today():
                     "lon": v.lon,
                     "lat": v.lat,
                     "leg_m": v.leg_m,
+                    "leg_kind": v.leg_kind,
                     "state": v.state,
                     "reasons": [r["text"] for r in v.reasons],
                     "petitioner_name": v.petitioner_name,

@@ -81,6 +81,9 @@ class MapRoute:
     colour: str = PALETTE[0]
     length_m: float = 0.0
     dash: str | None = None  # a person's later days are dashed differently
+    # The line walked, (lat, lon), along roads where measured so; empty: straight legs.
+    path: tuple[tuple[float, float], ...] = ()
+    route_label: str = "直线"  # how the route was measured: 沿道路 / 直线 / ...
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ def plan_map(data: PlanMap, assets: AssetPrefixes = DEFAULT_ASSETS) -> folium.Ma
     for route in data.routes:
         layer = folium.FeatureGroup(name=html_text(route.label), show=True)
         points = [[route.start_lat, route.start_lon]] + [[s.lat, s.lon] for s in route.stops]
+        if route.path and route.stops:
+            points = [[lat, lon] for lat, lon in route.path]
         if len(points) > 1:
             folium.PolyLine(
                 points,
@@ -168,7 +173,9 @@ def plan_map(data: PlanMap, assets: AssetPrefixes = DEFAULT_ASSETS) -> folium.Ma
                 weight=4,
                 opacity=0.8,
                 dash_array=route.dash,
-                tooltip=html_text(f"{route.label}：{route.length_m / 1000:.1f} 公里"),
+                tooltip=html_text(
+                    f"{route.label}：{route.length_m / 1000:.1f} 公里（{route.route_label}）"
+                ),
             ).add_to(layer)
         folium.Marker(
             [route.start_lat, route.start_lon],

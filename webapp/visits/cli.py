@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from webapp.auth.models import User
 from webapp.db import get_session
+from webapp.roads import cli as roads_cli
 from webapp.visits import planning, queries
 from webapp.visits.settings import visit_settings
 
@@ -103,3 +104,6 @@ def bench_command(stops: int, days: int, area: str | None) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(visits_cli)
+    # The road layers routes follow: ``roads`` is not in webapp.FEATURES, so its
+    # commands come in with the feature that uses them.
+    roads_cli.init_app(app)

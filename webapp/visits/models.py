@@ -75,6 +75,14 @@ STOP_STATES = ("pending", *(o.value for o in Outcome))
 STATE_LABELS = {"pending": "待走访", **{o.value: o.label for o in Outcome}}
 
 
+class LegKind(enum.StrEnum):
+    """How a stop's leg was measured."""
+
+    ROAD = "road"  # along the county's road network (pgRouting)
+    STRAIGHT = "straight"  # no network to route on: the geodesic straight line
+    NO_PATH = "no_path"  # the network does not join the two ends: the straight line instead
+
+
 class VisitPlan(Base):
     """A visit plan for one area and a date range, drafted by a planner, then published."""
 
@@ -143,6 +151,7 @@ class VisitStop(Base):
         CheckConstraint("(kind = 'case') = (case_id IS NOT NULL)", name="case_target"),
         CheckConstraint("(user_id IS NULL) = (day IS NULL)", name="assigned_day"),
         CheckConstraint("state IN (" + ",".join(f"'{s}'" for s in STOP_STATES) + ")", name="state"),
+        CheckConstraint(f"leg_kind IS NULL OR leg_kind IN {sql_in(LegKind)}", name="leg_kind"),
         Index(
             "uq_visit_stops_plan_case",
             "plan_id",
@@ -176,8 +185,12 @@ class VisitStop(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     day: Mapped[date | None] = mapped_column(Date)
     seq: Mapped[int | None] = mapped_column(Integer)
-    # Geodesic metres from the previous stop (or the day's start point).
+    # Metres from the previous stop (or the day's start point): along roads when the
+    # county has a road network and pgRouting, else geodesic (``leg_kind`` says which).
     leg_m: Mapped[float | None] = mapped_column(Float)
+    leg_kind: Mapped[str | None] = mapped_column(String(8))
+    # The line walked for a road leg (drawn on the plan map); NULL for a straight leg.
+    leg_path = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False))
     state: Mapped[str] = mapped_column(String(16), server_default="pending")
     unassigned_reason: Mapped[str | None] = mapped_column(String(200))
     added_by_hand: Mapped[bool] = mapped_column(Boolean, server_default="false")

@@ -24,7 +24,7 @@ from webapp.api.openapi import (
 )
 from webapp.cases.vocab import Satisfaction
 from webapp.visits import outcomes
-from webapp.visits.models import STOP_STATES, Outcome, PlanStatus, TargetKind
+from webapp.visits.models import STOP_STATES, LegKind, Outcome, PlanStatus, TargetKind
 
 _ID = {"type": "integer", "format": "int64", "minimum": 1}
 # The page sends its form's values as text (an empty text: not given); clients may
@@ -156,6 +156,7 @@ def components() -> dict:
                             "lon",
                             "lat",
                             "leg_m",
+                            "leg_kind",
                             "state",
                             "reasons",
                             "petitioner_name",
@@ -171,7 +172,18 @@ def components() -> dict:
                             "grid": STR,
                             "lon": NUM,
                             "lat": NUM,
-                            "leg_m": {**NUM, "nullable": True},
+                            "leg_m": {
+                                **NUM,
+                                "nullable": True,
+                                "description": "距上一站（或出发点）的路程，米",
+                            },
+                            "leg_kind": {
+                                "type": "string",
+                                "nullable": True,
+                                "enum": [*(k.value for k in LegKind), None],
+                                "description": "road：沿道路；straight：直线（无道路图层）；"
+                                "no_path：道路不连通，按直线",
+                            },
                             "state": {"type": "string", "enum": list(STOP_STATES)},
                             "reasons": {"type": "array", "items": STR},
                             "petitioner_name": {

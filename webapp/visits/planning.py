@@ -21,10 +21,11 @@ from webapp.auth.models import User
 from webapp.auth.permissions import case_scope_sql, may_plan_visits, may_see_area
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import Area
+from webapp.roads import queries as roads
 from webapp.visits import queries
 from webapp.visits.assignment import Person, Task, assign
 from webapp.visits.models import PlanStatus, VisitPlan, VisitPlanPerson, VisitRecord, VisitStop
-from webapp.visits.routing import plan_route
+from webapp.visits.routing import Route, plan_route, plan_route_on
 from webapp.visits.settings import VisitSettings
 from webapp.visits.targeting import (
     Candidate,
@@ -273,6 +274,24 @@ def _people(session: Session, plan_id: int) -> tuple[list[Person], dict[int, tup
     return people, {r.user_id: (r.lon, r.lat) for r in rows}
 
 
+def route_day(
+    session: Session,
+    net: roads.RoadNetwork,
+    start: tuple[float, float],
+    stops: Sequence[tuple[float, float]],
+) -> Route:
+    """Order one day's stops from ``start``: on walking distances along the county's roads
+    when it has a routable network, else on geodesic distances."""
+    if not net.routable or not stops:
+        return plan_route(start, stops)
+    return plan_route_on(roads.distance_matrix(session, net, [start, *stops]).metres)
+
+
+def plan_network(session: Session, plan: VisitPlan) -> roads.RoadNetwork:
+    """The road network of the plan's county (what its routes can follow)."""
+    return roads.network(session, plan.area_code[:6])
+
+
 def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitSettings) -> None:
     """Propose targets for the plan, assign them within capacity, route each day, store."""
     proposal = propose(session, plan, planner, settings)
@@ -291,8 +310,11 @@ def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitS
         else:
             unassigned.append((target, placed.reason or ""))
     stops: list[queries.NewStop] = []
+    net = plan_network(session, plan)
     for (user_id, day), group in sorted(by_day.items()):
-        route = plan_route(starts[user_id], [(t.candidate.lon, t.candidate.lat) for t in group])
+        route = route_day(
+            session, net, starts[user_id], [(t.candidate.lon, t.candidate.lat) for t in group]
+        )
         for seq, i in enumerate(route.order, start=1):
             stops.append(_new_stop(group[i], user_id, day, seq))
     kept = unassigned[: settings.max_unassigned]
@@ -478,7 +500,7 @@ def move_stop(
             "stop_visited", "已走访的点不能改派给其他人员或日期", 409, "the stop was visited"
         )
     if user_id is None:
-        stop.user_id = stop.day = stop.seq = stop.leg_m = None
+        stop.user_id = stop.day = stop.seq = stop.leg_m = stop.leg_kind = stop.leg_path = None
         stop.unassigned_reason = "计划人员取消分配"
         session.flush()
     else:
@@ -599,11 +621,12 @@ def optimise(
     groups: dict[tuple[int, date], list] = defaultdict(list)
     for r in rows:
         groups[(r.user_id, r.day)].append(r)
+    net = plan_network(session, plan)
     for rs in groups.values():
         visited = [r for r in rs if r.state != "pending"]
         pending = [r for r in rs if r.state == "pending"]
         origin = (visited[-1].lon, visited[-1].lat) if visited else (rs[0].slon, rs[0].slat)
-        route = plan_route(origin, [(r.lon, r.lat) for r in pending])
+        route = route_day(session, net, origin, [(r.lon, r.lat) for r in pending])
         _set_order(session, [r.id for r in visited] + [pending[i].id for i in route.order])
     queries.number_and_measure(session, plan.id, user_id, day)
     queries.touch_plan(session, plan)

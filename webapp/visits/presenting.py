@@ -15,7 +15,7 @@ from datetime import date
 from webapp.auth.masking import mask_name, mask_phone
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS, Satisfaction
 from webapp.visits.builders import MapRoute, MapStop, PlanMap, colour_for, dash_for
-from webapp.visits.models import STATE_LABELS, TargetKind
+from webapp.visits.models import STATE_LABELS, LegKind, TargetKind
 
 WEEKDAYS = "一二三四五六日"
 
@@ -54,6 +54,7 @@ class StopView:
     day: date | None
     leg: str
     leg_m: float | None
+    leg_kind: str | None
     state: str
     state_label: str
     unassigned_reason: str | None
@@ -111,6 +112,7 @@ def stop_view(row, viewer_id: int, published: bool) -> StopView:
         day=row.day,
         leg=distance_label(row.leg_m),
         leg_m=row.leg_m,
+        leg_kind=row.leg_kind,
         state=row.state,
         state_label=STATE_LABELS.get(row.state, row.state),
         unassigned_reason=row.unassigned_reason,
@@ -142,6 +144,27 @@ class DayGroup:
         return sum(s.leg_m or 0.0 for s in self.stops)
 
     @property
+    def length_km(self) -> str:
+        """The day's walk in kilometres, as shown: "3.4 公里"."""
+        return f"{self.length_m / 1000:.1f} 公里"
+
+    @property
+    def by_road(self) -> bool:
+        """Whether the day's route was measured along roads (some legs may still be straight)."""
+        return any(s.leg_kind == LegKind.ROAD.value for s in self.stops)
+
+    @property
+    def no_path_legs(self) -> int:
+        return sum(s.leg_kind == LegKind.NO_PATH.value for s in self.stops)
+
+    @property
+    def route_label(self) -> str:
+        """How the route was measured: "沿道路", "直线", or along roads with straight gaps."""
+        if self.no_path_legs:
+            return f"沿道路（{self.no_path_legs} 段道路不连通，按直线计）"
+        return "沿道路" if self.by_road else "直线"
+
+    @property
     def label(self) -> str:
         return f"{self.user_name} · {day_label(self.day)}"
 
@@ -166,8 +189,14 @@ def map_data(
     person_order: list[int],
     tiles: str | None = None,
     attribution: str = "",
+    paths: dict[int, list[list[float]]] | None = None,
 ) -> PlanMap:
-    """The plan map's plain data: one route per person and day, coloured per person."""
+    """The plan map's plain data: one route per person and day, coloured per person.
+
+    ``paths`` holds the road path of each leg that has one (stop id → [[lon, lat], ...]);
+    the other legs are drawn straight.
+    """
+    paths = paths or {}
     colour = {uid: colour_for(i) for i, uid in enumerate(person_order)}
     day_index: dict[int, list[date]] = defaultdict(list)
     for g in groups:
@@ -187,10 +216,26 @@ def map_data(
                 colour=colour.get(g.user_id, colour_for(0)),
                 length_m=g.length_m,
                 dash=dash_for(sorted(day_index[g.user_id]).index(g.day)),
+                path=_day_path((lat, lon), g.stops, paths),
+                route_label=g.route_label,
             )
         )
     loose = tuple(MapStop(s.lon, s.lat, s.title, _detail(s)) for s in unassigned)
     return PlanMap(tuple(routes), outline, loose, tiles, attribution)
+
+
+def _day_path(
+    start: tuple[float, float], stops: list[StopView], paths: dict[int, list[list[float]]]
+) -> tuple[tuple[float, float], ...]:
+    """The line walked in a day as (lat, lon): road legs along their path, others straight."""
+    out = [start]
+    for s in stops:
+        leg = paths.get(s.id)
+        if leg:
+            out.extend((lat, lon) for lon, lat in leg)
+        else:
+            out.append((s.lat, s.lon))
+    return tuple(p for i, p in enumerate(out) if i == 0 or p != out[i - 1])
 
 
 def _detail(s: StopView) -> str:

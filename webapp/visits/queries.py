@@ -24,6 +24,7 @@ from webapp.cases.workflow import Action, allowed_from
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN, area_features
 from webapp.hotspots.queries import CaseFilter, hot_spots
+from webapp.roads import queries as roads
 from webapp.visits.models import VisitPlan, VisitStop
 from webapp.visits.targeting import Candidate, Facts
 
@@ -590,38 +591,85 @@ def number_and_measure(
 ) -> None:
     """Renumber the stops of each person's day 1..n in their order and measure each leg.
 
-    Legs are geodesic (geography) from the previous stop, the first from the person's
-    start point. Limited to one person's day when ``user_id`` and ``day`` are given.
+    A leg runs from the previous stop, the first from the person's start point. It is
+    measured along the roads of the plan's county when it has a routable network
+    (``leg_kind`` 'road', with the path walked in ``leg_path``; 'no_path' and
+    geodesic where the network does not join the two ends), else geodesically
+    ('straight'). Limited to one person's day when ``user_id`` and ``day`` are given.
     """
+    county = session.execute(
+        text("SELECT left(area_code, 6) FROM visit_plans WHERE id = :p"), {"p": plan_id}
+    ).scalar_one()
+    net = roads.network(session, county)
     cond = "AND s.user_id = :user_id AND s.day = :day" if user_id is not None else ""
+    legs = roads.measured_legs_sql("SELECT id, a, b FROM ordered", net)
     session.execute(
         text(
             f"""
-            UPDATE visit_stops s
-            SET seq = x.rn, leg_m = x.leg
-            FROM (
+            WITH ordered AS (
                 SELECT s.id,
                        row_number() OVER w AS rn,
-                       ST_Distance(coalesce(lag(s.location) OVER w, pp.start_point)::geography,
-                                   s.location::geography) AS leg
+                       coalesce(lag(s.location) OVER w, pp.start_point) AS a,
+                       s.location AS b
                 FROM visit_stops s
                 JOIN visit_plan_people pp ON pp.plan_id = s.plan_id AND pp.user_id = s.user_id
                 WHERE s.plan_id = :plan_id AND s.user_id IS NOT NULL {cond}
                 WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq NULLS LAST, s.id)
-            ) x
-            WHERE s.id = x.id AND (s.seq IS DISTINCT FROM x.rn OR s.leg_m IS DISTINCT FROM x.leg)
+            ),
+            {legs}
+            UPDATE visit_stops s
+            SET seq = o.rn, leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
+            FROM ordered o JOIN measured m ON m.id = o.id
+            WHERE s.id = o.id
+              AND (s.seq IS DISTINCT FROM o.rn OR s.leg_m IS DISTINCT FROM m.leg_m
+                   OR s.leg_kind IS DISTINCT FROM m.leg_kind
+                   OR s.leg_path IS DISTINCT FROM m.leg_path)
             """
         ),
-        {"plan_id": plan_id, "user_id": user_id, "day": day},
+        {"plan_id": plan_id, "user_id": user_id, "day": day, "road_county": county},
     )
     session.execute(
         text(
-            "UPDATE visit_stops SET seq = NULL, leg_m = NULL WHERE plan_id = :p AND user_id IS "
-            "NULL AND seq IS NOT NULL"
+            "UPDATE visit_stops SET seq = NULL, leg_m = NULL, leg_kind = NULL, leg_path = NULL "
+            "WHERE plan_id = :p AND user_id IS NULL AND seq IS NOT NULL"
         ),
         {"p": plan_id},
     )
     session.flush()
+
+
+def leg_kinds(session: Session, plan_id: int) -> dict[str, int]:
+    """How many legs of the plan were measured each way (``road``, ``straight``, ``no_path``)."""
+    rows = session.execute(
+        text(
+            "SELECT leg_kind, count(*) FROM visit_stops "
+            "WHERE plan_id = :p AND leg_kind IS NOT NULL GROUP BY leg_kind"
+        ),
+        {"p": plan_id},
+    ).all()
+    return {k: n for k, n in rows}
+
+
+def leg_paths(
+    session: Session, plan_id: int, user_id: int | None = None, day: date | None = None
+) -> dict[int, list[list[float]]]:
+    """The road path of each leg that has one (stop id → [[lon, lat], ...]), for the map.
+
+    Simplified to about a metre, with six decimals; made in SQL.
+    """
+    rows = session.execute(
+        text(
+            """
+            SELECT id, ST_AsGeoJSON(ST_Simplify(leg_path, 0.00001), 6)::json -> 'coordinates'
+            FROM visit_stops
+            WHERE plan_id = :p AND leg_path IS NOT NULL
+              AND (CAST(:u AS integer) IS NULL OR user_id = :u)
+              AND (CAST(:d AS date) IS NULL OR day = :d)
+            """
+        ),
+        {"p": plan_id, "u": user_id, "d": day},
+    ).all()
+    return {r[0]: r[1] for r in rows}
 
 
 def touch_plan(session: Session, plan: VisitPlan) -> None:
@@ -637,7 +685,7 @@ def touch_plan(session: Session, plan: VisitPlan) -> None:
 STOP_ROWS_SQL = """
 SELECT s.id, s.plan_id, s.kind, s.case_id, s.grid_code, ST_X(s.location) AS lon,
     ST_Y(s.location) AS lat,
-       s.score, s.reasons, s.follow_up, s.user_id, s.day, s.seq, s.leg_m, s.state,
+       s.score, s.reasons, s.follow_up, s.user_id, s.day, s.seq, s.leg_m, s.leg_kind, s.state,
        s.unassigned_reason, s.added_by_hand,
        g.name AS grid_name, v.name AS village_name,
        c.number AS case_number, c.title AS case_title, c.status AS case_status,

@@ -1,11 +1,13 @@
 """Short walking routes: nearest neighbour, then 2-opt and Or-opt on real distances (pure).
 
 A route starts at a fixed point (the village committee, say) and visits every stop
-once; it need not come back. Distances are geodesic on the WGS84 ellipsoid: the
-optimiser works in a transverse Mercator projection centred within 0.05° of the
-stops, where straight-line distance differs from the geodesic by less than 1e-5
-relative for anything a person walks in a day (tested against ``pyproj.Geod``), and
-the lengths reported are measured with ``pyproj.Geod`` itself.
+once; it need not come back. Distances are either geodesic on the WGS84 ellipsoid
+(:func:`plan_route`): the optimiser works in a transverse Mercator projection centred
+within 0.05° of the stops, where straight-line distance differs from the geodesic by
+less than 1e-5 relative for anything a person walks in a day (tested against
+``pyproj.Geod``), and the lengths reported are measured with ``pyproj.Geod`` itself;
+or read from a distance matrix (:func:`plan_route_on`), such as walking distances
+along roads (``webapp.roads.queries.distance_matrix``). The same search runs on both.
 
 The optimiser is built for large routes (a thousand stops in well under a second):
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -136,20 +138,38 @@ def _neighbour_lists(x: np.ndarray, y: np.ndarray, k: int) -> list[list[int]]:
     return out
 
 
-class _Path:
-    """A path over nodes 0..n-1 that starts at node 0, with positions for O(1) lookup."""
+def _plane_distance(x: np.ndarray, y: np.ndarray) -> Callable[[int, int], float]:
+    X, Y, hyp = x.tolist(), y.tolist(), math.hypot
 
-    def __init__(self, order: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    def d(u: int, v: int) -> float:
+        return hyp(X[u] - X[v], Y[u] - Y[v])
+
+    return d
+
+
+def _matrix_distance(matrix: np.ndarray) -> Callable[[int, int], float]:
+    rows = matrix.tolist()
+
+    def d(u: int, v: int) -> float:
+        return rows[u][v]
+
+    return d
+
+
+class _Path:
+    """A path over nodes 0..n-1 that starts at node 0, with positions for O(1) lookup.
+
+    ``d(u, v)`` is the distance between two nodes; it must be symmetric (2-opt walks
+    stretches of the path backwards).
+    """
+
+    def __init__(self, order: list[int], d: Callable[[int, int], float]) -> None:
         self.p = order
         self.pos = [0] * len(order)
         for i, v in enumerate(order):
             self.pos[v] = i
-        self.x = x.tolist()
-        self.y = y.tolist()
+        self.d = d
         self.last = len(order) - 1
-
-    def d(self, a: int, b: int) -> float:
-        return math.hypot(self.x[a] - self.x[b], self.y[a] - self.y[b])
 
     def length(self) -> float:
         p = self.p
@@ -178,12 +198,7 @@ class _Path:
 
 def _try_two_opt(path: _Path, a: int, neighbours: list[int]) -> list[int] | None:
     """Try the 2-opt moves that create an edge from ``a`` to one of its neighbours."""
-    p, pos, last = path.p, path.pos, path.last
-    X, Y, hyp = path.x, path.y, math.hypot
-
-    def d(u: int, v: int) -> float:
-        return hyp(X[u] - X[v], Y[u] - Y[v])
-
+    p, pos, last, d = path.p, path.pos, path.last, path.d
     for c in neighbours:
         i, j = pos[a], pos[c]
         if i > j:
@@ -217,12 +232,7 @@ def _try_or_opt(path: _Path, a: int, nbrs: list[list[int]], max_run: int = 3) ->
     sorted, and the search along it stops once the new edge alone is longer than what
     removing the run saves).
     """
-    p, pos, last = path.p, path.pos, path.last
-    X, Y, hyp = path.x, path.y, math.hypot
-
-    def d(u: int, v: int) -> float:
-        return hyp(X[u] - X[v], Y[u] - Y[v])
-
+    p, pos, last, d = path.p, path.pos, path.last, path.d
     ia = pos[a]
     if ia == 0:
         return None
@@ -295,7 +305,7 @@ def plan_route(
     nn = _nearest_neighbour(x, y)
     order = nn
     if n >= 3:
-        path = _Path(list(nn), x, y)
+        path = _Path(list(nn), _plane_distance(x, y))
         _improve(path, _neighbour_lists(x, y, neighbours), max_moves=50 * n)
         order = path.p
     best = tuple(i - 1 for i in order[1:])
@@ -318,3 +328,71 @@ def continue_route(
     """
     origin = fixed[-1] if fixed else start
     return plan_route(origin, stops)
+
+
+# -- on a distance matrix ---------------------------------------------------------------
+
+
+def _check_matrix(matrix: np.ndarray) -> np.ndarray:
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError("the distance matrix must be square")
+    if not np.allclose(m, m.T, rtol=1e-9, atol=1e-6):
+        raise ValueError("the distance matrix must be symmetric")
+    return m
+
+
+def _nearest_neighbour_on(m: np.ndarray) -> list[int]:
+    """Node 0 is the start; the path over all nodes, always to the nearest unvisited."""
+    n = len(m)
+    visited = np.zeros(n, dtype=bool)
+    visited[0] = True
+    path = [0]
+    cur = 0
+    for _ in range(n - 1):
+        d = m[cur].copy()
+        d[visited] = np.inf
+        cur = int(np.argmin(d))  # ties: the lowest index
+        visited[cur] = True
+        path.append(cur)
+    return path
+
+
+def nearest_neighbour_on(matrix: np.ndarray) -> tuple[int, ...]:
+    """The nearest-neighbour order of stops 1..n-1 from node 0 (indices into the stops)."""
+    m = _check_matrix(matrix)
+    return tuple(i - 1 for i in _nearest_neighbour_on(m)[1:])
+
+
+def matrix_legs(matrix: np.ndarray, order: Sequence[int]) -> tuple[float, ...]:
+    """The legs of the path node 0 → stop order[0] → … read from the matrix (stops = 1..n-1)."""
+    nodes = [0] + [i + 1 for i in order]
+    return tuple(float(matrix[a][b]) for a, b in zip(nodes, nodes[1:], strict=False))
+
+
+def plan_route_on(matrix: np.ndarray, neighbours: int = NEIGHBOURS) -> Route:
+    """Order the stops of a distance matrix into a short path from its node 0.
+
+    ``matrix[i][j]`` is the distance from node i to node j: node 0 is the start,
+    node i + 1 is stop i; it must be symmetric. Returns the order of the stops and
+    legs read from the matrix; never longer than the nearest-neighbour path.
+    """
+    m = _check_matrix(matrix)
+    n = len(m) - 1
+    if n <= 0:
+        return Route((), ())
+    nn = _nearest_neighbour_on(m)
+    order = nn
+    if n >= 3:
+        k = min(neighbours, n)
+        masked = m + np.diag(np.full(n + 1, np.inf))
+        nbrs = np.argsort(masked, axis=1, kind="stable")[:, :k].tolist()
+        path = _Path(list(nn), _matrix_distance(m))
+        _improve(path, nbrs, max_moves=50 * n)
+        order = path.p
+    best = tuple(i - 1 for i in order[1:])
+    nn_order = tuple(i - 1 for i in nn[1:])
+    legs, nn_legs = matrix_legs(m, best), matrix_legs(m, nn_order)
+    if sum(nn_legs) < sum(legs):  # pragma: no cover - guards against rounding only
+        return Route(nn_order, nn_legs)
+    return Route(best, legs)

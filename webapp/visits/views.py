@@ -225,7 +225,15 @@ def _plan_context(session, user, plan: VisitPlan, only_user: int | None) -> dict
             for k in ("total", "done", "nobody_home", "refused", "pending")
         },
         "distance_m": sum(p.distance_m for p in people),
+        "routing": routing_note(session, plan),
     }
+
+
+def routing_note(session, plan: VisitPlan) -> dict:
+    """How the plan's routes are measured, for the line above its map."""
+    net = planning.plan_network(session, plan)
+    kinds = queries.leg_kinds(session, plan.id)
+    return {"network": net, "kinds": kinds, "road_legs": kinds.get("road", 0)}
 
 
 @bp.get("/plans/<int:plan_id>")
@@ -275,6 +283,7 @@ def plan_map_page(plan_id: int):
         [p.user_id for p in people],
         cfg.map_tiles,
         cfg.map_tiles_attribution,
+        queries.leg_paths(session, plan.id, only_user, only_day),
     )
     assets = app_prefixes()
     tiles = TileSource("底图", cfg.map_tiles, "", "abc") if cfg.map_tiles else None
@@ -306,6 +315,7 @@ def sheet(plan_id: int):
         groups=by_person_day(views),
         people=people,
         back_url=back,
+        routing=routing_note(session, plan),
     )
 
 
