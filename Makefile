@@ -45,7 +45,7 @@ node_modules/.installed: package.json package-lock.json
 stop:
 	@if [ -x $(BIN)/flask ]; then $(FLASK) db stop; fi
 
-bench: setup
+bench: setup-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 backup: setup

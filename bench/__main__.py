@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=5, help="measured repetitions of fast workloads")
     p.add_argument("--load-repeat", type=int, default=3, help="repetitions of each bulk load")
     p.add_argument(
+        "--rebuild-indexes",
+        choices=("auto", "always"),
+        default="auto",
+        help="whether the demo load rebuilds the indexes (auto: the loader decides by size)",
+    )
+    p.add_argument(
         "--seconds", type=float, default=15.0, help="duration of each load-test scenario"
     )
     p.add_argument("--clients", type=int, default=20, help="concurrent clients posting reports")
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    from bench import counties, field, hotspots, load, stats, visits
+    from bench import counties, field, hotspots, load, maps, stats, visits
 
     started = time.perf_counter()
     now = datetime.now(UTC)
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def attempt(key: str, where: dict, fn, *a, **kw):
         before = common.load_average()
+        t0 = time.perf_counter()
         try:
             where[key] = fn(*a, **kw)
         except Exception as exc:  # one failing workload must not hide the others' figures
@@ -95,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             results["errors"].append(f"{key}: {type(exc).__name__}: {exc}")
         if isinstance(where.get(key), dict):
             where[key]["load_avg"] = {"before": before, "after": common.load_average()}
+            where[key]["workload_s"] = time.perf_counter() - t0
+        log(f"bench: {key} took {time.perf_counter() - t0:.1f} s")
 
     try:
         for n in scales:
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.load_repeat if "load" in only else 1,
                     now,
                     log,
+                    True if args.rebuild_indexes == "always" else None,
                 )
             url = common.db_url(name)
             if "ledger" in only:
@@ -140,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                     log_dir,
                 )
             if "maps" in only:
-                try:
-                    from bench import maps
-                except ImportError as exc:  # the maps feature is not in this checkout
-                    r["maps"] = {"error": f"not run: {exc}"}
-                else:
-                    attempt("maps", r, maps.maps, url, args.repeat, log, log_dir)
+                attempt("maps", r, maps.maps, url, args.repeat, log, log_dir)
             if "stats" in only:
                 attempt("stats", r, stats.stats, url, args.repeat, log)
             if "hotspots" in only:
@@ -168,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             if "error" not in p["build"]:
                 attempt(
-                    "gi_star", p, hotspots.province, common.db_url(hotspots.PROVINCE_DB), 3, log
+                    "gi_star",
+                    p,
+                    hotspots.province,
+                    common.db_url(hotspots.PROVINCE_DB),
+                    min(3, args.repeat),
+                    log,
                 )
             if not args.keep:
                 hotspots.drop_province()

@@ -15,6 +15,7 @@ or indexes, index their points and run one set-based polygon-first spatial join
 from __future__ import annotations
 
 import csv
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -119,8 +120,48 @@ def _join_plan(session) -> str:
     return "\n".join(plan)
 
 
-def demo_load(base: str, name: str, n: int, repeats: int, now: datetime, log) -> dict:
-    """Load ``n`` demo cases ``repeats`` times (a fresh copy of the base each time), floor beside."""
+SCHEMA_SQL = """
+SELECT 'index ' || pg_get_indexdef(x.indexrelid)
+FROM pg_index x WHERE x.indrelid = 'cases'::regclass
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE conrelid = 'cases'::regclass OR confrelid = 'cases'::regclass
+UNION ALL
+SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname
+FROM pg_trigger WHERE NOT tgisinternal
+ORDER BY 1
+"""
+
+
+_CAST = re.compile(r"::(?:character varying|[a-z_]+)(?:\[\])?")
+
+
+def schema_of_cases(session) -> list[str]:
+    """The indexes and constraints of ``cases`` (and those referring to it), every trigger.
+
+    Compared up to casts, brackets and spaces: PostgreSQL spells an index predicate
+    again differently once it has been through ``pg_get_indexdef`` and back
+    (``(status)::text <> ALL ((ARRAY[...])::text[])`` becomes ``ARRAY[(...)::text, ...]``).
+    """
+    rows = session.execute(text(SCHEMA_SQL)).scalars()
+    return sorted(re.sub(r"[()\s]", "", _CAST.sub("", r)) for r in rows)
+
+
+def demo_load(
+    base: str,
+    name: str,
+    n: int,
+    repeats: int,
+    now: datetime,
+    log,
+    rebuild_indexes: bool | None = None,
+) -> dict:
+    """Load ``n`` demo cases ``repeats`` times (a fresh copy of the base each time), floor beside.
+
+    After each load the indexes, constraints and triggers must be what they were before
+    (a load that rebuilds the indexes takes them apart first). ``rebuild_indexes`` as in
+    ``bulk_insert_cases`` (None: the loader decides by size).
+    """
     from webapp.demo import synthetic
 
     loads, floors, generate = Timing(), Timing(), Timing()
@@ -143,11 +184,22 @@ def demo_load(base: str, name: str, n: int, repeats: int, now: datetime, log) ->
                     floors.samples.append(f["total"])
                     floor_stages.append(f)
                 else:
+                    schema = schema_of_cases(session)
                     with stopwatch() as t:
-                        result = bulk.bulk_insert_cases(session, cols, total=n)
+                        result = bulk.bulk_insert_cases(
+                            session, cols, total=n, rebuild_indexes=rebuild_indexes
+                        )
                         synthetic.plant_escalations(session, result.first_id, result.last_id, SEED)
                         session.commit()
                     loads.samples.append(t())
+                    after = schema_of_cases(session)
+                    if after != schema:
+                        lost = sorted(set(schema) - set(after))
+                        gained = sorted(set(after) - set(schema))
+                        raise AssertionError(
+                            f"the load changed the schema of cases: lost {lost[:5]}, "
+                            f"gained {gained[:5]}"
+                        )
                     stages.append(dict(result.timings))
             log(
                 f"  load {n:>9,}: loader {loads.samples[-1]:6.1f} s, floor {floors.samples[-1]:6.1f} s"

@@ -57,6 +57,25 @@ def test_queen_neighbours_of_the_demo_grids(grid_queen):
     assert band.kind == "distance" and band.threshold_m == 2500.0 and band.cardinalities().mean() > 1
 
 
+def test_neighbours_are_kept_until_the_areas_change(session):
+    township = session.execute(
+        text("SELECT code FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")
+    ).scalar_one()
+    first = weights.queen(session, AreaLevel.GRID, township)
+    assert weights.queen(session, AreaLevel.GRID, township) is first  # kept, not recomputed
+    assert not first.i.flags.writeable  # shared between requests
+    moved = first.codes[0]
+    assert first.cardinalities()[0] > 0
+    session.execute(
+        text("UPDATE areas SET geom = ST_Translate(geom, 1.0, 0) WHERE code = :c"), {"c": moved}
+    )
+    after = weights.queen(session, AreaLevel.GRID, township)
+    assert after is not first and after.codes == first.codes
+    assert after.cardinalities()[0] == 0  # the moved grid touches nothing any more
+    band = weights.distance_band(session, AreaLevel.GRID, 2500.0, township)
+    assert weights.distance_band(session, AreaLevel.GRID, 2500.0, township) is band
+
+
 def lattice(n: int) -> weights.Neighbours:
     """Queen neighbours of an n x n lattice of cells."""
     codes = tuple(f"{r:02d}{c:02d}" for r in range(n) for c in range(n))

@@ -91,6 +91,33 @@ def test_bulk_insert_uses_the_same_rule(session, test_county):
     assert result.on_border == sum(1 for p in CASES if p.id not in {"inside", "hole", "outside"})
 
 
+def test_bulk_insert_skips_client_ids_already_stored_or_repeated_in_the_load(session, test_county):
+    cat = _category(session)
+    lon, lat = u(3, 0.5)
+    stored, fresh = uuid.uuid4(), uuid.uuid4()
+    insert_case(
+        session,
+        NewCase(title="已有", category_id=cat, channel=Channel.GRID_SWEEP, lon=lon, lat=lat, client_id=stored),
+    )
+    rows = []
+    for i, cid in enumerate([stored, fresh, None, fresh, None, stored]):
+        row = dict.fromkeys(COLUMNS)
+        row.update(
+            ord=i, client_id=str(cid) if cid else None, title=f"重发{i}", description="", category_id=cat,
+            channel="visit", case_class="request", people_count=1, batch_count=1, lon=lon, lat=lat,
+            location_approx=False, status="registered", reported_at="2026-01-01T00:00:00+00:00",
+            is_first=True, skip_level=False,
+        )
+        rows.append(tuple(row[c] for c in COLUMNS))
+    result = bulk_insert_cases(session, rows)
+    assert result.duplicates == 3 and result.inserted == 3  # ords 0, 3, 5 are resends
+    titles = session.execute(
+        text("SELECT title FROM cases WHERE id BETWEEN :a AND :b ORDER BY title"),
+        {"a": result.first_id, "b": result.last_id},
+    ).scalars().all()
+    assert titles == ["重发1", "重发2", "重发4"]
+
+
 def test_resend_with_same_client_id_returns_the_first_case(session, test_county):
     cid = uuid.uuid4()
     new = NewCase(title="重发", category_id=_category(session), channel=Channel.GRID_SWEEP, lon=u(1, 1.5)[0], lat=u(1, 1.5)[1], client_id=cid)

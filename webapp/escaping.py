@@ -22,6 +22,7 @@ _JS_SAFE = {
     "\u2028": " ",
     "\u2029": " ",
 }
+_JS_TABLE = str.maketrans(_JS_SAFE)
 
 
 def html_text(value: object) -> str:
@@ -29,7 +30,7 @@ def html_text(value: object) -> str:
     if value is None:
         return ""
     out = str(escape(str(value)))
-    return "".join(_JS_SAFE.get(ch, ch) for ch in out)
+    return out.translate(_JS_TABLE)
 
 
 def spreadsheet_text(value: object) -> object:

@@ -512,22 +512,29 @@ def _take_apart(session: Session) -> list[str]:
     at once sorts them once, and adding a foreign key checks all rows with one join,
     where a row-by-row load pays an index insertion per index and a trigger per key
     for every row. With ``wal_level = minimal`` the table and the tables that refer to
-    it (all empty, or the load would not be here) are truncated first, so that
-    PostgreSQL writes the new data files without WAL and syncs them at commit.
+    it (all empty, or the load would not be here) is truncated first, so that
+    PostgreSQL writes the new data files without WAL and syncs them at commit. The
+    empty tables that refer to ``cases`` lose their foreign keys to it until the end
+    (re-adding one to an empty table checks nothing) rather than being truncated with
+    it: some of them (the case event log) refuse TRUNCATE, even when empty.
     """
+    restore: list[str] = []
     if session.execute(text("SHOW wal_level")).scalar_one() == "minimal":
         referring = session.execute(
             text(
-                "SELECT DISTINCT conrelid::regclass::text FROM pg_constraint "
-                "WHERE contype = 'f' AND confrelid = 'cases'::regclass AND conrelid <> confrelid"
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE contype = 'f' AND confrelid = 'cases'::regclass "
+                "AND conrelid <> confrelid ORDER BY 1, 2"
             )
-        ).scalars().all()
+        ).all()
         if all(
             not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
-            for t in ("cases", *referring)
+            for t in ("cases", *{r[0] for r in referring})
         ):
-            session.execute(text(f"TRUNCATE cases{''.join(', ' + t for t in referring)}"))
-    restore: list[str] = []
+            for table, name, definition in referring:
+                session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+                restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+            session.execute(text("TRUNCATE cases"))
     constraints = session.execute(
         text(
             """

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import folium
 import numpy as np
-from folium.plugins import FastMarkerCluster
 from folium.utilities import JsCode
 
 from webapp.cases.vocab import Status
@@ -26,7 +25,14 @@ from webapp.escaping import html_text
 from webapp.hotspots.gistar import BIN_LABELS, INFERENCE
 from webapp.maps.assets import AssetPrefixes, use_local_assets
 from webapp.maps.basemap import NO_BASEMAP, BaseMap
-from webapp.maps.elements import AreaBubbles, FrameStyle, HeatLattice, HtmlControl
+from webapp.maps.elements import (
+    AreaBubbles,
+    FrameStyle,
+    GeoJsonLayer,
+    HeatLattice,
+    HtmlControl,
+    MarkerClusterLayer,
+)
 from webapp.maps.figures import FIGURES, NO_DATA_COLOUR, AreaFigures, colour_classes, colour_for
 from webapp.maps.queries import AreaInfo, CasePoint, HotSpotAnalysis
 from webapp.maps.queries import HeatLattice as HeatData
@@ -159,7 +165,7 @@ def _finish(m: folium.Map, frame: MapFrame, legend_html: str) -> folium.Map:
 
 
 def _outline(m: folium.Map, frame: MapFrame) -> None:
-    folium.GeoJson(
+    GeoJsonLayer(
         {
             "type": "Feature",
             "properties": {"style": {"color": "#3b3b3b", "weight": 3, "fill": False}},
@@ -244,7 +250,7 @@ def _areas(
         )
     fields = ["name"] + [k for k, _ in rows]
     aliases = ["名称"] + [html_text(label) for _, label in rows]
-    layer = folium.GeoJson(
+    layer = GeoJsonLayer(
         {"type": "FeatureCollection", "features": features},
         name=name,
         tooltip=folium.GeoJsonTooltip(
@@ -523,7 +529,7 @@ def cases_map(
         for p in points:
             lat, lon = _point(p.lon, p.lat, frame.basemap)
             data.append([lat, lon, case_popup(p, case_href(int(p.id)))])
-        FastMarkerCluster(data, callback=_MARKER_CALLBACK, name="案件").add_to(m)
+        MarkerClusterLayer(data, callback=_MARKER_CALLBACK, name="案件").add_to(m)
         shown = f"显示最近 {len(points):,} 件" if len(points) < total else "全部显示"
         legend = f"<h3>案件分布</h3><div>共 {total:,} 件（{shown}）</div>"
         legend += '<div class="gc-muted">点击标记查看案件；数字为聚合的案件数</div>'

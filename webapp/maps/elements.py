@@ -7,11 +7,56 @@ the elements put data into scripts only through ``tojson``, which escapes ``<``,
 
 from __future__ import annotations
 
-from branca.element import MacroElement
+import folium
+from branca.element import Element, MacroElement
 from folium.elements import JSCSSMixin
 from folium.map import Layer
-from folium.plugins import HeatMap
+from folium.plugins import FastMarkerCluster, HeatMap
 from folium.template import Template
+
+
+class RawText(Element):
+    """Text that goes into the document as it is."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        # As a Jinja template would give it back: without one trailing newline.
+        self._text = text[:-1] if text.endswith("\n") else text
+
+    def render(self, **kwargs) -> str:
+        return self._text
+
+
+class RenderedOnce(MacroElement):
+    """A MacroElement whose macros' output goes into the document as it is.
+
+    branca's ``MacroElement.render`` wraps each macro's output in ``Element(output)``,
+    which compiles that output as a Jinja template once more before rendering it: for
+    the 500 kB of the county's grid polygons that is ~60 ms of a map's time, spent
+    lexing data (and any ``{{`` in it would run as template code). Put this class
+    after folium's own in the bases (``class X(folium.GeoJson, RenderedOnce)``) so
+    that the folium class's ``render`` does its work and its ``super().render()``
+    arrives here instead of at ``MacroElement``.
+    """
+
+    def render(self, **kwargs) -> None:
+        figure = self.get_root()
+        module = self._template.module.__dict__
+        for part in ("header", "html", "script"):
+            macro = module.get(part)
+            if macro is not None:
+                target = getattr(figure, part)
+                target.add_child(RawText(macro(self, kwargs)), name=self.get_name())
+        for element in self._children.values():
+            element.render(**kwargs)
+
+
+class GeoJsonLayer(folium.GeoJson, RenderedOnce):
+    """``folium.GeoJson``, its data written once (see :class:`RenderedOnce`)."""
+
+
+class MarkerClusterLayer(FastMarkerCluster, RenderedOnce):
+    """``FastMarkerCluster``, its data written once (see :class:`RenderedOnce`)."""
 
 
 class FrameStyle(JSCSSMixin, MacroElement):
@@ -65,7 +110,7 @@ class HtmlControl(MacroElement):
         self.css_class = css_class
 
 
-class HeatLattice(HeatMap):
+class HeatLattice(HeatMap, RenderedOnce):
     """A Leaflet.heat layer drawn from a lattice of cell intensities, not from case points.
 
     ``spec`` holds the lattice (origin, cell size in degrees, columns, rows) and its
@@ -146,7 +191,7 @@ class HeatLattice(HeatMap):
         ]
 
 
-class AreaBubbles(Layer):
+class AreaBubbles(Layer, RenderedOnce):
     """Case counts of areas as numbered bubbles at points inside them (server-side clusters).
 
     ``rows`` are ``[lat, lon, count, tooltip_html, href_or_null]``; a click on a bubble
