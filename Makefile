@@ -55,6 +55,7 @@ restore: setup
 	$(FLASK) db restore --yes $(BACKUP)
 
 lint: setup
+	@[ -x $(BIN)/ruff ] || $(BIN)/pip install --quiet -e '.[lint]'
 	$(BIN)/ruff check webapp tests gis_data migrations
 
 clean: stop
