@@ -8,6 +8,7 @@ FLASK  := $(BIN)/flask --app webapp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 CASES  ?= 5000
+WORKERS ?= 2
 PYTEST_ARGS ?=
 BACKUP ?= var/backup/gridcase.dump
 
@@ -17,7 +18,8 @@ run: setup
 	$(FLASK) db upgrade
 	$(FLASK) demo load --if-empty --cases $(CASES)
 	@echo "GridCase 已启动：http://$(HOST):$(PORT)/  （Ctrl-C 退出；make stop 停止内置数据库）"
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	$(BIN)/gunicorn --workers $(WORKERS) --worker-class gthread --threads 4 \
+		--bind $(HOST):$(PORT) --access-logfile - 'webapp:create_app()'
 
 test: setup-test
 	$(BIN)/pytest $(PYTEST_ARGS)
