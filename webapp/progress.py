@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class TerminalProgress:
@@ -43,3 +47,21 @@ class TerminalProgress:
             self.stream.write("\n")
             self.stream.flush()
         self.stage = None
+
+
+def commit_or_exit(session, progress: TerminalProgress, work: Callable[[], T], rejected: type[Exception]) -> T:
+    """Run one import of a CLI command: commit what ``work`` did, or, when it raises
+    ``rejected`` (an exception carrying ``report.lines()``), roll back, print the
+    report on stderr and exit with status 1. Nothing of a refused file stays."""
+    try:
+        result = work()
+    except rejected as exc:
+        session.rollback()
+        progress.close()
+        import click
+
+        click.echo("\n".join(exc.report.lines()), err=True)  # type: ignore[attr-defined]
+        sys.exit(1)
+    session.commit()
+    progress.close()
+    return result

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
-
-import click
 from pathlib import Path
 
+import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from webapp.db import get_session
 from webapp.demo import accounts, loader
 from webapp.grid.importer import ImportRejected
-from webapp.progress import TerminalProgress
+from webapp.progress import TerminalProgress, commit_or_exit
 from webapp.roads.importer import RoadImportRejected
 
 demo_cli = AppGroup("demo", help="演示县 (the demo county).")
@@ -30,29 +28,17 @@ def load_command(n, seed, if_empty, no_events):
     session = get_session()
     progress = TerminalProgress()
     t0 = time.perf_counter()
-    try:
-        reports = loader.load_boundaries(session, progress=progress)
-    except ImportRejected as exc:
-        session.rollback()
-        progress.close()
-        click.echo("\n".join(exc.report.lines()), err=True)
-        sys.exit(1)
-    session.commit()
-    progress.close()
+    reports = commit_or_exit(
+        session, progress, lambda: loader.load_boundaries(session, progress=progress), ImportRejected
+    )
     for r in reports:
         click.echo(f"{r.level}: {r.features} 个（新增 {r.inserted}，更新 {r.updated}，未变化 {r.unchanged}）")
     if if_empty and loader.road_count(session):
         click.echo("已有道路图层，不再加载演示道路。")
     else:
-        try:
-            roads = loader.load_roads(session, progress=progress)
-        except RoadImportRejected as exc:
-            session.rollback()
-            progress.close()
-            click.echo("\n".join(exc.report.lines()), err=True)
-            sys.exit(1)
-        session.commit()
-        progress.close()
+        roads = commit_or_exit(
+            session, progress, lambda: loader.load_roads(session, progress=progress), RoadImportRejected
+        )
         click.echo("演示道路：" + "；".join(roads.lines()[1:]))
     existing = loader.case_count(session)
     if existing and if_empty:

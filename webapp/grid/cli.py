@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
@@ -11,7 +9,7 @@ from flask.cli import AppGroup
 from webapp.db import get_session
 from webapp.grid.importer import ImportRejected, import_areas
 from webapp.grid.models import AreaLevel
-from webapp.progress import TerminalProgress
+from webapp.progress import TerminalProgress, commit_or_exit
 
 grid_cli = AppGroup("grid", help="区划与网格边界 (areas and boundaries).")
 
@@ -39,30 +37,27 @@ def import_command(file, level, crs, code_field, name_field, parent_field, toler
     """
     session = get_session()
     progress = TerminalProgress()
-    try:
-        report = import_areas(
-            session,
-            file,
-            level,
-            crs=crs,
-            code_field=code_field,
-            name_field=name_field,
-            parent_field=parent_field,
-            outside_tolerance=tolerance
-            if tolerance is not None
-            else current_app.config["IMPORT_OUTSIDE_TOLERANCE"],
-            area_epsilon_m2=current_app.config["IMPORT_AREA_EPSILON_M2"],
-            progress=progress,
-            repair=repair,
-            allow_overlap=allow_overlap,
-        )
-    except ImportRejected as exc:
-        session.rollback()
-        progress.close()
-        click.echo("\n".join(exc.report.lines()), err=True)
-        sys.exit(1)
-    session.commit()
-    progress.close()
+    report = commit_or_exit(
+        session,
+        progress,
+        lambda: import_areas(
+                session,
+                file,
+                level,
+                crs=crs,
+                code_field=code_field,
+                name_field=name_field,
+                parent_field=parent_field,
+                outside_tolerance=tolerance
+                if tolerance is not None
+                else current_app.config["IMPORT_OUTSIDE_TOLERANCE"],
+                area_epsilon_m2=current_app.config["IMPORT_AREA_EPSILON_M2"],
+                progress=progress,
+                repair=repair,
+                allow_overlap=allow_overlap,
+            ),
+        ImportRejected,
+    )
     click.echo("\n".join(report.lines()))
 
 

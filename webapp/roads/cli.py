@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 from webapp.db import get_session
-from webapp.progress import TerminalProgress
+from webapp.progress import TerminalProgress, commit_or_exit
 from webapp.roads import queries
 from webapp.roads.importer import RoadImportRejected, import_roads
 
@@ -27,8 +25,10 @@ def import_command(file, county, replace, crs, name_field, kind_field):
     """Import road lines (GeoJSON, Shapefile .shp/.zip, GeoPackage) for a county."""
     session = get_session()
     progress = TerminalProgress()
-    try:
-        report = import_roads(
+    report = commit_or_exit(
+        session,
+        progress,
+        lambda: import_roads(
             session,
             file,
             county.strip(),
@@ -37,14 +37,9 @@ def import_command(file, county, replace, crs, name_field, kind_field):
             name_field=name_field,
             kind_field=kind_field,
             progress=progress,
-        )
-    except RoadImportRejected as exc:
-        session.rollback()
-        progress.close()
-        click.echo("\n".join(exc.report.lines()), err=True)
-        sys.exit(1)
-    session.commit()
-    progress.close()
+        ),
+        RoadImportRejected,
+    )
     click.echo("\n".join(report.lines()))
 
 
