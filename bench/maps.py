@@ -15,8 +15,6 @@ are on the page (folium draws every layer in inline scripts, before ``load``).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -24,19 +22,11 @@ from urllib.parse import urlencode
 from sqlalchemy import text
 
 from bench.common import Timing, app_for, repeat, stopwatch
+
+# The same browser, with the same switches, as the browser tests.
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from webapp.db import database
 
-CHROMIUM = os.environ.get("GRIDCASE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 PASSWORD = "bench-password-2026"
 USER = "bench_county_staff"
 # How long the naive map may take to become ready before it counts as never ready.

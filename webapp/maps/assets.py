@@ -1,6 +1,6 @@
 """Point a folium map's scripts and stylesheets at the app's own files, and refuse any other.
 
-folium and its plugins name their assets (``("leaflet", "https://cdn...")``) in the
+folium and its plugins name their assets (a name and an external address each) in the
 class attributes ``default_js`` / ``default_css``. :func:`use_local_assets` replaces
 them, on each element of one map only (instance attributes: folium's class-wide
 defaults are never touched), with the files the app serves itself: npm packages
