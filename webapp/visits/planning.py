@@ -23,19 +23,11 @@ from webapp.errors import AppError, NotFound
 from webapp.grid.models import Area
 from webapp.roads import queries as roads
 from webapp.visits import queries
-from webapp.visits.assignment import Person, Task, assign
+from webapp.visits.assignment import Person, Task, assign, room
 from webapp.visits.models import PlanStatus, VisitPlan, VisitPlanPerson, VisitRecord, VisitStop
 from webapp.visits.routing import Route, plan_route, plan_route_on
 from webapp.visits.settings import VisitSettings
-from webapp.visits.targeting import (
-    Candidate,
-    Target,
-    Weights,
-    grids_without_case_targets,
-    points,
-    rank,
-    with_hot_spot,
-)
+from webapp.visits.targeting import Candidate, Target, Weights, points, with_hot_spot
 
 MANUAL_REASON = {"factor": "manual", "text": "计划人员手动添加", "points": 0.0}
 
@@ -235,24 +227,47 @@ def make_plan(
 class Proposal:
     """What the targeting produced for a plan, before it is stored."""
 
-    targets: list[Target]
-    considered: int
+    targets: list[Target]  # best first: every target that could be assigned, then the best
+    # of the rest (at least as many as the plan keeps unassigned)
+    considered: int  # candidates measured
+    left_out: int = 0  # further targets with points, none of which could be assigned
 
 
-def propose(session: Session, plan: VisitPlan, planner: User, settings: VisitSettings) -> Proposal:
-    """Measure, weight and rank the targets of the plan's area in the planner's scope."""
+def propose(
+    session: Session,
+    plan: VisitPlan,
+    planner: User,
+    settings: VisitSettings,
+    people: Sequence[Person] | None = None,
+) -> Proposal:
+    """Measure, weight and rank the targets of the plan's area in the planner's scope.
+
+    Ranked in the database: only the targets the plan's people could take come back
+    (:class:`assignment.Room`), with the best of the rest for the unassigned list.
+    """
     now = queries.db_now(session)
     today = queries.local_today(session)
     scope = case_scope_sql(planner)
     bins = queries.hot_spot_bins(session, plan.area_code, scope, now, settings.hot_spot_days)
-    cases = queries.case_candidates(
-        session, plan.area_code, planner, now, today, settings.dissatisfied_window_days, plan.id
+    if people is None:
+        people, _ = _people(session, plan.id)
+    days = len(days_between(plan.date_from, plan.date_to))
+    ranked = queries.ranked_targets(
+        session,
+        plan.area_code,
+        planner,
+        now,
+        today,
+        settings.dissatisfied_window_days,
+        settings.grid_unvisited_days,
+        bins,
+        Weights(plan.weights),
+        settings.rules,
+        room(people, queries.grid_codes(session, plan.area_code), days),
+        settings.max_unassigned,
+        plan.id,
     )
-    grids = queries.grid_candidates(
-        session, plan.area_code, now, today, settings.grid_unvisited_days, plan.id
-    )
-    candidates = [with_hot_spot(c, bins) for c in cases + grids_without_case_targets(cases, grids)]
-    return Proposal(rank(candidates, Weights(plan.weights), settings.rules), len(candidates))
+    return Proposal(ranked.targets, ranked.considered, ranked.left_out)
 
 
 def _people(session: Session, plan_id: int) -> tuple[list[Person], dict[int, tuple[float, float]]]:
@@ -292,10 +307,18 @@ def plan_network(session: Session, plan: VisitPlan) -> roads.RoadNetwork:
     return roads.network(session, plan.area_code[:6])
 
 
-def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitSettings) -> None:
-    """Propose targets for the plan, assign them within capacity, route each day, store."""
-    proposal = propose(session, plan, planner, settings)
+def fill_plan(
+    session: Session,
+    plan: VisitPlan,
+    planner: User,
+    settings: VisitSettings,
+    proposal: Proposal | None = None,
+) -> None:
+    """Assign the proposed targets (by default :func:`propose`'s) within capacity, route
+    each day, store."""
     people, starts = _people(session, plan.id)
+    if proposal is None:
+        proposal = propose(session, plan, planner, settings, people)
     targets = proposal.targets
     tasks = [
         Task(t.key, t.candidate.grid_code, t.candidate.leader_id, t.candidate.accused_unit)
@@ -321,7 +344,7 @@ def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitS
     stops.extend(_new_stop(t, None, None, None, reason) for t, reason in kept)
     queries.insert_stops(session, plan.id, stops)
     queries.number_and_measure(session, plan.id)
-    plan.overflow = len(unassigned) - len(kept)
+    plan.overflow = len(unassigned) - len(kept) + proposal.left_out
     session.flush()
 
 
