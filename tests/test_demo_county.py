@@ -110,6 +110,28 @@ def test_demo_cases_look_real(session):
     assert first == 0
 
 
+def test_demo_cases_led_to_a_few_sanwu_events(session):
+    """Some demo cases led to 三无 events, each after the case was raised and never later than now."""
+    r = session.execute(
+        text(
+            """
+            SELECT count(beijing_abnormal_at) AS beijing, count(province_collective_at) AS province,
+                   count(*) FILTER (WHERE province_collective_at IS NOT NULL AND people_count < 5) AS small,
+                   count(*) FILTER (WHERE beijing_abnormal_at IS NOT NULL AND is_first AND NOT skip_level)
+                       AS first_in_beijing,
+                   count(*) FILTER (WHERE least(beijing_abnormal_at, province_collective_at,
+                                                extreme_incident_at) < reported_at
+                                    OR greatest(beijing_abnormal_at, province_collective_at,
+                                                extreme_incident_at) > now()) AS misdated,
+                   count(*) AS n
+            FROM cases WHERE county_code = '410726'
+            """
+        )
+    ).one()
+    assert 0 < r.beijing < r.n * 0.01 and 0 < r.province < r.n * 0.01
+    assert r.small == 0 and r.first_in_beijing == 0 and r.misdated == 0
+
+
 def test_demo_load_is_idempotent_for_boundaries(app_ctx, session):
     from webapp.demo.loader import load_boundaries
 

@@ -26,6 +26,7 @@ the table readable throughout.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -101,6 +102,10 @@ STAGE: tuple[tuple[str, str], ...] = (
     ("assigned_level", "text"),
     ("assigned_unit", "text"),
     ("answered_at", "timestamptz"),
+    # Optional: the 三无 events the matter led to (the demo's cases carry a few).
+    ("beijing_abnormal_at", "timestamptz"),
+    ("province_collective_at", "timestamptz"),
+    ("extreme_incident_at", "timestamptz"),
 )
 # Columns a caller may leave out: they are staged as NULL.
 OPTIONAL: dict[str, str] = {
@@ -108,6 +113,9 @@ OPTIONAL: dict[str, str] = {
     "assigned_level": "text",
     "assigned_unit": "text",
     "answered_at": "time",
+    "beijing_abnormal_at": "time",
+    "province_collective_at": "time",
+    "extreme_incident_at": "time",
 }
 STAGE_NAMES = tuple(name for name, _ in STAGE)
 
@@ -131,7 +139,8 @@ _TARGET = """
     status, reported_at, accepted_at, concluded_at, resolved_at, due_at,
     opinion, satisfaction, resolved_level, is_first, repeat_of_id, skip_level,
     petitioner_name, petitioner_phone, petitioner_id_number,
-    assigned_at, assigned_level, assigned_unit, answered_at
+    assigned_at, assigned_level, assigned_unit, answered_at,
+    beijing_abnormal_at, province_collective_at, extreme_incident_at
 """
 
 _SOURCE = """
@@ -144,7 +153,8 @@ _SOURCE = """
     l.status, l.reported_at, l.accepted_at, l.concluded_at, l.resolved_at, l.due_at,
     l.opinion, l.satisfaction, l.resolved_level, l.is_first, r.id, l.skip_level,
     l.petitioner_name, l.petitioner_phone, l.petitioner_id_number,
-    l.assigned_at, l.assigned_level, l.assigned_unit, l.answered_at
+    l.assigned_at, l.assigned_level, l.assigned_unit, l.answered_at,
+    l.beijing_abnormal_at, l.province_collective_at, l.extreme_incident_at
 """
 
 # Loads at least this big into an empty table rebuild the indexes instead of
@@ -326,7 +336,7 @@ def bulk_insert_cases(
     with raw.cursor() as cur:
         cur.copy_expert(
             f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
-            pgcopy.ChunkReader(stream()),
+            pgcopy.ChunkReader(pgcopy.ahead(stream())),
             size=1 << 20,
         )
         points.append(pgcopy.TRAILER)
@@ -415,6 +425,7 @@ def _place_and_insert(
             """
         )
     )
+    lap("join")
     placed = session.execute(text("SELECT count(*) FROM case_place")).scalar_one()
     if placed < result.loaded - result.duplicates:
         # Points on a shared border (in no grid's interior): the same rule as one report.
@@ -447,9 +458,10 @@ def _place_and_insert(
             """
         )
     )
+    lap("place")
     session.execute(text("ANALYZE case_ids"))
     tick("空间匹配网格", result.loaded, result.loaded)
-    lap("place")
+    lap("analyze")
 
     restore: list[str] = []
     if rebuild:
@@ -457,6 +469,11 @@ def _place_and_insert(
         result.rebuilt_indexes = True
         lap("drop_indexes")
     tick("写入案件表", 0, result.loaded)
+    # Rows with client ids may race a report sent at the same moment: skip, not fail.
+    # Without client ids there is nothing to conflict on (and no speculative insertion).
+    on_conflict = (
+        "ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if has_client_ids else ""
+    )
     inserted = session.execute(
         text(
             f"""
@@ -466,7 +483,7 @@ def _place_and_insert(
             JOIN case_ids p ON p.ord = l.ord
             JOIN areas g ON g.id = p.grid_id
             LEFT JOIN case_ids r ON r.ord = l.repeat_ord
-            ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
+            {on_conflict}
             """
         )
     )
@@ -477,9 +494,10 @@ def _place_and_insert(
         session.execute(text(ddl))
         tick("重建索引", i + 1, len(restore))
     if restore:
+        lap("rebuild_indexes")
         # The planner's statistics of a table that was empty a moment ago.
         session.execute(text("ANALYZE cases"))
-        lap("rebuild_indexes")
+        lap("analyze")
 
     if result.inserted + result.duplicates < result.loaded:
         result.outside = list(
@@ -504,6 +522,30 @@ def _place_and_insert(
 _KEEP_INDEXES = ("pk_cases", "uq_cases_client_id")
 
 
+# A partial index on a column that few loaded rows fill costs the load next to nothing
+# when kept, where building it again afterwards costs a scan of the whole table.
+_NOT_NULL = re.compile(r"^\((\w+) IS NOT NULL\)$")
+SPARSE_SHARE = 0.02
+
+
+def _sparse_in_load(session: Session, predicates: Sequence[str | None]) -> set[str]:
+    """The predicates ``(column IS NOT NULL)`` that at most 2 % of the staged rows meet.
+
+    A column the load does not stage at all (leader, reporter ...) is NULL in every row.
+    """
+    columns = {p: m.group(1) for p in predicates if p and (m := _NOT_NULL.match(p))}
+    staged = sorted({c for c in columns.values() if c in STAGE_NAMES})
+    filled: dict[str, int] = {}
+    total = 0
+    if staged:
+        counts = ", ".join(f"count({c})" for c in staged)
+        total, *numbers = session.execute(text(f"SELECT count(*), {counts} FROM case_load")).one()
+        filled = dict(zip(staged, numbers, strict=True))
+    return {
+        p for p, c in columns.items() if filled.get(c, 0) <= SPARSE_SHARE * total
+    }
+
+
 def _take_apart(session: Session) -> list[str]:
     """Prepare an empty ``cases`` for a big load; return the DDL that puts it back together.
 
@@ -517,6 +559,9 @@ def _take_apart(session: Session) -> list[str]:
     empty tables that refer to ``cases`` lose their foreign keys to it until the end
     (re-adding one to an empty table checks nothing) rather than being truncated with
     it: some of them (the case event log) refuse TRUNCATE, even when empty.
+    A partial index that (almost) no loaded row enters is kept as it is
+    (:func:`_sparse_in_load`): maintaining it costs the load nothing, rebuilding it
+    would cost a scan of the whole table.
     """
     restore: list[str] = []
     if session.execute(text("SHOW wal_level")).scalar_one() == "minimal":
@@ -553,7 +598,7 @@ def _take_apart(session: Session) -> list[str]:
     indexes = session.execute(
         text(
             """
-            SELECT i.relname, pg_get_indexdef(x.indexrelid)
+            SELECT i.relname, pg_get_indexdef(x.indexrelid), pg_get_expr(x.indpred, x.indrelid)
             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
             WHERE x.indrelid = 'cases'::regclass AND NOT (i.relname = ANY(:keep))
               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
@@ -562,7 +607,10 @@ def _take_apart(session: Session) -> list[str]:
         ),
         {"keep": list(_KEEP_INDEXES)},
     ).all()
-    for name, definition in indexes:
+    sparse = _sparse_in_load(session, [predicate for _, _, predicate in indexes])
+    for name, definition, predicate in indexes:
+        if predicate in sparse:
+            continue  # kept: the load gives it (almost) no entries
         session.execute(text(f'DROP INDEX "{name}"'))
         restore.append(definition)
     # Indexes first (the unique one included), foreign keys last: each check is one join.

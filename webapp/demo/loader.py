@@ -74,8 +74,6 @@ def load_cases(
     """Generate and bulk-load ``n`` synthetic cases, and their event history."""
     rows, spots = synthetic.generate(session, n, seed=seed, now=now)
     result = bulk_insert_cases(session, rows, progress=progress, total=n)
-    if result.first_id is not None:
-        synthetic.plant_escalations(session, result.first_id, result.last_id, seed)
     events = 0
     if with_events and result.first_id is not None:
         events = synthesize_events(session, result.first_id, result.last_id)
