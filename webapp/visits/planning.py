@@ -297,9 +297,21 @@ def route_day(
 ) -> Route:
     """Order one day's stops from ``start``: on walking distances along the county's roads
     when it has a routable network, else on geodesic distances."""
+    return _route_day(session, net, start, stops)[0]
+
+
+def _route_day(
+    session: Session,
+    net: roads.RoadNetwork,
+    start: tuple[float, float],
+    stops: Sequence[tuple[float, float]],
+) -> tuple[Route, Sequence[int] | None]:
+    """:func:`route_day`, and the junctions where the start and each stop join the roads."""
     if not net.routable or not stops:
-        return plan_route(start, stops)
-    return plan_route_on(roads.distance_matrix(session, net, [start, *stops]).metres)
+        return plan_route(start, stops), None
+    matrix = roads.distance_matrix(session, net, [start, *stops])
+    junctions = None if matrix.junctions is None else matrix.junctions.tolist()
+    return plan_route_on(matrix.metres), junctions
 
 
 def plan_network(session: Session, plan: VisitPlan) -> roads.RoadNetwork:
@@ -333,17 +345,29 @@ def fill_plan(
         else:
             unassigned.append((target, placed.reason or ""))
     stops: list[queries.NewStop] = []
+    legs: list[queries.RouteLeg] | None = []  # the legs with the junctions routing found
     net = plan_network(session, plan)
     for (user_id, day), group in sorted(by_day.items()):
-        route = route_day(
-            session, net, starts[user_id], [(t.candidate.lon, t.candidate.lat) for t in group]
-        )
+        start = starts[user_id]
+        points = [(t.candidate.lon, t.candidate.lat) for t in group]
+        route, junctions = _route_day(session, net, start, points)
+        if junctions is None:
+            legs = None
         for seq, i in enumerate(route.order, start=1):
             stops.append(_new_stop(group[i], user_id, day, seq))
+            if legs is not None and junctions is not None:
+                before = route.order[seq - 2] + 1 if seq > 1 else 0
+                a = points[before - 1] if before else start
+                legs.append(
+                    queries.RouteLeg(user_id, day, seq, a, points[i], junctions[before], junctions[i + 1])
+                )
     kept = unassigned[: settings.max_unassigned]
     stops.extend(_new_stop(t, None, None, None, reason) for t, reason in kept)
     queries.insert_stops(session, plan.id, stops)
-    queries.number_and_measure(session, plan.id)
+    if legs is not None and legs:
+        queries.measure_legs(session, plan.id, net, legs)
+    else:
+        queries.number_and_measure(session, plan.id)
     plan.overflow = len(unassigned) - len(kept) + proposal.left_out
     session.flush()
 

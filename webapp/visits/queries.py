@@ -472,28 +472,38 @@ households AS (
            0 AS repeats, l.reported_at AS first_reported,
            l.satisfaction AS last_satisfaction, d.at AS visited_at
     FROM live l LEFT JOIN done d ON d.case_id = l.id
-    WHERE NOT l.linked
-      AND l.id NOT IN (SELECT t.case_id FROM taken t WHERE t.case_id IS NOT NULL)
+    WHERE {single_free}
     UNION ALL
     SELECT l.id, l.status, l.due_at, l.leader_id, l.accused_unit, l.grid_code,
            l.repeats, l.first_reported, l.last_satisfaction, l.visited_at
     FROM chained l
-    WHERE l.root NOT IN (SELECT m.root FROM m JOIN taken t ON t.case_id = m.id)
+    WHERE {chain_free}
 ),
-case_targets AS MATERIALIZED (
+case_targets AS (
     SELECT 'case'::text AS kind, l.id AS case_id, l.grid_code, l.leader_id, l.accused_unit,
 """ + HOUSEHOLD_FACTS + """
     FROM households l
 ),
 grid_targets AS (""" + GRID_TARGETS + """),
--- per grid: its Gi* bin, and the group and places of its people (assignment.Room)
+-- per grid: its Gi* bin, and the group and places of its people (assignment.Room);
+-- DISTINCT ON tells the planner that codes are unique (it hashes them then)
 grids AS (
-    SELECT * FROM unnest(CAST(:grid_codes AS text[]), CAST(:grid_bins AS integer[]),
+    SELECT DISTINCT ON (code) * FROM unnest(CAST(:grid_codes AS text[]), CAST(:grid_bins AS integer[]),
                          CAST(:grid_groups AS integer[]), CAST(:grid_places AS integer[]))
         AS g(code, bin, grp, places)
 ),
+-- Each target with its points and the group of people who may take it (assignment.Room:
+-- the people of its grid ``area_group``, its leader in charge on the plan, the unit it
+-- accuses if someone on the plan works there) and how many targets they can take.
 scored AS MATERIALIZED (
-    SELECT f.*, {points} AS tenths
+    SELECT f.*, {points} AS tenths,
+           coalesce(f.grp, -1) AS area_group,
+           CASE WHEN f.leader_id = ANY(CAST(:leader_ids AS integer[])) THEN f.leader_id
+                ELSE 0 END AS leader_key,
+           CASE WHEN f.accused_unit = ANY(CAST(:units AS text[])) THEN f.accused_unit
+                ELSE '' END AS unit_key,
+           f.places + coalesce((CAST(:leader_places AS integer[]))[
+               array_position(CAST(:leader_ids AS integer[]), f.leader_id)], 0) AS room
     FROM (
         SELECT c.*, coalesce(g.bin, 0) AS hot_spot_bin, g.grp, g.places
         FROM (
@@ -506,26 +516,67 @@ scored AS MATERIALIZED (
         LEFT JOIN grids g ON g.code = c.grid_code COLLATE "C"
     ) f
 ),
-ranked AS MATERIALIZED (
-    SELECT s.*,
-           row_number() OVER (
-               PARTITION BY s.grp, ld.id,
-                   CASE WHEN s.accused_unit = ANY(CAST(:units AS text[])) THEN s.accused_unit END
-               ORDER BY {order_s}) AS place,
-           s.places + coalesce(ld.places, 0) AS room
+-- How many targets of each group score each number of points, and how many score at
+-- least that (``reach``): enough to find, without sorting them all, the score of each
+-- group's last target that could fit (``cut``; none when they all fit).
+tally AS (
+    SELECT s.area_group, s.leader_key, s.unit_key, s.room, s.tenths, count(*) AS n
     FROM scored s
-    LEFT JOIN unnest(CAST(:leader_ids AS integer[]), CAST(:leader_places AS integer[]))
-        AS ld(id, places) ON ld.id = s.leader_id
     WHERE s.tenths > 0
+    GROUP BY s.area_group, s.leader_key, s.unit_key, s.room, s.tenths
+),
+cuts AS (
+    SELECT r.area_group, r.leader_key, r.unit_key,
+           max(r.tenths) FILTER (WHERE r.reach >= r.room) AS cut,
+           least(max(r.reach), max(r.room)) AS most
+    FROM (
+        SELECT t.*, sum(t.n) OVER (PARTITION BY t.area_group, t.leader_key, t.unit_key
+                                   ORDER BY t.tenths DESC) AS reach
+        FROM tally t
+    ) r
+    GROUP BY r.area_group, r.leader_key, r.unit_key
+),
+-- The score at or above which lie at least as many targets as could fit, and :spare
+-- more (none when there are not that many): the best of the rest are among them.
+enough AS (
+    SELECT max(r.tenths) AS at FROM (
+        SELECT t.tenths, sum(sum(t.n)) OVER (ORDER BY t.tenths DESC) AS reach
+        FROM tally t GROUP BY t.tenths
+    ) r
+    WHERE r.reach >= (SELECT sum(k.most) FROM cuts k) + :spare
+),
+-- The targets that may fit, or be among the best of the rest. Materialized apart from
+-- their ranking, and the cuts said to be unique (DISTINCT ON), the planner hashes the
+-- few cuts instead of sorting every target to merge them.
+near AS MATERIALIZED (
+    SELECT s.*, k.cut
+    FROM scored s
+    JOIN (SELECT DISTINCT ON (area_group, leader_key, unit_key) * FROM cuts) k
+        ON k.area_group = s.area_group AND k.leader_key = s.leader_key AND k.unit_key = s.unit_key
+    WHERE s.tenths > 0
+      AND (k.cut IS NULL OR s.tenths >= k.cut
+           OR s.tenths >= coalesce((SELECT e.at FROM enough e), 0))
+),
+-- In its group, a target at or above the cut has every better one here: its place is
+-- its place among all of them. Below the cut, it cannot fit.
+fitting AS MATERIALIZED (
+    SELECT n.*, (n.cut IS NULL OR n.tenths >= n.cut)
+                AND (n.room IS NULL OR n.place <= n.room) AS fits
+    FROM (
+        SELECT n.*, row_number() OVER (PARTITION BY n.area_group, n.leader_key, n.unit_key
+                                       ORDER BY {order_n}) AS place
+        FROM near n
+    ) n
 ),
 chosen AS (
-    SELECT * FROM ranked s WHERE s.room IS NULL OR s.place <= s.room
+    SELECT * FROM fitting s WHERE s.fits
     UNION ALL
-    (SELECT * FROM ranked s WHERE s.place > s.room ORDER BY {order_s} LIMIT :spare)
+    (SELECT * FROM fitting s WHERE NOT s.fits ORDER BY {order_s} LIMIT :spare)
 ),
 totals AS (
     SELECT (SELECT count(*) FROM scored) AS considered,
-           (SELECT count(*) FROM ranked s WHERE s.place > s.room) AS beyond
+           (SELECT coalesce(sum(t.n), 0) FROM tally t)
+               - (SELECT count(*) FROM fitting s WHERE s.fits) AS beyond
 )
 SELECT n.considered, n.beyond, s.kind, s.case_id, s.grid_code,
        coalesce(ST_X(c.location), ST_X(g.label_point)) AS lon,
@@ -542,6 +593,13 @@ LEFT JOIN (
 ) ON true
 ORDER BY {order_s}
 """
+
+# Households not given to someone on another published plan that has not ended: a live
+# case of its own (``l`` from ``live``), a chain (``l`` from ``chained``).
+SINGLE_FREE = (
+    "NOT l.linked AND l.id NOT IN (SELECT t.case_id FROM taken t WHERE t.case_id IS NOT NULL)"
+)
+CHAIN_FREE = "l.root NOT IN (SELECT m.root FROM m JOIN taken t ON t.case_id = m.id)"
 
 # The order of targets: best first; ties to case targets, then the longer overdue,
 # then the lower case id or grid code (targeting.rank's order).
@@ -599,9 +657,14 @@ def ranked_targets(
         **parts,
         live_m=LIVE.format(a="m", final=FINAL),
         elsewhere=GRID_ELSEWHERE,
-        extra="AND g.code NOT IN (SELECT t.grid_code FROM case_targets t)",
+        # the grids of the households (read again rather than keeping 80,000 rows twice)
+        extra=f"AND g.code NOT IN (SELECT l.grid_code FROM live l WHERE {SINGLE_FREE} "
+        f"UNION ALL SELECT l.grid_code FROM chained l WHERE {CHAIN_FREE})",
+        single_free=SINGLE_FREE,
+        chain_free=CHAIN_FREE,
         points=points_sql("f"),
         order_s=TARGET_ORDER.format(a="s"),
+        order_n=TARGET_ORDER.format(a="n"),
     )
     w = weights.as_dict()
     areas = room.areas if room is not None else {}
@@ -892,31 +955,49 @@ def number_and_measure(
     ).scalar_one()
     net = roads.network(session, county)
     cond = "AND s.user_id = :user_id AND s.day = :day" if user_id is not None else ""
+    where = f"s.plan_id = :plan_id AND s.user_id IS NOT NULL {cond}"
+    params = {"plan_id": plan_id, "user_id": user_id, "day": day, "road_county": county}
+    session.execute(
+        text(
+            f"""
+            WITH ordered AS (
+                SELECT s.id, row_number() OVER w AS rn
+                FROM visit_stops s
+                WHERE {where}
+                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq NULLS LAST, s.id)
+            )
+            UPDATE visit_stops s SET seq = o.rn
+            FROM ordered o
+            WHERE s.id = o.id AND s.seq IS DISTINCT FROM o.rn
+            """
+        ),
+        params,
+    )
+    # Then the legs, in that order. Each stop row is found by its key from the measured
+    # legs (joining the two CTEs instead would rescan one for every row of the other).
     legs = roads.measured_legs_sql("SELECT id, a, b FROM ordered", net)
     session.execute(
         text(
             f"""
             WITH ordered AS (
                 SELECT s.id,
-                       row_number() OVER w AS rn,
                        coalesce(lag(s.location) OVER w, pp.start_point) AS a,
                        s.location AS b
                 FROM visit_stops s
                 JOIN visit_plan_people pp ON pp.plan_id = s.plan_id AND pp.user_id = s.user_id
-                WHERE s.plan_id = :plan_id AND s.user_id IS NOT NULL {cond}
-                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq NULLS LAST, s.id)
+                WHERE {where}
+                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq, s.id)
             ),
             {legs}
             UPDATE visit_stops s
-            SET seq = o.rn, leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
-            FROM ordered o JOIN measured m ON m.id = o.id
-            WHERE s.id = o.id
-              AND (s.seq IS DISTINCT FROM o.rn OR s.leg_m IS DISTINCT FROM m.leg_m
-                   OR s.leg_kind IS DISTINCT FROM m.leg_kind
+            SET leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
+            FROM measured m
+            WHERE s.id = m.id
+              AND (s.leg_m IS DISTINCT FROM m.leg_m OR s.leg_kind IS DISTINCT FROM m.leg_kind
                    OR s.leg_path IS DISTINCT FROM m.leg_path)
             """
         ),
-        {"plan_id": plan_id, "user_id": user_id, "day": day, "road_county": county},
+        params,
     )
     session.execute(
         text(
@@ -924,6 +1005,67 @@ def number_and_measure(
             "WHERE plan_id = :p AND user_id IS NULL AND seq IS NOT NULL"
         ),
         {"p": plan_id},
+    )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class RouteLeg:
+    """A leg of a new route: to stop ``seq`` of a person's day from the point before it,
+    with the junctions both ends join the roads at (as routing found them)."""
+
+    user_id: int
+    day: date
+    seq: int
+    a: tuple[float, float]
+    b: tuple[float, float]
+    va: int
+    vb: int
+
+
+def measure_legs(
+    session: Session, plan_id: int, net: roads.RoadNetwork, legs: Sequence[RouteLeg]
+) -> None:
+    """Measure the legs of freshly routed days along the roads, as :func:`number_and_measure`
+    does, without looking their junctions up again."""
+    sql = roads.measured_legs_sql(
+        """
+        SELECT t.n AS id,
+               ST_SetSRID(ST_MakePoint(t.ax, t.ay), 4326) AS a,
+               ST_SetSRID(ST_MakePoint(t.bx, t.by), 4326) AS b, t.va, t.vb
+        FROM unnest(CAST(:ax AS float8[]), CAST(:ay AS float8[]), CAST(:bx AS float8[]),
+                    CAST(:by AS float8[]), CAST(:va AS bigint[]), CAST(:vb AS bigint[]))
+             WITH ORDINALITY AS t(ax, ay, bx, by, va, vb, n)
+        """,
+        net,
+        joined=True,
+    )
+    session.execute(
+        text(
+            f"""
+            WITH {sql}
+            UPDATE visit_stops s
+            SET leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
+            FROM measured m
+            WHERE s.plan_id = :plan_id
+              AND s.user_id = (CAST(:user_id AS integer[]))[m.id]
+              AND s.day = (CAST(:day AS date[]))[m.id]
+              AND s.seq = (CAST(:seq AS integer[]))[m.id]
+            """
+        ),
+        {
+            "plan_id": plan_id,
+            "road_county": net.county_code,
+            "ax": [leg.a[0] for leg in legs],
+            "ay": [leg.a[1] for leg in legs],
+            "bx": [leg.b[0] for leg in legs],
+            "by": [leg.b[1] for leg in legs],
+            "va": [leg.va for leg in legs],
+            "vb": [leg.vb for leg in legs],
+            "user_id": [leg.user_id for leg in legs],
+            "day": [leg.day for leg in legs],
+            "seq": [leg.seq for leg in legs],
+        },
     )
     session.flush()
 
