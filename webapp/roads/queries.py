@@ -158,12 +158,20 @@ class DistanceMatrix:
     junctions: np.ndarray | None = None
 
 
-def straight_matrix(points: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Geodesic distances between all pairs of (lon, lat) points, in metres."""
+def straight_matrix(
+    points: Sequence[tuple[float, float]], wanted: np.ndarray | None = None
+) -> np.ndarray:
+    """Geodesic distances between all pairs of (lon, lat) points, in metres.
+
+    With ``wanted`` (a boolean matrix), only those pairs are measured; the others are 0.
+    """
     n = len(points)
     lon = np.array([p[0] for p in points], dtype=float)
     lat = np.array([p[1] for p in points], dtype=float)
-    i, j = np.triu_indices(n, 1)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    if wanted is not None:
+        upper &= wanted | wanted.T
+    i, j = np.nonzero(upper)
     out = np.zeros((n, n))
     if len(i):
         _, _, d = GEOD.inv(lon[i], lat[i], lon[j], lat[j])
@@ -182,10 +190,9 @@ def distance_matrix(
     straight where both join at the same junction or the network does not join them.
     """
     n = len(points)
-    straight = straight_matrix(points)
     no_path = np.zeros((n, n), dtype=bool)
     if not net.routable or n < 2:
-        return DistanceMatrix(straight, no_path, False)
+        return DistanceMatrix(straight_matrix(points), no_path, False)
     snapped = session.execute(
         text(
             f"""
@@ -228,6 +235,7 @@ def distance_matrix(
     same = k[:, None] == k[None, :]
     no_path = np.isnan(walk)
     by_road = ~same & ~no_path
+    straight = straight_matrix(points, ~by_road)  # the few pairs not measured by road
     metres = np.where(by_road, access[:, None] + np.nan_to_num(walk) + access[None, :], straight)
     return DistanceMatrix(metres, no_path, True, vid)
 

@@ -492,20 +492,19 @@ grids AS (
                          CAST(:grid_groups AS integer[]), CAST(:grid_places AS integer[]))
         AS g(code, bin, grp, places)
 ),
--- Each target with its points and the group of people who may take it (assignment.Room:
--- the people of its grid ``area_group``, its leader in charge on the plan, the unit it
--- accuses if someone on the plan works there) and how many targets they can take.
+-- Each target with its points, its team (the people who may take it, assignment.Room:
+-- those of its grid's group, its leader in charge when on the plan, less whoever works
+-- for the unit it accuses; one number for the three) and how many targets they can take.
 scored AS MATERIALIZED (
     SELECT f.*, {points} AS tenths,
-           coalesce(f.grp, -1) AS area_group,
-           CASE WHEN f.leader_id = ANY(CAST(:leader_ids AS integer[])) THEN f.leader_id
-                ELSE 0 END AS leader_key,
-           CASE WHEN f.accused_unit = ANY(CAST(:units AS text[])) THEN f.accused_unit
-                ELSE '' END AS unit_key,
-           f.places + coalesce((CAST(:leader_places AS integer[]))[
-               array_position(CAST(:leader_ids AS integer[]), f.leader_id)], 0) AS room
+           ((coalesce(f.grp, -1) + 1)::bigint * :leader_slots + f.leader_no) * :unit_slots
+               + coalesce(array_position(CAST(:units AS text[]), f.accused_unit::text), 0)
+               AS team,
+           f.places + coalesce((CAST(:leader_places AS integer[]))[f.leader_no], 0) AS room
     FROM (
-        SELECT c.*, coalesce(g.bin, 0) AS hot_spot_bin, g.grp, g.places
+        SELECT c.*, coalesce(g.bin, 0) AS hot_spot_bin, g.grp, g.places,
+               coalesce(array_position(CAST(:leader_ids AS integer[]), c.leader_id), 0)
+                   AS leader_no
         FROM (
             SELECT * FROM case_targets
             UNION ALL
@@ -516,32 +515,31 @@ scored AS MATERIALIZED (
         LEFT JOIN grids g ON g.code = c.grid_code COLLATE "C"
     ) f
 ),
--- How many targets of each group score each number of points, and how many score at
+-- How many targets of each team score each number of points, and how many score at
 -- least that (``reach``): enough to find, without sorting them all, the score of each
--- group's last target that could fit (``cut``; none when they all fit).
+-- team's last target that could fit (``cut``; none when they all fit).
 tally AS (
-    SELECT s.area_group, s.leader_key, s.unit_key, s.room, s.tenths, count(*) AS n
+    SELECT s.team, s.room, s.tenths, count(*) AS n
     FROM scored s
-    WHERE s.tenths > 0
-    GROUP BY s.area_group, s.leader_key, s.unit_key, s.room, s.tenths
+    GROUP BY s.team, s.room, s.tenths
 ),
 cuts AS (
-    SELECT r.area_group, r.leader_key, r.unit_key,
+    SELECT r.team,
            max(r.tenths) FILTER (WHERE r.reach >= r.room) AS cut,
            least(max(r.reach), max(r.room)) AS most
     FROM (
-        SELECT t.*, sum(t.n) OVER (PARTITION BY t.area_group, t.leader_key, t.unit_key
-                                   ORDER BY t.tenths DESC) AS reach
+        SELECT t.*, sum(t.n) OVER (PARTITION BY t.team ORDER BY t.tenths DESC) AS reach
         FROM tally t
+        WHERE t.tenths > 0
     ) r
-    GROUP BY r.area_group, r.leader_key, r.unit_key
+    GROUP BY r.team
 ),
 -- The score at or above which lie at least as many targets as could fit, and :spare
 -- more (none when there are not that many): the best of the rest are among them.
 enough AS (
     SELECT max(r.tenths) AS at FROM (
         SELECT t.tenths, sum(sum(t.n)) OVER (ORDER BY t.tenths DESC) AS reach
-        FROM tally t GROUP BY t.tenths
+        FROM tally t WHERE t.tenths > 0 GROUP BY t.tenths
     ) r
     WHERE r.reach >= (SELECT sum(k.most) FROM cuts k) + :spare
 ),
@@ -551,20 +549,18 @@ enough AS (
 near AS MATERIALIZED (
     SELECT s.*, k.cut
     FROM scored s
-    JOIN (SELECT DISTINCT ON (area_group, leader_key, unit_key) * FROM cuts) k
-        ON k.area_group = s.area_group AND k.leader_key = s.leader_key AND k.unit_key = s.unit_key
+    JOIN (SELECT DISTINCT ON (team) * FROM cuts) k ON k.team = s.team
     WHERE s.tenths > 0
       AND (k.cut IS NULL OR s.tenths >= k.cut
            OR s.tenths >= coalesce((SELECT e.at FROM enough e), 0))
 ),
--- In its group, a target at or above the cut has every better one here: its place is
+-- In its team, a target at or above the cut has every better one here: its place is
 -- its place among all of them. Below the cut, it cannot fit.
 fitting AS MATERIALIZED (
     SELECT n.*, (n.cut IS NULL OR n.tenths >= n.cut)
                 AND (n.room IS NULL OR n.place <= n.room) AS fits
     FROM (
-        SELECT n.*, row_number() OVER (PARTITION BY n.area_group, n.leader_key, n.unit_key
-                                       ORDER BY {order_n}) AS place
+        SELECT n.*, row_number() OVER (PARTITION BY n.team ORDER BY {order_n}) AS place
         FROM near n
     ) n
 ),
@@ -574,8 +570,8 @@ chosen AS (
     (SELECT * FROM fitting s WHERE NOT s.fits ORDER BY {order_s} LIMIT :spare)
 ),
 totals AS (
-    SELECT (SELECT count(*) FROM scored) AS considered,
-           (SELECT coalesce(sum(t.n), 0) FROM tally t)
+    SELECT (SELECT coalesce(sum(t.n), 0) FROM tally t) AS considered,
+           (SELECT coalesce(sum(t.n), 0) FROM tally t WHERE t.tenths > 0)
                - (SELECT count(*) FROM fitting s WHERE s.fits) AS beyond
 )
 SELECT n.considered, n.beyond, s.kind, s.case_id, s.grid_code,
@@ -670,6 +666,7 @@ def ranked_targets(
     areas = room.areas if room is not None else {}
     leaders = room.leaders if room is not None else {}
     codes = sorted(set(bins) | set(areas))
+    units = sorted(room.units) if room is not None else []
     params = {
         **scope_params,
         **rule_params(rules),
@@ -687,7 +684,9 @@ def ranked_targets(
         "grid_places": [areas.get(code, (None, None))[1] for code in codes],
         "leader_ids": list(leaders),
         "leader_places": list(leaders.values()),
-        "units": sorted(room.units) if room is not None else [],
+        "leader_slots": len(leaders) + 1,
+        "units": units,
+        "unit_slots": len(units) + 1,
         "spare": spare,
     }
     rows = session.execute(text(sql), params).all()

@@ -99,10 +99,14 @@ class Weights:
     values: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     def __getitem__(self, factor: Factor) -> float:
-        return float(self.values.get(factor.value, 0.0))
+        return self._points[factor.value]
+
+    @cached_property
+    def _points(self) -> dict[str, float]:
+        return {f.value: float(self.values.get(f.value, 0.0)) for f in Factor}
 
     def as_dict(self) -> dict[str, float]:
-        return {f.value: self[f] for f in Factor}
+        return dict(self._points)
 
     @classmethod
     def parse(
