@@ -180,20 +180,16 @@ def straight_matrix(
     return out
 
 
-def distance_matrix(
+def junctions(
     session: Session, net: RoadNetwork, points: Sequence[tuple[float, float]]
-) -> DistanceMatrix:
-    """Distances between all pairs of ``points`` along the county's roads when it can.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The junction each (lon, lat) point joins the roads at, and its access in metres.
 
-    ``points[i]`` is (lon, lat). Along roads: access to the nearest junction + the
-    shortest path (``pgr_dijkstraCostMatrix``) + access from the other junction;
-    straight where both join at the same junction or the network does not join them.
+    One statement for any number of points (the routes of a whole plan at once).
     """
-    n = len(points)
-    no_path = np.zeros((n, n), dtype=bool)
-    if not net.routable or n < 2:
-        return DistanceMatrix(straight_matrix(points), no_path, False)
-    snapped = session.execute(
+    if not points:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    vid, access = session.execute(
         text(
             f"""
             WITH pts AS (
@@ -201,10 +197,9 @@ def distance_matrix(
                 FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]))
                      WITH ORDINALITY AS t(lon, lat, ord)
             )
-            SELECT p.ord - 1 AS i, v.id AS vid,
-                   ST_Distance(p.geom::geography, v.geom::geography) AS access_m
+            SELECT array_agg(v.id ORDER BY p.ord),
+                   array_agg(ST_Distance(p.geom::geography, v.geom::geography) ORDER BY p.ord)
             FROM pts p CROSS JOIN LATERAL ({nearest_vertex_sql("p.geom")}) v
-            ORDER BY p.ord
             """
         ),
         {
@@ -212,9 +207,28 @@ def distance_matrix(
             "lat": [float(p[1]) for p in points],
             "road_county": net.county_code,
         },
-    ).all()
-    vid = np.array([r.vid for r in snapped], dtype=np.int64)
-    access = np.array([r.access_m for r in snapped], dtype=float)
+    ).one()
+    return np.array(vid, dtype=np.int64), np.array(access, dtype=float)
+
+
+def distance_matrix(
+    session: Session,
+    net: RoadNetwork,
+    points: Sequence[tuple[float, float]],
+    joined: tuple[np.ndarray, np.ndarray] | None = None,
+) -> DistanceMatrix:
+    """Distances between all pairs of ``points`` along the county's roads when it can.
+
+    ``points[i]`` is (lon, lat). Along roads: access to the nearest junction + the
+    shortest path (``pgr_dijkstraCostMatrix``) + access from the other junction;
+    straight where both join at the same junction or the network does not join them.
+    ``joined``: the points' :func:`junctions`, when already known.
+    """
+    n = len(points)
+    no_path = np.zeros((n, n), dtype=bool)
+    if not net.routable or n < 2:
+        return DistanceMatrix(straight_matrix(points), no_path, False)
+    vid, access = joined if joined is not None else junctions(session, net, points)
     junctions, k = np.unique(vid, return_inverse=True)
     # One row of three arrays: thousands of pairs a call, read without a row object each.
     a, b, c = session.execute(

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
+
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
@@ -305,13 +307,45 @@ def _route_day(
     net: roads.RoadNetwork,
     start: tuple[float, float],
     stops: Sequence[tuple[float, float]],
+    joined: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Route, Sequence[int] | None]:
-    """:func:`route_day`, and the junctions where the start and each stop join the roads."""
+    """:func:`route_day`, and the junctions where the start and each stop join the roads
+    (``joined``: those junctions and their access, when already looked up)."""
     if not net.routable or not stops:
         return plan_route(start, stops), None
-    matrix = roads.distance_matrix(session, net, [start, *stops])
+    matrix = roads.distance_matrix(session, net, [start, *stops], joined)
     junctions = None if matrix.junctions is None else matrix.junctions.tolist()
     return plan_route_on(matrix.metres), junctions
+
+
+@dataclass(frozen=True)
+class _RoutedDay:
+    user_id: int
+    day: date
+    targets: list[Target]
+    route: Route
+    junctions: Sequence[int] | None  # where the start (0) and stop i (i + 1) join the roads
+
+
+def _route_days(
+    session: Session,
+    net: roads.RoadNetwork,
+    starts: Mapping[int, tuple[float, float]],
+    by_day: Mapping[tuple[int, date], list[Target]],
+) -> list[_RoutedDay]:
+    """Route every person's day; along the roads, with one junction lookup for all days."""
+    days = sorted(by_day.items())
+    ends = [[starts[u], *((t.candidate.lon, t.candidate.lat) for t in g)] for (u, _), g in days]
+    joined = roads.junctions(session, net, [p for e in ends for p in e]) if net.routable else None
+    out, at = [], 0
+    for ((user_id, day), group), points in zip(days, ends, strict=True):
+        part = None
+        if joined is not None:
+            part = (joined[0][at : at + len(points)], joined[1][at : at + len(points)])
+            at += len(points)
+        route, junctions = _route_day(session, net, points[0], points[1:], part)
+        out.append(_RoutedDay(user_id, day, group, route, junctions))
+    return out
 
 
 def plan_network(session: Session, plan: VisitPlan) -> roads.RoadNetwork:
@@ -344,27 +378,26 @@ def fill_plan(
             by_day[(placed.user_id, placed.day)].append(target)  # type: ignore[index]
         else:
             unassigned.append((target, placed.reason or ""))
-    stops: list[queries.NewStop] = []
-    legs: list[queries.RouteLeg] | None = []  # the legs with the junctions routing found
     net = plan_network(session, plan)
-    for (user_id, day), group in sorted(by_day.items()):
-        start = starts[user_id]
-        points = [(t.candidate.lon, t.candidate.lat) for t in group]
-        route, junctions = _route_day(session, net, start, points)
-        if junctions is None:
-            legs = None
-        for seq, i in enumerate(route.order, start=1):
-            stops.append(_new_stop(group[i], user_id, day, seq))
-            if legs is not None and junctions is not None:
-                before = route.order[seq - 2] + 1 if seq > 1 else 0
-                a = points[before - 1] if before else start
+    stops: list[queries.NewStop] = []
+    legs: list[queries.RouteLeg] = []  # along the roads, with the junctions routing found
+    for d in _route_days(session, net, starts, by_day):
+        points = [starts[d.user_id], *((t.candidate.lon, t.candidate.lat) for t in d.targets)]
+        previous = 0
+        for seq, i in enumerate(d.route.order, start=1):
+            stops.append(_new_stop(d.targets[i], d.user_id, d.day, seq))
+            if d.junctions is not None:
                 legs.append(
-                    queries.RouteLeg(user_id, day, seq, a, points[i], junctions[before], junctions[i + 1])
+                    queries.RouteLeg(
+                        d.user_id, d.day, seq, points[previous], points[i + 1],
+                        d.junctions[previous], d.junctions[i + 1],
+                    )
                 )
+            previous = i + 1
     kept = unassigned[: settings.max_unassigned]
     stops.extend(_new_stop(t, None, None, None, reason) for t, reason in kept)
     queries.insert_stops(session, plan.id, stops)
-    if legs is not None and legs:
+    if legs:
         queries.measure_legs(session, plan.id, net, legs)
     else:
         queries.number_and_measure(session, plan.id)
