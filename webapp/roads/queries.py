@@ -229,7 +229,7 @@ def distance_matrix(
     if not net.routable or n < 2:
         return DistanceMatrix(straight_matrix(points), no_path, False)
     vid, access = joined if joined is not None else junctions(session, net, points)
-    junctions, k = np.unique(vid, return_inverse=True)
+    nodes, k = np.unique(vid, return_inverse=True)
     # One row of three arrays: thousands of pairs a call, read without a row object each.
     a, b, c = session.execute(
         text(
@@ -238,13 +238,13 @@ def distance_matrix(
             FROM pgr_dijkstraCostMatrix({EDGES_SQL}, CAST(:vids AS bigint[]), false)
             """
         ),
-        {"vids": junctions.tolist(), "road_county": net.county_code},
+        {"vids": nodes.tolist(), "road_county": net.county_code},
     ).one()
-    between = np.full((len(junctions), len(junctions)), np.nan)  # junction to junction
+    between = np.full((len(nodes), len(nodes)), np.nan)  # junction to junction
     np.fill_diagonal(between, 0.0)
     if a:
         a, b, c = np.array(a), np.array(b), np.array(c, dtype=float)
-        between[np.searchsorted(junctions, a), np.searchsorted(junctions, b)] = c
+        between[np.searchsorted(nodes, a), np.searchsorted(nodes, b)] = c
     walk = between[k[:, None], k[None, :]]
     same = k[:, None] == k[None, :]
     no_path = np.isnan(walk)

@@ -389,17 +389,16 @@ def fill_plan(
             if d.junctions is not None:
                 legs.append(
                     queries.RouteLeg(
-                        d.user_id, d.day, seq, points[previous], points[i + 1],
-                        d.junctions[previous], d.junctions[i + 1],
+                        points[previous], points[i + 1], d.junctions[previous], d.junctions[i + 1]
                     )
                 )
             previous = i + 1
     kept = unassigned[: settings.max_unassigned]
     stops.extend(_new_stop(t, None, None, None, reason) for t, reason in kept)
-    queries.insert_stops(session, plan.id, stops)
-    if legs:
-        queries.measure_legs(session, plan.id, net, legs)
+    if legs:  # measured along the roads as they are stored
+        queries.insert_stops(session, plan.id, stops, legs, net)
     else:
+        queries.insert_stops(session, plan.id, stops)
         queries.number_and_measure(session, plan.id)
     plan.overflow = len(unassigned) - len(kept) + proposal.left_out
     session.flush()

@@ -73,33 +73,34 @@ def local_today(session: Session) -> date:
 # history. ``chained`` has one row per family: its target (the most recent live case,
 # open first) and the family's facts.
 CHAINS_SQL = """
-up (id, parent, origin, depth) AS (
-    SELECT s.id, s.repeat_of_id, s.id, 0 FROM start s
+up (id, parent, origin, depth, {member}) AS (
+    SELECT s.id, s.repeat_of_id, s.id, 0, {member_s} FROM start s
     UNION ALL
-    SELECT p.id, p.repeat_of_id, u.origin, u.depth + 1
+    SELECT p.id, p.repeat_of_id, u.origin, u.depth + 1, {member_p}
     FROM up u
     -- one index probe per parent (LIMIT keeps the planner from hashing all cases)
     JOIN LATERAL (
-        SELECT p.id, p.repeat_of_id FROM cases p
+        SELECT * FROM cases p
         WHERE p.id = u.parent AND p.{column} = :area AND {scope_p}
         LIMIT 1
     ) p ON true
+    WHERE u.parent IS NOT NULL
 ) CYCLE id SET looped USING trail,
 roots AS (
-    SELECT DISTINCT ON (origin) id AS root FROM up WHERE NOT looped ORDER BY origin, depth DESC
+    SELECT DISTINCT ON (origin) * FROM up WHERE NOT looped ORDER BY origin, depth DESC
 ),
-fam (id, root) AS (
-    SELECT DISTINCT root, root FROM roots
+-- (each member comes with the columns the facts need: no second read of its row)
+fam (id, root, {member}) AS (
+    SELECT DISTINCT ON (r.id) r.id, r.id, {member_r} FROM roots r
     UNION ALL
-    SELECT c.id, f.root FROM fam f JOIN cases c ON c.repeat_of_id = f.id
+    SELECT c.id, f.root, {member_c} FROM fam f JOIN cases c ON c.repeat_of_id = f.id
     WHERE c.{column} = :area AND {scope_c}
 ) CYCLE id SET looped USING trail,
 m AS MATERIALIZED (
-    SELECT DISTINCT ON (c.id) f.root, c.id, c.status, c.satisfaction, c.reported_at, c.due_at,
-           c.concluded_at, c.resolved_at, c.leader_id, c.accused_unit, c.grid_code
-    FROM fam f JOIN cases c ON c.id = f.id
+    SELECT DISTINCT ON (f.id) f.root, f.id, {member_f}
+    FROM fam f
     WHERE NOT f.looped
-    ORDER BY c.id, f.root
+    ORDER BY f.id, f.root
 ),
 family AS (
     SELECT m.root,
@@ -147,6 +148,17 @@ def days_since(moment: str) -> str:
     return f"floor(date_part('epoch', :now - {moment}) / 86400)::int"
 
 
+# The columns of a family member the facts are made of.
+MEMBER = (
+    "status", "satisfaction", "reported_at", "due_at", "concluded_at", "resolved_at",
+    "leader_id", "accused_unit", "grid_code",
+)
+
+
+def _members(alias: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in MEMBER)
+
+
 # The facts of a household ``l`` (a row shaped like ``chained``), named as in
 # targeting.Facts.
 HOUSEHOLD_FACTS = f"""
@@ -169,7 +181,7 @@ HOUSEHOLD_FACTS = f"""
 CASE_FACTS_SQL = """
 WITH RECURSIVE
 start AS MATERIALIZED (
-    SELECT c.id, c.repeat_of_id FROM cases c
+    SELECT c.id, c.repeat_of_id, {member_c} FROM cases c
     WHERE c.{column} = :area AND {scope_c} AND {start}
 ),
 """ + CHAINS_SQL + """
@@ -211,6 +223,8 @@ def _sql_params(user: User, area_code: str) -> tuple[dict, dict]:
         "final": FINAL,
         "before": BEFORE_CONCLUSION,
         "follow_up_from": sql_in(sorted(FOLLOW_UP_FROM)),
+        "member": ", ".join(MEMBER),
+        **{f"member_{a}": _members(a) for a in ("s", "p", "r", "c", "f")},
     }
     return parts, params
 
@@ -445,13 +459,11 @@ live AS MATERIALIZED (
             OR u.id IN (SELECT k.repeat_of_id FROM cases k WHERE k.repeat_of_id IS NOT NULL))
                AS linked
     FROM (
-        SELECT c.id, c.repeat_of_id, c.status, c.satisfaction, c.reported_at, c.due_at,
-               c.leader_id, c.accused_unit, c.grid_code
+        SELECT c.id, c.repeat_of_id, {member_c}
         FROM cases c
         WHERE c.{column} = :area AND {scope_c} AND c.status NOT IN {final}
         UNION ALL
-        SELECT c.id, c.repeat_of_id, c.status, c.satisfaction, c.reported_at, c.due_at,
-               c.leader_id, c.accused_unit, c.grid_code
+        SELECT c.id, c.repeat_of_id, {member_c}
         FROM cases c
         WHERE c.{column} = :area AND {scope_c} AND c.status IN {final}
           AND c.satisfaction = 'dissatisfied'
@@ -459,7 +471,7 @@ live AS MATERIALIZED (
     ) u
 ),
 -- live cases in a repeat chain (``linked``: with a parent, or repeated, in scope or not)
-start AS (SELECT l.id, l.repeat_of_id FROM live l WHERE l.linked),
+start AS (SELECT * FROM live l WHERE l.linked),
 """ + CHAINS_SQL + """,
 taken AS MATERIALIZED (""" + TAKEN_STOPS + """),
 done AS (
@@ -893,32 +905,83 @@ class NewStop:
     added_by_hand: bool = False
 
 
-def insert_stops(session: Session, plan_id: int, stops: Sequence[NewStop]) -> None:
-    """Store stops in one statement (arrays unnested server-side)."""
+@dataclass(frozen=True)
+class RouteLeg:
+    """The leg to a new stop from the point before it (the person's start or the previous
+    stop), with the junctions both ends join the roads at, as routing found them."""
+
+    a: tuple[float, float]
+    b: tuple[float, float]
+    va: int
+    vb: int
+
+
+# The legs of new stops, from arrays: id is the position of the stop they lead to.
+NEW_LEGS_SQL = """
+SELECT t.n AS id,
+       ST_SetSRID(ST_MakePoint(t.ax, t.ay), 4326) AS a,
+       ST_SetSRID(ST_MakePoint(t.bx, t.by), 4326) AS b, t.va, t.vb
+FROM unnest(CAST(:ax AS float8[]), CAST(:ay AS float8[]), CAST(:bx AS float8[]),
+            CAST(:by AS float8[]), CAST(:va AS bigint[]), CAST(:vb AS bigint[]))
+     WITH ORDINALITY AS t(ax, ay, bx, by, va, vb, n)
+"""
+
+
+def insert_stops(
+    session: Session,
+    plan_id: int,
+    stops: Sequence[NewStop],
+    legs: Sequence[RouteLeg] = (),
+    net: roads.RoadNetwork | None = None,
+) -> None:
+    """Store stops in one statement (arrays unnested server-side).
+
+    With ``legs`` (``legs[k]`` leads to ``stops[k]``; a routable ``net``), the legs are
+    measured along the roads in the same statement, as :func:`number_and_measure`
+    measures them, from the junctions routing found.
+    """
     if not stops:
         return
+    measured = legs_in = legs_out = legs_join = ""
+    params: dict = {}
+    if legs:
+        assert net is not None and net.routable
+        measured = "WITH " + roads.measured_legs_sql(NEW_LEGS_SQL, net, joined=True)
+        legs_in, legs_out = ", leg_m, leg_kind, leg_path", ", m.leg_m, m.leg_kind, m.leg_path"
+        legs_join = "LEFT JOIN measured m ON m.id = t.n"
+        params = {
+            "road_county": net.county_code,
+            "ax": [leg.a[0] for leg in legs],
+            "ay": [leg.a[1] for leg in legs],
+            "bx": [leg.b[0] for leg in legs],
+            "by": [leg.b[1] for leg in legs],
+            "va": [leg.va for leg in legs],
+            "vb": [leg.vb for leg in legs],
+        }
     session.execute(
         text(
-            """
+            f"""
+            {measured}
             INSERT INTO visit_stops (plan_id, kind, case_id, grid_code, location, score, reasons,
-                                     follow_up, user_id, day, seq, unassigned_reason, added_by_hand)
-            SELECT :plan_id, t.kind, t.case_id, t.grid_code, ST_SetSRID(ST_MakePoint(t.lon,
-                t.lat), 4326),
-                   t.score, t.reasons::jsonb, t.follow_up, t.user_id, t.day, t.seq, t.reason,
-                       t.by_hand
+                                     follow_up, user_id, day, seq, unassigned_reason,
+                                     added_by_hand{legs_in})
+            SELECT :plan_id, t.kind, t.case_id, t.grid_code,
+                   ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326), t.score, t.reasons::jsonb,
+                   t.follow_up, t.user_id, t.day, t.seq, t.reason, t.by_hand{legs_out}
             FROM unnest(CAST(:kind AS text[]), CAST(:case_id AS bigint[]),
-                CAST(:grid_code AS text[]),
-                        CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:score AS float8[]),
+                        CAST(:grid_code AS text[]), CAST(:lon AS float8[]),
+                        CAST(:lat AS float8[]), CAST(:score AS float8[]),
                         CAST(:reasons AS text[]), CAST(:follow_up AS boolean[]),
-                            CAST(:user_id AS integer[]),
-                        CAST(:day AS date[]), CAST(:seq AS integer[]), CAST(:reason AS text[]),
+                        CAST(:user_id AS integer[]), CAST(:day AS date[]),
+                        CAST(:seq AS integer[]), CAST(:reason AS text[]),
                         CAST(:by_hand AS boolean[]))
-                 AS t(kind, case_id, grid_code, lon, lat, score, reasons, follow_up, user_id,
-                     day, seq,
-                      reason, by_hand)
+                 WITH ORDINALITY AS t(kind, case_id, grid_code, lon, lat, score, reasons,
+                                      follow_up, user_id, day, seq, reason, by_hand, n)
+            {legs_join}
             """
         ),
         {
+            **params,
             "plan_id": plan_id,
             "kind": [s.kind for s in stops],
             "case_id": [s.case_id for s in stops],
@@ -1004,67 +1067,6 @@ def number_and_measure(
             "WHERE plan_id = :p AND user_id IS NULL AND seq IS NOT NULL"
         ),
         {"p": plan_id},
-    )
-    session.flush()
-
-
-@dataclass(frozen=True)
-class RouteLeg:
-    """A leg of a new route: to stop ``seq`` of a person's day from the point before it,
-    with the junctions both ends join the roads at (as routing found them)."""
-
-    user_id: int
-    day: date
-    seq: int
-    a: tuple[float, float]
-    b: tuple[float, float]
-    va: int
-    vb: int
-
-
-def measure_legs(
-    session: Session, plan_id: int, net: roads.RoadNetwork, legs: Sequence[RouteLeg]
-) -> None:
-    """Measure the legs of freshly routed days along the roads, as :func:`number_and_measure`
-    does, without looking their junctions up again."""
-    sql = roads.measured_legs_sql(
-        """
-        SELECT t.n AS id,
-               ST_SetSRID(ST_MakePoint(t.ax, t.ay), 4326) AS a,
-               ST_SetSRID(ST_MakePoint(t.bx, t.by), 4326) AS b, t.va, t.vb
-        FROM unnest(CAST(:ax AS float8[]), CAST(:ay AS float8[]), CAST(:bx AS float8[]),
-                    CAST(:by AS float8[]), CAST(:va AS bigint[]), CAST(:vb AS bigint[]))
-             WITH ORDINALITY AS t(ax, ay, bx, by, va, vb, n)
-        """,
-        net,
-        joined=True,
-    )
-    session.execute(
-        text(
-            f"""
-            WITH {sql}
-            UPDATE visit_stops s
-            SET leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
-            FROM measured m
-            WHERE s.plan_id = :plan_id
-              AND s.user_id = (CAST(:user_id AS integer[]))[m.id]
-              AND s.day = (CAST(:day AS date[]))[m.id]
-              AND s.seq = (CAST(:seq AS integer[]))[m.id]
-            """
-        ),
-        {
-            "plan_id": plan_id,
-            "road_county": net.county_code,
-            "ax": [leg.a[0] for leg in legs],
-            "ay": [leg.a[1] for leg in legs],
-            "bx": [leg.b[0] for leg in legs],
-            "by": [leg.b[1] for leg in legs],
-            "va": [leg.va for leg in legs],
-            "vb": [leg.vb for leg in legs],
-            "user_id": [leg.user_id for leg in legs],
-            "day": [leg.day for leg in legs],
-            "seq": [leg.seq for leg in legs],
-        },
     )
     session.flush()
 

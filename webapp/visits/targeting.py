@@ -314,29 +314,39 @@ def _text(factor: str, facts: Facts) -> str:
     return f"包案领导积案，首次信访已 {facts.leader_case_days} 天"
 
 
+def _weighted(
+    facts: Facts, weights: Mapping[str, float], rules: Rules
+) -> list[tuple[str, float]]:
+    """The factors that give ``facts`` points, with their points, in factor order."""
+    out = []
+    for factor, units in _units(facts, rules):
+        p = _points(weights.get(factor, 0.0), units)
+        if p > 0:
+            out.append((factor, p))
+    return out
+
+
+def _total(weighted: list[tuple[str, float]]) -> float:
+    total = 0.0
+    for _, p in weighted:
+        total += p
+    return round(total, 1)
+
+
 def points(facts: Facts, weights: Mapping[str, float], rules: Rules = Rules()) -> float:
     """The score of ``facts`` alone (no reasons): the fast path for ranking many targets.
 
     ``weights`` is a plain factor → points mapping (``Weights.as_dict()``).
     """
-    total = 0.0
-    for factor, units in _units(facts, rules):
-        p = _points(weights.get(factor, 0.0), units)
-        if p > 0:
-            total += p
-    return round(total, 1)
+    return _total(_weighted(facts, weights, rules))
 
 
 def score(facts: Facts, weights: Weights, rules: Rules = Rules()) -> Scored:
     """Weight the facts of one target; return its score and its non-zero reasons."""
-    w = weights.as_dict()
-    reasons = []
-    for factor, units in _units(facts, rules):
-        p = _points(w.get(factor, 0.0), units)
-        if p > 0:
-            reasons.append(Reason(factor, _text(factor, facts), p))
+    weighted = _weighted(facts, weights._points, rules)
+    reasons = [Reason(factor, _text(factor, facts), p) for factor, p in weighted]
     reasons.sort(key=lambda r: -r.points)
-    return Scored(points(facts, w, rules), tuple(reasons))
+    return Scored(_total(weighted), tuple(reasons))
 
 
 def _unvisited(facts: Facts, rules: Rules) -> int:
