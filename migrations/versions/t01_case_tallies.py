@@ -29,6 +29,14 @@ branch_labels = None
 depends_on = None
 
 KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
+# Separates a 0/1 fact from its condition in _facts (see _unsigned_sums).
+COND_MARK = "\x00"
+# The columns of cases the facts, keys and ahead_at read.
+READ = (
+    "id", "county_code", "township_code", "village_code", "grid_code", "reported_at",
+    "concluded_at", "resolved_at", "due_at", "status", "satisfaction", "is_first",
+    "people_count", "batch_count", "channel", "skip_level", "resolved_level",
+)
 
 
 def _facts(c: str) -> dict[str, str]:
@@ -43,7 +51,7 @@ def _facts(c: str) -> dict[str, str]:
     due = f"({c}.status <> 'not_accepted' AND {c}.due_at IS NOT NULL)"
 
     def b(cond: str) -> str:
-        return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
+        return f"CASE WHEN {cond} THEN 1 ELSE 0 END{COND_MARK}{cond}"
 
     return {
         "cases": "1",
@@ -103,9 +111,20 @@ _UPSERT = (
 )
 
 
+def _unsigned_sums() -> str:
+    """The facts of rows that are all added (sign +1): count(*) FILTER where it is a 0/1 fact."""
+    out = []
+    for name, sql in _facts("x").items():
+        if COND_MARK in sql:
+            out.append(f"count(*) FILTER (WHERE {sql.split(COND_MARK)[1]})::integer AS {name}")
+        else:
+            out.append(f"sum({sql})::integer AS {name}")
+    return ",\n    ".join(out)
+
+
 def _summed(rows_sql: str) -> str:
     """``summed``: the rows' signed facts (column ``sign``) per key, zero groups left out."""
-    facts = _facts("x")
+    facts = {name: sql.split(COND_MARK)[0] for name, sql in _facts("x").items()}
     sums = ",\n    ".join(f"sum(x.sign * ({sql}))::integer AS {name}" for name, sql in facts.items())
     nonzero = " OR ".join(f"sum(x.sign * ({sql})) <> 0" for sql in facts.values())
     return f"""summed AS (
@@ -178,42 +197,68 @@ $fn$
 _NONE = "SELECT * FROM cases WHERE false"
 
 def _add_cases() -> str:
-    """``case_tallies_add_cases(ids)``: add the facts of cases not yet tallied (a bulk load).
+    """``case_tallies_add_cases(ids)``: add the cases of table ``ids`` (column ``id``), not yet tallied.
 
-    The same sums as the insert trigger, with the repeats looked up by a hash of all
-    repeat links instead of one index probe per case; a case outside ``ids`` that a
-    loaded repeat points at is re-counted as the trigger would.
+    For a bulk load (its table of new ids) or a rebuild (``cases`` itself): one
+    ``GROUP BY`` planned with the table's real size, the repeats looked up in one hash
+    of all repeat links. Then a case outside ``ids`` that a loaded repeat points at is
+    re-counted as the insert trigger would.
+    """
+    columns = ", ".join(f"c.{col}" for col in READ)
+    added = f"""
+    INSERT INTO case_tallies ({", ".join(KEY)}, {", ".join(FACTS)}, ahead_at)
+    SELECT {", ".join(f"k.{k}" for k in KEY)},
+        {_unsigned_sums()},
+        max({_AHEAD})
+    FROM (
+        SELECT {columns},
+            CASE WHEN {_needs_repeat("c")} THEN c.id IN (
+                SELECT repeat_of_id FROM cases WHERE repeat_of_id IS NOT NULL
+                AND reported_at < 'infinity') END AS repeated
+        FROM cases c %s
+    ) x
+    CROSS JOIN LATERAL (SELECT {_keyed("x")}) k
+    GROUP BY {", ".join(f"k.{k}" for k in KEY)}
+    ORDER BY {", ".join(f"k.{k}" for k in KEY)}
+    ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET
+    """ + ",\n    ".join(f"{f} = case_tallies.{f} + EXCLUDED.{f}" for f in FACTS) + """,
+        ahead_at = greatest(case_tallies.ahead_at, EXCLUDED.ahead_at)
     """
     repeated = (
         "{c}.id IN (SELECT repeat_of_id FROM cases WHERE repeat_of_id IS NOT NULL"
         " AND reported_at < 'infinity'{extra})"
     )
     rows = f"""
-    SELECT c.*, CASE WHEN {_needs_repeat("c")} THEN {repeated.format(c="c", extra="")} END AS repeated,
-           1 AS sign
-    FROM cases c WHERE c.id IN (SELECT id FROM loaded)
-    UNION ALL
     SELECT c.*, CASE WHEN {_needs_repeat("c")}
-                THEN {repeated.format(c="c", extra=" AND id NOT IN (SELECT id FROM loaded)")} END, -1
+                THEN {repeated.format(c="c", extra=" AND id NOT IN (SELECT id FROM loaded)")} END AS repeated,
+           -1 AS sign
     FROM cases c WHERE c.id IN (SELECT id FROM touched)
     UNION ALL
     SELECT c.*, CASE WHEN {_needs_repeat("c")} THEN {repeated.format(c="c", extra="")} END, 1
     FROM cases c WHERE c.id IN (SELECT id FROM touched)
     """
-    return f"""
-CREATE FUNCTION case_tallies_add_cases(ids bigint[]) RETURNS void LANGUAGE sql AS $fn$
-    WITH loaded AS (SELECT DISTINCT i.id FROM unnest(ids) AS i(id)),
+    recount = f"""
+    WITH loaded AS MATERIALIZED (SELECT id FROM %s),
     touched AS (
-        SELECT DISTINCT c.repeat_of_id AS id FROM cases c
-        WHERE c.id IN (SELECT id FROM loaded) AND c.repeat_of_id IS NOT NULL
-          AND c.repeat_of_id NOT IN (SELECT id FROM loaded)
+        SELECT DISTINCT c.repeat_of_id AS id FROM cases c JOIN loaded l ON l.id = c.id
+        WHERE c.repeat_of_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM loaded o WHERE o.id = c.repeat_of_id)
     ),
     {_summed(rows)}
     {_UPSERT}
+    """
+    return f"""
+CREATE FUNCTION case_tallies_add_cases(ids regclass) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF ids = 'cases'::regclass THEN
+        EXECUTE format('{added.replace("'", "''")}', '');
+        RETURN;  -- every case: no repeat points outside
+    END IF;
+    EXECUTE format('{added.replace("'", "''")}', format('WHERE c.id IN (SELECT id FROM %s)', ids));
+    EXECUTE format('{recount.replace("'", "''")}', ids);
+END
 $fn$
 """
-
-
 
 
 def upgrade() -> None:
@@ -273,7 +318,7 @@ def upgrade() -> None:
         """
     )
     # The cases already stored, in one statement.
-    op.execute("SELECT case_tallies_add_cases(array(SELECT id FROM cases))")
+    op.execute("SELECT case_tallies_add_cases('cases')")
 
 
 def downgrade() -> None:
@@ -284,7 +329,7 @@ def downgrade() -> None:
         DROP TRIGGER case_tallies_update ON cases;
         DROP TRIGGER case_tallies_insert ON cases;
         DROP FUNCTION case_tallies_after_truncate();
-        DROP FUNCTION case_tallies_add_cases(bigint[]);
+        DROP FUNCTION case_tallies_add_cases(regclass);
         DROP FUNCTION case_tallies_after_delete();
         DROP FUNCTION case_tallies_after_update();
         DROP FUNCTION case_tallies_after_insert();

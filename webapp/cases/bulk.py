@@ -484,7 +484,7 @@ def _place_and_insert(
         # The planner's statistics of a table that was empty a moment ago.
         session.execute(text("ANALYZE cases"))
         lap("rebuild_indexes")
-    session.execute(text("SELECT case_tallies_add_cases(array(SELECT id FROM case_ids))"))
+    session.execute(text("SELECT case_tallies_add_cases('case_ids')"))
     lap("tallies")
 
     if result.inserted + result.duplicates < result.loaded:

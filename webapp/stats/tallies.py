@@ -107,6 +107,6 @@ def rebuild(session: Session) -> int:
     """Recompute every tally from the cases (in the caller's transaction); return the rows."""
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
     session.execute(text("DELETE FROM case_tallies"))
-    session.execute(text("SELECT case_tallies_add_cases(array(SELECT id FROM cases))"))
+    session.execute(text("SELECT case_tallies_add_cases('cases')"))
     session.flush()
     return session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one()
