@@ -18,7 +18,8 @@ from webapp.stats.queries import (
     Grouping,
     Period,
     StatsQuery,
-    figure_rows,
+    build_tally_sql,
+    rows_of,
     tally_plan,
 )
 
@@ -123,9 +124,10 @@ def _tallied_counts(
         scope=scope,
         only=("cases",),
     )
-    if tally_plan(session, q, now) is None:
+    plan = tally_plan(session, q, now)
+    if plan is None:
         return None
-    rows = figure_rows(session, q)
+    rows = rows_of(session, q, *build_tally_sql(q, plan))
     codes = tuple(r["code"] for r in rows)
     counts = np.array([r["cases"] for r in rows], dtype=float)
     pops = np.array([r["population"] if r["population"] is not None else np.nan for r in rows], dtype=float)

@@ -680,6 +680,11 @@ def figure_rows(session: Session, q: StatsQuery, raw: bool = False) -> list[dict
         q = replace(q, period=replace(q.period, as_of=now))
     plan = None if raw else tally_plan(session, q, now)
     sql, params = build_tally_sql(q, plan) if plan else build_sql(q)
+    return rows_of(session, q, sql, params)
+
+
+def rows_of(session: Session, q: StatsQuery, sql: str, params: dict) -> list[dict]:
+    """Run the statement of ``q`` (:func:`build_sql` or :func:`build_tally_sql`); one dict a row."""
     keys = [f.key for f in q.figures()]
     out = []
     for row in session.execute(text(sql), params).mappings():
