@@ -33,7 +33,6 @@ from itertools import islice
 
 import numpy as np
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy
@@ -310,7 +309,6 @@ def bulk_insert_cases(
         result.timings[stage] = result.timings.get(stage, 0.0) + now - clock
         clock = now
 
-    _bigger_temp_buffers(session)
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
     for table in ("case_load", "case_point", "case_place", "case_ids"):
@@ -367,15 +365,6 @@ def _row_chunks(rows: Iterable[Sequence], chunk: int) -> Iterator[tuple[CaseColu
 
 def _cases_empty(session: Session) -> bool:
     return not session.execute(text("SELECT EXISTS (SELECT 1 FROM cases)")).scalar_one()
-
-
-def _bigger_temp_buffers(session: Session) -> None:
-    """Give this connection room for the staging table (only possible before its first temp table)."""
-    try:
-        with session.begin_nested():
-            session.execute(text("SET temp_buffers = '512MB'"))
-    except DBAPIError:
-        pass  # the connection already used temporary tables: keep its setting
 
 
 def _place_and_insert(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,8 +73,11 @@ def load_cases(
     with_events: bool = True,
 ) -> tuple[BulkResult, int, list[synthetic.HotSpot]]:
     """Generate and bulk-load ``n`` synthetic cases, and their event history."""
+    started = time.perf_counter()
     rows, spots = synthetic.generate(session, n, seed=seed, now=now)
+    generated = time.perf_counter()
     result = bulk_insert_cases(session, rows, progress=progress, total=n)
+    result.timings = {"generate": generated - started, **result.timings}
     events = 0
     if with_events and result.first_id is not None:
         events = synthesize_events(session, result.first_id, result.last_id)
