@@ -6,7 +6,7 @@ or indexes, index their points and run one set-based polygon-first spatial join
 (each grid probes the points' GiST index) into a table of (row, grid). The loaders:
 
 * the demo loader (``flask demo load --no-events``): generate, ``cases.bulk`` into an
-  empty ``cases``, plant the 三无 escalations, commit;
+  empty ``cases`` (the 三无 escalations are generated columns), commit;
 * the ledger import (``exchange.importer.import_ledger``): read and check a CSV
   ledger, then ``cases.bulk`` into a ``cases`` table already holding the scale's
   cases, every index maintained (the table stays readable), rolled back afterwards.
@@ -189,7 +189,6 @@ def demo_load(
                         result = bulk.bulk_insert_cases(
                             session, cols, total=n, rebuild_indexes=rebuild_indexes
                         )
-                        synthetic.plant_escalations(session, result.first_id, result.last_id, SEED)
                         session.commit()
                     loads.samples.append(t())
                     after = schema_of_cases(session)

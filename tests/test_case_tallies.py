@@ -159,9 +159,9 @@ def test_every_kind_of_write_keeps_the_tallies(session, make_user, grids):
         {"g": grids[2], "i": other},
     )
     assert_tallies_match(session)
-    # many rows in one statement (the demo escalations), and a delete
-    lo, hi = session.execute(text("SELECT min(id), max(id) FROM cases")).one()
-    synthetic.plant_escalations(session, lo, hi, seed=99)
+    # many rows in one statement (escalations, closures), and a delete
+    session.execute(text("UPDATE cases SET beijing_abnormal_at = reported_at + interval '5 days' "
+                         "WHERE id % 29 = 0 AND reported_at < now() - interval '5 days'"))
     session.execute(text("UPDATE cases SET status = 'closed', resolved_at = concluded_at "
                          "WHERE id % 7 = 0 AND status = 'concluded'"))
     assert_tallies_match(session)

@@ -26,13 +26,13 @@ the table readable throughout.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy
@@ -101,6 +101,10 @@ STAGE: tuple[tuple[str, str], ...] = (
     ("assigned_level", "text"),
     ("assigned_unit", "text"),
     ("answered_at", "timestamptz"),
+    # Optional: the 三无 events the matter led to (the demo's cases carry a few).
+    ("beijing_abnormal_at", "timestamptz"),
+    ("province_collective_at", "timestamptz"),
+    ("extreme_incident_at", "timestamptz"),
 )
 # Columns a caller may leave out: they are staged as NULL.
 OPTIONAL: dict[str, str] = {
@@ -108,6 +112,9 @@ OPTIONAL: dict[str, str] = {
     "assigned_level": "text",
     "assigned_unit": "text",
     "answered_at": "time",
+    "beijing_abnormal_at": "time",
+    "province_collective_at": "time",
+    "extreme_incident_at": "time",
 }
 STAGE_NAMES = tuple(name for name, _ in STAGE)
 
@@ -131,7 +138,8 @@ _TARGET = """
     status, reported_at, accepted_at, concluded_at, resolved_at, due_at,
     opinion, satisfaction, resolved_level, is_first, repeat_of_id, skip_level,
     petitioner_name, petitioner_phone, petitioner_id_number,
-    assigned_at, assigned_level, assigned_unit, answered_at
+    assigned_at, assigned_level, assigned_unit, answered_at,
+    beijing_abnormal_at, province_collective_at, extreme_incident_at
 """
 
 _SOURCE = """
@@ -144,7 +152,8 @@ _SOURCE = """
     l.status, l.reported_at, l.accepted_at, l.concluded_at, l.resolved_at, l.due_at,
     l.opinion, l.satisfaction, l.resolved_level, l.is_first, r.id, l.skip_level,
     l.petitioner_name, l.petitioner_phone, l.petitioner_id_number,
-    l.assigned_at, l.assigned_level, l.assigned_unit, l.answered_at
+    l.assigned_at, l.assigned_level, l.assigned_unit, l.answered_at,
+    l.beijing_abnormal_at, l.province_collective_at, l.extreme_incident_at
 """
 
 # Loads at least this big into an empty table rebuild the indexes instead of
@@ -162,6 +171,9 @@ class BulkResult:
     first_id: int | None = None
     last_id: int | None = None
     rebuilt_indexes: bool = False
+    # The DDL that puts back what a rebuilding load took apart, while it is pending
+    # (``defer_restore``; see :func:`put_back`).
+    restore: list[str] = field(default_factory=list)
     # Seconds per stage (copy, index, place, insert, rebuild ...), for benchmarks and logs.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -278,6 +290,7 @@ def bulk_insert_cases(
     total: int | None = None,
     chunk: int = 50_000,
     rebuild_indexes: bool | None = None,
+    defer_restore: bool = False,
 ) -> BulkResult:
     """Load ``rows`` as cases in their grids; flush, no commit.
 
@@ -286,7 +299,9 @@ def bulk_insert_cases(
     (counted in ``duplicates``). ``repeat_ord`` links a row to an earlier row of the
     same load as its repeat. ``rebuild_indexes`` (default: when ``cases`` is empty and
     the load is big) drops the secondary indexes of ``cases`` and builds them again
-    at the end, holding the table locked until the transaction ends.
+    at the end, holding the table locked until the transaction ends; with
+    ``defer_restore`` the caller does that with :func:`put_back` in the same
+    transaction.
     """
     import time
 
@@ -300,7 +315,6 @@ def bulk_insert_cases(
         result.timings[stage] = result.timings.get(stage, 0.0) + now - clock
         clock = now
 
-    _bigger_temp_buffers(session)
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
     for table in ("case_load", "case_point", "case_place", "case_ids"):
@@ -326,7 +340,7 @@ def bulk_insert_cases(
     with raw.cursor() as cur:
         cur.copy_expert(
             f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
-            pgcopy.ChunkReader(stream()),
+            pgcopy.ChunkReader(pgcopy.ahead(stream())),
             size=1 << 20,
         )
         points.append(pgcopy.TRAILER)
@@ -344,7 +358,7 @@ def bulk_insert_cases(
         return result
     if rebuild_indexes is None:
         rebuild_indexes = result.loaded >= REBUILD_MIN_ROWS and _cases_empty(session)
-    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild_indexes)
+    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild_indexes, defer_restore)
     return result
 
 
@@ -359,17 +373,14 @@ def _cases_empty(session: Session) -> bool:
     return not session.execute(text("SELECT EXISTS (SELECT 1 FROM cases)")).scalar_one()
 
 
-def _bigger_temp_buffers(session: Session) -> None:
-    """Give this connection room for the staging table (only possible before its first temp table)."""
-    try:
-        with session.begin_nested():
-            session.execute(text("SET temp_buffers = '512MB'"))
-    except DBAPIError:
-        pass  # the connection already used temporary tables: keep its setting
-
-
 def _place_and_insert(
-    session: Session, result: BulkResult, tick, lap, has_client_ids: bool, rebuild: bool
+    session: Session,
+    result: BulkResult,
+    tick,
+    lap,
+    has_client_ids: bool,
+    rebuild: bool,
+    defer_restore: bool,
 ) -> None:
     if has_client_ids:
         # Resends: rows whose client id is already a case, or came earlier in this load
@@ -415,6 +426,7 @@ def _place_and_insert(
             """
         )
     )
+    lap("join")
     placed = session.execute(text("SELECT count(*) FROM case_place")).scalar_one()
     if placed < result.loaded - result.duplicates:
         # Points on a shared border (in no grid's interior): the same rule as one report.
@@ -447,9 +459,10 @@ def _place_and_insert(
             """
         )
     )
+    lap("place")
     session.execute(text("ANALYZE case_ids"))
     tick("空间匹配网格", result.loaded, result.loaded)
-    lap("place")
+    lap("analyze")
 
     restore: list[str] = []
     if rebuild:
@@ -457,6 +470,11 @@ def _place_and_insert(
         result.rebuilt_indexes = True
         lap("drop_indexes")
     tick("写入案件表", 0, result.loaded)
+    # Rows with client ids may race a report sent at the same moment: skip, not fail.
+    # Without client ids there is nothing to conflict on (and no speculative insertion).
+    on_conflict = (
+        "ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if has_client_ids else ""
+    )
     # The case tallies' triggers (stats.models) wait for this one statement: the cases
     # are tallied below, in one GROUP BY, in this same transaction.
     session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'on', true)"))
@@ -469,7 +487,7 @@ def _place_and_insert(
             JOIN case_ids p ON p.ord = l.ord
             JOIN areas g ON g.id = p.grid_id
             LEFT JOIN case_ids r ON r.ord = l.repeat_ord
-            ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
+            {on_conflict}
             """
         )
     )
@@ -477,16 +495,12 @@ def _place_and_insert(
     result.inserted = inserted.rowcount or 0
     tick("写入案件表", result.loaded, result.loaded)
     lap("insert")
-    for i, ddl in enumerate(restore):
-        session.execute(text(ddl))
-        tick("重建索引", i + 1, len(restore))
-    if restore:
-        # The planner's statistics of a table that was empty a moment ago.
-        session.execute(text("ANALYZE cases"))
-        lap("rebuild_indexes")
     session.execute(text("SELECT case_tallies_add_cases('case_ids')"))
     lap("tallies")
-
+    result.restore = restore
+    if not defer_restore:
+        put_back(session, result, tick)
+        lap("put_back")
     if result.inserted + result.duplicates < result.loaded:
         result.outside = list(
             session.execute(
@@ -503,11 +517,60 @@ def _place_and_insert(
         session.execute(text(f"DROP TABLE {table}"))
     session.flush()
     lap("finish")
+    result.timings.pop("put_back", None)  # put_back's own stages are in the timings
+
+
+def put_back(session: Session, result: BulkResult, progress=None) -> None:
+    """Build again the indexes and constraints a rebuilding load took apart (``result.restore``).
+
+    :func:`bulk_insert_cases` does it itself unless told ``defer_restore``: then the
+    caller may first add rows that refer to the new cases (the demo's event history)
+    while their foreign keys are away, checked afterwards by one join each.
+    """
+    import time
+
+    tick = progress or (lambda stage, done, n: None)
+    restore, result.restore = result.restore, []
+    if not restore:
+        return
+    started = time.perf_counter()
+    for i, ddl in enumerate(restore):
+        session.execute(text(ddl))
+        tick("重建索引", i + 1, len(restore))
+    built = time.perf_counter()
+    # The planner's statistics of a table that was empty a moment ago.
+    session.execute(text("ANALYZE cases"))
+    result.timings["rebuild_indexes"] = built - started
+    result.timings["analyze"] = result.timings.get("analyze", 0.0) + time.perf_counter() - built
 
 
 # Kept during a rebuild: the primary key (the repeat link's foreign key needs it) and
 # the unique index ON CONFLICT names as its arbiter.
 _KEEP_INDEXES = ("pk_cases", "uq_cases_client_id")
+
+
+# A partial index on a column that few loaded rows fill costs the load next to nothing
+# when kept, where building it again afterwards costs a scan of the whole table.
+_NOT_NULL = re.compile(r"^\((\w+) IS NOT NULL\)$")
+SPARSE_SHARE = 0.02
+
+
+def _sparse_in_load(session: Session, predicates: Sequence[str | None]) -> set[str]:
+    """The predicates ``(column IS NOT NULL)`` that at most 2 % of the staged rows meet.
+
+    A column the load does not stage at all (leader, reporter ...) is NULL in every row.
+    """
+    columns = {p: m.group(1) for p in predicates if p and (m := _NOT_NULL.match(p))}
+    staged = sorted({c for c in columns.values() if c in STAGE_NAMES})
+    filled: dict[str, int] = {}
+    total = 0
+    if staged:
+        counts = ", ".join(f"count({c})" for c in staged)
+        total, *numbers = session.execute(text(f"SELECT count(*), {counts} FROM case_load")).one()
+        filled = dict(zip(staged, numbers, strict=True))
+    return {
+        p for p, c in columns.items() if filled.get(c, 0) <= SPARSE_SHARE * total
+    }
 
 
 def _take_apart(session: Session) -> list[str]:
@@ -523,6 +586,9 @@ def _take_apart(session: Session) -> list[str]:
     empty tables that refer to ``cases`` lose their foreign keys to it until the end
     (re-adding one to an empty table checks nothing) rather than being truncated with
     it: some of them (the case event log) refuse TRUNCATE, even when empty.
+    A partial index that (almost) no loaded row enters is kept as it is
+    (:func:`_sparse_in_load`): maintaining it costs the load nothing, rebuilding it
+    would cost a scan of the whole table.
     """
     restore: list[str] = []
     if session.execute(text("SHOW wal_level")).scalar_one() == "minimal":
@@ -559,7 +625,7 @@ def _take_apart(session: Session) -> list[str]:
     indexes = session.execute(
         text(
             """
-            SELECT i.relname, pg_get_indexdef(x.indexrelid)
+            SELECT i.relname, pg_get_indexdef(x.indexrelid), pg_get_expr(x.indpred, x.indrelid)
             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
             WHERE x.indrelid = 'cases'::regclass AND NOT (i.relname = ANY(:keep))
               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
@@ -568,7 +634,10 @@ def _take_apart(session: Session) -> list[str]:
         ),
         {"keep": list(_KEEP_INDEXES)},
     ).all()
-    for name, definition in indexes:
+    sparse = _sparse_in_load(session, [predicate for _, _, predicate in indexes])
+    for name, definition, predicate in indexes:
+        if predicate in sparse:
+            continue  # kept: the load gives it (almost) no entries
         session.execute(text(f'DROP INDEX "{name}"'))
         restore.append(definition)
     # Indexes first (the unique one included), foreign keys last: each check is one join.

@@ -15,6 +15,8 @@ list of columns as one COPY chunk, and :func:`copy_chunks` yields the whole stre
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -261,6 +263,50 @@ def copy_chunks(columns: Sequence, chunk: int = 50_000) -> Iterator[bytes]:
     for a in range(0, n, chunk):
         yield encode(columns, a, min(a + chunk, n)).tobytes()
     yield TRAILER
+
+
+def ahead(chunks: Iterator[bytes], depth: int = 3) -> Iterator[bytes]:
+    """Produce ``chunks`` in a thread of their own, up to ``depth`` ahead of the consumer.
+
+    The encoding (numpy, mostly outside the GIL) then overlaps with the server parsing
+    the previous chunk, instead of each waiting for the other. An exception in the
+    producer is raised in the consumer; a consumer that stops early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            put((done, exc))
+
+    worker = threading.Thread(target=produce, name="copy-encoder", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class ChunkReader:

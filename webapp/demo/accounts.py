@@ -79,8 +79,8 @@ def _give_demo_accounts_work(session: Session, county: str) -> None:
         text(
             """
             UPDATE cases c SET reporter_id = u.id
-            FROM users u
-            WHERE u.username = 'wanggeyuan' AND c.grid_code = u.area_code
+            FROM users u JOIN areas g ON g.code = u.area_code
+            WHERE u.username = 'wanggeyuan' AND c.grid_id = g.id
               AND c.channel = 'grid_sweep' AND c.reporter_id IS NULL
             """
         )

@@ -399,6 +399,13 @@ def generate(
         # The written answer the appeal windows run from: the conclusion.
         "answered_at": pgcopy.timestamptz(np.floor(t_con), null=~has_con),
     }
+    first = ~repeat
+    conditions = {
+        "beijing_abnormal_at": ~first | skip_level,
+        "province_collective_at": people >= 5,
+        "extreme_incident_at": np.ones(n, dtype=bool),
+    }
+    columns.update(escalations(conditions, np.floor(reported), now_ts, seed))
     return CaseColumns(columns), spots
 
 
@@ -449,33 +456,28 @@ def _scatter(s: HotSpot, k: int, county, rng: np.random.Generator) -> np.ndarray
 # Rare escalations for the 三无 figures, as (column, share in ten thousand, which cases).
 # Abnormal petitions to Beijing come from repeat or skip-level petitioners, collective
 # petitions to the province from collective cases, extreme incidents from anything.
-ESCALATIONS = [
-    ("beijing_abnormal_at", 300, "(NOT c.is_first OR c.skip_level)"),
-    ("province_collective_at", 250, "c.people_count >= 5"),
-    ("extreme_incident_at", 4, "true"),
-]
+# The 三无 events a few demo cases led to: (column, chance in 10,000 among the cases
+# that meet the condition given for it in ``generate``).
+ESCALATIONS = (
+    ("beijing_abnormal_at", 300),  # repeats and skip-level petitions
+    ("province_collective_at", 250),  # collective ones (5 people or more)
+    ("extreme_incident_at", 4),
+)
 
 
-def plant_escalations(session: Session, first_id: int, last_id: int, seed: int = 2026) -> int:
-    """Mark a few demo cases as having led to a 三无 event (set-based, reproducible by seed).
+def escalations(
+    conditions: dict[str, np.ndarray], reported: np.ndarray, now_ts: float, seed: int
+) -> dict[str, pgcopy.Fixed]:
+    """The event-time columns of the 三无 events, drawn with a generator of their own.
 
-    The event happens some days after the case was reported, never in the future.
-    Returns the number of events planted.
+    The event happens 3 to 42 days after the case was reported, never in the future.
+    Their own generator keeps every other column of a seed unchanged.
     """
-    planted = 0
-    for column, per_10000, condition in ESCALATIONS:
-        result = session.execute(
-            text(
-                f"""
-                UPDATE cases c
-                SET {column} = least(
-                    c.reported_at + make_interval(days => 3 + abs(hashtext(c.id::text || :salt)) % 40),
-                    now())
-                WHERE c.id BETWEEN :lo AND :hi AND {condition}
-                  AND abs(hashtext(:salt || '|' || c.id::text)) % 10000 < :rate
-                """
-            ),
-            {"lo": first_id, "hi": last_id, "salt": f"{seed}:{column}", "rate": per_10000},
-        )
-        planted += result.rowcount or 0
-    return planted
+    rng = np.random.default_rng([seed, 3])
+    n = len(reported)
+    out = {}
+    for column, per_10000 in ESCALATIONS:
+        hit = conditions[column] & (rng.random(n) * 10_000 < per_10000)
+        at = np.minimum(reported + (3 + rng.integers(0, 40, n)) * DAY, np.floor(now_ts))
+        out[column] = pgcopy.timestamptz(at, null=~hit)
+    return out
