@@ -41,3 +41,16 @@ def test_rebuild_load_restores_every_index_and_keeps_the_sparse_ones_current(ses
         ).scalars()
     )
     assert through_index and through_index == by_scan
+
+
+def test_a_deferred_restore_waits_for_the_caller_and_puts_everything_back(session):
+    from webapp.cases.bulk import put_back
+    from webapp.demo.loader import synthesize_events
+
+    before = schema_of_cases(session)
+    cols, _ = synthetic.generate(session, 1500, seed=8)
+    result = bulk_insert_cases(session, cols, rebuild_indexes=True, defer_restore=True)
+    assert result.restore and schema_of_cases(session) != before  # still taken apart
+    assert synthesize_events(session, result.first_id, result.last_id) > 0
+    put_back(session, result)
+    assert result.restore == [] and schema_of_cases(session) == before

@@ -183,3 +183,34 @@ def test_demo_load_command_loads_cases_and_one_account_per_role(app, connection,
     assert "不再加载演示案件" in result.output
     assert connection.execute(text(count)).scalar_one() == before + 300
     assert [line.split("\t")[1] for line in path.read_text(encoding="utf-8").splitlines()] == passwords
+
+
+def test_a_big_demo_load_writes_the_history_of_its_open_cases(session):
+    """Above FULL_HISTORY_MAX cases the default history is that of the open cases, complete."""
+    from webapp.cases.bulk import bulk_insert_cases
+    from webapp.demo import loader, synthetic
+
+    assert loader.history_for(loader.FULL_HISTORY_MAX, "auto") == "all"
+    assert loader.history_for(loader.FULL_HISTORY_MAX + 1, "auto") == "open"
+    assert loader.history_for(10**6, "all") == "all"
+    cols, _ = synthetic.generate(session, 2000, seed=11)
+    r = bulk_insert_cases(session, cols)
+    written = loader.synthesize_events(session, r.first_id, r.last_id, only_open=True)
+    counts = session.execute(
+        text(
+            """
+            SELECT count(*) FILTER (WHERE open AND registered) AS open_with,
+                   count(*) FILTER (WHERE open AND NOT registered) AS open_without,
+                   count(*) FILTER (WHERE NOT open AND events > 0) AS closed_with,
+                   sum(events) AS events
+            FROM (SELECT c.status NOT IN ('resolved', 'closed', 'not_accepted') AS open,
+                         EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id
+                                 AND e.action = 'register') AS registered,
+                         (SELECT count(*) FROM case_events e WHERE e.case_id = c.id) AS events
+                  FROM cases c WHERE c.id BETWEEN :lo AND :hi) x
+            """
+        ),
+        {"lo": r.first_id, "hi": r.last_id},
+    ).one()
+    assert counts.open_with > 0 and counts.open_without == 0 and counts.closed_with == 0
+    assert counts.events == written

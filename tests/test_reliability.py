@@ -63,6 +63,12 @@ FILL = [
        SELECT id, '台账.xlsx', repeat('ef', 32), 'done', '{"rows": 10}', 4 FROM users WHERE username = 'backup_worker'""",
     """INSERT INTO api_idempotency_keys (user_id, key, request_hash, status, response)
        SELECT id, 'k-1', repeat('01', 32), 201, '{"id": 1}' FROM users WHERE username = 'backup_worker'""",
+    # A case in a month of its own: the trigger adds its case_tallies row.
+    """INSERT INTO cases (number, title, category_id, channel, location, grid_id, grid_code, village_code,
+                          township_code, county_code, reported_at)
+       SELECT 'BACKUP-2001-1', '备份测试案件', (SELECT min(id) FROM categories), 'visit', label_point, id, code,
+              village_code, township_code, county_code, TIMESTAMPTZ '2001-03-05 10:00:00+08'
+       FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1""",
 ]
 
 
@@ -124,7 +130,7 @@ def test_backup_and_restore_round_trip_exactly(filled_url, server_url, tmp_path)
     before = fingerprint(filled_url)
     empty = sorted(t for t, digest in before.items() if digest.startswith("0:"))
     assert not empty, f"tables without a row to round-trip (add one to FILL): {empty}"
-    assert {"users", "audit_log", "visit_plans", "visit_stops", "visit_records", "case_photos", "sweeps"} <= set(before)
+    assert {"users", "audit_log", "visit_plans", "visit_stops", "visit_records", "case_photos", "sweeps", "case_tallies"} <= set(before)
     dump = backup(filled_url, tmp_path / "gridcase.dump")
     assert dump.stat().st_size > 100_000
     target = make_url(server_url).set(database=f"{make_url(filled_url).database}_restored").render_as_string(hide_password=False)
@@ -133,6 +139,16 @@ def test_backup_and_restore_round_trip_exactly(filled_url, server_url, tmp_path)
         restore(target, dump)
         assert fingerprint(target) == before
         assert int(before["cases"].split(":")[0]) > 0
+        restored = create_engine(target)  # the tallies came back, and so did their triggers
+        with restored.connect() as conn:
+            tallied = conn.execute(
+                text("SELECT cases FROM case_tallies WHERE month = DATE '2001-03-01'")
+            ).scalar_one()
+            triggers = conn.execute(
+                text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'case_tallies_%'")
+            ).scalar_one()
+        restored.dispose()
+        assert tallied == 1 and triggers == 4
         changed = create_engine(target)
         with changed.begin() as conn:  # a change the fingerprint must see ...
             conn.execute(text("UPDATE visit_records SET note = note || '（改）'"))

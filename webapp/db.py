@@ -92,7 +92,10 @@ def make_engine(url: str) -> Engine:
         connect_args={
             "connect_timeout": 5,
             "application_name": "gridcase",
-            "options": "-c synchronous_commit=on",
+            # temp_buffers: room for a bulk load's staging tables in memory (a session's
+            # temporary buffers are only taken as used, and the limit cannot be raised
+            # once a session has touched a temporary table).
+            "options": "-c synchronous_commit=on -c temp_buffers=512MB",
         },
     )
     return engine

@@ -33,7 +33,6 @@ from itertools import islice
 
 import numpy as np
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy
@@ -172,6 +171,9 @@ class BulkResult:
     first_id: int | None = None
     last_id: int | None = None
     rebuilt_indexes: bool = False
+    # The DDL that puts back what a rebuilding load took apart, while it is pending
+    # (``defer_restore``; see :func:`put_back`).
+    restore: list[str] = field(default_factory=list)
     # Seconds per stage (copy, index, place, insert, rebuild ...), for benchmarks and logs.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -288,6 +290,7 @@ def bulk_insert_cases(
     total: int | None = None,
     chunk: int = 50_000,
     rebuild_indexes: bool | None = None,
+    defer_restore: bool = False,
 ) -> BulkResult:
     """Load ``rows`` as cases in their grids; flush, no commit.
 
@@ -296,7 +299,9 @@ def bulk_insert_cases(
     (counted in ``duplicates``). ``repeat_ord`` links a row to an earlier row of the
     same load as its repeat. ``rebuild_indexes`` (default: when ``cases`` is empty and
     the load is big) drops the secondary indexes of ``cases`` and builds them again
-    at the end, holding the table locked until the transaction ends.
+    at the end, holding the table locked until the transaction ends; with
+    ``defer_restore`` the caller does that with :func:`put_back` in the same
+    transaction.
     """
     import time
 
@@ -310,7 +315,6 @@ def bulk_insert_cases(
         result.timings[stage] = result.timings.get(stage, 0.0) + now - clock
         clock = now
 
-    _bigger_temp_buffers(session)
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
     for table in ("case_load", "case_point", "case_place", "case_ids"):
@@ -354,7 +358,7 @@ def bulk_insert_cases(
         return result
     if rebuild_indexes is None:
         rebuild_indexes = result.loaded >= REBUILD_MIN_ROWS and _cases_empty(session)
-    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild_indexes)
+    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild_indexes, defer_restore)
     return result
 
 
@@ -369,17 +373,14 @@ def _cases_empty(session: Session) -> bool:
     return not session.execute(text("SELECT EXISTS (SELECT 1 FROM cases)")).scalar_one()
 
 
-def _bigger_temp_buffers(session: Session) -> None:
-    """Give this connection room for the staging table (only possible before its first temp table)."""
-    try:
-        with session.begin_nested():
-            session.execute(text("SET temp_buffers = '512MB'"))
-    except DBAPIError:
-        pass  # the connection already used temporary tables: keep its setting
-
-
 def _place_and_insert(
-    session: Session, result: BulkResult, tick, lap, has_client_ids: bool, rebuild: bool
+    session: Session,
+    result: BulkResult,
+    tick,
+    lap,
+    has_client_ids: bool,
+    rebuild: bool,
+    defer_restore: bool,
 ) -> None:
     if has_client_ids:
         # Resends: rows whose client id is already a case, or came earlier in this load
@@ -474,6 +475,9 @@ def _place_and_insert(
     on_conflict = (
         "ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if has_client_ids else ""
     )
+    # The case tallies' triggers (stats.models) wait for this one statement: the cases
+    # are tallied below, in one GROUP BY, in this same transaction.
+    session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'on', true)"))
     inserted = session.execute(
         text(
             f"""
@@ -487,18 +491,16 @@ def _place_and_insert(
             """
         )
     )
+    session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'off', true)"))
     result.inserted = inserted.rowcount or 0
     tick("写入案件表", result.loaded, result.loaded)
     lap("insert")
-    for i, ddl in enumerate(restore):
-        session.execute(text(ddl))
-        tick("重建索引", i + 1, len(restore))
-    if restore:
-        lap("rebuild_indexes")
-        # The planner's statistics of a table that was empty a moment ago.
-        session.execute(text("ANALYZE cases"))
-        lap("analyze")
-
+    session.execute(text("SELECT case_tallies_add_cases('case_ids')"))
+    lap("tallies")
+    result.restore = restore
+    if not defer_restore:
+        put_back(session, result, tick)
+        lap("put_back")
     if result.inserted + result.duplicates < result.loaded:
         result.outside = list(
             session.execute(
@@ -515,6 +517,31 @@ def _place_and_insert(
         session.execute(text(f"DROP TABLE {table}"))
     session.flush()
     lap("finish")
+    result.timings.pop("put_back", None)  # put_back's own stages are in the timings
+
+
+def put_back(session: Session, result: BulkResult, progress=None) -> None:
+    """Build again the indexes and constraints a rebuilding load took apart (``result.restore``).
+
+    :func:`bulk_insert_cases` does it itself unless told ``defer_restore``: then the
+    caller may first add rows that refer to the new cases (the demo's event history)
+    while their foreign keys are away, checked afterwards by one join each.
+    """
+    import time
+
+    tick = progress or (lambda stage, done, n: None)
+    restore, result.restore = result.restore, []
+    if not restore:
+        return
+    started = time.perf_counter()
+    for i, ddl in enumerate(restore):
+        session.execute(text(ddl))
+        tick("重建索引", i + 1, len(restore))
+    built = time.perf_counter()
+    # The planner's statistics of a table that was empty a moment ago.
+    session.execute(text("ANALYZE cases"))
+    result.timings["rebuild_indexes"] = built - started
+    result.timings["analyze"] = result.timings.get("analyze", 0.0) + time.perf_counter() - built
 
 
 # Kept during a rebuild: the primary key (the repeat link's foreign key needs it) and

@@ -41,6 +41,11 @@ from webapp.db import Base
 
 # Statuses a case is never open in, whatever the as-of instant (ix_cases_open).
 OPEN_SQL = sql_in(sorted(FINAL_STATUSES))
+# What ix_cases_due_unconcluded carries besides the deadline.
+DUE_UNCONCLUDED_INCLUDE = (
+    "reported_at", "status", "resolved_at",
+    "county_code", "township_code", "village_code", "grid_code",
+)
 
 
 class Category(Base):
@@ -103,6 +108,15 @@ class Case(Base):
         # Due and overdue lists read open cases by deadline; repeat suggestions look
         # petitioners up by phone and ID number.
         Index("ix_cases_due_at", "due_at", postgresql_where="due_at IS NOT NULL"),
+        # The unconcluded cases by deadline: figures read from the case tallies take the
+        # ones whose deadline is still ahead of as_of from here, by an index-only scan
+        # (stats.queries.build_tally_sql reads only these columns).
+        Index(
+            "ix_cases_due_unconcluded",
+            "due_at",
+            postgresql_include=list(DUE_UNCONCLUDED_INCLUDE),
+            postgresql_where="concluded_at IS NULL AND due_at IS NOT NULL",
+        ),
         Index(
             "ix_cases_petitioner_phone", "petitioner_phone",
             postgresql_where="petitioner_phone IS NOT NULL",

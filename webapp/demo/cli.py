@@ -15,6 +15,28 @@ from webapp.grid.importer import ImportRejected
 from webapp.progress import TerminalProgress, commit_or_exit
 from webapp.roads.importer import RoadImportRejected
 
+# The loader's stages (cases.bulk timings), as the command reports them.
+STAGE_NAMES = {
+    "generate": "生成",
+    "copy": "写入暂存表",
+    "duplicates": "查重",
+    "index": "暂存点索引",
+    "join": "空间匹配",
+    "place": "编号",
+    "analyze": "统计信息",
+    "drop_indexes": "拆除索引",
+    "insert": "写入案件表",
+    "rebuild_indexes": "重建索引",
+    "finish": "收尾",
+    "events": "办理记录",
+}
+
+HISTORY_NOTE = {
+    "all": "",
+    "open": "（只为未办结案件生成；全部生成请加 --events all，约需两分钟/百万件）",
+    "none": "（未生成）",
+}
+
 demo_cli = AppGroup("demo", help="演示县 (the demo county).")
 
 
@@ -22,8 +44,16 @@ demo_cli = AppGroup("demo", help="演示县 (the demo county).")
 @click.option("--cases", "n", default=5000, show_default=True, type=click.IntRange(0, 5_000_000))
 @click.option("--seed", default=2026, show_default=True, type=int)
 @click.option("--if-empty", is_flag=True, help="只在尚无案件时加载案件（make run 用）")
-@click.option("--no-events", is_flag=True, help="不生成案件办理记录（基准测试用）")
-def load_command(n, seed, if_empty, no_events):
+@click.option(
+    "--events",
+    type=click.Choice(["auto", "all", "open", "none"]),
+    default="auto",
+    show_default=True,
+    help=f"为哪些案件生成办理记录：auto = 不超过 {loader.FULL_HISTORY_MAX} 件时全部，否则只为未办结案件；"
+    "all 全部；open 只为未办结案件；none 不生成",
+)
+@click.option("--no-events", is_flag=True, help="不生成办理记录（同 --events none）")
+def load_command(n, seed, if_empty, events, no_events):
     """Load the demo county (延津县 outline, fictional areas) and N synthetic cases."""
     session = get_session()
     progress = TerminalProgress()
@@ -40,29 +70,41 @@ def load_command(n, seed, if_empty, no_events):
             session, progress, lambda: loader.load_roads(session, progress=progress), RoadImportRejected
         )
         click.echo("演示道路：" + "；".join(roads.lines()[1:]))
+    steps = {"区划与道路": time.perf_counter() - t0}
     existing = loader.case_count(session)
     if existing and if_empty:
         click.echo(f"已有 {existing} 个案件，不再加载演示案件。")
         n = 0
     if n:
-        result, events, spots = loader.load_cases(
-            session, n, seed, progress=progress, with_events=not no_events
+        t1 = time.perf_counter()
+        result, written, spots = loader.load_cases(
+            session, n, seed, progress=progress, events="none" if no_events else events
         )
+        t2 = time.perf_counter()
         session.commit()
         progress.close()
+        steps["生成与入库"] = t2 - t1
+        steps["提交"] = time.perf_counter() - t2
         click.echo(
             f"演示案件：{result.inserted} 个已入库（边界上 {result.on_border} 个），"
-            f"{len(result.outside)} 个在县外被排除；办理记录 {events} 条"
+            f"{len(result.outside)} 个在县外被排除；办理记录 {written} 条"
+            + HISTORY_NOTE[loader.history_for(n, "none" if no_events else events)]
         )
         for s in spots:
             click.echo(f"  热点「{s.name}」：网格 {s.grid_code}")
+        click.echo("  入库各步用时：" + "，".join(
+            f"{STAGE_NAMES.get(k, k)} {v:.1f} 秒" for k, v in result.timings.items()
+        ))
+    t3 = time.perf_counter()
     passwords = accounts.create_demo_accounts(session, loader.DEMO_COUNTY)
     session.commit()
+    steps["演示账号"] = time.perf_counter() - t3
     path = Path(current_app.config["VAR_DIR"]) / "demo-accounts.txt"
     if passwords:
         accounts.write_passwords(path, passwords)
     click.echo(f"演示账号（每个角色一个）的用户名和密码见 {path}")
-    click.echo(f"完成，用时 {time.perf_counter() - t0:.1f} 秒。")
+    parts = "，".join(f"{k} {v:.1f} 秒" for k, v in steps.items())
+    click.echo(f"完成，用时 {time.perf_counter() - t0:.1f} 秒（{parts}）。")
 
 
 def init_app(app: Flask) -> None:

@@ -155,7 +155,6 @@ CREATE TEMP TABLE ledger_stage (
 
 
 def _stage(session: Session, rows: list[LedgerRow]) -> None:
-    bulk._bigger_temp_buffers(session)
     session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
     session.execute(text(_STAGE_DDL))
     buf = io.StringIO()

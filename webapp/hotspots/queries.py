@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webapp.grid.models import AreaLevel
-from webapp.grid.queries import CASE_CODE_COLUMN
+from webapp.grid.queries import CASE_CODE_COLUMN, get_area
 from webapp.hotspots import gistar, weights
-from webapp.stats.queries import Filters
+from webapp.stats.queries import (
+    LOCAL_TZ,
+    Filters,
+    Grouping,
+    Period,
+    StatsQuery,
+    build_tally_sql,
+    rows_of,
+    tally_plan,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,9 @@ def area_counts(
     Areas with no case count 0; every area of the level is listed (in code order), so
     the result lines up with :mod:`webapp.hotspots.weights`.
     """
+    tallied = _tallied_counts(session, level, within, case_filter, scope)
+    if tallied is not None:
+        return tallied
     column = CASE_CODE_COLUMN[level]
     fsql, fparams = case_filter.sql("c")
     ssql, sparams = scope
@@ -77,6 +89,48 @@ def area_counts(
     codes = tuple(r[0] for r in rows)
     counts = np.array([r[1] for r in rows], dtype=float)
     pops = np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float)
+    return codes, counts, pops
+
+
+def _tallied_counts(
+    session: Session,
+    level: AreaLevel,
+    within: str | None,
+    case_filter: CaseFilter,
+    scope: tuple[str, dict],
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray] | None:
+    """The counts of :func:`area_counts` from the case tallies, or None where they may differ.
+
+    Only for a period of whole local days with no kind of case chosen, when the
+    statistics read whole months from the tallies (``stats.queries.tally_plan``: then no
+    case is reported at or after now, so "reported in the period" is the figures'
+    ``cases``).
+    """
+    if within is None or case_filter.date_from is None or case_filter.date_to is None:
+        return None
+    if case_filter.category_ids or case_filter.channels or case_filter.statuses:
+        return None
+    start, stop = (t.astimezone(LOCAL_TZ) for t in (case_filter.date_from, case_filter.date_to))
+    if start.time() != time.min or stop.time() != time.min:
+        return None
+    area = get_area(session, within)
+    if area is None:
+        return None
+    now = datetime.now(UTC)
+    q = StatsQuery(
+        area=area,
+        period=Period(start.date(), stop.date() - timedelta(days=1), now),
+        grouping=Grouping("area", level),
+        scope=scope,
+        only=("cases",),
+    )
+    plan = tally_plan(session, q, now)
+    if plan is None:
+        return None
+    rows = rows_of(session, q, *build_tally_sql(q, plan))
+    codes = tuple(r["code"] for r in rows)
+    counts = np.array([r["cases"] for r in rows], dtype=float)
+    pops = np.array([r["population"] if r["population"] is not None else np.nan for r in rows], dtype=float)
     return codes, counts, pops
 
 

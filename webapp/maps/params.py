@@ -36,7 +36,10 @@ STATUS_GROUPS = {
 NEIGHBOURHOODS = {"queen": "邻接（共享边界或顶点）", "distance": "距离带"}
 DEFAULT_BAND_M = 2000.0
 MAX_BAND_M = 50_000.0
-DEFAULT_PERIOD_DAYS = 365
+# The default period: the last 12 whole months and the current month so far. Leaders
+# read monthly figures, and whole months come from the case tallies (stats.queries),
+# so a default map does not read a year of cases.
+DEFAULT_PERIOD_MONTHS = 12
 
 
 def _bad(field: str, message: str) -> AppError:
@@ -124,11 +127,17 @@ class MapParams:
         return out
 
 
+def default_start(today: date) -> date:
+    """The first day of the month :data:`DEFAULT_PERIOD_MONTHS` months before ``today``'s."""
+    months = today.year * 12 + today.month - 1 - DEFAULT_PERIOD_MONTHS
+    return date(months // 12, months % 12 + 1, 1)
+
+
 def defaults(today: date, kind: str = "heat") -> MapParams:
     return MapParams(
         kind=kind,
         area=None,
-        date_from=today - timedelta(days=DEFAULT_PERIOD_DAYS - 1),
+        date_from=default_start(today),
         date_to=today,
     )
 

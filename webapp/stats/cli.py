@@ -15,7 +15,7 @@ from webapp.auth import audit
 from webapp.auth.roles import Role
 from webapp.db import get_session
 from webapp.errors import AppError
-from webapp.stats import exports
+from webapp.stats import exports, tallies
 from webapp.stats import figures as F
 
 stats_cli = AppGroup("stats", help="统计与月报 (figures and the monthly report).")
@@ -55,6 +55,25 @@ def monthly_report_command(area, month, as_of, out):
     )
     session.commit()
     click.echo(f"已写入 {out}")
+
+
+@stats_cli.command("tallies")
+@click.option("--rebuild", is_flag=True, help="从案件重新计算全部汇总（锁定案件表直至完成）")
+def tallies_command(rebuild):
+    """Check the case tallies against the cases (or recompute them with --rebuild)."""
+    session = get_session()
+    if rebuild:
+        rows = tallies.rebuild(session)
+        session.commit()
+        click.echo(f"已重新计算案件汇总：{rows} 行")
+        return
+    wrong = tallies.differences(session)
+    session.rollback()
+    if wrong:
+        for row in wrong:
+            click.echo(f"{row['side']}: {row['grid_code']} {row['month']} 案件 {row['cases']}")
+        raise click.ClickException("案件汇总与案件不一致：请运行 flask stats tallies --rebuild")
+    click.echo("案件汇总与案件一致")
 
 
 def init_app(app: Flask) -> None:

@@ -9,7 +9,8 @@ member and the townships add up to the county.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -300,9 +301,390 @@ ORDER BY r.ord
     return sql, params
 
 
-def figure_rows(session: Session, q: StatsQuery) -> list[dict]:
-    """Return one dict per row of ``q`` (code, name, population and every figure that applies)."""
-    sql, params = build_sql(q)
+# -- the whole months from the case tallies -----------------------------------------------
+#
+# ``case_tallies`` (stats.models, kept by triggers on ``cases``) holds per grid and
+# local month the sums of each case's facts with the as-of instant taken as +infinity.
+# For an as-of instant at or after every stored reported/concluded/resolved time, a
+# fact such as ``resolved_at < :as_of`` is the same for every case at as_of and at
+# +infinity, so the whole months of the period can be read from the tallies; the
+# ragged days at either end, and what depends on as_of through a deadline or the
+# backlog cut-off, come from the cases as in :func:`build_sql`.
+
+# The additive period figures and the tally column that holds each of them.
+TALLIED = {
+    "cases": "cases",
+    "people": "people",
+    "visit_batches": "visit_batches",
+    "visit_persons": "visit_persons",
+    "resolved": "resolved",
+    "followups": "followups",
+    "satisfied": "satisfied",
+    "on_time": "on_time",
+    "first": "first",
+    "first_resolved_once": "first_once",
+    "repeats": "repeats",
+    "collective": "collective",
+    "skip_level": "skip_level",
+    "resolved_leveled": "resolved_leveled",
+    "resolved_village": "resolved_village",
+    "resolved_township": "resolved_township",
+    "resolved_county": "resolved_county",
+    "resolved_above": "resolved_above",
+}
+# Counts made of tally columns and corrections from the cases (see build_tally_sql).
+COMPOSED = ("cases_last_year", "due", "open", "overdue", "backlog")
+# The scopes that are a condition on the area codes alone (auth.permissions.case_scope_sql
+# for county staff, administrators, planners and township leaders without a unit):
+# the tallies carry the same code columns. Any other scope is per case.
+AREA_SCOPE = re.compile(r"true|c\.(county|township|village|grid)_code = :scope_[a-z_]+")
+
+
+@dataclass(frozen=True)
+class TallyPlan:
+    """The whole local months ``[from, to)`` of the period and of the year before."""
+
+    months: tuple[date, date]
+    year_before: tuple[date, date]
+
+
+def _month_start(d: date) -> date:
+    return date(d.year, d.month, 1)
+
+
+def _next_month(d: date) -> date:
+    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+
+
+def whole_months(start: date, stop: date) -> tuple[date, date]:
+    """The whole local months inside the days ``[start, stop)``, as ``[from, to)`` (maybe empty)."""
+    first = start if start.day == 1 else _next_month(start)
+    last = _month_start(stop)
+    return (first, last) if first < last else (stop, stop)
+
+
+def tally_plan(session: Session, q: StatsQuery, now: datetime) -> TallyPlan | None:
+    """The months to read from the tallies for ``q``, or None when the cases must be read.
+
+    The tallies answer rows of areas or months, with no category or channel filter and
+    an area scope, for an as-of instant no earlier than ``now`` and than every stored
+    time written ahead of the clock (``case_tallies.ahead_at``), when the period holds
+    at least one whole month.
+    """
+    if q.grouping.by not in ("area", "month"):
+        return None
+    filter_sql, _ = q.filters.sql("c")
+    scope_sql, _ = q.scope
+    if filter_sql != "true" or not AREA_SCOPE.fullmatch(scope_sql.strip()):
+        return None
+    as_of = q.period.as_of
+    if as_of is None or as_of < now:
+        return None
+    stop = q.period.end + timedelta(days=1)
+    # A period that reaches as_of holds every case of its last month: none is reported
+    # at or after as_of, so that month's tally is the period's part of it.
+    months = whole_months(
+        q.period.start,
+        _next_month(_month_start(q.period.end)) if local_midnight(stop) >= as_of else stop,
+    )
+    if months[0] >= months[1]:
+        return None
+    ahead = session.execute(text("SELECT max(ahead_at) FROM case_tallies")).scalar()
+    if ahead is not None and ahead >= as_of:
+        return None
+    return TallyPlan(months, whole_months(year_before(q.period.start), year_before(stop)))
+
+
+def _ragged(lo: str, hi: str, m_lo: str, m_hi: str, empty_lo: bool, empty_hi: bool) -> str:
+    """SQL: ``c.reported_at`` in ``[lo, hi)`` but outside the whole months ``[m_lo, m_hi)``."""
+    arms = []
+    if not empty_lo:
+        arms.append(f"(c.reported_at >= {lo} AND c.reported_at < {m_lo})")
+    if not empty_hi:
+        arms.append(f"(c.reported_at >= {m_hi} AND c.reported_at < {hi})")
+    return "(" + (" OR ".join(arms) or "false") + ")"
+
+
+_EVENT_ARMS = tuple(
+    f"(c.{column} >= :p_from AND c.{column} < :p_to)"
+    for column in ("beijing_abnormal_at", "province_collective_at", "extreme_incident_at")
+)
+
+
+def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
+    """The statement of :func:`build_sql` with the whole months read from ``case_tallies``.
+
+    Per row, a period count is the cases' count over the ragged days (``base``) plus
+    the tallies' over the whole months (``tal``), except:
+
+    * ``due``: the tallies' concluded cases with a deadline and unconcluded ones, less
+      the unconcluded ones of the whole months whose deadline is not past at as_of
+      (``ahead``, from the cases through ``ix_cases_due_unconcluded``);
+    * ``open``: the tallies of every month (``stock``); ``overdue``: the tallies' open
+      unconcluded cases with a deadline, less those whose deadline is not past;
+    * ``backlog``: the tallies' open cases of the months before the cut-off's month,
+      plus the open cases of that month reported before the cut-off (``ahead``);
+    * the 三无 events: from the cases, as in :func:`build_sql`.
+    """
+    area_level = AreaLevel(q.area.level)
+    figures = q.figures()
+    keys = {f.key for f in figures}
+    counts = [f for f in F.COUNTS if f.key in keys]
+    missing = [
+        f.key for f in counts if f.key not in TALLIED and f.key not in COMPOSED and f.basis != "event"
+    ]
+    if missing:  # pragma: no cover - a test checks that every count is covered
+        raise ValueError(f"no tally for {missing}")
+    members_sql, key_sql, params = _members(q)
+    scope_sql, scope_params = q.scope
+    params.update(scope_params)
+    params.update(q.period.params())
+    (m_from, m_to), (l_from, l_to) = plan.months, plan.year_before
+    params.update(
+        {
+            "area": q.area.code,
+            "backlog_years": int(q.backlog_years),
+            "m_from": m_from,
+            "m_to": m_to,
+            "l_from": l_from,
+            "l_to": l_to,
+            "pm_from": local_midnight(m_from),
+            "pm_to": local_midnight(m_to),
+            "lm_from": local_midnight(l_from),
+            "lm_to": local_midnight(l_to),
+        }
+    )
+    area_col = CASE_CODE_COLUMN[area_level]
+    where_area = f"c.{area_col} = :area AND ({scope_sql})"
+    row_key = "to_char(c.month, 'YYYY-MM')" if q.grouping.by == "month" else key_sql
+    stop = q.period.end + timedelta(days=1)
+
+    # -- the cases of the ragged days, and the events: every condition, as build_sql --
+    conds = F.condition_sql()
+    conds["in_period"] = _ragged(
+        ":p_from", ":p_to", ":pm_from", ":pm_to", q.period.start == m_from, stop <= m_to
+    )
+    conds["in_last_year"] = _ragged(
+        ":ly_from", ":ly_to", ":lm_from", ":lm_to",
+        year_before(q.period.start) == l_from, year_before(stop) <= l_to,
+    )
+    # Counted from the cases: the events, and the period's (the year before's) figures
+    # when the period (the year before) has ragged days.
+    ragged = conds["in_period"] != "(false)"
+    ragged_ly = conds["in_last_year"] != "(false)"
+    period_counts = [f for f in counts if f.basis == "event"]
+    if ragged:
+        period_counts += [f for f in counts if f.key in TALLIED or f.key == "due"]
+    if ragged_ly and "cases_last_year" in keys:
+        period_counts.append(F.BY_KEY["cases_last_year"])
+    row_level = q.grouping.level or area_level
+    with_villages = q.grouping.by == "area" and row_level in VILLAGE_FIGURE_LEVELS
+    village_figs = [f for f in F.VILLAGE_COUNTS if f.key in keys]
+    with_villages = with_villages and bool(village_figs)
+    read = [f.sql for f in period_counts]
+    if with_villages:
+        read += [F.BY_KEY[k].sql for k in ("cases", *ESCALATIONS)]
+    used = set().union(*(F.identifiers(sql) for sql in read))
+    conds = {k: v for k, v in conds.items() if k in used}
+    arms = [a for a in (conds.get("in_period"), conds.get("in_last_year")) if a and a != "(false)"]
+    if with_villages or any(f.basis == "event" for f in counts):
+        arms.extend(_EVENT_ARMS)
+    cond_cols = "".join(f",\n    {sql} AS {key}" for key, sql in conds.items())
+    base_counts = ",\n".join(["    count(*) AS n_cases", *(f"    {f.sql} AS {f.key}" for f in period_counts)])
+
+    # -- what depends on as_of through a deadline or the backlog cut-off ----------------
+    # The backlog cut-off as the figures compute it, and its local month (each evaluated
+    # once, as an InitPlan, not per row).
+    cutoff = "(SELECT CAST(:as_of AS timestamptz) - make_interval(years => :backlog_years))"
+    cut_month = f"(SELECT date_trunc('month', {cutoff} AT TIME ZONE 'Asia/Shanghai'))"
+    # "open" (stats.figures) is TRUE exactly for these, whatever the as-of instant.
+    open_superset = (
+        f"(c.status NOT IN {OPEN_EXCLUDED_SQL} OR (c.status IN {F.RESOLVED_SQL} AND c.resolved_at >= :as_of))"
+    )
+    all_conds = F.condition_sql()
+    # Unconcluded cases whose deadline is not past at as_of: an index-only scan of
+    # ix_cases_due_unconcluded (it carries every column read here).
+    ahead_cols = []
+    if "due" in keys:
+        ahead_cols.append(
+            "count(*) FILTER (WHERE c.reported_at >= :pm_from AND c.reported_at < :pm_to"
+            " AND c.status <> 'not_accepted') AS due_ahead"
+        )
+    if "overdue" in keys:
+        ahead_cols.append(f"count(*) FILTER (WHERE {all_conds['open']}) AS overdue_ahead")
+
+    # -- the whole months from the tallies ---------------------------------------------
+    tal_cols = [f"sum(c.{TALLIED[f.key]}) AS {f.key}" for f in counts if f.key in TALLIED]
+    if "due" in keys:
+        tal_cols.append("sum(c.due_concluded + c.due_pending) AS due")
+    stock_cols = []
+    if "open" in keys:
+        stock_cols.append("sum(c.open) AS open")
+    if "overdue" in keys:
+        stock_cols.append("sum(c.overdue_pending) AS overdue")
+    if "backlog" in keys:
+        stock_cols.append(f"sum(c.open) FILTER (WHERE c.month < CAST({cut_month} AS date)) AS backlog")
+
+    counted = {f.key for f in period_counts}
+
+    def combined(f: F.Figure) -> str:
+        raw = f"coalesce(base_agg.{f.key}, 0)" if f.key in counted else "0"
+        if f.basis == "event":
+            return raw
+        if f.key == "due":
+            return f"{raw} + coalesce(tal.due, 0) - coalesce(ahead.due_ahead, 0)"
+        if f.key == "open":
+            return "coalesce(stock.open, 0)"
+        if f.key == "overdue":
+            return "coalesce(stock.overdue, 0) - coalesce(ahead.overdue_ahead, 0)"
+        if f.key == "backlog":
+            return "coalesce(stock.backlog, 0) + coalesce(cut.backlog, 0)"
+        if f.key == "cases_last_year":
+            return f"{raw} + coalesce(tal_ly.cases, 0)"
+        return f"{raw} + coalesce(tal.{f.key}, 0)"
+
+    ctes = [
+        f"""base AS MATERIALIZED (
+  SELECT {key_sql} AS k, c.village_code, c.people_count, c.batch_count, c.channel,
+    c.satisfaction, c.resolved_level, c.is_first, c.skip_level{cond_cols}
+  FROM cases c
+  WHERE {where_area} AND c.reported_at < :as_of AND ({" OR ".join(arms) or "false"})
+)""",
+        f"""base_agg AS (
+  SELECT k,
+{base_counts}
+  FROM base GROUP BY k
+)""",
+        f"""tal AS (
+  SELECT {row_key} AS k, {", ".join(["count(*) AS n_tallies", *tal_cols])}
+  FROM case_tallies c
+  WHERE {where_area} AND c.month >= :m_from AND c.month < :m_to
+  GROUP BY 1
+)""",
+    ]
+    joins = ["LEFT JOIN base_agg ON base_agg.k = m.k", "LEFT JOIN tal ON tal.k = m.k"]
+    if "cases_last_year" in keys:
+        ctes.append(
+            f"""tal_ly AS (
+  SELECT {row_key} AS k, sum(c.cases) AS cases
+  FROM case_tallies c
+  WHERE {where_area} AND c.month >= :l_from AND c.month < :l_to
+  GROUP BY 1
+)"""
+        )
+        joins.append("LEFT JOIN tal_ly ON tal_ly.k = m.k")
+    if stock_cols:
+        ctes.append(
+            f"""stock AS (
+  SELECT {row_key} AS k, {", ".join(stock_cols)}
+  FROM case_tallies c WHERE {where_area}
+  GROUP BY 1
+)"""
+        )
+        joins.append("LEFT JOIN stock ON stock.k = m.k")
+    if ahead_cols:
+        ctes.append(
+            f"""ahead AS (
+  SELECT {key_sql} AS k, {", ".join(ahead_cols)}
+  FROM cases c
+  WHERE {where_area} AND c.reported_at < :as_of
+    AND c.due_at >= :as_of AND c.concluded_at IS NULL AND c.due_at IS NOT NULL
+  GROUP BY 1
+)"""
+        )
+        joins.append("LEFT JOIN ahead ON ahead.k = m.k")
+    if "backlog" in keys:
+        # The open cases of the cut-off's month reported before the cut-off ("open" is
+        # TRUE only for cases in the open_superset, which ix_cases_open and the BRIN on
+        # resolved_at find).
+        ctes.append(
+            f"""cut AS (
+  SELECT {key_sql} AS k, count(*) FILTER (WHERE {all_conds['backlog']}) AS backlog
+  FROM cases c
+  WHERE {where_area} AND c.reported_at < :as_of AND {open_superset}
+    AND c.reported_at >= ({cut_month} AT TIME ZONE 'Asia/Shanghai') AND c.reported_at < {cutoff}
+  GROUP BY 1
+)"""
+        )
+        joins.append("LEFT JOIN cut ON cut.k = m.k")
+    if with_villages:
+        params["v_len"] = CODE_LENGTH[row_level]
+        village_cols = ",\n".join(f"    {f.sql} AS {f.key}" for f in village_figs)
+        escalations = " + ".join(F.BY_KEY[k].sql for k in ESCALATIONS)
+        ctes.append(
+            f"""vil AS (
+  SELECT left(v.code, :v_len) AS k,
+{village_cols}
+  FROM (
+    SELECT a.code, coalesce(x.v_cases, 0) + coalesce(y.v_cases, 0) AS v_cases,
+      coalesce(x.v_escalations, 0) AS v_escalations
+    FROM areas a
+    LEFT JOIN (
+      SELECT village_code, {F.BY_KEY["cases"].sql} AS v_cases, {escalations} AS v_escalations
+      FROM base GROUP BY village_code
+    ) x ON x.village_code = a.code
+    LEFT JOIN (
+      SELECT c.village_code, sum(c.cases) AS v_cases
+      FROM case_tallies c WHERE {where_area} AND c.month >= :m_from AND c.month < :m_to
+      GROUP BY c.village_code
+    ) y ON y.village_code = a.code
+    WHERE a.level = 'village' AND a.code LIKE :m_prefix
+  ) v
+  GROUP BY 1
+)"""
+        )
+        joins.append("LEFT JOIN vil ON vil.k = m.k")
+    ctes.append(f"members AS ({members_sql})")
+    select_counts = [f"{combined(f)} AS {f.key}" for f in counts]
+    for f in village_figs:
+        select_counts.append(f"vil.{f.key}" if with_villages else f"NULL::bigint AS {f.key}")
+    with_sql, join_sql = ",\n".join(ctes), "\n  ".join(joins)
+    sql = f"""
+WITH {with_sql}
+SELECT {", ".join(_outer(figures, with_villages))}
+FROM (
+  SELECT m.k, m.code, m.name, m.population, m.ord,
+    {", ".join(select_counts)}
+  FROM members m
+  {join_sql}
+) r
+ORDER BY r.ord
+"""
+    return sql, params
+
+
+def _outer(figures: tuple[F.Figure, ...], with_villages: bool) -> list[str]:
+    """The outer SELECT list: the counts, then the rates and flags computed from them."""
+    outer = ["r.*"]
+    for f in figures:
+        if f.kind == "rate":
+            outer.append(
+                f"CASE WHEN ({f.den}) > 0 THEN ({f.num})::float8 * {f.factor!r} / ({f.den}) END"
+                f" AS {f.key}"
+            )
+        elif f.kind == "flag":
+            applies = "true" if with_villages else "false"
+            outer.append(f"CASE WHEN {applies} THEN ({f.sql}) END AS {f.key}")
+    return outer
+
+
+def figure_rows(session: Session, q: StatsQuery, raw: bool = False) -> list[dict]:
+    """Return one dict per row of ``q`` (code, name, population and every figure that applies).
+
+    The whole months of the period come from the case tallies whenever that gives
+    exactly the numbers of the cases themselves (:func:`tally_plan`); ``raw`` forces
+    the cases (the tests compare both paths).
+    """
+    now = datetime.now(UTC)
+    if q.period.as_of is None:  # one instant for the checks and the statement
+        q = replace(q, period=replace(q.period, as_of=now))
+    plan = None if raw else tally_plan(session, q, now)
+    sql, params = build_tally_sql(q, plan) if plan else build_sql(q)
+    return rows_of(session, q, sql, params)
+
+
+def rows_of(session: Session, q: StatsQuery, sql: str, params: dict) -> list[dict]:
+    """Run the statement of ``q`` (:func:`build_sql` or :func:`build_tally_sql`); one dict a row."""
     keys = [f.key for f in q.figures()]
     out = []
     for row in session.execute(text(sql), params).mappings():

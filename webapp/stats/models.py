@@ -1,0 +1,90 @@
+"""Case tallies: the period figures' per-case facts summed per grid and local month.
+
+The database keeps this table equal to a ``GROUP BY`` over ``cases`` in the same
+transaction as every write to ``cases``: statement-level triggers on ``cases`` (made by
+migration t01, see ``stats.tallies``) subtract the old rows' facts and add the new
+ones'. Nothing in the app writes to it; ``stats.queries`` reads it instead of the cases
+of whole months when that gives exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, DateTime, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.db import Base
+
+# The facts summed per row, in the table's column order (stats.tallies says what each is).
+FACT_COLUMNS = (
+    "cases",
+    "people",
+    "visit_batches",
+    "visit_persons",
+    "resolved",
+    "followups",
+    "satisfied",
+    "due_concluded",
+    "due_pending",
+    "on_time",
+    "first",
+    "first_once",
+    "repeats",
+    "collective",
+    "skip_level",
+    "resolved_leveled",
+    "resolved_village",
+    "resolved_township",
+    "resolved_county",
+    "resolved_above",
+    "open",
+    "overdue_pending",
+)
+
+
+def _fact() -> Mapped[int]:
+    return mapped_column(Integer, nullable=False, server_default="0")
+
+
+class CaseTally(Base):
+    """The facts of the cases reported in one local calendar month in one grid."""
+
+    __tablename__ = "case_tallies"
+    __table_args__ = (
+        # "Is any stored time ahead of as_of?" reads this (almost always empty) index.
+        Index("ix_case_tallies_ahead_at", "ahead_at", postgresql_where="ahead_at IS NOT NULL"),
+    )
+
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # The first day of the month (Asia/Shanghai) the cases were reported in.
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+
+    cases: Mapped[int] = _fact()
+    people: Mapped[int] = _fact()
+    visit_batches: Mapped[int] = _fact()
+    visit_persons: Mapped[int] = _fact()
+    resolved: Mapped[int] = _fact()
+    followups: Mapped[int] = _fact()
+    satisfied: Mapped[int] = _fact()
+    due_concluded: Mapped[int] = _fact()
+    due_pending: Mapped[int] = _fact()
+    on_time: Mapped[int] = _fact()
+    first: Mapped[int] = _fact()
+    first_once: Mapped[int] = _fact()
+    repeats: Mapped[int] = _fact()
+    collective: Mapped[int] = _fact()
+    skip_level: Mapped[int] = _fact()
+    resolved_leveled: Mapped[int] = _fact()
+    resolved_village: Mapped[int] = _fact()
+    resolved_township: Mapped[int] = _fact()
+    resolved_county: Mapped[int] = _fact()
+    resolved_above: Mapped[int] = _fact()
+    open: Mapped[int] = _fact()
+    overdue_pending: Mapped[int] = _fact()
+    # The latest reported/concluded/resolved time of the row's cases that was ahead of
+    # the database clock when written (NULL: none). Never lowered while the row lives.
+    ahead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
