@@ -6,7 +6,7 @@ latest step (``coalesce(resolved_at, concluded_at, reported_at)``). This partial
 index finds the latter without reading the whole table.
 
 Revision ID: v01
-Revises: r02
+Revises: t01
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "v01"
-down_revision = "r02"
+down_revision = "t01"
 branch_labels = None
 depends_on = None
 
