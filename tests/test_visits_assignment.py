@@ -152,7 +152,13 @@ def test_leaving_out_what_room_leaves_out_changes_no_placement(seed):
     people = []
     for uid in range(1, rng.randint(1, 9) + 1):
         role = rng.choice(
-            ["grid_worker", "grid_worker", "village_informant", "township_leader", "leader_in_charge"]
+            [
+                "grid_worker",
+                "grid_worker",
+                "village_informant",
+                "township_leader",
+                "leader_in_charge",
+            ]
         )
         area = {
             "grid_worker": rng.choice(grids),

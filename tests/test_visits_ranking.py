@@ -80,7 +80,11 @@ def _facts_grid() -> list[Facts]:
     for kind, visited in itertools.product(["case", "grid"], [False, True]):
         for _ in range(300):
             facts.append(
-                Facts(kind=kind, visited_before=visited, **{k: rng.choice(v) for k, v in values.items()})
+                Facts(
+                    kind=kind,
+                    visited_before=visited,
+                    **{k: rng.choice(v) for k, v in values.items()},
+                )
             )
     return facts
 
@@ -101,10 +105,19 @@ def _facts_table(session, facts: list[Facts]) -> None:
         [
             {
                 "n": i,
-                **{k: getattr(x, k) for k in (
-                    "open", "overdue_days", "repeats", "dissatisfied", "follow_up_due",
-                    "hot_spot_bin", "unvisited_days", "leader_case_days",
-                )},
+                **{
+                    k: getattr(x, k)
+                    for k in (
+                        "open",
+                        "overdue_days",
+                        "repeats",
+                        "dissatisfied",
+                        "follow_up_due",
+                        "hot_spot_bin",
+                        "unvisited_days",
+                        "leader_case_days",
+                    )
+                },
             }
             for i, x in enumerate(facts)
         ],
@@ -113,8 +126,20 @@ def _facts_table(session, facts: list[Facts]) -> None:
 
 RULES = [
     Rules(),
-    Rules(repeat_cap=0, unvisited_unit_days=7, unvisited_cap_days=30, hot_spot_min_bin=3, backlog_days=0),
-    Rules(repeat_cap=2, unvisited_unit_days=1, unvisited_cap_days=1, hot_spot_min_bin=1, backlog_days=1),
+    Rules(
+        repeat_cap=0,
+        unvisited_unit_days=7,
+        unvisited_cap_days=30,
+        hot_spot_min_bin=3,
+        backlog_days=0,
+    ),
+    Rules(
+        repeat_cap=2,
+        unvisited_unit_days=1,
+        unvisited_cap_days=1,
+        hot_spot_min_bin=1,
+        backlog_days=1,
+    ),
 ]
 
 
@@ -137,7 +162,8 @@ def test_points_in_sql_are_points_in_python(session, name, rules):
     w = weights.as_dict()
     tables = {f"pt_{f.value}": point_table(f, w, rules) for f in FACTOR_RULES}
     tenths = session.execute(
-        text(f"SELECT {queries.points_sql('f')} FROM f ORDER BY n"), {**tables, **rule_params(rules)}
+        text(f"SELECT {queries.points_sql('f')} FROM f ORDER BY n"),
+        {**tables, **rule_params(rules)},
     ).scalars()
     for x, t in zip(facts, tenths, strict=True):
         assert t / 10 == points(x, w, rules) == score(x, weights, rules).points, x
@@ -190,16 +216,23 @@ def county(session, app, make_user, busy_place):
         .all()
     )
     elsewhere = session.execute(
-        text(f"SELECT id FROM cases WHERE township_code <> :t AND status IN {FINAL} ORDER BY id LIMIT 1"),
+        text(
+            f"SELECT id FROM cases WHERE township_code <> :t AND status IN {FINAL} "
+            "ORDER BY id LIMIT 1"
+        ),
         {"t": busy_place.township},
     ).scalar_one()
-    closed = session.execute(
-        text(
-            f"SELECT id FROM cases WHERE township_code = :t AND status IN {FINAL} "
-            "ORDER BY village_code <> :v, id LIMIT 2"
-        ),
-        {"t": busy_place.township, "v": busy_place.village},
-    ).scalars().all()
+    closed = (
+        session.execute(
+            text(
+                f"SELECT id FROM cases WHERE township_code = :t AND status IN {FINAL} "
+                "ORDER BY village_code <> :v, id LIMIT 2"
+            ),
+            {"t": busy_place.township, "v": busy_place.village},
+        )
+        .scalars()
+        .all()
+    )
     a, b, c, d, e, f, g, h = ids[:8]
     links = {b: a, c: b, e: d, f: elsewhere, g: closed[0], closed[1]: h}
     for child, parent in links.items():
@@ -209,8 +242,8 @@ def county(session, app, make_user, busy_place):
     session.execute(text("UPDATE cases SET repeat_of_id = :e WHERE id = :d"), {"d": d, "e": e})
     session.execute(
         text(
-            "UPDATE cases SET satisfaction = 'dissatisfied', resolved_at = now() - interval '20 days' "
-            "WHERE id = :i"
+            "UPDATE cases SET satisfaction = 'dissatisfied', "
+            "resolved_at = now() - interval '20 days' WHERE id = :i"
         ),
         {"i": closed[0]},
     )
@@ -242,7 +275,12 @@ def county(session, app, make_user, busy_place):
     current = new_plan(session, app, planner, busy_place.township, [(worker.id, 3)], days=2)
     planning.publish(session, current)
     past = new_plan(
-        session, app, planner, busy_place.township, [(worker.id, 4)], days=1,
+        session,
+        app,
+        planner,
+        busy_place.township,
+        [(worker.id, 4)],
+        days=1,
         first=today - timedelta(days=3),
     )
     planning.publish(session, past)
@@ -260,8 +298,15 @@ def county(session, app, make_user, busy_place):
                 "coalesce((SELECT grid_code FROM cases WHERE id = :c), :g), :u, 'done', "
                 "now() - :d * interval '1 day')"
             ),
-            {"cid": uuid.uuid4(), "s": stop.id, "p": stop.plan_id, "c": case_id,
-             "g": busy_place.other_grid, "u": worker.id, "d": days_ago},
+            {
+                "cid": uuid.uuid4(),
+                "s": stop.id,
+                "p": stop.plan_id,
+                "c": case_id,
+                "g": busy_place.other_grid,
+                "u": worker.id,
+                "d": days_ago,
+            },
         )
     return {"planner": planner, "leader": leader, "worker": worker}
 
@@ -280,21 +325,36 @@ def reference_proposal(session, plan, planner, settings) -> planning.Proposal:
         session, plan.area_code, now, today, settings.grid_unvisited_days, plan.id
     )
     candidates = [with_hot_spot(c, bins) for c in cases + grids_without_case_targets(cases, grids)]
-    return planning.Proposal(rank(candidates, Weights(plan.weights), settings.rules), len(candidates))
+    return planning.Proposal(
+        rank(candidates, Weights(plan.weights), settings.rules), len(candidates)
+    )
 
 
 def _seen(t):
     c = t.candidate
     return (
-        t.key, t.score, t.reasons, c.facts, c.grid_code, c.lon, c.lat, c.leader_id,
-        c.accused_unit, c.follow_up, c.label,
+        t.key,
+        t.score,
+        t.reasons,
+        c.facts,
+        c.grid_code,
+        c.lon,
+        c.lat,
+        c.leader_id,
+        c.accused_unit,
+        c.follow_up,
+        c.label,
     )
 
 
 @pytest.mark.parametrize("name", sorted(WEIGHTS))
 @pytest.mark.parametrize("level", ["village", "township", "county"])
-def test_the_database_ranks_every_target_as_python_does(session, app, county, busy_place, level, name):
-    area = {"village": busy_place.village, "township": busy_place.township, "county": "410726"}[level]
+def test_the_database_ranks_every_target_as_python_does(
+    session, app, county, busy_place, level, name
+):
+    area = {"village": busy_place.village, "township": busy_place.township, "county": "410726"}[
+        level
+    ]
     settings = settings_for(app)
     plan = SimpleNamespace(id=None, area_code=area, weights=_weights(name).as_dict())
     now = queries.db_now(session)
@@ -302,9 +362,18 @@ def test_the_database_ranks_every_target_as_python_does(session, app, county, bu
         session, area, case_scope_sql(county["planner"]), now, settings.hot_spot_days
     )
     got = queries.ranked_targets(
-        session, area, county["planner"], now, queries.local_today(session),
-        settings.dissatisfied_window_days, settings.grid_unvisited_days, bins,
-        _weights(name), settings.rules, None, 0,
+        session,
+        area,
+        county["planner"],
+        now,
+        queries.local_today(session),
+        settings.dissatisfied_window_days,
+        settings.grid_unvisited_days,
+        bins,
+        _weights(name),
+        settings.rules,
+        None,
+        0,
     )
     want = reference_proposal(session, plan, county["planner"], settings)
     assert [_seen(t) for t in got.targets] == [_seen(t) for t in want.targets]
@@ -368,13 +437,24 @@ def test_a_plan_is_the_plan_python_ranking_made(session, app, make_user, county,
         people.append((make_user("township_leader", busy_place.township).id, 3))
     if level == "county":
         other = session.execute(
-            text("SELECT code FROM areas WHERE level = 'township' AND code <> :t ORDER BY code LIMIT 1"),
+            text(
+                "SELECT code FROM areas WHERE level = 'township' AND code <> :t "
+                "ORDER BY code LIMIT 1"
+            ),
             {"t": busy_place.township},
         ).scalar_one()
         people.append((make_user("township_leader", other).id, 4))
-    area = {"village": busy_place.village, "township": busy_place.township, "county": "410726"}[level]
+    area = {"village": busy_place.village, "township": busy_place.township, "county": "410726"}[
+        level
+    ]
     plan = new_plan(
-        session, app, county["planner"], area, people, days=days, weights=_weights(name),
+        session,
+        app,
+        county["planner"],
+        area,
+        people,
+        days=days,
+        weights=_weights(name),
         VISITS_MAX_UNASSIGNED=kept,
     )
     ours, overflow = _stops(session, plan.id), plan.overflow
@@ -382,7 +462,10 @@ def test_a_plan_is_the_plan_python_ranking_made(session, app, make_user, county,
     session.query(VisitStop).filter(VisitStop.plan_id == plan.id).delete()
     session.flush()
     planning.fill_plan(
-        session, plan, county["planner"], settings,
+        session,
+        plan,
+        county["planner"],
+        settings,
         reference_proposal(session, plan, county["planner"], settings),
     )
     assert ours == _stops(session, plan.id)

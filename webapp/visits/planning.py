@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
-
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
@@ -338,12 +337,12 @@ def _route_days(
     ends = [[starts[u], *((t.candidate.lon, t.candidate.lat) for t in g)] for (u, _), g in days]
     joined = roads.junctions(session, net, [p for e in ends for p in e]) if net.routable else None
     out, at = [], 0
-    for ((user_id, day), group), points in zip(days, ends, strict=True):
+    for ((user_id, day), group), places in zip(days, ends, strict=True):
         part = None
         if joined is not None:
-            part = (joined[0][at : at + len(points)], joined[1][at : at + len(points)])
-            at += len(points)
-        route, junctions = _route_day(session, net, points[0], points[1:], part)
+            part = (joined[0][at : at + len(places)], joined[1][at : at + len(places)])
+            at += len(places)
+        route, junctions = _route_day(session, net, places[0], places[1:], part)
         out.append(_RoutedDay(user_id, day, group, route, junctions))
     return out
 

@@ -66,6 +66,17 @@ def local_today(session: Session) -> date:
 
 # -- facts for targeting ------------------------------------------------------------
 
+# The columns of a family member the facts are made of.
+MEMBER = (
+    "status", "satisfaction", "reported_at", "due_at", "concluded_at", "resolved_at",
+    "leader_id", "accused_unit", "grid_code",
+)
+
+
+def _members(alias: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in MEMBER)
+
+
 # Repeat petitions of one matter form a family (a household), rooted at its first case
 # in the area and scope. From the live cases in ``start``, each one's repeat chain is
 # walked up to that first case and the chain's members are gathered from there down,
@@ -137,7 +148,6 @@ chained AS (
 """
 
 
-
 def days_since(moment: str) -> str:
     """SQL: whole days (of 24 hours) from ``moment`` to ``:now``, rounded down.
 
@@ -146,17 +156,6 @@ def days_since(moment: str) -> str:
     against the numeric ``extract``, three times slower).
     """
     return f"floor(date_part('epoch', :now - {moment}) / 86400)::int"
-
-
-# The columns of a family member the facts are made of.
-MEMBER = (
-    "status", "satisfaction", "reported_at", "due_at", "concluded_at", "resolved_at",
-    "leader_id", "accused_unit", "grid_code",
-)
-
-
-def _members(alias: str) -> str:
-    return ", ".join(f"{alias}.{c}" for c in MEMBER)
 
 
 # The facts of a household ``l`` (a row shaped like ``chained``), named as in
@@ -254,7 +253,7 @@ def _case_candidate(row) -> Candidate:
         unvisited,
         visited_before,
         leader_days,
-    ) = tuple(row)[:17]
+    ) = tuple(row)
     facts = Facts(
         kind="case",
         open=is_open,
@@ -500,8 +499,9 @@ grid_targets AS (""" + GRID_TARGETS + """),
 -- per grid: its Gi* bin, and the group and places of its people (assignment.Room);
 -- DISTINCT ON tells the planner that codes are unique (it hashes them then)
 grids AS (
-    SELECT DISTINCT ON (code) * FROM unnest(CAST(:grid_codes AS text[]), CAST(:grid_bins AS integer[]),
-                         CAST(:grid_groups AS integer[]), CAST(:grid_places AS integer[]))
+    SELECT DISTINCT ON (code) *
+    FROM unnest(CAST(:grid_codes AS text[]), CAST(:grid_bins AS integer[]),
+                CAST(:grid_groups AS integer[]), CAST(:grid_places AS integer[]))
         AS g(code, bin, grp, places)
 ),
 -- Each target with its points, its team (the people who may take it, assignment.Room:
