@@ -945,7 +945,8 @@ def insert_stops(
     measured = legs_in = legs_out = legs_join = ""
     params: dict = {}
     if legs:
-        assert net is not None and net.routable
+        if net is None or not net.routable:
+            raise ValueError("legs are measured along a routable road network")
         measured = "WITH " + roads.measured_legs_sql(NEW_LEGS_SQL, net, joined=True)
         legs_in, legs_out = ", leg_m, leg_kind, leg_path", ", m.leg_m, m.leg_kind, m.leg_path"
         legs_join = "LEFT JOIN measured m ON m.id = t.n"
