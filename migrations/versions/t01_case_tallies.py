@@ -205,11 +205,16 @@ def _add_cases() -> str:
     re-counted as the insert trigger would.
     """
     columns = ", ".join(f"c.{col}" for col in READ)
+    # Grouped by grid and month alone (a grid's cases all carry its village, township
+    # and county codes), by hashing (the function turns sorting off): a million rows
+    # into ~40,000 groups in about 4 s where sorting them on five keys first took 10 s;
+    # only the groups are sorted, for the upsert's lock order.
     added = f"""
     INSERT INTO case_tallies ({", ".join(KEY)}, {", ".join(FACTS)}, ahead_at)
-    SELECT {", ".join(f"k.{k}" for k in KEY)},
+    SELECT * FROM (
+    SELECT min(x.county_code), min(x.township_code), min(x.village_code), x.grid_code, k.month,
         {_unsigned_sums()},
-        max({_AHEAD})
+        max({_AHEAD}) AS ahead_at
     FROM (
         SELECT {columns},
             CASE WHEN {_needs_repeat("c")} THEN c.id IN (
@@ -218,8 +223,9 @@ def _add_cases() -> str:
         FROM cases c %s
     ) x
     CROSS JOIN LATERAL (SELECT {_keyed("x")}) k
-    GROUP BY {", ".join(f"k.{k}" for k in KEY)}
-    ORDER BY {", ".join(f"k.{k}" for k in KEY)}
+    GROUP BY x.grid_code, k.month
+    ) g
+    ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET
     """ + ",\n    ".join(f"{f} = case_tallies.{f} + EXCLUDED.{f}" for f in FACTS) + """,
         ahead_at = greatest(case_tallies.ahead_at, EXCLUDED.ahead_at)
@@ -248,7 +254,11 @@ def _add_cases() -> str:
     {_UPSERT}
     """
     return f"""
-CREATE FUNCTION case_tallies_add_cases(ids regclass) RETURNS void LANGUAGE plpgsql AS $fn$
+CREATE FUNCTION case_tallies_add_cases(ids regclass) RETURNS void LANGUAGE plpgsql
+-- Hash the cases into their groups: the planner prices the hash table for one group per
+-- case and would sort a million wide rows instead (the groups are sorted afterwards).
+SET enable_sort = off
+AS $fn$
 BEGIN
     IF ids = 'cases'::regclass THEN
         EXECUTE format('{added.replace("'", "''")}', '');
