@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from webapp.visits.assignment import ALL_FULL, NO_ONE, Person, Task, assign, tiers
+from webapp.visits.assignment import ALL_FULL, NO_ONE, Person, Task, assign, room, tiers
 
 VILLAGE = "410726100001"
 G1, G2, G3 = VILLAGE + "001", VILLAGE + "002", VILLAGE + "003"
@@ -124,3 +124,73 @@ def test_capacity_is_never_exceeded_on_random_instances(seed):
             assert task.leader_id == person.user_id
         else:
             assert task.grid_code.startswith(person.area_code)
+
+
+def _within_room(tasks, room):
+    """The tasks that Room keeps, as the ranking statement keeps them (places per group)."""
+    seen: Counter = Counter()
+    kept = []
+    for t in tasks:
+        group, places = room.areas[t.grid_code]
+        leader = t.leader_id if t.leader_id in room.leaders else None
+        unit = t.accused_unit if t.accused_unit in room.units else None
+        key = (group, leader, unit)
+        seen[key] += 1
+        if seen[key] <= places + room.leaders.get(leader, 0):
+            kept.append(t)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_leaving_out_what_room_leaves_out_changes_no_placement(seed):
+    """Room's bound holds: every assigned task is kept, and the kept ones are placed alike."""
+    rng = random.Random(seed)
+    township = VILLAGE[:9]
+    villages = [f"{township}{v:03d}" for v in range(1, 4)]
+    grids = [f"{v}{g:03d}" for v in villages for g in range(1, 4)]
+    units = ["县住建局", "县人社局", ""]
+    people = []
+    for uid in range(1, rng.randint(1, 9) + 1):
+        role = rng.choice(
+            [
+                "grid_worker",
+                "grid_worker",
+                "village_informant",
+                "township_leader",
+                "leader_in_charge",
+            ]
+        )
+        area = {
+            "grid_worker": rng.choice(grids),
+            "village_informant": rng.choice(villages),
+            "township_leader": township,
+            "leader_in_charge": "410726",
+        }[role]
+        people.append(Person(uid, role, area, rng.randint(1, 4), rng.choice([None, None, *units])))
+    days = DAYS[: rng.randint(1, 3)]
+    tasks = [
+        Task(
+            i,
+            rng.choice(grids),
+            leader_id=rng.choice([None, None, None, rng.randint(1, 12)]),
+            accused_unit=rng.choice([None, None, None, *units]),
+        )
+        for i in range(rng.randint(0, 150))
+    ]
+    placed = {p.key: p for p in assign(tasks, people, days)}
+    kept = _within_room(tasks, room(people, grids, len(days)))
+    assert {t.key for t in tasks if placed[t.key].assigned} <= {t.key for t in kept}
+    assert assign(kept, people, days) == [placed[t.key] for t in kept]
+
+
+def test_room_groups_grids_by_the_people_who_walk_them():
+    people = [
+        worker(1, G1, cap=2),
+        Person(2, "village_informant", VILLAGE, 3),
+        Person(3, "leader_in_charge", "410726", 4),
+    ]
+    r = room(people, [G1, G2, G3, "410726101001001"], days=2)
+    assert r.areas[G2] == r.areas[G3] == (r.areas[G2][0], 6)  # the informant's 3 a day
+    assert r.areas[G1][1] == 10 and r.areas[G1][0] != r.areas[G2][0]
+    assert r.areas["410726101001001"][1] == 0  # nobody walks it
+    assert r.leaders == {3: 8} and r.units == frozenset()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -129,6 +130,12 @@ class Case(Base):
         # the rare escalations of a period. BRIN where the column follows the table's
         # time order; partial B-trees where most rows are NULL or closed.
         Index("ix_cases_open", "reported_at", postgresql_where=f"status NOT IN {OPEN_SQL}"),
+        # Visit targeting finds the recently dissatisfied through this (visits.queries).
+        Index(
+            "ix_cases_dissatisfied",
+            text("coalesce(resolved_at, concluded_at, reported_at)"),
+            postgresql_where="satisfaction = 'dissatisfied'",
+        ),
         Index("ix_cases_resolved_brin", "resolved_at", postgresql_using="brin"),
         *(
             Index(f"ix_cases_{column}", column, postgresql_where=f"{column} IS NOT NULL")

@@ -154,14 +154,24 @@ class DistanceMatrix:
     metres: np.ndarray  # [i, j]: metres from point i to point j
     no_path: np.ndarray  # [i, j]: the network does not join them (measured straight)
     by_road: bool  # measured along roads at all (False: straight lines throughout)
+    # [i]: the junction point i joins the network at (by road only), for measured_legs_sql
+    junctions: np.ndarray | None = None
 
 
-def straight_matrix(points: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Geodesic distances between all pairs of (lon, lat) points, in metres."""
+def straight_matrix(
+    points: Sequence[tuple[float, float]], wanted: np.ndarray | None = None
+) -> np.ndarray:
+    """Geodesic distances between all pairs of (lon, lat) points, in metres.
+
+    With ``wanted`` (a boolean matrix), only those pairs are measured; the others are 0.
+    """
     n = len(points)
     lon = np.array([p[0] for p in points], dtype=float)
     lat = np.array([p[1] for p in points], dtype=float)
-    i, j = np.triu_indices(n, 1)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    if wanted is not None:
+        upper &= wanted | wanted.T
+    i, j = np.nonzero(upper)
     out = np.zeros((n, n))
     if len(i):
         _, _, d = GEOD.inv(lon[i], lat[i], lon[j], lat[j])
@@ -170,21 +180,16 @@ def straight_matrix(points: Sequence[tuple[float, float]]) -> np.ndarray:
     return out
 
 
-def distance_matrix(
+def junctions(
     session: Session, net: RoadNetwork, points: Sequence[tuple[float, float]]
-) -> DistanceMatrix:
-    """Distances between all pairs of ``points`` along the county's roads when it can.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The junction each (lon, lat) point joins the roads at, and its access in metres.
 
-    ``points[i]`` is (lon, lat). Along roads: access to the nearest junction + the
-    shortest path (``pgr_dijkstraCostMatrix``) + access from the other junction;
-    straight where both join at the same junction or the network does not join them.
+    One statement for any number of points (the routes of a whole plan at once).
     """
-    n = len(points)
-    straight = straight_matrix(points)
-    no_path = np.zeros((n, n), dtype=bool)
-    if not net.routable or n < 2:
-        return DistanceMatrix(straight, no_path, False)
-    snapped = session.execute(
+    if not points:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    vid, access = session.execute(
         text(
             f"""
             WITH pts AS (
@@ -192,10 +197,9 @@ def distance_matrix(
                 FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]))
                      WITH ORDINALITY AS t(lon, lat, ord)
             )
-            SELECT p.ord - 1 AS i, v.id AS vid,
-                   ST_Distance(p.geom::geography, v.geom::geography) AS access_m
+            SELECT array_agg(v.id ORDER BY p.ord),
+                   array_agg(ST_Distance(p.geom::geography, v.geom::geography) ORDER BY p.ord)
             FROM pts p CROSS JOIN LATERAL ({nearest_vertex_sql("p.geom")}) v
-            ORDER BY p.ord
             """
         ),
         {
@@ -203,42 +207,65 @@ def distance_matrix(
             "lat": [float(p[1]) for p in points],
             "road_county": net.county_code,
         },
-    ).all()
-    vid = np.array([r.vid for r in snapped], dtype=np.int64)
-    access = np.array([r.access_m for r in snapped], dtype=float)
-    junctions, k = np.unique(vid, return_inverse=True)
-    costs = session.execute(
+    ).one()
+    return np.array(vid, dtype=np.int64), np.array(access, dtype=float)
+
+
+def distance_matrix(
+    session: Session,
+    net: RoadNetwork,
+    points: Sequence[tuple[float, float]],
+    joined: tuple[np.ndarray, np.ndarray] | None = None,
+) -> DistanceMatrix:
+    """Distances between all pairs of ``points`` along the county's roads when it can.
+
+    ``points[i]`` is (lon, lat). Along roads: access to the nearest junction + the
+    shortest path (``pgr_dijkstraCostMatrix``) + access from the other junction;
+    straight where both join at the same junction or the network does not join them.
+    ``joined``: the points' :func:`junctions`, when already known.
+    """
+    n = len(points)
+    no_path = np.zeros((n, n), dtype=bool)
+    if not net.routable or n < 2:
+        return DistanceMatrix(straight_matrix(points), no_path, False)
+    vid, access = joined if joined is not None else junctions(session, net, points)
+    nodes, k = np.unique(vid, return_inverse=True)
+    # One row of three arrays: thousands of pairs a call, read without a row object each.
+    a, b, c = session.execute(
         text(
             f"""
-            SELECT start_vid, end_vid, agg_cost
+            SELECT array_agg(start_vid), array_agg(end_vid), array_agg(agg_cost)
             FROM pgr_dijkstraCostMatrix({EDGES_SQL}, CAST(:vids AS bigint[]), false)
             """
         ),
-        {"vids": junctions.tolist(), "road_county": net.county_code},
-    ).all()
-    between = np.full((len(junctions), len(junctions)), np.nan)  # junction to junction
+        {"vids": nodes.tolist(), "road_county": net.county_code},
+    ).one()
+    between = np.full((len(nodes), len(nodes)), np.nan)  # junction to junction
     np.fill_diagonal(between, 0.0)
-    if costs:
-        a, b, c = (np.array(col) for col in zip(*costs, strict=True))
-        between[np.searchsorted(junctions, a), np.searchsorted(junctions, b)] = c
+    if a:
+        a, b, c = np.array(a), np.array(b), np.array(c, dtype=float)
+        between[np.searchsorted(nodes, a), np.searchsorted(nodes, b)] = c
     walk = between[k[:, None], k[None, :]]
     same = k[:, None] == k[None, :]
     no_path = np.isnan(walk)
     by_road = ~same & ~no_path
+    straight = straight_matrix(points, ~by_road)  # the few pairs not measured by road
     metres = np.where(by_road, access[:, None] + np.nan_to_num(walk) + access[None, :], straight)
-    return DistanceMatrix(metres, no_path, True)
+    return DistanceMatrix(metres, no_path, True, vid)
 
 
 # -- legs along the network (for measuring and drawing a route) -----------------------
 
 
-def measured_legs_sql(legs: str, net: RoadNetwork) -> str:
+def measured_legs_sql(legs: str, net: RoadNetwork, joined: bool = False) -> str:
     """CTEs that measure the legs ``legs`` (a query of ``id, a, b``: two points each).
 
     The last CTE, ``measured``, has ``id, leg_m, leg_kind, leg_path``: along roads
     (``pgr_dijkstra`` on the pairs of junctions, its path edges turned to run from
     ``a`` to ``b`` and joined, with the access lines at both ends) when the network is
-    routable, else straight. Parameters: ``:road_county``.
+    routable, else straight. Parameters: ``:road_county``. With ``joined``, ``legs``
+    also gives the junctions its ends join the network at (``va``, ``vb``: as
+    :func:`distance_matrix` found them), which are then not looked up again.
     """
     if not net.routable:
         return f"""
@@ -249,14 +276,59 @@ def measured_legs_sql(legs: str, net: RoadNetwork) -> str:
                 FROM legs
             )
         """
+    if joined:
+        ends = """
+        ends AS (
+            SELECT l.id, l.a, l.b, l.va, ga.geom AS ga, l.vb, gb.geom AS gb
+            FROM legs l
+            LEFT JOIN road_vertices ga ON ga.id = l.va
+            LEFT JOIN road_vertices gb ON gb.id = l.vb
+        ),
+        """
+    else:
+        ends = f"""
+        -- Each distinct point joins the network once (a route's legs share their ends):
+        -- the first of its copies looks the junction up, the others take it over. No
+        -- join of the legs with their points, whose row counts the planner cannot know.
+        ends_of_legs AS (
+            SELECT p.*, ST_AsEWKB(p.geom) AS k FROM (
+                SELECT l.id, false AS is_b, l.a AS geom FROM legs l
+                UNION ALL
+                SELECT l.id, true, l.b FROM legs l
+            ) p
+        ),
+        firsts AS (
+            SELECT e.*, row_number() OVER (PARTITION BY e.k ORDER BY e.id, e.is_b) = 1 AS first
+            FROM ends_of_legs e
+        ),
+        looked_up AS (
+            SELECT f.id, f.is_b, f.geom, f.k, f.first, v.id AS vid, v.geom AS vgeom
+            FROM firsts f
+            LEFT JOIN LATERAL (  -- OFFSET 0: looked up only for a first copy
+                SELECT n.* FROM ({nearest_vertex_sql("f.geom")}) n WHERE f.first OFFSET 0
+            ) v ON true
+        ),
+        shared AS (
+            SELECT u.id, u.is_b, u.geom,
+                   first_value(u.vid) OVER w AS vid, first_value(u.vgeom) OVER w AS vgeom
+            FROM looked_up u
+            WINDOW w AS (PARTITION BY u.k ORDER BY u.first DESC)
+        ),
+        ends AS (
+            SELECT s.id,
+                   (array_agg(s.geom) FILTER (WHERE NOT s.is_b))[1] AS a,
+                   (array_agg(s.geom) FILTER (WHERE s.is_b))[1] AS b,
+                   min(s.vid) FILTER (WHERE NOT s.is_b) AS va,
+                   (array_agg(s.vgeom) FILTER (WHERE NOT s.is_b))[1] AS ga,
+                   min(s.vid) FILTER (WHERE s.is_b) AS vb,
+                   (array_agg(s.vgeom) FILTER (WHERE s.is_b))[1] AS gb
+            FROM shared s
+            GROUP BY s.id
+        ),
+        """
     return f"""
         legs AS ({legs}),
-        ends AS (
-            SELECT l.id, l.a, l.b, va.id AS va, va.geom AS ga, vb.id AS vb, vb.geom AS gb
-            FROM legs l
-            LEFT JOIN LATERAL ({nearest_vertex_sql("l.a")}) va ON true
-            LEFT JOIN LATERAL ({nearest_vertex_sql("l.b")}) vb ON true
-        ),
+        {ends}
         pairs AS (SELECT DISTINCT va, vb FROM ends WHERE va <> vb),
         steps AS (
             SELECT d.start_vid, d.end_vid, d.path_seq, d.node, d.edge, d.cost
@@ -268,7 +340,7 @@ def measured_legs_sql(legs: str, net: RoadNetwork) -> str:
                  FROM pairs),
                 false) d
         ),
-        paths AS (
+        paths AS MATERIALIZED (  -- built once, whatever join the caller makes of the legs
             SELECT s.start_vid, s.end_vid, sum(s.cost) AS cost,
                    ST_MakeLine(CASE WHEN s.node = r.source THEN r.geom ELSE ST_Reverse(r.geom) END
                                ORDER BY s.path_seq) AS line

@@ -18,7 +18,7 @@ overflows and is reported, never squeezed in.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -96,6 +96,42 @@ class _Directory:
             if group:
                 out.append(group)
         return out
+
+
+@dataclass(frozen=True)
+class Room:
+    """The most targets that could ever be assigned, by who could take them.
+
+    Targets that exactly the same people may take compete for the same places: of
+    those, only the best ``places`` (the people's capacity over the plan) can be
+    assigned, since each earlier one either took a place from them or found them all
+    full, and a full person stays full. Ranking can stop there, group by group (a
+    target left out that way is unassigned in :func:`assign` whatever else is on the
+    plan, and leaving out unassigned targets changes no one else's placement).
+
+    The people of a target are those of its grid (``areas``: grid code → group
+    number and places), with the case's leader in charge when on the plan
+    (``leaders``: user id → places), less anyone whose unit the case accuses: a case
+    that accuses one of ``units`` is grouped with the cases accusing that unit only.
+    """
+
+    areas: dict[str, tuple[int, int]]
+    leaders: dict[int, int]
+    units: frozenset[str]
+
+
+def room(people: Sequence[Person], grid_codes: Iterable[str], days: int) -> Room:
+    """The groups and places of :class:`Room` for ``people`` over ``days`` days."""
+    directory = _Directory(people)
+    groups: dict[tuple[int, ...], int] = {}
+    areas: dict[str, tuple[int, int]] = {}
+    for code in grid_codes:
+        walkers = [p for group in directory.tiers(Task(None, code)) for p in group]
+        ids = tuple(sorted(p.user_id for p in walkers))
+        places = sum(p.capacity for p in walkers) * days
+        areas[code] = (groups.setdefault(ids, len(groups)), places)
+    leaders = {uid: p.capacity * days for uid, p in directory.leaders.items()}
+    return Room(areas, leaders, frozenset(p.unit for p in people if p.unit))
 
 
 def assign(

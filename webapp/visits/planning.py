@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
@@ -23,19 +24,11 @@ from webapp.errors import AppError, NotFound
 from webapp.grid.models import Area
 from webapp.roads import queries as roads
 from webapp.visits import queries
-from webapp.visits.assignment import Person, Task, assign
+from webapp.visits.assignment import Person, Task, assign, room
 from webapp.visits.models import PlanStatus, VisitPlan, VisitPlanPerson, VisitRecord, VisitStop
 from webapp.visits.routing import Route, plan_route, plan_route_on
 from webapp.visits.settings import VisitSettings
-from webapp.visits.targeting import (
-    Candidate,
-    Target,
-    Weights,
-    grids_without_case_targets,
-    points,
-    rank,
-    with_hot_spot,
-)
+from webapp.visits.targeting import Candidate, Target, Weights, points, with_hot_spot
 
 MANUAL_REASON = {"factor": "manual", "text": "计划人员手动添加", "points": 0.0}
 
@@ -235,24 +228,47 @@ def make_plan(
 class Proposal:
     """What the targeting produced for a plan, before it is stored."""
 
-    targets: list[Target]
-    considered: int
+    targets: list[Target]  # best first: every target that could be assigned, then the best
+    # of the rest (at least as many as the plan keeps unassigned)
+    considered: int  # candidates measured
+    left_out: int = 0  # further targets with points, none of which could be assigned
 
 
-def propose(session: Session, plan: VisitPlan, planner: User, settings: VisitSettings) -> Proposal:
-    """Measure, weight and rank the targets of the plan's area in the planner's scope."""
+def propose(
+    session: Session,
+    plan: VisitPlan,
+    planner: User,
+    settings: VisitSettings,
+    people: Sequence[Person] | None = None,
+) -> Proposal:
+    """Measure, weight and rank the targets of the plan's area in the planner's scope.
+
+    Ranked in the database: only the targets the plan's people could take come back
+    (:class:`assignment.Room`), with the best of the rest for the unassigned list.
+    """
     now = queries.db_now(session)
     today = queries.local_today(session)
     scope = case_scope_sql(planner)
     bins = queries.hot_spot_bins(session, plan.area_code, scope, now, settings.hot_spot_days)
-    cases = queries.case_candidates(
-        session, plan.area_code, planner, now, today, settings.dissatisfied_window_days, plan.id
+    if people is None:
+        people, _ = _people(session, plan.id)
+    days = len(days_between(plan.date_from, plan.date_to))
+    ranked = queries.ranked_targets(
+        session,
+        plan.area_code,
+        planner,
+        now,
+        today,
+        settings.dissatisfied_window_days,
+        settings.grid_unvisited_days,
+        bins,
+        Weights(plan.weights),
+        settings.rules,
+        room(people, queries.grid_codes(session, plan.area_code), days),
+        settings.max_unassigned,
+        plan.id,
     )
-    grids = queries.grid_candidates(
-        session, plan.area_code, now, today, settings.grid_unvisited_days, plan.id
-    )
-    candidates = [with_hot_spot(c, bins) for c in cases + grids_without_case_targets(cases, grids)]
-    return Proposal(rank(candidates, Weights(plan.weights), settings.rules), len(candidates))
+    return Proposal(ranked.targets, ranked.considered, ranked.left_out)
 
 
 def _people(session: Session, plan_id: int) -> tuple[list[Person], dict[int, tuple[float, float]]]:
@@ -282,9 +298,53 @@ def route_day(
 ) -> Route:
     """Order one day's stops from ``start``: on walking distances along the county's roads
     when it has a routable network, else on geodesic distances."""
+    return _route_day(session, net, start, stops)[0]
+
+
+def _route_day(
+    session: Session,
+    net: roads.RoadNetwork,
+    start: tuple[float, float],
+    stops: Sequence[tuple[float, float]],
+    joined: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Route, Sequence[int] | None]:
+    """:func:`route_day`, and the junctions where the start and each stop join the roads
+    (``joined``: those junctions and their access, when already looked up)."""
     if not net.routable or not stops:
-        return plan_route(start, stops)
-    return plan_route_on(roads.distance_matrix(session, net, [start, *stops]).metres)
+        return plan_route(start, stops), None
+    matrix = roads.distance_matrix(session, net, [start, *stops], joined)
+    junctions = None if matrix.junctions is None else matrix.junctions.tolist()
+    return plan_route_on(matrix.metres), junctions
+
+
+@dataclass(frozen=True)
+class _RoutedDay:
+    user_id: int
+    day: date
+    targets: list[Target]
+    route: Route
+    junctions: Sequence[int] | None  # where the start (0) and stop i (i + 1) join the roads
+
+
+def _route_days(
+    session: Session,
+    net: roads.RoadNetwork,
+    starts: Mapping[int, tuple[float, float]],
+    by_day: Mapping[tuple[int, date], list[Target]],
+) -> list[_RoutedDay]:
+    """Route every person's day; along the roads, with one junction lookup for all days."""
+    days = sorted(by_day.items())
+    ends = [[starts[u], *((t.candidate.lon, t.candidate.lat) for t in g)] for (u, _), g in days]
+    joined = roads.junctions(session, net, [p for e in ends for p in e]) if net.routable else None
+    out, at = [], 0
+    for ((user_id, day), group), places in zip(days, ends, strict=True):
+        part = None
+        if joined is not None:
+            part = (joined[0][at : at + len(places)], joined[1][at : at + len(places)])
+            at += len(places)
+        route, junctions = _route_day(session, net, places[0], places[1:], part)
+        out.append(_RoutedDay(user_id, day, group, route, junctions))
+    return out
 
 
 def plan_network(session: Session, plan: VisitPlan) -> roads.RoadNetwork:
@@ -292,10 +352,18 @@ def plan_network(session: Session, plan: VisitPlan) -> roads.RoadNetwork:
     return roads.network(session, plan.area_code[:6])
 
 
-def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitSettings) -> None:
-    """Propose targets for the plan, assign them within capacity, route each day, store."""
-    proposal = propose(session, plan, planner, settings)
+def fill_plan(
+    session: Session,
+    plan: VisitPlan,
+    planner: User,
+    settings: VisitSettings,
+    proposal: Proposal | None = None,
+) -> None:
+    """Assign the proposed targets (by default :func:`propose`'s) within capacity, route
+    each day, store."""
     people, starts = _people(session, plan.id)
+    if proposal is None:
+        proposal = propose(session, plan, planner, settings, people)
     targets = proposal.targets
     tasks = [
         Task(t.key, t.candidate.grid_code, t.candidate.leader_id, t.candidate.accused_unit)
@@ -309,19 +377,29 @@ def fill_plan(session: Session, plan: VisitPlan, planner: User, settings: VisitS
             by_day[(placed.user_id, placed.day)].append(target)  # type: ignore[index]
         else:
             unassigned.append((target, placed.reason or ""))
-    stops: list[queries.NewStop] = []
     net = plan_network(session, plan)
-    for (user_id, day), group in sorted(by_day.items()):
-        route = route_day(
-            session, net, starts[user_id], [(t.candidate.lon, t.candidate.lat) for t in group]
-        )
-        for seq, i in enumerate(route.order, start=1):
-            stops.append(_new_stop(group[i], user_id, day, seq))
+    stops: list[queries.NewStop] = []
+    legs: list[queries.RouteLeg] = []  # along the roads, with the junctions routing found
+    for d in _route_days(session, net, starts, by_day):
+        points = [starts[d.user_id], *((t.candidate.lon, t.candidate.lat) for t in d.targets)]
+        previous = 0
+        for seq, i in enumerate(d.route.order, start=1):
+            stops.append(_new_stop(d.targets[i], d.user_id, d.day, seq))
+            if d.junctions is not None:
+                legs.append(
+                    queries.RouteLeg(
+                        points[previous], points[i + 1], d.junctions[previous], d.junctions[i + 1]
+                    )
+                )
+            previous = i + 1
     kept = unassigned[: settings.max_unassigned]
     stops.extend(_new_stop(t, None, None, None, reason) for t, reason in kept)
-    queries.insert_stops(session, plan.id, stops)
-    queries.number_and_measure(session, plan.id)
-    plan.overflow = len(unassigned) - len(kept)
+    if legs:  # measured along the roads as they are stored
+        queries.insert_stops(session, plan.id, stops, legs, net)
+    else:
+        queries.insert_stops(session, plan.id, stops)
+        queries.number_and_measure(session, plan.id)
+    plan.overflow = len(unassigned) - len(kept) + proposal.left_out
     session.flush()
 
 

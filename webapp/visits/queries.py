@@ -8,7 +8,7 @@ weighting of those facts is :mod:`webapp.visits.targeting` (pure).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -25,8 +25,18 @@ from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN, area_features
 from webapp.hotspots.queries import CaseFilter, hot_spots
 from webapp.roads import queries as roads
+from webapp.visits.assignment import Room
 from webapp.visits.models import VisitPlan, VisitStop
-from webapp.visits.targeting import Candidate, Facts
+from webapp.visits.targeting import (
+    FACTOR_RULES,
+    Candidate,
+    Facts,
+    Rules,
+    Target,
+    Weights,
+    point_table,
+    rule_params,
+)
 
 FINAL = sql_in(sorted(FINAL_STATUSES))
 # A follow-up (回访) stop: the case workflow allows the follow-up action in its status.
@@ -56,45 +66,52 @@ def local_today(session: Session) -> date:
 
 # -- facts for targeting ------------------------------------------------------------
 
-# The facts of case targets, from the cases that start a target (the live ones) outward:
-# each one's repeat chain is walked up to its first case in the area and scope, and the
-# chain's members are gathered from there down, so the work grows with the live cases
-# and their chains, not with the area's whole history.
-CASE_FACTS_SQL = """
-WITH RECURSIVE
-start AS MATERIALIZED (
-    SELECT c.id, c.repeat_of_id FROM cases c
-    WHERE c.{column} = :area AND {scope_c} AND {start}
-),
-up (id, parent, origin, depth) AS (
-    SELECT s.id, s.repeat_of_id, s.id, 0 FROM start s
+# The columns of a family member the facts are made of.
+MEMBER = (
+    "status", "satisfaction", "reported_at", "due_at", "concluded_at", "resolved_at",
+    "leader_id", "accused_unit", "grid_code",
+)
+
+
+def _members(alias: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in MEMBER)
+
+
+# Repeat petitions of one matter form a family (a household), rooted at its first case
+# in the area and scope. From the live cases in ``start``, each one's repeat chain is
+# walked up to that first case and the chain's members are gathered from there down,
+# so the work grows with the live cases and their chains, not with the area's whole
+# history. ``chained`` has one row per family: its target (the most recent live case,
+# open first) and the family's facts.
+CHAINS_SQL = """
+up (id, parent, origin, depth, {member}) AS (
+    SELECT s.id, s.repeat_of_id, s.id, 0, {member_s} FROM start s
     UNION ALL
-    SELECT p.id, p.repeat_of_id, u.origin, u.depth + 1
+    SELECT p.id, p.repeat_of_id, u.origin, u.depth + 1, {member_p}
     FROM up u
     -- one index probe per parent (LIMIT keeps the planner from hashing all cases)
     JOIN LATERAL (
-        SELECT p.id, p.repeat_of_id FROM cases p
+        SELECT * FROM cases p
         WHERE p.id = u.parent AND p.{column} = :area AND {scope_p}
         LIMIT 1
     ) p ON true
+    WHERE u.parent IS NOT NULL
 ) CYCLE id SET looped USING trail,
 roots AS (
-    SELECT DISTINCT ON (origin) id AS root FROM up WHERE NOT looped ORDER BY origin, depth DESC
+    SELECT DISTINCT ON (origin) * FROM up WHERE NOT looped ORDER BY origin, depth DESC
 ),
--- Repeat petitions of one matter form a family, rooted at its first case in scope.
-fam (id, root) AS (
-    SELECT DISTINCT root, root FROM roots
+-- (each member comes with the columns the facts need: no second read of its row)
+fam (id, root, {member}) AS (
+    SELECT DISTINCT ON (r.id) r.id, r.id, {member_r} FROM roots r
     UNION ALL
-    SELECT c.id, f.root FROM fam f JOIN cases c ON c.repeat_of_id = f.id
+    SELECT c.id, f.root, {member_c} FROM fam f JOIN cases c ON c.repeat_of_id = f.id
     WHERE c.{column} = :area AND {scope_c}
 ) CYCLE id SET looped USING trail,
 m AS MATERIALIZED (
-    SELECT DISTINCT ON (c.id) f.root, c.id, c.status, c.satisfaction, c.reported_at, c.due_at,
-           c.concluded_at, c.resolved_at, c.leader_id, c.accused_unit, c.grid_code, c.location,
-           c.number, c.title
-    FROM fam f JOIN cases c ON c.id = f.id
+    SELECT DISTINCT ON (f.id) f.root, f.id, {member_f}
+    FROM fam f
     WHERE NOT f.looped
-    ORDER BY c.id, f.root
+    ORDER BY f.id, f.root
 ),
 family AS (
     SELECT m.root,
@@ -109,36 +126,70 @@ family AS (
     GROUP BY m.root
 ),
 -- The family's target: its most recent live case (open first).
-live AS (
-    SELECT DISTINCT ON (m.root) m.*, m.status NOT IN {final} AS open
+family_target AS (
+    SELECT DISTINCT ON (m.root) m.*
     FROM m
     WHERE {live_m}
     ORDER BY m.root, (m.status NOT IN {final}) DESC, m.reported_at DESC, m.id DESC
 ),
-visited AS (
+family_visited AS (
     SELECT m.root, max(v.received_at) AS at
     FROM visit_records v JOIN m ON m.id = v.case_id
     WHERE v.outcome = 'done'
     GROUP BY m.root
+),
+chained AS (
+    SELECT t.root, t.id, t.status, t.due_at, t.leader_id, t.accused_unit, t.grid_code,
+           fx.repeats, fx.first_reported, fx.last_satisfaction, fx.ids, vi.at AS visited_at
+    FROM family_target t
+    JOIN family fx ON fx.root = t.root
+    LEFT JOIN family_visited vi ON vi.root = t.root
 )
-SELECT l.id AS case_id, l.number, l.title, l.grid_code,
-       ST_X(l.location) AS lon, ST_Y(l.location) AS lat,
-       l.leader_id, l.accused_unit, l.open,
-       CASE WHEN l.status IN {before} AND l.due_at < :now
-            THEN floor(extract(epoch FROM :now - l.due_at) / 86400)::int ELSE 0 END AS overdue_days,
-       fx.repeats,
-       coalesce(fx.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
+"""
+
+
+def days_since(moment: str) -> str:
+    """SQL: whole days (of 24 hours) from ``moment`` to ``:now``, rounded down.
+
+    In double precision (``date_part``), which is exact here: the seconds of a
+    difference below a few centuries fall far from a day's end after rounding (tested
+    against the numeric ``extract``, three times slower).
+    """
+    return f"floor(date_part('epoch', :now - {moment}) / 86400)::int"
+
+
+# The facts of a household ``l`` (a row shaped like ``chained``), named as in
+# targeting.Facts.
+HOUSEHOLD_FACTS = f"""
+       l.status NOT IN {{final}} AS open,
+       CASE WHEN l.status IN {{before}} AND l.due_at < :now
+            THEN {days_since("l.due_at")} ELSE 0 END AS overdue_days,
+       l.repeats,
+       coalesce(l.last_satisfaction = 'dissatisfied', false) AS dissatisfied,
        l.status = 'concluded' AS follow_up_due,
-       l.status IN {follow_up_from} AS follow_up,
-       greatest(floor(extract(epoch FROM :now - coalesce(vi.at, fx.first_reported)) / 86400), 0)
-           ::int AS unvisited_days,
-       vi.at IS NOT NULL AS visited_before,
-       CASE WHEN l.leader_id IS NOT NULL AND l.open
-            THEN floor(extract(epoch FROM :now - fx.first_reported) / 86400)::int ELSE 0
+       l.status IN {{follow_up_from}} AS follow_up,
+       greatest({days_since("coalesce(l.visited_at, l.first_reported)")}, 0) AS unvisited_days,
+       l.visited_at IS NOT NULL AS visited_before,
+       CASE WHEN l.leader_id IS NOT NULL AND l.status NOT IN {{final}}
+            THEN {days_since("l.first_reported")} ELSE 0
        END AS leader_case_days
-FROM live l
-JOIN family fx ON fx.root = l.root
-LEFT JOIN visited vi ON vi.root = l.root
+"""
+
+# The facts of case targets, every live case walked through its chain (the reference
+# for RANKED_TARGETS_SQL, and one case added by hand).
+CASE_FACTS_SQL = """
+WITH RECURSIVE
+start AS MATERIALIZED (
+    SELECT c.id, c.repeat_of_id, {member_c} FROM cases c
+    WHERE c.{column} = :area AND {scope_c} AND {start}
+),
+""" + CHAINS_SQL + """
+SELECT l.id AS case_id, c.number, c.title, l.grid_code,
+       ST_X(c.location) AS lon, ST_Y(c.location) AS lat,
+       l.leader_id, l.accused_unit,
+""" + HOUSEHOLD_FACTS + """
+FROM chained l
+JOIN cases c ON c.id = l.id
 WHERE {extra}
 ORDER BY l.id
 """
@@ -148,32 +199,38 @@ LIVE = """({a}.status NOT IN {final}
     OR ({a}.satisfaction = 'dissatisfied'
         AND coalesce({a}.resolved_at, {a}.concluded_at, {a}.reported_at) >= :dissatisfied_since))"""
 
-# A target already given to someone on another published plan that has not ended.
-PLANNED_ELSEWHERE = """
-EXISTS (
-    SELECT 1 FROM visit_stops o JOIN visit_plans op ON op.id = o.plan_id
-    WHERE {match} AND op.status = 'published' AND op.date_to >= :today
+# Stops given to someone on another published plan that has not ended (being visited).
+TAKEN_STOPS = """
+    SELECT o.* FROM visit_stops o JOIN visit_plans op ON op.id = o.plan_id
+    WHERE op.status = 'published' AND op.date_to >= :today
       AND o.state = 'pending' AND o.user_id IS NOT NULL
       AND op.id IS DISTINCT FROM CAST(:plan_id AS integer)
-)
 """
+
+# A target already given to someone on another published plan that has not ended.
+PLANNED_ELSEWHERE = "EXISTS (SELECT 1 FROM (" + TAKEN_STOPS + ") o WHERE {match})"
+
+
+def _sql_params(user: User, area_code: str) -> tuple[dict, dict]:
+    """The pieces every facts statement is formatted with, and the scope's parameters."""
+    scope_c, params = case_scope_sql(user, "c")
+    scope_p, _ = case_scope_sql(user, "p")
+    parts = {
+        "column": area_column(area_code),
+        "scope_c": scope_c,
+        "scope_p": scope_p,
+        "final": FINAL,
+        "before": BEFORE_CONCLUSION,
+        "follow_up_from": sql_in(sorted(FOLLOW_UP_FROM)),
+        "member": ", ".join(MEMBER),
+        **{f"member_{a}": _members(a) for a in ("s", "p", "r", "c", "f")},
+    }
+    return parts, params
 
 
 def _facts_sql(user: User, area_code: str, start: str, live: str, extra: str) -> tuple[str, dict]:
-    scope_c, params = case_scope_sql(user, "c")
-    scope_p, _ = case_scope_sql(user, "p")
-    sql = CASE_FACTS_SQL.format(
-        column=area_column(area_code),
-        scope_c=scope_c,
-        scope_p=scope_p,
-        start=start,
-        live_m=live,
-        final=FINAL,
-        before=BEFORE_CONCLUSION,
-        follow_up_from=sql_in(sorted(FOLLOW_UP_FROM)),
-        extra=extra,
-    )
-    return sql, params
+    parts, params = _sql_params(user, area_code)
+    return CASE_FACTS_SQL.format(**parts, start=start, live_m=live, extra=extra), params
 
 
 def _case_candidate(row) -> Candidate:
@@ -234,14 +291,15 @@ def case_candidates(
     """The case targets of an area within ``user``'s scope, with their facts, in one query.
 
     Leaves out matters already given to someone on another published plan that has
-    not ended (they are being visited).
+    not ended (they are being visited). Every one of them: plans rank in the
+    database instead (:func:`ranked_targets`); this is what that ranking must equal.
     """
     sql, scope_params = _facts_sql(
         user,
         area_code,
         start=LIVE.format(a="c", final=FINAL),
         live=LIVE.format(a="m", final=FINAL),
-        extra="NOT " + PLANNED_ELSEWHERE.format(match="o.case_id = ANY(fx.ids)"),
+        extra="NOT " + PLANNED_ELSEWHERE.format(match="o.case_id = ANY(l.ids)"),
     )
     rows = session.execute(
         text(sql),
@@ -265,7 +323,7 @@ def case_candidate(
     Any case counts here, live or not: a planner may add a case by hand.
     """
     sql, scope_params = _facts_sql(
-        user, area_code, start="c.id = :case_id", live="true", extra=":case_id = ANY(fx.ids)"
+        user, area_code, start="c.id = :case_id", live="true", extra=":case_id = ANY(l.ids)"
     )
     row = session.execute(
         text(sql), {**scope_params, "area": area_code, "now": now, "case_id": case_id}
@@ -299,11 +357,12 @@ def case_candidate(
     )
 
 
-GRID_FACTS_SQL = """
+# Grids of the area where nobody recorded a visit for :min_days (or ever), and that
+# are not on another published plan; ``{extra}`` may leave out more.
+GRID_TARGETS = """
 SELECT g.code AS grid_code, g.name, ST_X(g.label_point) AS lon, ST_Y(g.label_point) AS lat,
        CASE WHEN vi.at IS NULL THEN NULL
-            ELSE greatest(floor(extract(epoch FROM :now - vi.at) / 86400),
-                0)::int END AS unvisited_days
+            ELSE greatest(""" + days_since("vi.at") + """, 0) END AS unvisited_days
 FROM areas g
 LEFT JOIN LATERAL (
     SELECT max(v.received_at) AS at FROM visit_records v
@@ -311,9 +370,10 @@ LEFT JOIN LATERAL (
 ) vi ON true
 WHERE g.level = 'grid' AND g.code LIKE :prefix
   AND (vi.at IS NULL OR vi.at < :now - make_interval(days => :min_days))
-  AND NOT {elsewhere}
-ORDER BY g.code
+  AND NOT {elsewhere} {extra}
 """
+GRID_ELSEWHERE = PLANNED_ELSEWHERE.format(match="o.kind = 'grid' AND o.grid_code = g.code")
+GRID_FACTS_SQL = GRID_TARGETS.format(elsewhere=GRID_ELSEWHERE, extra="") + "ORDER BY g.code"
 
 
 def grid_candidates(
@@ -325,11 +385,8 @@ def grid_candidates(
     plan_id: int | None = None,
 ) -> list[Candidate]:
     """Grids of the area where nobody recorded a visit for ``min_days`` (or ever)."""
-    sql = GRID_FACTS_SQL.format(
-        elsewhere=PLANNED_ELSEWHERE.format(match="o.kind = 'grid' AND o.grid_code = g.code")
-    )
     rows = session.execute(
-        text(sql),
+        text(GRID_FACTS_SQL),
         {
             "prefix": area_code + "%",
             "now": now,
@@ -369,6 +426,313 @@ def hot_spot_bins(
     )
     bins = np.asarray(result.bins)
     return {code: int(b) for code, b in zip(result.codes, bins.tolist(), strict=True) if b > 0}
+
+
+def grid_codes(session: Session, area_code: str) -> list[str]:
+    """The codes of the grids of an area."""
+    return list(
+        session.execute(
+            text("SELECT code FROM areas WHERE level = 'grid' AND code LIKE :prefix ORDER BY code"),
+            {"prefix": area_code + "%"},
+        ).scalars()
+    )
+
+
+# -- ranking in the database ----------------------------------------------------------
+
+# Every target of an area with its facts (as case_candidates and grid_candidates
+# measure them), its points (targeting's factor table) and its rank, in one statement
+# that returns only the targets that could be assigned (assignment.Room: the best
+# ``places`` of each group of targets the same people may take) and the best
+# ``:spare`` of the rest, with how many there were.
+#
+# Most live cases stand alone (no repeat_of_id, and nothing repeats them): they are
+# their own household, their facts read in the scan that finds them (the open ones
+# through ix_cases_open, the recently dissatisfied through ix_cases_dissatisfied).
+# Only the others walk their chains (CHAINS_SQL).
+RANKED_TARGETS_SQL = """
+WITH RECURSIVE
+live AS MATERIALIZED (
+    SELECT u.*,
+           (u.repeat_of_id IS NOT NULL
+            OR u.id IN (SELECT k.repeat_of_id FROM cases k WHERE k.repeat_of_id IS NOT NULL))
+               AS linked
+    FROM (
+        SELECT c.id, c.repeat_of_id, {member_c}
+        FROM cases c
+        WHERE c.{column} = :area AND {scope_c} AND c.status NOT IN {final}
+        UNION ALL
+        SELECT c.id, c.repeat_of_id, {member_c}
+        FROM cases c
+        WHERE c.{column} = :area AND {scope_c} AND c.status IN {final}
+          AND c.satisfaction = 'dissatisfied'
+          AND coalesce(c.resolved_at, c.concluded_at, c.reported_at) >= :dissatisfied_since
+    ) u
+),
+-- live cases in a repeat chain (``linked``: with a parent, or repeated, in scope or not)
+start AS (SELECT * FROM live l WHERE l.linked),
+""" + CHAINS_SQL + """,
+taken AS MATERIALIZED (""" + TAKEN_STOPS + """),
+done AS (
+    SELECT v.case_id, max(v.received_at) AS at FROM visit_records v
+    WHERE v.outcome = 'done' AND v.case_id IS NOT NULL
+    GROUP BY v.case_id
+),
+households AS (
+    SELECT l.id, l.status, l.due_at, l.leader_id, l.accused_unit, l.grid_code,
+           0 AS repeats, l.reported_at AS first_reported,
+           l.satisfaction AS last_satisfaction, d.at AS visited_at
+    FROM live l LEFT JOIN done d ON d.case_id = l.id
+    WHERE {single_free}
+    UNION ALL
+    SELECT l.id, l.status, l.due_at, l.leader_id, l.accused_unit, l.grid_code,
+           l.repeats, l.first_reported, l.last_satisfaction, l.visited_at
+    FROM chained l
+    WHERE {chain_free}
+),
+case_targets AS (
+    SELECT 'case'::text AS kind, l.id AS case_id, l.grid_code, l.leader_id, l.accused_unit,
+""" + HOUSEHOLD_FACTS + """
+    FROM households l
+),
+grid_targets AS (""" + GRID_TARGETS + """),
+-- per grid: its Gi* bin, and the group and places of its people (assignment.Room);
+-- DISTINCT ON tells the planner that codes are unique (it hashes them then)
+grids AS (
+    SELECT DISTINCT ON (code) *
+    FROM unnest(CAST(:grid_codes AS text[]), CAST(:grid_bins AS integer[]),
+                CAST(:grid_groups AS integer[]), CAST(:grid_places AS integer[]))
+        AS g(code, bin, grp, places)
+),
+-- Each target with its points, its team (the people who may take it, assignment.Room:
+-- those of its grid's group, its leader in charge when on the plan, less whoever works
+-- for the unit it accuses; one number for the three) and how many targets they can take.
+scored AS MATERIALIZED (
+    SELECT f.*, {points} AS tenths,
+           ((coalesce(f.grp, -1) + 1)::bigint * :leader_slots + f.leader_no) * :unit_slots
+               + coalesce(array_position(CAST(:units AS text[]), f.accused_unit::text), 0)
+               AS team,
+           f.places + coalesce((CAST(:leader_places AS integer[]))[f.leader_no], 0) AS room
+    FROM (
+        SELECT c.*, coalesce(g.bin, 0) AS hot_spot_bin, g.grp, g.places,
+               coalesce(array_position(CAST(:leader_ids AS integer[]), c.leader_id), 0)
+                   AS leader_no
+        FROM (
+            SELECT * FROM case_targets
+            UNION ALL
+            SELECT 'grid', NULL, t.grid_code, NULL, NULL, false, 0, 0, false, false, false,
+                   t.unvisited_days, t.unvisited_days IS NOT NULL, 0
+            FROM grid_targets t
+        ) c
+        LEFT JOIN grids g ON g.code = c.grid_code COLLATE "C"
+    ) f
+),
+-- How many targets of each team score each number of points, and how many score at
+-- least that (``reach``): enough to find, without sorting them all, the score of each
+-- team's last target that could fit (``cut``; none when they all fit).
+tally AS (
+    SELECT s.team, s.room, s.tenths, count(*) AS n
+    FROM scored s
+    GROUP BY s.team, s.room, s.tenths
+),
+cuts AS (
+    SELECT r.team,
+           max(r.tenths) FILTER (WHERE r.reach >= r.room) AS cut,
+           least(max(r.reach), max(r.room)) AS most
+    FROM (
+        SELECT t.*, sum(t.n) OVER (PARTITION BY t.team ORDER BY t.tenths DESC) AS reach
+        FROM tally t
+        WHERE t.tenths > 0
+    ) r
+    GROUP BY r.team
+),
+-- The score at or above which lie at least as many targets as could fit, and :spare
+-- more (none when there are not that many): the best of the rest are among them.
+enough AS (
+    SELECT max(r.tenths) AS at FROM (
+        SELECT t.tenths, sum(sum(t.n)) OVER (ORDER BY t.tenths DESC) AS reach
+        FROM tally t WHERE t.tenths > 0 GROUP BY t.tenths
+    ) r
+    WHERE r.reach >= (SELECT sum(k.most) FROM cuts k) + :spare
+),
+-- The targets that may fit, or be among the best of the rest. Materialized apart from
+-- their ranking, and the cuts said to be unique (DISTINCT ON), the planner hashes the
+-- few cuts instead of sorting every target to merge them.
+near AS MATERIALIZED (
+    SELECT s.*, k.cut
+    FROM scored s
+    JOIN (SELECT DISTINCT ON (team) * FROM cuts) k ON k.team = s.team
+    WHERE s.tenths > 0
+      AND (k.cut IS NULL OR s.tenths >= k.cut
+           OR s.tenths >= coalesce((SELECT e.at FROM enough e), 0))
+),
+-- In its team, a target at or above the cut has every better one here: its place is
+-- its place among all of them. Below the cut, it cannot fit.
+fitting AS MATERIALIZED (
+    SELECT n.*, (n.cut IS NULL OR n.tenths >= n.cut)
+                AND (n.room IS NULL OR n.place <= n.room) AS fits
+    FROM (
+        SELECT n.*, row_number() OVER (PARTITION BY n.team ORDER BY {order_n}) AS place
+        FROM near n
+    ) n
+),
+chosen AS (
+    SELECT * FROM fitting s WHERE s.fits
+    UNION ALL
+    (SELECT * FROM fitting s WHERE NOT s.fits ORDER BY {order_s} LIMIT :spare)
+),
+totals AS (
+    SELECT (SELECT coalesce(sum(t.n), 0) FROM tally t) AS considered,
+           (SELECT coalesce(sum(t.n), 0) FROM tally t WHERE t.tenths > 0)
+               - (SELECT count(*) FROM fitting s WHERE s.fits) AS beyond
+)
+SELECT n.considered, n.beyond, s.kind, s.case_id, s.grid_code,
+       coalesce(ST_X(c.location), ST_X(g.label_point)) AS lon,
+       coalesce(ST_Y(c.location), ST_Y(g.label_point)) AS lat,
+       s.leader_id, s.accused_unit, s.open, s.overdue_days, s.repeats, s.dissatisfied,
+       s.follow_up_due, s.follow_up, s.hot_spot_bin, s.unvisited_days, s.visited_before,
+       s.leader_case_days, s.tenths,
+       CASE WHEN s.kind = 'case' THEN c.number || ' ' || c.title ELSE g.name END AS label
+FROM totals n
+LEFT JOIN (
+    chosen s
+    LEFT JOIN cases c ON c.id = s.case_id
+    LEFT JOIN areas g ON s.case_id IS NULL AND g.code = s.grid_code
+) ON true
+ORDER BY {order_s}
+"""
+
+# Households not given to someone on another published plan that has not ended: a live
+# case of its own (``l`` from ``live``), a chain (``l`` from ``chained``).
+SINGLE_FREE = (
+    "NOT l.linked AND l.id NOT IN (SELECT t.case_id FROM taken t WHERE t.case_id IS NOT NULL)"
+)
+CHAIN_FREE = "l.root NOT IN (SELECT m.root FROM m JOIN taken t ON t.case_id = m.id)"
+
+# The order of targets: best first; ties to case targets, then the longer overdue,
+# then the lower case id or grid code (targeting.rank's order).
+TARGET_ORDER = (
+    "{a}.tenths DESC, {a}.kind <> 'case', {a}.overdue_days DESC, coalesce({a}.case_id, 0), "
+    '{a}.grid_code COLLATE "C"'
+)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Targets best first: all that could be assigned, then the best of the rest."""
+
+    targets: list[Target]
+    considered: int  # candidates measured (with points or not)
+    left_out: int  # targets with points not among ``targets`` (none of them assignable)
+
+
+def points_sql(alias: str) -> str:
+    """A target's points in tenths, in SQL from its facts (columns of ``alias``).
+
+    Each factor's level (targeting.FACTOR_RULES) picks its points from
+    ``:pt_<factor>`` (targeting.point_table).
+    """
+    return " + ".join(
+        f"(CAST(:pt_{factor.value} AS integer[]))[1 + {rule.sql.format(f=alias)}]"
+        for factor, rule in FACTOR_RULES.items()
+    )
+
+
+def ranked_targets(
+    session: Session,
+    area_code: str,
+    user: User,
+    now: datetime,
+    today: date,
+    dissatisfied_window_days: int,
+    grid_unvisited_days: int,
+    bins: Mapping[str, int],
+    weights: Weights,
+    rules: Rules,
+    room: Room | None,
+    spare: int,
+    plan_id: int | None = None,
+) -> Ranked:
+    """The targets of an area in ``user``'s scope, scored and ranked in the database.
+
+    The same targets, scores, reasons and order as ranking every candidate of
+    :func:`case_candidates` and :func:`grid_candidates` with ``targeting.rank`` (after
+    ``with_hot_spot``), but only those ``room`` says could be assigned come back,
+    with the best ``spare`` of the others (``room`` None: every target).
+    """
+    parts, scope_params = _sql_params(user, area_code)
+    sql = RANKED_TARGETS_SQL.format(
+        **parts,
+        live_m=LIVE.format(a="m", final=FINAL),
+        elsewhere=GRID_ELSEWHERE,
+        # the grids of the households (read again rather than keeping 80,000 rows twice)
+        extra=f"AND g.code NOT IN (SELECT l.grid_code FROM live l WHERE {SINGLE_FREE} "
+        f"UNION ALL SELECT l.grid_code FROM chained l WHERE {CHAIN_FREE})",
+        single_free=SINGLE_FREE,
+        chain_free=CHAIN_FREE,
+        points=points_sql("f"),
+        order_s=TARGET_ORDER.format(a="s"),
+        order_n=TARGET_ORDER.format(a="n"),
+    )
+    w = weights.as_dict()
+    areas = room.areas if room is not None else {}
+    leaders = room.leaders if room is not None else {}
+    codes = sorted(set(bins) | set(areas))
+    units = sorted(room.units) if room is not None else []
+    params = {
+        **scope_params,
+        **rule_params(rules),
+        **{f"pt_{factor.value}": point_table(factor, w, rules) for factor in FACTOR_RULES},
+        "area": area_code,
+        "prefix": area_code + "%",
+        "now": now,
+        "today": today,
+        "plan_id": plan_id,
+        "dissatisfied_since": now - timedelta(days=dissatisfied_window_days),
+        "min_days": grid_unvisited_days,
+        "grid_codes": codes,
+        "grid_bins": [int(bins.get(code, 0)) for code in codes],
+        "grid_groups": [areas.get(code, (None, None))[0] for code in codes],
+        "grid_places": [areas.get(code, (None, None))[1] for code in codes],
+        "leader_ids": list(leaders),
+        "leader_places": list(leaders.values()),
+        "leader_slots": len(leaders) + 1,
+        "units": units,
+        "unit_slots": len(units) + 1,
+        "spare": spare,
+    }
+    rows = session.execute(text(sql), params).all()
+    targets = [_target(r, weights, rules) for r in rows if r.kind is not None]
+    # the rows past their group's room come back up to ``spare``: the rest are counted
+    return Ranked(targets, rows[0].considered, max(rows[0].beyond - spare, 0))
+
+
+def _target(row, weights: Weights, rules: Rules) -> Target:
+    facts = Facts(
+        kind=row.kind,
+        open=row.open,
+        overdue_days=row.overdue_days,
+        repeats=row.repeats,
+        dissatisfied=row.dissatisfied,
+        follow_up_due=row.follow_up_due,
+        hot_spot_bin=row.hot_spot_bin,
+        unvisited_days=row.unvisited_days,
+        visited_before=row.visited_before,
+        leader_case_days=row.leader_case_days,
+    )
+    candidate = Candidate(
+        kind=row.kind,
+        grid_code=row.grid_code,
+        lon=row.lon,
+        lat=row.lat,
+        facts=facts,
+        case_id=row.case_id,
+        leader_id=row.leader_id,
+        accused_unit=row.accused_unit,
+        follow_up=row.follow_up,
+        label=row.label,
+    )
+    return Target(candidate, row.tenths / 10, weights, rules)
 
 
 # -- people --------------------------------------------------------------------------
@@ -541,32 +905,84 @@ class NewStop:
     added_by_hand: bool = False
 
 
-def insert_stops(session: Session, plan_id: int, stops: Sequence[NewStop]) -> None:
-    """Store stops in one statement (arrays unnested server-side)."""
+@dataclass(frozen=True)
+class RouteLeg:
+    """The leg to a new stop from the point before it (the person's start or the previous
+    stop), with the junctions both ends join the roads at, as routing found them."""
+
+    a: tuple[float, float]
+    b: tuple[float, float]
+    va: int
+    vb: int
+
+
+# The legs of new stops, from arrays: id is the position of the stop they lead to.
+NEW_LEGS_SQL = """
+SELECT t.n AS id,
+       ST_SetSRID(ST_MakePoint(t.ax, t.ay), 4326) AS a,
+       ST_SetSRID(ST_MakePoint(t.bx, t.by), 4326) AS b, t.va, t.vb
+FROM unnest(CAST(:ax AS float8[]), CAST(:ay AS float8[]), CAST(:bx AS float8[]),
+            CAST(:by AS float8[]), CAST(:va AS bigint[]), CAST(:vb AS bigint[]))
+     WITH ORDINALITY AS t(ax, ay, bx, by, va, vb, n)
+"""
+
+
+def insert_stops(
+    session: Session,
+    plan_id: int,
+    stops: Sequence[NewStop],
+    legs: Sequence[RouteLeg] = (),
+    net: roads.RoadNetwork | None = None,
+) -> None:
+    """Store stops in one statement (arrays unnested server-side).
+
+    With ``legs`` (``legs[k]`` leads to ``stops[k]``; a routable ``net``), the legs are
+    measured along the roads in the same statement, as :func:`number_and_measure`
+    measures them, from the junctions routing found.
+    """
     if not stops:
         return
+    measured = legs_in = legs_out = legs_join = ""
+    params: dict = {}
+    if legs:
+        if net is None or not net.routable:
+            raise ValueError("legs are measured along a routable road network")
+        measured = "WITH " + roads.measured_legs_sql(NEW_LEGS_SQL, net, joined=True)
+        legs_in, legs_out = ", leg_m, leg_kind, leg_path", ", m.leg_m, m.leg_kind, m.leg_path"
+        legs_join = "LEFT JOIN measured m ON m.id = t.n"
+        params = {
+            "road_county": net.county_code,
+            "ax": [leg.a[0] for leg in legs],
+            "ay": [leg.a[1] for leg in legs],
+            "bx": [leg.b[0] for leg in legs],
+            "by": [leg.b[1] for leg in legs],
+            "va": [leg.va for leg in legs],
+            "vb": [leg.vb for leg in legs],
+        }
     session.execute(
         text(
-            """
+            f"""
+            {measured}
             INSERT INTO visit_stops (plan_id, kind, case_id, grid_code, location, score, reasons,
-                                     follow_up, user_id, day, seq, unassigned_reason, added_by_hand)
-            SELECT :plan_id, t.kind, t.case_id, t.grid_code, ST_SetSRID(ST_MakePoint(t.lon,
-                t.lat), 4326),
-                   t.score, t.reasons::jsonb, t.follow_up, t.user_id, t.day, t.seq, t.reason,
-                       t.by_hand
+                                     follow_up, user_id, day, seq, unassigned_reason,
+                                     added_by_hand{legs_in})
+            SELECT :plan_id, t.kind, t.case_id, t.grid_code,
+                   ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326), t.score, t.reasons::jsonb,
+                   t.follow_up, t.user_id, t.day, t.seq, t.reason, t.by_hand{legs_out}
             FROM unnest(CAST(:kind AS text[]), CAST(:case_id AS bigint[]),
-                CAST(:grid_code AS text[]),
-                        CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:score AS float8[]),
+                        CAST(:grid_code AS text[]), CAST(:lon AS float8[]),
+                        CAST(:lat AS float8[]), CAST(:score AS float8[]),
                         CAST(:reasons AS text[]), CAST(:follow_up AS boolean[]),
-                            CAST(:user_id AS integer[]),
-                        CAST(:day AS date[]), CAST(:seq AS integer[]), CAST(:reason AS text[]),
+                        CAST(:user_id AS integer[]), CAST(:day AS date[]),
+                        CAST(:seq AS integer[]), CAST(:reason AS text[]),
                         CAST(:by_hand AS boolean[]))
-                 AS t(kind, case_id, grid_code, lon, lat, score, reasons, follow_up, user_id,
-                     day, seq,
-                      reason, by_hand)
+                 WITH ORDINALITY AS t(kind, case_id, grid_code, lon, lat, score, reasons,
+                                      follow_up, user_id, day, seq, reason, by_hand, n)
+            {legs_join}
             """
         ),
         {
+            **params,
             "plan_id": plan_id,
             "kind": [s.kind for s in stops],
             "case_id": [s.case_id for s in stops],
@@ -602,31 +1018,49 @@ def number_and_measure(
     ).scalar_one()
     net = roads.network(session, county)
     cond = "AND s.user_id = :user_id AND s.day = :day" if user_id is not None else ""
+    where = f"s.plan_id = :plan_id AND s.user_id IS NOT NULL {cond}"
+    params = {"plan_id": plan_id, "user_id": user_id, "day": day, "road_county": county}
+    session.execute(
+        text(
+            f"""
+            WITH ordered AS (
+                SELECT s.id, row_number() OVER w AS rn
+                FROM visit_stops s
+                WHERE {where}
+                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq NULLS LAST, s.id)
+            )
+            UPDATE visit_stops s SET seq = o.rn
+            FROM ordered o
+            WHERE s.id = o.id AND s.seq IS DISTINCT FROM o.rn
+            """
+        ),
+        params,
+    )
+    # Then the legs, in that order. Each stop row is found by its key from the measured
+    # legs (joining the two CTEs instead would rescan one for every row of the other).
     legs = roads.measured_legs_sql("SELECT id, a, b FROM ordered", net)
     session.execute(
         text(
             f"""
             WITH ordered AS (
                 SELECT s.id,
-                       row_number() OVER w AS rn,
                        coalesce(lag(s.location) OVER w, pp.start_point) AS a,
                        s.location AS b
                 FROM visit_stops s
                 JOIN visit_plan_people pp ON pp.plan_id = s.plan_id AND pp.user_id = s.user_id
-                WHERE s.plan_id = :plan_id AND s.user_id IS NOT NULL {cond}
-                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq NULLS LAST, s.id)
+                WHERE {where}
+                WINDOW w AS (PARTITION BY s.user_id, s.day ORDER BY s.seq, s.id)
             ),
             {legs}
             UPDATE visit_stops s
-            SET seq = o.rn, leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
-            FROM ordered o JOIN measured m ON m.id = o.id
-            WHERE s.id = o.id
-              AND (s.seq IS DISTINCT FROM o.rn OR s.leg_m IS DISTINCT FROM m.leg_m
-                   OR s.leg_kind IS DISTINCT FROM m.leg_kind
+            SET leg_m = m.leg_m, leg_kind = m.leg_kind, leg_path = m.leg_path
+            FROM measured m
+            WHERE s.id = m.id
+              AND (s.leg_m IS DISTINCT FROM m.leg_m OR s.leg_kind IS DISTINCT FROM m.leg_kind
                    OR s.leg_path IS DISTINCT FROM m.leg_path)
             """
         ),
-        {"plan_id": plan_id, "user_id": user_id, "day": day, "road_county": county},
+        params,
     )
     session.execute(
         text(

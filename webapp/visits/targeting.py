@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import cached_property
 
 from webapp.errors import AppError
@@ -98,10 +99,14 @@ class Weights:
     values: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     def __getitem__(self, factor: Factor) -> float:
-        return float(self.values.get(factor.value, 0.0))
+        return self._points[factor.value]
+
+    @cached_property
+    def _points(self) -> dict[str, float]:
+        return {f.value: float(self.values.get(f.value, 0.0)) for f in Factor}
 
     def as_dict(self) -> dict[str, float]:
-        return {f.value: self[f] for f in Factor}
+        return dict(self._points)
 
     @classmethod
     def parse(
@@ -175,27 +180,119 @@ class Scored:
 CONFIDENCE = {1: 90, 2: 95, 3: 99}
 
 
+# -- the factor table: how each factor reads the facts, in Python and in SQL -----------
+#
+# A factor applies to a target at a *level*, a whole number from 0 (does not apply)
+# up to a cap; the level turns into units, and units times the weight, rounded to
+# 0.1, into points. The level is the one thing both languages compute: ``level``
+# here, and ``sql`` over a row with the columns of :class:`Facts` (parameters
+# ``:rule_<name>`` from :func:`rule_params`), so targets can be ranked in the
+# database (``queries.ranked_targets``) with points taken from :func:`point_table`,
+# which runs the same arithmetic as :func:`points`. Tests hold the two levels equal.
+
+
+def _flag(value: bool) -> int:
+    return 1 if value else 0
+
+
+@dataclass(frozen=True)
+class FactorRule:
+    """How one factor reads the facts of a target."""
+
+    level: Callable[[Facts, Rules], int]
+    sql: str  # the same level in SQL; ``{f}`` is the row's alias
+    max_level: Callable[[Rules], int]
+    units: Callable[[int, Rules], float] = lambda level, rules: 1.0
+
+
+def _one(rules: Rules) -> int:
+    return 1
+
+
+FACTOR_RULES: dict[Factor, FactorRule] = {
+    Factor.OPEN: FactorRule(
+        lambda f, r: _flag(f.open), "CASE WHEN {f}.open THEN 1 ELSE 0 END", _one
+    ),
+    Factor.OVERDUE: FactorRule(
+        lambda f, r: _flag(f.overdue_days > 0),
+        "CASE WHEN {f}.overdue_days > 0 THEN 1 ELSE 0 END",
+        _one,
+    ),
+    Factor.REPEAT: FactorRule(
+        lambda f, r: max(min(f.repeats, r.repeat_cap), 0),
+        "greatest(least({f}.repeats, :rule_repeat_cap), 0)",
+        lambda r: max(r.repeat_cap, 0),
+        lambda level, r: float(level),
+    ),
+    Factor.DISSATISFIED: FactorRule(
+        lambda f, r: _flag(f.dissatisfied), "CASE WHEN {f}.dissatisfied THEN 1 ELSE 0 END", _one
+    ),
+    Factor.FOLLOW_UP_DUE: FactorRule(
+        lambda f, r: _flag(f.follow_up_due),
+        "CASE WHEN {f}.follow_up_due THEN 1 ELSE 0 END",
+        _one,
+    ),
+    Factor.HOT_SPOT: FactorRule(
+        lambda f, r: _flag(f.hot_spot_bin >= r.hot_spot_min_bin),
+        "CASE WHEN {f}.hot_spot_bin >= :rule_hot_spot_min_bin THEN 1 ELSE 0 END",
+        _one,
+    ),
+    Factor.UNVISITED: FactorRule(
+        lambda f, r: max(min(_unvisited(f, r), r.unvisited_cap_days), 0),
+        "greatest(least(coalesce({f}.unvisited_days, :rule_unvisited_cap_days), "
+        ":rule_unvisited_cap_days), 0)",
+        lambda r: max(r.unvisited_cap_days, 0),
+        lambda level, r: level / r.unvisited_unit_days,
+    ),
+    Factor.LEADER_BACKLOG: FactorRule(
+        lambda f, r: _flag(f.leader_case_days >= r.backlog_days),
+        "CASE WHEN {f}.leader_case_days >= :rule_backlog_days THEN 1 ELSE 0 END",
+        _one,
+    ),
+}
+
+
 def _units(facts: Facts, rules: Rules) -> list[tuple[str, float]]:
     """The factors that apply to ``facts`` with their units (before weighting)."""
     out: list[tuple[str, float]] = []
-    if facts.open:
-        out.append(("open", 1.0))
-    if facts.overdue_days > 0:
-        out.append(("overdue", 1.0))
-    if facts.repeats > 0:
-        out.append(("repeat", float(min(facts.repeats, rules.repeat_cap))))
-    if facts.dissatisfied:
-        out.append(("dissatisfied", 1.0))
-    if facts.follow_up_due:
-        out.append(("follow_up_due", 1.0))
-    if facts.hot_spot_bin >= rules.hot_spot_min_bin:
-        out.append(("hot_spot", 1.0))
-    days = _unvisited(facts, rules)
-    if days > 0:
-        out.append(("unvisited", min(days, rules.unvisited_cap_days) / rules.unvisited_unit_days))
-    if facts.leader_case_days >= rules.backlog_days:
-        out.append(("leader_backlog", 1.0))
+    for factor, rule in FACTOR_RULES.items():
+        level = rule.level(facts, rules)
+        if level > 0:
+            out.append((factor.value, rule.units(level, rules)))
     return out
+
+
+def _points(weight: float, units: float) -> float:
+    """The points of one factor: weight times units, to 0.1 (0 or more)."""
+    return round(weight * units, 1)
+
+
+def point_table(
+    factor: Factor, weights: Mapping[str, float], rules: Rules = Rules()
+) -> list[int]:
+    """The points ``factor`` adds at each level (index 0: does not apply), in tenths.
+
+    The entries are :func:`points`' own per-factor values, which are whole tenths:
+    summed, a target's entries make its score exactly (divided by 10, it is
+    :func:`points`, whose float sum rounds to that same tenth).
+    """
+    rule = FACTOR_RULES[factor]
+    w = weights.get(factor.value, 0.0)
+    out = [0]
+    for level in range(1, rule.max_level(rules) + 1):
+        p = _points(w, rule.units(level, rules))
+        out.append(int(Decimal(repr(p)) * 10) if p > 0 else 0)
+    return out
+
+
+def rule_params(rules: Rules) -> dict[str, int]:
+    """The ``:rule_*`` parameters of the factors' SQL levels."""
+    return {
+        "rule_repeat_cap": rules.repeat_cap,
+        "rule_hot_spot_min_bin": rules.hot_spot_min_bin,
+        "rule_unvisited_cap_days": rules.unvisited_cap_days,
+        "rule_backlog_days": rules.backlog_days,
+    }
 
 
 def _text(factor: str, facts: Facts) -> str:
@@ -217,29 +314,39 @@ def _text(factor: str, facts: Facts) -> str:
     return f"包案领导积案，首次信访已 {facts.leader_case_days} 天"
 
 
+def _weighted(
+    facts: Facts, weights: Mapping[str, float], rules: Rules
+) -> list[tuple[str, float]]:
+    """The factors that give ``facts`` points, with their points, in factor order."""
+    out = []
+    for factor, units in _units(facts, rules):
+        p = _points(weights.get(factor, 0.0), units)
+        if p > 0:
+            out.append((factor, p))
+    return out
+
+
+def _total(weighted: list[tuple[str, float]]) -> float:
+    total = 0.0
+    for _, p in weighted:
+        total += p
+    return round(total, 1)
+
+
 def points(facts: Facts, weights: Mapping[str, float], rules: Rules = Rules()) -> float:
     """The score of ``facts`` alone (no reasons): the fast path for ranking many targets.
 
     ``weights`` is a plain factor → points mapping (``Weights.as_dict()``).
     """
-    total = 0.0
-    for factor, units in _units(facts, rules):
-        p = round(weights.get(factor, 0.0) * units, 1)
-        if p > 0:
-            total += p
-    return round(total, 1)
+    return _total(_weighted(facts, weights, rules))
 
 
 def score(facts: Facts, weights: Weights, rules: Rules = Rules()) -> Scored:
     """Weight the facts of one target; return its score and its non-zero reasons."""
-    w = weights.as_dict()
-    reasons = []
-    for factor, units in _units(facts, rules):
-        p = round(w.get(factor, 0.0) * units, 1)
-        if p > 0:
-            reasons.append(Reason(factor, _text(factor, facts), p))
+    weighted = _weighted(facts, weights._points, rules)
+    reasons = [Reason(factor, _text(factor, facts), p) for factor, p in weighted]
     reasons.sort(key=lambda r: -r.points)
-    return Scored(points(facts, w, rules), tuple(reasons))
+    return Scored(_total(weighted), tuple(reasons))
 
 
 def _unvisited(facts: Facts, rules: Rules) -> int:
