@@ -33,6 +33,7 @@ from itertools import islice
 
 import numpy as np
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy
@@ -560,28 +561,38 @@ def put_back(session: Session, result: BulkResult, progress=None) -> None:
 _KEEP_INDEXES = ("pk_cases", "uq_cases_client_id")
 
 
-# A partial index on a column that few loaded rows fill costs the load next to nothing
-# when kept, where building it again afterwards costs a scan of the whole table.
+# Every column an inserted case gets from the load (staged, or derived: its place, id,
+# number, repeat link); the others stay NULL.
+_LOADED_COLUMNS = frozenset(c.strip() for c in _TARGET.split(","))
+
+# A partial index that few loaded rows enter costs the load little when kept (its
+# predicate is checked per row, a few entries are added), where building it again
+# afterwards costs a scan of the whole table.
 _NOT_NULL = re.compile(r"^\((\w+) IS NOT NULL\)$")
-SPARSE_SHARE = 0.02
+SPARSE_SHARE = 0.10
 
 
 def _sparse_in_load(session: Session, predicates: Sequence[str | None]) -> set[str]:
-    """The predicates ``(column IS NOT NULL)`` that at most 2 % of the staged rows meet.
+    """The index predicates that at most 10 % of the staged rows meet.
 
-    A column the load does not stage at all (leader, reporter ...) is NULL in every row.
+    A predicate is evaluated on the staging table (same column names) when it reads
+    only staged columns; ``(column IS NOT NULL)`` on a column the load does not stage
+    at all (leader, reporter ...) holds for no row.
     """
-    columns = {p: m.group(1) for p in predicates if p and (m := _NOT_NULL.match(p))}
-    staged = sorted({c for c in columns.values() if c in STAGE_NAMES})
-    filled: dict[str, int] = {}
-    total = 0
-    if staged:
-        counts = ", ".join(f"count({c})" for c in staged)
-        total, *numbers = session.execute(text(f"SELECT count(*), {counts} FROM case_load")).one()
-        filled = dict(zip(staged, numbers, strict=True))
-    return {
-        p for p, c in columns.items() if filled.get(c, 0) <= SPARSE_SHARE * total
-    }
+    total = session.execute(text("SELECT count(*) FROM case_load")).scalar_one()
+    sparse = set()
+    for predicate in {p for p in predicates if p}:
+        try:
+            with session.begin_nested():
+                meeting = session.execute(
+                    text(f"SELECT count(*) FROM case_load WHERE {predicate}")
+                ).scalar_one()
+        except DBAPIError:  # reads a column the load does not stage
+            m = _NOT_NULL.match(predicate)
+            meeting = 0 if m and m.group(1) not in _LOADED_COLUMNS else total
+        if meeting <= SPARSE_SHARE * total:
+            sparse.add(predicate)
+    return sparse
 
 
 def _take_apart(session: Session) -> list[str]:
