@@ -262,16 +262,7 @@ vil AS (
     select_counts = [f"coalesce(agg.{f.key}, 0) AS {f.key}" for f in counts]
     for f in village_figs:
         select_counts.append(f"vil.{f.key}" if villages_cte else f"NULL::bigint AS {f.key}")
-    outer = ["r.*"]
-    for f in figures:
-        if f.kind == "rate":
-            outer.append(
-                f"CASE WHEN ({f.den}) > 0 THEN ({f.num})::float8 * {f.factor!r} / ({f.den}) END"
-                f" AS {f.key}"
-            )
-        elif f.kind == "flag":
-            applies = "true" if with_villages else "false"
-            outer.append(f"CASE WHEN {applies} THEN ({f.sql}) END AS {f.key}")
+    outer = _outer(figures, with_villages)
     area_col = CASE_CODE_COLUMN[area_level]
     sql = f"""
 WITH base AS MATERIALIZED (
