@@ -27,6 +27,7 @@ STAGE_NAMES = {
     "drop_indexes": "拆除索引",
     "insert": "写入案件表",
     "rebuild_indexes": "重建索引",
+    "tallies": "统计汇总",
     "finish": "收尾",
     "events": "办理记录",
 }
@@ -55,6 +56,7 @@ demo_cli = AppGroup("demo", help="演示县 (the demo county).")
 @click.option("--no-events", is_flag=True, help="不生成办理记录（同 --events none）")
 def load_command(n, seed, if_empty, events, no_events):
     """Load the demo county (延津县 outline, fictional areas) and N synthetic cases."""
+    events = "none" if no_events else events
     session = get_session()
     progress = TerminalProgress()
     t0 = time.perf_counter()
@@ -78,7 +80,7 @@ def load_command(n, seed, if_empty, events, no_events):
     if n:
         t1 = time.perf_counter()
         result, written, spots = loader.load_cases(
-            session, n, seed, progress=progress, events="none" if no_events else events
+            session, n, seed, progress=progress, events=events
         )
         t2 = time.perf_counter()
         session.commit()
@@ -88,7 +90,7 @@ def load_command(n, seed, if_empty, events, no_events):
         click.echo(
             f"演示案件：{result.inserted} 个已入库（边界上 {result.on_border} 个），"
             f"{len(result.outside)} 个在县外被排除；办理记录 {written} 条"
-            + HISTORY_NOTE[loader.history_for(n, "none" if no_events else events)]
+            + HISTORY_NOTE[loader.history_for(n, events)]
         )
         for s in spots:
             click.echo(f"  热点「{s.name}」：网格 {s.grid_code}")
