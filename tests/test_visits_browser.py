@@ -84,7 +84,7 @@ def _plan_a_village(page, planner, worker, informant, place, artifacts):
 
 @pytest.fixture
 def worker_with_a_plan(live_app, live_user, busy_places):
-    place = busy_places[3]
+    place = busy_places[0]
     planner = live_user("planner")
     worker = live_user("grid_worker", place.grid)
     db = database(live_app)

@@ -396,7 +396,9 @@ def _live_cases(session, grid, n):
         session.execute(
             text(
                 "SELECT id FROM cases WHERE grid_code = :g AND repeat_of_id IS NULL "
-                "AND status NOT IN ('resolved','closed','not_accepted') ORDER BY id LIMIT :n"
+                "AND status NOT IN ('resolved','closed','not_accepted') "
+                "AND NOT EXISTS (SELECT 1 FROM cases r WHERE r.repeat_of_id = cases.id) "
+                "ORDER BY id LIMIT :n"
             ),
             {"g": grid, "n": n},
         )

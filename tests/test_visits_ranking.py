@@ -208,7 +208,9 @@ def county(session, app, make_user, busy_place):
         session.execute(
             text(
                 f"SELECT id FROM cases WHERE township_code = :t AND status NOT IN {FINAL} "
-                "AND repeat_of_id IS NULL ORDER BY village_code <> :v, id LIMIT 16"
+                "AND repeat_of_id IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM cases r WHERE r.repeat_of_id = cases.id) "
+                "ORDER BY village_code <> :v, id LIMIT 16"
             ),
             {"t": busy_place.township, "v": busy_place.village},
         )
