@@ -22,6 +22,7 @@ from webapp.cases.vocab import CHANNEL_LABELS, Channel
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.stats import figures as F
+from webapp.stats import tallies
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 # Statuses of cases that are not open whatever the as-of instant (resolved ones may be:
@@ -329,6 +330,27 @@ COMPOSED = ("cases_last_year", "due", "open", "overdue", "backlog")
 # for county staff, administrators, planners and township leaders without a unit):
 # the tallies carry the same code columns. Any other scope is per case.
 AREA_SCOPE = re.compile(r"true|c\.(county|township|village|grid)_code = :scope_[a-z_]+")
+# An area scope that also hides the cases accusing the user's unit (回避): the tallies
+# less those cases (few; ix_cases_accused_unit finds them).
+UNIT_SCOPE = re.compile(
+    r"\((.*) AND \(c\.accused_unit IS NULL OR c\.accused_unit <> :scope_unit\)\)", re.S
+)
+
+
+def area_scope(scope_sql: str) -> tuple[str, bool] | None:
+    """(the scope's condition on area codes, whether it hides a unit's cases), or None.
+
+    None: the scope is per case in another way (a reporter's or leader's own cases).
+    """
+    scope = scope_sql.strip()
+    unit = UNIT_SCOPE.fullmatch(scope)
+    area = unit.group(1).strip() if unit else scope
+    return (area, unit is not None) if AREA_SCOPE.fullmatch(area) else None
+
+
+def by_category(q: StatsQuery) -> bool:
+    """Whether the tallies of ``q`` are those per village and category (``case_category_tallies``)."""
+    return bool(q.filters.category_ids) or q.grouping.by == "category"
 
 
 @dataclass(frozen=True)
@@ -357,16 +379,25 @@ def whole_months(start: date, stop: date) -> tuple[date, date]:
 def tally_plan(session: Session, q: StatsQuery, now: datetime) -> TallyPlan | None:
     """The months to read from the tallies for ``q``, or None when the cases must be read.
 
-    The tallies answer rows of areas or months, with no category or channel filter and
-    an area scope, for an as-of instant no earlier than ``now`` and than every stored
-    time written ahead of the clock (``case_tallies.ahead_at``), when the period holds
-    at least one whole month.
+    The tallies answer rows of areas, months or categories, with no channel or status
+    filter and an area scope (which may hide a unit's cases: :func:`area_scope`), for
+    an as-of instant no earlier than ``now`` and than every stored time written ahead
+    of the clock (``case_tallies.ahead_at``), when the period holds at least one whole
+    month. A category filter or rows of categories read the tallies per village and
+    category, so neither the area, nor the rows, nor the scope may be grids then.
     """
-    if q.grouping.by not in ("area", "month"):
+    if q.grouping.by not in ("area", "month", "category"):
         return None
-    filter_sql, _ = q.filters.sql("c")
-    scope_sql, _ = q.scope
-    if filter_sql != "true" or not AREA_SCOPE.fullmatch(scope_sql.strip()):
+    if q.filters.channels or q.filters.statuses:
+        return None
+    scope = area_scope(q.scope[0])
+    if scope is None:
+        return None
+    if by_category(q) and (
+        AreaLevel(q.area.level) is AreaLevel.GRID
+        or (q.grouping.by == "area" and q.grouping.level is AreaLevel.GRID)
+        or "grid_code" in scope[0]
+    ):
         return None
     as_of = q.period.as_of
     if as_of is None or as_of < now:
@@ -428,7 +459,10 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
         raise ValueError(f"no tally for {missing}")
     members_sql, key_sql, params = _members(q)
     scope_sql, scope_params = q.scope
+    scope_area, hides_unit = area_scope(scope_sql) or (scope_sql, False)
+    filter_sql, filter_params = q.filters.sql("c")
     params.update(scope_params)
+    params.update(filter_params)
     params.update(q.period.params())
     (m_from, m_to), (l_from, l_to) = plan.months, plan.year_before
     params.update(
@@ -446,7 +480,20 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
         }
     )
     area_col = CASE_CODE_COLUMN[area_level]
-    where_area = f"c.{area_col} = :area AND ({scope_sql})"
+    # The cases (ragged days, events, deadlines, the backlog's cut-off month) ...
+    where_area = f"c.{area_col} = :area AND ({scope_sql}) AND ({filter_sql})"
+    # ... and the tallies: per village and category for a category filter or rows of
+    # categories; for a scope hiding a unit's cases, less those cases' own tallies
+    # (``accused``: the same facts, negated, from the few cases accusing the unit).
+    key = tallies.CATEGORY_KEY if by_category(q) else tallies.KEY
+    table = "case_category_tallies" if by_category(q) else "case_tallies"
+    where_tally = f"c.{area_col} = :area AND ({scope_area})"
+    if q.filters.category_ids:
+        where_tally += " AND c.category_id = ANY(:f_categories)"
+    tally_from = f"{table} c"
+    if hides_unit:
+        columns = ", ".join((*key, *tallies.FACT_COLUMNS))
+        tally_from = f"(SELECT {columns} FROM {table} UNION ALL SELECT {columns} FROM accused) c"
     row_key = "to_char(c.month, 'YYYY-MM')" if q.grouping.by == "month" else key_sql
     stop = q.period.end + timedelta(days=1)
 
@@ -534,7 +581,11 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
             return f"{raw} + coalesce(tal_ly.cases, 0)"
         return f"{raw} + coalesce(tal.{f.key}, 0)"
 
-    ctes = [
+    ctes = []
+    if hides_unit:
+        accused = f"c.accused_unit = :scope_unit AND c.{area_col} = :area AND ({scope_area}) AND ({filter_sql})"
+        ctes.append(f"accused AS MATERIALIZED ({tallies.facts_sql(accused, key, sign=-1)})")
+    ctes += [
         f"""base AS MATERIALIZED (
   SELECT {key_sql} AS k, c.village_code, c.people_count, c.batch_count, c.channel,
     c.satisfaction, c.resolved_level, c.is_first, c.skip_level{cond_cols}
@@ -548,8 +599,8 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
 )""",
         f"""tal AS (
   SELECT {row_key} AS k, {", ".join(["count(*) AS n_tallies", *tal_cols])}
-  FROM case_tallies c
-  WHERE {where_area} AND c.month >= :m_from AND c.month < :m_to
+  FROM {tally_from}
+  WHERE {where_tally} AND c.month >= :m_from AND c.month < :m_to
   GROUP BY 1
 )""",
     ]
@@ -558,8 +609,8 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
         ctes.append(
             f"""tal_ly AS (
   SELECT {row_key} AS k, sum(c.cases) AS cases
-  FROM case_tallies c
-  WHERE {where_area} AND c.month >= :l_from AND c.month < :l_to
+  FROM {tally_from}
+  WHERE {where_tally} AND c.month >= :l_from AND c.month < :l_to
   GROUP BY 1
 )"""
         )
@@ -568,7 +619,7 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
         ctes.append(
             f"""stock AS (
   SELECT {row_key} AS k, {", ".join(stock_cols)}
-  FROM case_tallies c WHERE {where_area}
+  FROM {tally_from} WHERE {where_tally}
   GROUP BY 1
 )"""
         )
@@ -616,7 +667,7 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
     ) x ON x.village_code = a.code
     LEFT JOIN (
       SELECT c.village_code, sum(c.cases) AS v_cases
-      FROM case_tallies c WHERE {where_area} AND c.month >= :m_from AND c.month < :m_to
+      FROM {tally_from} WHERE {where_tally} AND c.month >= :m_from AND c.month < :m_to
       GROUP BY c.village_code
     ) y ON y.village_code = a.code
     WHERE a.level = 'village' AND a.code LIKE :m_prefix
