@@ -50,6 +50,11 @@ def _t01():
 t01 = _t01()
 FACTS = t01.FACTS
 KEY = ("county_code", "month", "category_id", "township_code", "village_code")
+# What t01 made ix_cases_due_unconcluded carry besides the deadline.
+DUE_INCLUDE = (
+    "reported_at", "status", "resolved_at",
+    "county_code", "township_code", "village_code", "grid_code",
+)
 
 
 def _keyed(c: str) -> str:
@@ -255,10 +260,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(*KEY, name="pk_case_category_tallies"),
     )
     op.create_index(
+        "ix_case_category_tallies_open",
+        "case_category_tallies",
+        ["county_code", "category_id", "township_code"],
+        postgresql_where="open <> 0",
+    )
+    op.create_index(
+        "ix_case_tallies_open",
+        "case_tallies",
+        ["county_code", "township_code"],
+        postgresql_where="open <> 0",
+    )
+    op.create_index(
         "ix_cases_accused_unit",
         "cases",
         ["accused_unit"],
         postgresql_where="accused_unit IS NOT NULL",
+    )
+    # The deadlines ahead are read by an index-only scan for a category filter and for a
+    # scope hiding a unit's cases too.
+    op.drop_index("ix_cases_due_unconcluded", table_name="cases")
+    op.create_index(
+        "ix_cases_due_unconcluded",
+        "cases",
+        ["due_at"],
+        postgresql_include=[*DUE_INCLUDE, "category_id", "accused_unit"],
+        postgresql_where="concluded_at IS NULL AND due_at IS NOT NULL",
     )
     for name, old, new in _TRIGGERS:
         op.execute(_trigger_function(name, old, new))
@@ -288,5 +315,14 @@ def downgrade() -> None:
     )
     for name, old, new in _TRIGGERS:
         op.execute(_trigger_function(name, old, new, categories=False))
+    op.drop_index("ix_cases_due_unconcluded", table_name="cases")
+    op.create_index(
+        "ix_cases_due_unconcluded",
+        "cases",
+        ["due_at"],
+        postgresql_include=list(DUE_INCLUDE),
+        postgresql_where="concluded_at IS NULL AND due_at IS NOT NULL",
+    )
     op.drop_index("ix_cases_accused_unit", table_name="cases")
+    op.drop_index("ix_case_tallies_open", table_name="case_tallies")
     op.drop_table("case_category_tallies")

@@ -45,6 +45,8 @@ OPEN_SQL = sql_in(sorted(FINAL_STATUSES))
 DUE_UNCONCLUDED_INCLUDE = (
     "reported_at", "status", "resolved_at",
     "county_code", "township_code", "village_code", "grid_code",
+    # a category filter, and a scope hiding the cases accusing the user's unit
+    "category_id", "accused_unit",
 )
 
 
