@@ -287,7 +287,9 @@ vil AS (
         select_counts.append(f"vil.{f.key}" if villages else f"NULL::bigint AS {f.key}")
     outer = _outer(figures, with_villages)
     area_col = CASE_CODE_COLUMN[area_level]
-    # ``base`` is read once (by the aggregate): the planner inlines it.
+    # ``base`` is read once, by the aggregate, so it is not materialised; OFFSET 0 keeps
+    # it a subquery that evaluates each condition once per case (inlined, every FILTER
+    # that reads a condition would evaluate it again).
     sql = f"""
 WITH base AS (
   SELECT {key_sql} AS k, c.village_code, c.people_count, c.batch_count, c.channel,
@@ -296,6 +298,7 @@ WITH base AS (
   FROM cases c
   WHERE c.{area_col} = :area AND ({scope_sql}) AND ({filter_sql})
     AND c.reported_at < :as_of {relevant}
+  OFFSET 0
 ),
 {aggregates},
 members AS ({members_sql})
