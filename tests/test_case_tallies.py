@@ -487,3 +487,12 @@ def test_rebuild_keeps_the_category_tallies(session):
     assert session.execute(
         text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_category_tallies t")
     ).scalar() == before
+
+
+def test_the_planner_setting_is_put_back_after_the_statement(session):
+    session.execute(text("SET LOCAL join_collapse_limit = 6"))
+    t = today()
+    q = StatsQuery(get_area(session, COUNTY), Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31)),
+                   Grouping("area", AreaLevel.TOWNSHIP))
+    assert figure_rows(session, q) and figure_rows(session, q, raw=True)
+    assert session.execute(text("SHOW join_collapse_limit")).scalar() == "6"

@@ -17,6 +17,9 @@ the same transaction as every write to ``cases``:
 
 The partial index ``ix_cases_accused_unit`` finds the few cases that accuse a unit: the
 statistics of a user whose unit hides them (回避) are the tallies less those cases.
+``ix_cases_due_unconcluded`` also carries the category and the accused unit (the
+deadlines ahead of as_of stay an index-only scan for those queries), and partial
+indexes on both tally tables find the rows with open cases (summed over every month).
 
 Revision ID: x01
 Revises: v01
