@@ -412,7 +412,9 @@ def generate(
 # The ASCII digits of 0-999, zero-padded: row v is b"%03d" % v. Numbers are written
 # three digits at a time by looking them up here (one integer division per three
 # digits; dividing int64 columns digit by digit cost a second per million IDs).
-_ASCII3 = np.frombuffer("".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8).reshape(1000, 3)
+_ASCII3 = np.frombuffer(
+    "".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8
+).reshape(1000, 3)
 
 
 def _ascii_digits(values: np.ndarray, width: int) -> np.ndarray:
