@@ -508,6 +508,10 @@ def _place_and_insert(
     session.execute(
         text("SELECT case_tallies_add_cases(:ids)"), {"ids": "cases" if was_empty else "case_ids"}
     )
+    if was_empty:
+        # The planner's statistics of the tallies, empty a moment ago (without them the
+        # statistics of 342 villages took 130-150 ms at a million cases instead of 70-95).
+        session.execute(text("ANALYZE case_tallies, case_category_tallies"))
     lap("tallies")
     result.restore = restore
     if not defer_restore:

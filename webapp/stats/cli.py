@@ -71,7 +71,8 @@ def tallies_command(rebuild):
     session.rollback()
     if wrong:
         for row in wrong:
-            click.echo(f"{row['side']}: {row['grid_code']} {row['month']} 案件 {row['cases']}")
+            where = row.get("grid_code") or f"{row['village_code']} 类别 {row['category_id']}"
+            click.echo(f"{row['tally']} {row['side']}: {where} {row['month']} 案件 {row['cases']}")
         raise click.ClickException("案件汇总与案件不一致：请运行 flask stats tallies --rebuild")
     click.echo("案件汇总与案件一致")
 

@@ -1,10 +1,13 @@
-"""The case tallies (``stats.models.CaseTally``) as the figures define them, to check or rebuild.
+"""The case tallies (``stats.models``) as the figures define them, to check, rebuild or correct.
 
-The triggers of migration t01 keep ``case_tallies`` equal to :func:`fresh_sql`: a
-``GROUP BY`` over ``cases`` of each tally column's per-case fact, taken here from the
-figures' own SQL (``stats.figures``) with the as-of instant at +infinity. So a change
-to a figure that the frozen trigger does not follow shows as a difference (tests and
-``flask stats tallies --check``); ``rebuild`` recomputes the table in one statement.
+The triggers of migrations t01 and x01 keep ``case_tallies`` (per grid and month) and
+``case_category_tallies`` (per village, category and month) equal to
+:func:`fresh_sql`: a ``GROUP BY`` over ``cases`` of each tally column's per-case fact,
+taken here from the figures' own SQL (``stats.figures``) with the as-of instant at
++infinity. So a change to a figure that the frozen trigger does not follow shows as a
+difference (tests and ``flask stats tallies``); ``rebuild`` recomputes both tables in
+one statement. The same SQL over a few cases (:func:`facts_sql`) is what
+``stats.queries`` subtracts from the tallies for a scope that hides them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from webapp.stats import figures as F
 from webapp.stats.models import FACT_COLUMNS
 
 KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
+CATEGORY_KEY = ("county_code", "month", "category_id", "township_code", "village_code")
+# Each tally table and its key.
+TABLES = {"case_tallies": KEY, "case_category_tallies": CATEGORY_KEY}
 INFINITY = "CAST('infinity' AS timestamptz)"
 
 
@@ -58,8 +64,11 @@ def fact_sql() -> dict[str, str]:
     return out
 
 
-def fresh_sql() -> str:
-    """SELECT the tallies ``cases`` gives now (the key columns, then :data:`FACT_COLUMNS`)."""
+def facts_sql(where: str = "true", key: tuple[str, ...] = KEY, sign: int = 1) -> str:
+    """SELECT the tallies (``key``, then :data:`FACT_COLUMNS` times ``sign``) of the cases ``where``.
+
+    ``where`` is SQL over ``cases c``; the facts are those the triggers sum.
+    """
     conds = {
         k: v.replace(":as_of", INFINITY)
         for k, v in F.condition_sql().items()
@@ -68,45 +77,56 @@ def fresh_sql() -> str:
     }
     facts = fact_sql()
     cond_cols = ",\n".join(f"    {sql} AS {key}" for key, sql in conds.items())
+    factor = "" if sign == 1 else f"{sign} * "
     return f"""
-SELECT {", ".join(KEY)},
-  {", ".join(f"({facts[c]})::integer AS {c}" for c in FACT_COLUMNS)}
+SELECT {", ".join(key)},
+  {", ".join(f"({factor}{facts[c]})::integer AS {c}" for c in FACT_COLUMNS)}
 FROM (
-  SELECT c.county_code, c.township_code, c.village_code, c.grid_code,
+  SELECT c.county_code, c.township_code, c.village_code, c.grid_code, c.category_id,
     (date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date AS month,
     true AS in_period, c.people_count, c.batch_count, c.channel, c.satisfaction,
     c.resolved_level, c.is_first, c.skip_level, c.status, c.due_at, c.concluded_at,
 {cond_cols}
   FROM cases c
+  WHERE {where}
 ) base
-GROUP BY {", ".join(KEY)}
+GROUP BY {", ".join(key)}
 """
 
 
+def fresh_sql(key: tuple[str, ...] = KEY) -> str:
+    """SELECT the tallies ``cases`` gives now per ``key`` (the key columns, then :data:`FACT_COLUMNS`)."""
+    return facts_sql("true", key)
+
+
 def differences(session: Session, limit: int = 20) -> list[dict]:
-    """Rows where ``case_tallies`` and :func:`fresh_sql` disagree (``side``: where the row is)."""
-    columns = ", ".join((*KEY, *FACT_COLUMNS))
-    rows = session.execute(
-        text(
-            f"""
-            (SELECT 'stored' AS side, {columns} FROM case_tallies
-             EXCEPT SELECT 'stored', {columns} FROM ({fresh_sql()}) f)
-            UNION ALL
-            (SELECT 'fresh', {columns} FROM ({fresh_sql()}) f
-             EXCEPT SELECT 'fresh', {columns} FROM case_tallies)
-            ORDER BY 2, 3, 4, 5, 6, 1
-            LIMIT :limit
-            """
-        ),
-        {"limit": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
+    """Rows where a tally table and :func:`fresh_sql` disagree (``tally``: the table; ``side``: where the row is)."""
+    out: list[dict] = []
+    for table, key in TABLES.items():
+        columns = ", ".join((*key, *FACT_COLUMNS))
+        rows = session.execute(
+            text(
+                f"""
+                (SELECT 'stored' AS side, {columns} FROM {table}
+                 EXCEPT SELECT 'stored', {columns} FROM ({fresh_sql(key)}) f)
+                UNION ALL
+                (SELECT 'fresh', {columns} FROM ({fresh_sql(key)}) f
+                 EXCEPT SELECT 'fresh', {columns} FROM {table})
+                ORDER BY 2, 3, 4, 5, 6, 1
+                LIMIT :limit
+                """
+            ),
+            {"limit": limit},
+        ).mappings()
+        out.extend({"tally": table, **r} for r in rows)
+    return out[:limit]
 
 
 def rebuild(session: Session) -> int:
-    """Recompute every tally from the cases (in the caller's transaction); return the rows."""
+    """Recompute every tally from the cases (in the caller's transaction); return the grid rows."""
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
-    session.execute(text("DELETE FROM case_tallies"))
+    for table in TABLES:
+        session.execute(text(f"DELETE FROM {table}"))
     session.execute(text("SELECT case_tallies_add_cases('cases')"))
     session.flush()
     return session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one()
