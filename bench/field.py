@@ -115,7 +115,11 @@ class Server:
 
     def __enter__(self) -> Server:
         env = dict(os.environ)
-        if env.get("DATABASE_URL"):  # the bench database lives on that server
+        # GRIDCASE_BENCH_APP_ROOT: serve another checkout's app (an earlier commit, for a
+        # before/after comparison on the same data and generator); it reaches this
+        # cluster's database by URL.
+        root = Path(env.get("GRIDCASE_BENCH_APP_ROOT") or ROOT)
+        if env.get("DATABASE_URL") or root != ROOT:  # the bench database lives on that server
             env["DATABASE_URL"] = self.url
         else:  # the embedded cluster, as `make run` serves it
             env["GRIDCASE_DB_NAME"] = self.db_name
@@ -128,7 +132,7 @@ class Server:
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 self.command,
-                cwd=ROOT,
+                cwd=root,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
