@@ -148,12 +148,13 @@ def _socket_quiet(dbapi_connection) -> bool:
     try:
         if getattr(dbapi_connection, "closed", 0):
             return False
-        readable, _, failed = select.select(
-            [dbapi_connection.fileno()], [], [dbapi_connection.fileno()], 0
-        )
+        # poll, not select: select cannot watch a descriptor numbered 1024 or above.
+        watcher = select.poll()
+        watcher.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+        events = watcher.poll(0)
     except (OSError, ValueError, AttributeError):
         return False
-    return not readable and not failed
+    return not events
 
 
 def _ping(engine: Engine, dbapi_connection) -> bool:
