@@ -4,7 +4,9 @@ The triggers of migration t01 keep ``case_tallies`` equal to :func:`fresh_sql`: 
 ``GROUP BY`` over ``cases`` of each tally column's per-case fact, taken here from the
 figures' own SQL (``stats.figures``) with the as-of instant at +infinity. So a change
 to a figure that the frozen trigger does not follow shows as a difference (tests and
-``flask stats tallies --check``); ``rebuild`` recomputes the table in one statement.
+``flask stats tallies``); ``rebuild`` recomputes the table in one statement. The same
+holds for the heat tally (``stats.models.HeatTally``, migration w01) and
+:func:`heat_fresh_sql`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webapp.stats import figures as F
-from webapp.stats.models import FACT_COLUMNS
+from webapp.stats.models import FACT_COLUMNS, HEAT_COARSE, HEAT_PER_DEGREE_X, HEAT_PER_DEGREE_Y
 
 KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
 INFINITY = "CAST('infinity' AS timestamptz)"
@@ -83,30 +85,81 @@ GROUP BY {", ".join(KEY)}
 """
 
 
-def differences(session: Session, limit: int = 20) -> list[dict]:
-    """Rows where ``case_tallies`` and :func:`fresh_sql` disagree (``side``: where the row is)."""
-    columns = ", ".join((*KEY, *FACT_COLUMNS))
+HEAT_KEY = ("scale", "county_code", "township_code", "month", "village_code", "grid_code", "cx", "cy")
+HEAT_COLUMNS = (*HEAT_KEY, "cases", "people")
+
+
+def heat_fresh_sql() -> str:
+    """SELECT the heat tallies ``cases`` gives now (the columns of :data:`HEAT_COLUMNS`).
+
+    Fine cells keep the four area codes; coarse cells (:data:`HEAT_COARSE` fine cells a
+    side) only the county's.
+    """
+    month = "(date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date"
+
+    def cells(scale: int) -> str:
+        return (
+            f"heat_cell(ST_X(c.location), {HEAT_PER_DEGREE_X}, {scale}) AS cx, "
+            f"heat_cell(ST_Y(c.location), {HEAT_PER_DEGREE_Y}, {scale}) AS cy"
+        )
+
+    sums = "count(*)::integer AS cases, sum(c.people_count)::integer AS people"
+    return f"""
+SELECT 1::smallint AS scale, county_code, township_code, month, village_code, grid_code,
+  cx, cy, {sums}
+FROM (SELECT c.*, {month} AS month, {cells(1)} FROM cases c) c
+GROUP BY county_code, township_code, month, village_code, grid_code, cx, cy
+UNION ALL
+SELECT {HEAT_COARSE}::smallint, county_code, '', month, '', '', cx, cy, {sums}
+FROM (SELECT c.*, {month} AS month, {cells(HEAT_COARSE)} FROM cases c) c
+GROUP BY county_code, month, cx, cy
+"""
+
+
+def _differences(session: Session, table: str, columns: tuple[str, ...], fresh: str, limit: int) -> list[dict]:
+    cols = ", ".join(columns)
+    order = ", ".join(str(i) for i in range(3, 3 + len(columns)))
     rows = session.execute(
         text(
             f"""
-            (SELECT 'stored' AS side, {columns} FROM case_tallies
-             EXCEPT SELECT 'stored', {columns} FROM ({fresh_sql()}) f)
+            (SELECT :table AS "table", 'stored' AS side, {cols} FROM {table}
+             EXCEPT SELECT :table, 'stored', {cols} FROM ({fresh}) f)
             UNION ALL
-            (SELECT 'fresh', {columns} FROM ({fresh_sql()}) f
-             EXCEPT SELECT 'fresh', {columns} FROM case_tallies)
-            ORDER BY 2, 3, 4, 5, 6, 1
+            (SELECT :table, 'fresh', {cols} FROM ({fresh}) f
+             EXCEPT SELECT :table, 'fresh', {cols} FROM {table})
+            ORDER BY {order}, 2
             LIMIT :limit
             """
         ),
-        {"limit": limit},
+        {"limit": limit, "table": table},
     ).mappings()
     return [dict(r) for r in rows]
 
 
-def rebuild(session: Session) -> int:
-    """Recompute every tally from the cases (in the caller's transaction); return the rows."""
+def differences(session: Session, limit: int = 20) -> list[dict]:
+    """Rows where a stored tally and the cases disagree.
+
+    ``case_tallies`` against :func:`fresh_sql`, then ``heat_tallies`` against
+    :func:`heat_fresh_sql` (at most ``limit`` rows of each); ``table`` names the
+    tally, ``side`` where the row is.
+    """
+    return _differences(
+        session, "case_tallies", (*KEY, *FACT_COLUMNS), fresh_sql(), limit
+    ) + _differences(session, "heat_tallies", HEAT_COLUMNS, heat_fresh_sql(), limit)
+
+
+def rebuild(session: Session) -> tuple[int, int]:
+    """Recompute every case tally and heat tally from the cases (in the caller's transaction).
+
+    Returns the rows of ``case_tallies`` and of ``heat_tallies``.
+    """
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
     session.execute(text("DELETE FROM case_tallies"))
     session.execute(text("SELECT case_tallies_add_cases('cases')"))
+    session.execute(text("DELETE FROM heat_tallies"))
+    session.execute(text("SELECT heat_tallies_add_cases('cases')"))
     session.flush()
-    return session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one()
+    return (
+        session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one(),
+        session.execute(text("SELECT count(*) FROM heat_tallies")).scalar_one(),
+    )

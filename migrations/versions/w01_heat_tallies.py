@@ -1,0 +1,239 @@
+"""Heat tallies per local month and fixed cell, kept by the case tallies' triggers
+
+``heat_tallies`` holds, per local month of reported_at and fixed cell of the case's
+location, the cases and the people involved: what the heat map sums. Cells are fixed
+in degrees, so that any view's lattice made of whole cells re-bins them exactly:
+
+* scale 1, the fine cells: 1/900 degree of longitude by 1/1200 degree of latitude
+  (about 100 by 93 metres at 35 degrees north; a village view is drawn from them),
+  keyed by the case's county, township, village and grid codes (any area or area
+  scope applies to them as to the cases);
+* scale 5, the coarse cells: 5 by 5 fine cells (about 500 metres; a county view),
+  keyed by the county code alone (township, village and grid are ''), so a county's
+  month holds one row per coarse cell however many grids it crosses.
+
+A point's cell index is ``heat_cell(coordinate, cells per degree, scale)``, the
+floor of its fine index divided by the scale; the map's raw path computes the same
+function, so both give the same cells.
+
+The three trigger functions of case_tallies (t01) each gain one statement for the
+heat tally, over the same transition tables: one trigger per statement still (a
+field report pays one more upsert, not one more trigger). TRUNCATE empties it. A
+bulk load, which defers those triggers, adds its cases with
+``heat_tallies_add_cases`` as it does with ``case_tallies_add_cases``. The cases
+already stored are tallied here.
+
+Revision ID: w01
+Revises: v01
+Create Date: 2026-11-24
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "w01"
+down_revision = "v01"
+branch_labels = None
+depends_on = None
+
+PER_DEGREE_X = 900
+PER_DEGREE_Y = 1200
+COARSE = 5
+KEY = (
+    "scale", "county_code", "township_code", "month", "village_code", "grid_code", "cx", "cy",
+)
+COLUMNS = (*KEY, "cases", "people")
+
+
+def _t01():
+    """Migration t01's module: its trigger functions are re-created here with the heat part.
+
+    Loaded from its file (a migration is not an importable package); t01 never changes
+    once applied, so what it generates is what the database has before this one.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "t01_case_tallies", Path(__file__).with_name("t01_case_tallies.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _keys(x: str) -> str:
+    """Each row of ``x`` twice, with its fine and its coarse key (columns of KEY, in order)."""
+    month = f"(date_trunc('month', {x}.reported_at AT TIME ZONE 'Asia/Shanghai'))::date"
+    fine = (
+        f"1, {x}.county_code, {x}.township_code, {month}, {x}.village_code, {x}.grid_code, "
+        f"heat_cell(ST_X({x}.location), {PER_DEGREE_X}, 1), "
+        f"heat_cell(ST_Y({x}.location), {PER_DEGREE_Y}, 1)"
+    )
+    coarse = (
+        f"{COARSE}, {x}.county_code, '', {month}, '', '', "
+        f"heat_cell(ST_X({x}.location), {PER_DEGREE_X}, {COARSE}), "
+        f"heat_cell(ST_Y({x}.location), {PER_DEGREE_Y}, {COARSE})"
+    )
+    return f"CROSS JOIN LATERAL (VALUES ({fine}), ({coarse})) k({', '.join(KEY)})"
+
+
+_UPSERT = (
+    f"INSERT INTO heat_tallies ({', '.join(COLUMNS)})\n"
+    "SELECT * FROM {source} ORDER BY " + ", ".join(KEY) + "\n"
+    f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET\n"
+    "  cases = heat_tallies.cases + EXCLUDED.cases,\n"
+    "  people = heat_tallies.people + EXCLUDED.people"
+)
+
+_COLUMNS_READ = "county_code, township_code, village_code, grid_code, reported_at, location, people_count"
+
+
+def _heat_statement(old: str, new: str) -> str:
+    """PL/pgSQL: add the new rows' cells and subtract the old rows', drop emptied rows."""
+    group = ", ".join(f"k.{k}" for k in KEY)
+    return f"""
+    -- The heat tally (migration w01): the same rows, by month and cell.
+    WITH heat AS (
+        SELECT {group}, sum(x.sign)::integer AS cases,
+               sum(x.sign * x.people_count)::integer AS people
+        FROM (
+            SELECT {_COLUMNS_READ}, -1 AS sign FROM ({old}) o
+            UNION ALL
+            SELECT {_COLUMNS_READ}, 1 FROM ({new}) n
+        ) x
+        {_keys("x")}
+        GROUP BY {group}
+        HAVING sum(x.sign) <> 0 OR sum(x.sign * x.people_count) <> 0
+    ),
+    up AS ({_UPSERT.format(source="heat")}
+        RETURNING ctid, cases)
+    SELECT array_agg(ctid) INTO emptied FROM up WHERE cases = 0;
+    IF emptied IS NOT NULL THEN
+        DELETE FROM heat_tallies WHERE ctid = ANY (emptied) AND cases = 0;
+    END IF;
+"""
+
+
+_END = "    RETURN NULL;\nEND\n$fn$"
+
+_TRIGGERS = {
+    "case_tallies_after_insert": ("SELECT * FROM cases WHERE false", "SELECT * FROM new_rows"),
+    "case_tallies_after_update": ("SELECT * FROM old_rows", "SELECT * FROM new_rows"),
+    "case_tallies_after_delete": ("SELECT * FROM old_rows", "SELECT * FROM cases WHERE false"),
+}
+
+
+def _trigger_functions(with_heat: bool) -> list[str]:
+    """t01's three trigger functions, with (or, to go back, without) the heat statement."""
+    t01 = _t01()
+    out = []
+    for name, (old, new) in _TRIGGERS.items():
+        sql = t01._trigger_function(name, old, new)
+        if sql.count(_END) != 1 or sql.count("CREATE FUNCTION") != 1:  # pragma: no cover
+            raise RuntimeError(f"t01's {name} is not shaped as expected")
+        sql = sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+        if with_heat:
+            sql = sql.replace(_END, _heat_statement(old, new) + _END)
+        out.append(sql)
+    return out
+
+
+def _add_cases() -> str:
+    """``heat_tallies_add_cases(ids)``: add the cases of table ``ids`` (column ``id``), not yet tallied.
+
+    For a bulk load (its table of new ids) or a rebuild (``cases`` itself), in one
+    ``GROUP BY`` over the cases' cells.
+    """
+    group = ", ".join(f"k.{k}" for k in KEY)
+    added = f"""
+    INSERT INTO heat_tallies ({", ".join(COLUMNS)})
+    SELECT * FROM (
+        SELECT {group}, count(*)::integer AS cases, sum(x.people_count)::integer AS people
+        FROM (SELECT {_COLUMNS_READ} FROM cases c %s) x
+        {_keys("x")}
+        GROUP BY {group}
+    ) g
+    ORDER BY {", ".join(KEY)}
+    ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET
+        cases = heat_tallies.cases + EXCLUDED.cases,
+        people = heat_tallies.people + EXCLUDED.people
+    """
+    return f"""
+CREATE FUNCTION heat_tallies_add_cases(ids regclass) RETURNS void LANGUAGE plpgsql
+-- Hash the cells (sorting a million rows on eight keys first costs more); the groups
+-- are sorted afterwards, for the upsert's lock order.
+SET enable_sort = off
+AS $fn$
+BEGIN
+    IF ids = 'cases'::regclass THEN
+        EXECUTE format('{added.replace("'", "''")}', '');
+        RETURN;
+    END IF;
+    EXECUTE format('{added.replace("'", "''")}', format('WHERE c.id IN (SELECT id FROM %s)', ids));
+END
+$fn$
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "heat_tallies",
+        sa.Column("scale", sa.SmallInteger(), nullable=False),
+        sa.Column("county_code", sa.String(6), nullable=False),
+        sa.Column("township_code", sa.String(9), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("village_code", sa.String(12), nullable=False),
+        sa.Column("grid_code", sa.String(20), nullable=False),
+        sa.Column("cx", sa.Integer(), nullable=False),
+        sa.Column("cy", sa.Integer(), nullable=False),
+        sa.Column("cases", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("people", sa.Integer(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint(*KEY, name="pk_heat_tallies"),
+    )
+    # The fine index of a coordinate divided by ``cells`` (rounded down): the cell of a
+    # lattice of ``cells`` fine cells. Plain SQL, so the planner inlines it.
+    op.execute(
+        """
+        CREATE FUNCTION heat_cell(v double precision, per_degree integer, cells integer)
+        RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        AS $$ SELECT floor(floor(v * per_degree) / cells)::integer $$
+        """
+    )
+    for sql in _trigger_functions(with_heat=True):
+        op.execute(sql)
+    op.execute(_add_cases())
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION case_tallies_after_truncate() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            DELETE FROM case_tallies;
+            DELETE FROM heat_tallies;
+            RETURN NULL;
+        END
+        $fn$
+        """
+    )
+    op.execute("SELECT heat_tallies_add_cases('cases')")
+
+
+def downgrade() -> None:
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION case_tallies_after_truncate() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            DELETE FROM case_tallies;
+            RETURN NULL;
+        END
+        $fn$
+        """
+    )
+    for sql in _trigger_functions(with_heat=False):
+        op.execute(sql)
+    op.execute("DROP FUNCTION heat_tallies_add_cases(regclass)")
+    op.execute("DROP FUNCTION heat_cell(double precision, integer, integer)")
+    op.drop_table("heat_tallies")
