@@ -56,6 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cases-per-county", type=int, default=50_000)
     p.add_argument("--output", default=str(common.ROOT / "BENCHMARKS.md"))
     p.add_argument("--json", default=str(common.ROOT / "var" / "bench" / "results.json"))
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the figures of the workloads not run now from the previous results (--json)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench databases")
     p.add_argument("--prefix", default="gridcase_bench", help="names of the bench databases")
     return p.parse_args(argv)
@@ -101,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             where[key] = {"error": f"{type(exc).__name__}: {exc}"}
             results["errors"].append(f"{key}: {type(exc).__name__}: {exc}")
         if isinstance(where.get(key), dict):
+            where[key]["run"] = now.isoformat()
             where[key]["load_avg"] = {"before": before, "after": common.load_average()}
             where[key]["workload_s"] = time.perf_counter() - t0
         log(f"bench: {key} took {time.perf_counter() - t0:.1f} s")
@@ -212,10 +218,52 @@ def main(argv: list[str] | None = None) -> int:
                 common.drop_db(name)
         results["seconds"] = time.perf_counter() - started
         results["load_avg_at_end"] = common.load_average()
+        previous = Path(args.json)
+        if args.merge and previous.exists():
+            results = merge(json.loads(previous.read_text(encoding="utf-8")), results, only)
         Path(args.json).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     Path(args.output).write_text(report.markdown(results), encoding="utf-8")
     log(f"bench: done in {results['seconds'] / 60:.1f} min; wrote {args.output} and {args.json}")
     return 1 if results["errors"] else 0
+
+
+# The workloads whose figures a run makes; the demo load also runs as the set-up of the
+# others (once, not repeated), and only counts as figures when it was asked for.
+SCALE_WORKLOADS = ("load", "ledger", "field", "maps", "stats", "hotspots", "visits")
+
+
+def merge(previous: dict, current: dict, only: set[str]) -> dict:
+    """The previous results with the workloads of ``current`` (those in ``only``) replaced.
+
+    Every workload keeps the time of the run it comes from (``run``); ``runs`` lists the
+    runs the figures come from, so the report can say which figure is from which run.
+    """
+    merged = dict(previous)
+    first = previous.get("runs") or [_run_of(previous, set(WORKLOADS))]
+    merged["runs"] = [*first, _run_of(current, only)]
+    merged["scales"] = {int(n): dict(s) for n, s in previous.get("scales", {}).items()}
+    for n, s in current["scales"].items():
+        target = merged["scales"].setdefault(int(n), {})
+        for key, figures in s.items():
+            if key in only:
+                target[key] = figures
+    for name in ("province", "counties"):
+        if name in only and name in current:
+            merged[name] = current[name]
+    merged["errors"] = [*previous.get("errors", []), *current.get("errors", [])]
+    merged["machine"] = current["machine"]
+    merged["seconds"] = sum(run["seconds"] for run in merged["runs"])
+    merged["load_avg_at_end"] = current.get("load_avg_at_end")
+    return merged
+
+
+def _run_of(results: dict, only: set[str]) -> dict:
+    return {
+        "date": results.get("started") or results["machine"]["date"],
+        "seconds": results.get("seconds", 0),
+        "workloads": [w for w in WORKLOADS if w in only],
+        "scales": [int(n) for n in results.get("scales", {})],
+    }
 
 
 def _timed(fn, *a) -> dict:

@@ -54,12 +54,11 @@ def markdown(r: dict) -> str:
     out = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`python -m bench`, see `bench/`); every figure below comes from",
-        f"the run of {m['date']}, which took {r.get('seconds', 0) / 60:.0f} minutes. Each workload runs",
-        "beside its baseline in the same run, and the ratio is the figure that counts: the machine",
-        "is shared with other jobs (see the load averages), which moves absolute times between runs",
-        "but moves a workload and its baseline together. Times are medians of repeated runs, with",
-        "the range and the number of runs in brackets.",
+        *_provenance(r),
+        "Each workload runs beside its baseline in the same run, and the ratio is the figure",
+        "that counts: the machine is shared with other jobs (see the load averages), which moves",
+        "absolute times between runs but moves a workload and its baseline together. Times are",
+        "medians of repeated runs, with the range and the number of runs in brackets.",
         "",
         "## Machine",
         "",
@@ -114,6 +113,29 @@ def markdown(r: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _provenance(r: dict) -> list[str]:
+    """Which run (or runs, when later runs of some workloads were merged in) made the figures."""
+    runs = r.get("runs") or []
+    if len(runs) < 2:
+        return [
+            "Written by `make bench` (`python -m bench`, see `bench/`); every figure below comes from",
+            f"the run of {r['machine']['date']}, which took {r.get('seconds', 0) / 60:.0f} minutes.",
+        ]
+    out = [
+        "Written by `make bench` (`python -m bench`, see `bench/`). The figures come from",
+        "these runs; a later run of some workloads (`--only ... --merge`) replaced their",
+        "figures and kept the others (the table of machine load says which run each is from):",
+        "",
+    ]
+    for run in runs:
+        scales = ", ".join(f"{n:,}" for n in run["scales"])
+        out.append(
+            f"- {run['date']}: {', '.join(run['workloads'])} at {scales} cases"
+            f" ({run['seconds'] / 60:.0f} minutes)"
+        )
+    return out + [""]
+
+
 def _conditions(r: dict) -> list[str]:
     """The 1-minute load average before and after each workload, and how long it ran."""
     rows = []
@@ -131,13 +153,17 @@ def _conditions(r: dict) -> list[str]:
         "Machine load during the run (1-minute load average on 2 cores, before → after each",
         "workload; above 2 means other jobs were taking CPU):",
         "",
-        "| scale | workload | load average | workload time |",
-        "|---|---|---|---|",
+        "| scale | workload | run | load average | workload time |",
+        "|---|---|---|---|---|",
     ]
+    first_run = (r.get("runs") or [r["machine"]])[0]["date"]
     for scale, key, d in rows:
         la = d["load_avg"]
         took = f"{d['workload_s']:.0f} s" if "workload_s" in d else "—"
-        out.append(f"| {scale} | {key} | {la['before'][0]:.1f} → {la['after'][0]:.1f} | {took} |")
+        run = d.get("run", first_run)[:16].replace("T", " ")
+        out.append(
+            f"| {scale} | {key} | {run} | {la['before'][0]:.1f} → {la['after'][0]:.1f} | {took} |"
+        )
     return out + [""]
 
 
@@ -590,7 +616,7 @@ def _visits(r: dict) -> list[str]:
             out.append(f"| {n:,} | {_err(d)} | | | | | |")
         elif d:
             out.append(
-                f"| {n:,} | {d['assigned_stops']:,} | {d['candidates']:,} | {_t(d['make_plan'])} | "
+                f"| {n:,} | {d['assigned_stops']:,} | {int(d['candidates']):,} | {_t(d['make_plan'])} | "
                 f"{_t(d['propose'])} | {_t(d['floor'])} | {_ratio(d['ratio'])} |"
             )
     return out + [""]

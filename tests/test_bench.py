@@ -83,6 +83,23 @@ def test_every_workload_runs_at_a_tiny_size(tmp_path, server_url):
     ):
         assert heading in text
 
+    # A later run of one workload replaces its figures and keeps the others, saying so.
+    first = results
+    code = main(
+        [*TINY, "--only", "stats", "--merge", "--output", str(out), "--json", str(raw),
+         "--prefix", prefix]
+    )
+    merged = json.loads(raw.read_text(encoding="utf-8"))
+    assert code == 0 and len(merged["runs"]) == 2
+    assert merged["runs"][1]["workloads"] == ["stats"]
+    again = next(iter(merged["scales"].values()))
+    assert again["stats"]["run"] == merged["runs"][1]["date"] != scale["stats"]["run"]
+    assert again["load"] == scale["load"] and again["maps"] == scale["maps"]
+    assert merged["province"] == first["province"]
+    text = out.read_text(encoding="utf-8")
+    assert merged["runs"][0]["date"] in text and merged["runs"][1]["date"] in text
+    assert "## 6. Visit plans" in text
+
 
 @pytest.mark.parametrize(
     ("p", "expected"),

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from tests.conftest import CSRF_HEADERS
 from tests.visits_fixtures import *  # noqa: F403
-from tests.visits_fixtures import new_plan
+from tests.visits_fixtures import new_plan, standalone_cases
 from webapp.db import database
 from webapp.errors import AppError, NotFound
 from webapp.visits import outcomes, planning
@@ -23,13 +23,9 @@ def field(session, app, make_user, busy_place):
     """A published plan for the busy village, one concluded case on it awaiting its follow-up."""
     planner = make_user("planner")
     worker = make_user("grid_worker", busy_place.grid)
-    concluded = session.execute(
-        text(
-            "SELECT id FROM cases WHERE grid_code = :g AND status IN ('in_progress','assigned') "
-            "AND repeat_of_id IS NULL ORDER BY id LIMIT 1"
-        ),
-        {"g": busy_place.grid},
-    ).scalar_one()
+    (concluded,) = standalone_cases(
+        session, busy_place.grid, 1, statuses=("in_progress", "assigned")
+    )
     session.execute(
         text(
             "UPDATE cases SET status = 'concluded', concluded_at = now() - interval '5 days', "
@@ -330,14 +326,7 @@ def test_two_copies_sent_at_once_are_recorded_once(live_app, live_user, busy_pla
     db = database(live_app)
     with live_app.app_context():
         s = db.sessions()
-        concluded = s.execute(
-            text(
-                "SELECT id FROM cases WHERE grid_code = :g AND status NOT IN "
-                "('resolved','closed','not_accepted') "
-                "AND repeat_of_id IS NULL ORDER BY id LIMIT 1"
-            ),
-            {"g": place.grid},
-        ).scalar_one()
+        (concluded,) = standalone_cases(s, place.grid, 1)
         s.execute(
             text("UPDATE cases SET status = 'concluded', concluded_at = now() WHERE id = :i"),
             {"i": concluded},

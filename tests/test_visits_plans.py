@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.visits_fixtures import *  # noqa: F403
-from tests.visits_fixtures import new_plan, settings_for, stops_of
+from tests.visits_fixtures import new_plan, settings_for, standalone_cases, stops_of
 from webapp.errors import AppError, NotFound
 from webapp.visits import planning, queries, routing
 from webapp.visits.models import VisitPlan
@@ -110,13 +110,7 @@ def test_no_target_outside_the_planners_scope(session, app, make_user, busy_plac
     # A planner working for a township, for a body one case accuses.
     planner = make_user("planner", busy_place.township, unit="县某某局")
     w1 = make_user("grid_worker", busy_place.grid)
-    accused = session.execute(
-        text(
-            "SELECT id FROM cases WHERE grid_code = :g "
-            "AND status NOT IN ('resolved', 'closed', 'not_accepted') ORDER BY id LIMIT 1"
-        ),
-        {"g": busy_place.grid},
-    ).scalar_one()
+    (accused,) = standalone_cases(session, busy_place.grid, 1)
     session.execute(
         text("UPDATE cases SET case_class = 'accusation', accused_unit = '县某某局' WHERE id = :i"),
         {"i": accused},
@@ -188,18 +182,7 @@ def test_the_leader_in_charge_takes_their_own_cases(session, app, make_user, bus
     planner = make_user("planner")
     leader = make_user("leader_in_charge")
     w1 = make_user("grid_worker", busy_place.grid)
-    owned = (
-        session.execute(
-            text(
-                "SELECT id FROM cases WHERE grid_code = :g AND status NOT IN "
-                "('resolved','closed','not_accepted') "
-                "AND repeat_of_id IS NULL ORDER BY id LIMIT 2"
-            ),
-            {"g": busy_place.grid},
-        )
-        .scalars()
-        .all()
-    )
+    owned = standalone_cases(session, busy_place.grid, 2)
     session.execute(
         text(
             "UPDATE cases SET leader_id = :u, reported_at = now() - interval '400 days' WHERE "
@@ -391,25 +374,9 @@ def test_publish_then_only_edits_not_regeneration(session, app, plan, crew):
         planning.delete_draft(session, plan)
 
 
-def _live_cases(session, grid, n):
-    return (
-        session.execute(
-            text(
-                "SELECT id FROM cases WHERE grid_code = :g AND repeat_of_id IS NULL "
-                "AND status NOT IN ('resolved','closed','not_accepted') "
-                "AND NOT EXISTS (SELECT 1 FROM cases r WHERE r.repeat_of_id = cases.id) "
-                "ORDER BY id LIMIT :n"
-            ),
-            {"g": grid, "n": n},
-        )
-        .scalars()
-        .all()
-    )
-
-
 def test_a_chain_of_repeat_petitions_is_one_household(session, make_user, busy_place):
     planner = make_user("planner")
-    a, b, c = _live_cases(session, busy_place.grid, 3)
+    a, b, c = standalone_cases(session, busy_place.grid, 3)
     session.execute(
         text(
             "UPDATE cases SET repeat_of_id = CASE id WHEN :b THEN :a WHEN :c THEN :b END, "

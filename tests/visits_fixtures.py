@@ -66,6 +66,33 @@ def busy_place(busy_places) -> BusyPlace:
     return busy_places[0]
 
 
+def standalone_cases(
+    session, grid: str, n: int, statuses: tuple[str, ...] | None = None
+) -> list[int]:
+    """``n`` cases of ``grid`` that stand alone: no repeat of another, none repeating them.
+
+    Without ``statuses``: live cases (not resolved, closed or not accepted). The demo data
+    is made relative to now, so which cases head a repeat chain changes with the hour; a
+    test that needs one household per case picks cases that stand alone, never by position.
+    """
+    status = "status = ANY(:s)" if statuses else f"status NOT IN {LIVE}"
+    ids = (
+        session.execute(
+            text(
+                f"SELECT id FROM cases WHERE grid_code = :g AND {status} "
+                "AND repeat_of_id IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM cases r WHERE r.repeat_of_id = cases.id) "
+                "ORDER BY id LIMIT :n"
+            ),
+            {"g": grid, "n": n, "s": list(statuses or ())},
+        )
+        .scalars()
+        .all()
+    )
+    assert len(ids) == n, f"grid {grid} has {len(ids)} standalone cases, the test needs {n}"
+    return list(ids)
+
+
 def default_weights() -> Weights:
     return Weights({k.value: v for k, v in DEFAULT_WEIGHTS.items()})
 

@@ -582,9 +582,9 @@ chosen AS (
     (SELECT * FROM fitting s WHERE NOT s.fits ORDER BY {order_s} LIMIT :spare)
 ),
 totals AS (
-    SELECT (SELECT coalesce(sum(t.n), 0) FROM tally t) AS considered,
-           (SELECT coalesce(sum(t.n), 0) FROM tally t WHERE t.tenths > 0)
-               - (SELECT count(*) FROM fitting s WHERE s.fits) AS beyond
+    SELECT (SELECT coalesce(sum(t.n), 0) FROM tally t)::bigint AS considered,
+           ((SELECT coalesce(sum(t.n), 0) FROM tally t WHERE t.tenths > 0)
+               - (SELECT count(*) FROM fitting s WHERE s.fits))::bigint AS beyond
 )
 SELECT n.considered, n.beyond, s.kind, s.case_id, s.grid_code,
        coalesce(ST_X(c.location), ST_X(g.label_point)) AS lon,
