@@ -12,7 +12,7 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BACKUP ?= var/backup/gridcase.dump
 
-.PHONY: run test setup setup-test system-deps system-deps-test stop bench backup restore lint clean
+.PHONY: run test setup setup-test setup-bench system-deps system-deps-test system-deps-bench stop bench backup restore lint clean
 
 run: setup
 	$(FLASK) db upgrade
@@ -28,11 +28,16 @@ setup: system-deps $(VENV)/.installed node_modules/.installed
 
 setup-test: system-deps-test $(VENV)/.installed node_modules/.installed
 
+setup-bench: system-deps-bench $(VENV)/.installed node_modules/.installed
+
 system-deps:
 	@scripts/install-system-deps.sh
 
 system-deps-test:
 	@scripts/install-system-deps.sh --browser
+
+system-deps-bench:
+	@scripts/install-system-deps.sh --bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +52,7 @@ node_modules/.installed: package.json package-lock.json
 stop:
 	@if [ -x $(BIN)/flask ]; then $(FLASK) db stop; fi
 
-bench: setup-test
+bench: setup-bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 backup: setup

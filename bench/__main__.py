@@ -49,6 +49,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seconds", type=float, default=15.0, help="duration of each load-test scenario"
     )
     p.add_argument("--clients", type=int, default=20, help="concurrent clients posting reports")
+    p.add_argument(
+        "--field-server",
+        default=None,
+        help="gunicorn worker class:workers[:threads] of the field bench (default: as make run)",
+    )
+    p.add_argument(
+        "--field-generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator of the field bench (auto: wrk if installed)",
+    )
     p.add_argument("--stops", type=int, default=1000, help="stops of the visit plan")
     p.add_argument("--province-grids", type=int, default=100_000)
     p.add_argument("--province-cases", type=int, default=500_000)
@@ -154,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.clients,
                     log,
                     log_dir,
+                    args.field_server or field.SERVER,
+                    args.field_generator,
                 )
             if "maps" in only:
                 attempt("maps", r, maps.maps, url, args.repeat, log, log_dir)

@@ -22,11 +22,13 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bench import loadgen
+from bench import loadgen, wrkgen
 from bench.common import BENCH_SECRET, ROOT, app_for
 from webapp.db import database
 
 PASSWORD = "bench-password-2026"
+# gunicorn's worker class, workers and threads, as `make run` serves the app.
+SERVER = "gthread:2:4"
 HOST = "127.0.0.1"
 
 
@@ -72,7 +74,16 @@ def make_workers(url: str, n: int) -> list[dict]:
 class Server:
     """gunicorn serving the app on a loopback port, against one bench database."""
 
-    def __init__(self, db_name: str, workers: int, threads: int, log_dir: Path, url: str) -> None:
+    def __init__(
+        self,
+        db_name: str,
+        workers: int,
+        threads: int,
+        log_dir: Path,
+        url: str,
+        worker_class: str = "gthread",
+    ) -> None:
+        self.worker_class = worker_class
         self.port = _free_port()
         self.db_name = db_name
         self.url = url
@@ -88,7 +99,7 @@ class Server:
             "--workers",
             str(self.workers),
             "--worker-class",
-            "gthread",
+            self.worker_class,
             "--threads",
             str(self.threads),
             "--bind",
@@ -104,7 +115,11 @@ class Server:
 
     def __enter__(self) -> Server:
         env = dict(os.environ)
-        if env.get("DATABASE_URL"):  # the bench database lives on that server
+        # GRIDCASE_BENCH_APP_ROOT: serve another checkout's app (an earlier commit, for a
+        # before/after comparison on the same data and generator); it reaches this
+        # cluster's database by URL.
+        root = Path(env.get("GRIDCASE_BENCH_APP_ROOT") or ROOT)
+        if env.get("DATABASE_URL") or root != ROOT:  # the bench database lives on that server
             env["DATABASE_URL"] = self.url
         else:  # the embedded cluster, as `make run` serves it
             env["GRIDCASE_DB_NAME"] = self.db_name
@@ -117,7 +132,7 @@ class Server:
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 self.command,
-                cwd=ROOT,
+                cwd=root,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -174,6 +189,30 @@ def _healthz(s: loadgen.Session, i: int):
     return ("GET", "/healthz", None, {})
 
 
+def _report_scenario(worker_of: dict):
+    def make(s: loadgen.Session) -> wrkgen.Scenario:
+        w = worker_of[s.username]
+        body = json.dumps(
+            {
+                "client_id": "{client_id}",
+                "category_id": w["category_id"],
+                "description": "现场发现纠纷，需要协调处理（压测 {i}）",
+                "people_count": 2,
+                "lon": w["lon"],
+                "lat": w["lat"],
+                "accuracy_m": 8.0,
+            },
+            ensure_ascii=False,
+        )
+        return wrkgen.Scenario("POST", "/api/v1/field/reports", body)
+
+    return make
+
+
+def _healthz_scenario(s: loadgen.Session) -> wrkgen.Scenario:
+    return wrkgen.Scenario("GET", "/healthz")
+
+
 def field_reports(
     url: str,
     db_name: str,
@@ -181,31 +220,71 @@ def field_reports(
     concurrency: int,
     log,
     log_dir: Path,
-    workers: int = 2,
-    threads: int = 4,
+    server: str = SERVER,
+    generator: str = "auto",
 ) -> dict:
-    """Run the four scenarios (healthz and reports, 1 and ``concurrency`` clients)."""
+    """Run the four scenarios (healthz and reports, 1 and ``concurrency`` clients).
+
+    ``server`` is gunicorn's worker class, workers and threads (``gthread:2:4``,
+    ``sync:3``); ``generator`` is ``wrk``, ``python`` (bench/loadgen.py) or ``auto``
+    (wrk if installed).
+    """
+    if generator == "auto":
+        generator = "wrk" if wrkgen.available() else "python"
+    worker_class, workers, threads = parse_server(server)
     people = make_workers(url, concurrency)
     worker_of = {p["username"]: p for p in people}
-    out: dict = {"server": {"workers": workers, "threads": threads, "worker_class": "gthread"}}
+    out: dict = {
+        "server": {"workers": workers, "threads": threads, "worker_class": worker_class},
+        "generator": generator,
+    }
     engine_count = _count_reports(url)
-    with Server(db_name, workers, threads, log_dir, url) as server:
-        out["server"]["command"] = " ".join(server.command[1:])
-        sessions = [loadgen.sign_in(HOST, server.port, p["username"], PASSWORD) for p in people]
-        for name, clients, make in (
-            ("healthz_1", 1, _healthz),
-            ("reports_1", 1, _report_request(worker_of)),
-            (f"healthz_{concurrency}", concurrency, _healthz),
-            (f"reports_{concurrency}", concurrency, _report_request(worker_of)),
+    with Server(db_name, workers, threads, log_dir, url, worker_class) as srv:
+        out["server"]["command"] = " ".join(srv.command[1:])
+        sessions = [loadgen.sign_in(HOST, srv.port, p["username"], PASSWORD) for p in people]
+        for name, clients, make, scenario in (
+            ("healthz_1", 1, _healthz, _healthz_scenario),
+            ("reports_1", 1, _report_request(worker_of), _report_scenario(worker_of)),
+            (f"healthz_{concurrency}", concurrency, _healthz, _healthz_scenario),
+            (
+                f"reports_{concurrency}",
+                concurrency,
+                _report_request(worker_of),
+                _report_scenario(worker_of),
+            ),
         ):
-            res = loadgen.run(HOST, server.port, sessions[:clients], make, seconds)
-            out[name] = res.to_dict()
+            if generator == "wrk":
+                res = wrkgen.run(
+                    HOST, srv.port, sessions[:clients], scenario, seconds,
+                    server_pids=wrkgen.process_tree(srv.proc.pid),
+                )
+            else:
+                res = loadgen.run(HOST, srv.port, sessions[:clients], make, seconds).to_dict()
+            out[name] = res
+            cpu = res.get("cpu")
             log(
-                f"  {name:12s} {res.throughput:7.1f}/s  p50 {res.ms(50):6.1f} ms  "
-                f"p95 {res.ms(95):6.1f} ms  p99 {res.ms(99):6.1f} ms  failed {res.failed}"
+                f"  {name:12s} {res['throughput_per_s']:7.1f}/s  p50 {res['p50_ms']:6.1f} ms  "
+                f"p95 {res['p95_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms  failed {res['failed']}"
+                + (
+                    f"  cpu: wrk {cpu['generator_cores']:.2f} app {cpu['app_cores']:.2f} "
+                    f"pg {cpu['postgres_cores']:.2f} machine {cpu['machine_busy_cores']:.2f} cores"
+                    if cpu
+                    else ""
+                )
             )
     out["reports_stored"] = _count_reports(url) - engine_count
     return out
+
+
+def parse_server(spec: str) -> tuple[str, int, int]:
+    """``gthread:2:4`` → ("gthread", 2, 4); ``sync:3`` → ("sync", 3, 1)."""
+    parts = spec.split(":")
+    worker_class = parts[0]
+    workers = int(parts[1]) if len(parts) > 1 else 2
+    threads = int(parts[2]) if len(parts) > 2 else 1
+    if worker_class not in ("sync", "gthread"):
+        raise ValueError(f"unknown gunicorn worker class {worker_class!r}")
+    return worker_class, workers, threads
 
 
 def _count_reports(url: str) -> int:

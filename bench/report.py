@@ -462,18 +462,22 @@ def _field(r: dict) -> list[str]:
     out = [
         "## 2. Field reports under load",
         "",
-        "gunicorn on the embedded database; a closed-loop generator (`bench/loadgen.py`, threads,",
-        "one signed-in grid worker per client: session cookie + CSRF token) posts reports for a",
-        "fixed time; the same server answering `/healthz` is the baseline. Latency is per request",
-        "(closed loop: no coordinated-omission correction).",
+        "gunicorn on the embedded database; a closed-loop generator (`wrk` driven by",
+        "`bench/wrkgen.py`, or `bench/loadgen.py`'s Python threads where wrk is not installed; one",
+        "signed-in grid worker per client: session cookie + CSRF token) posts reports for a fixed",
+        "time; the same server answering `/healthz` is the baseline. Latency is per request (closed",
+        "loop, no think time: by Little's law the mean latency is clients ÷ throughput, so 20",
+        "clients at 300/s wait 67 ms on average; no coordinated-omission correction). CPU: cores",
+        "used by the generator, gunicorn and PostgreSQL during the run (wrk only), and by the",
+        "whole machine (other jobs included).",
         "",
-        "| cases | scenario | clients | done/s | p50 | p95 | p99 | failed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| cases | scenario | clients | done/s | p50 | p95 | p99 | failed | CPU: generator / app / db / machine |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n, s in _scales(r):
         d = s.get("field")
         if _err(d):
-            out.append(f"| {n:,} | {_err(d)} | | | | | | |")
+            out.append(f"| {n:,} | {_err(d)} | | | | | | | |")
             continue
         if not d:
             continue
@@ -482,10 +486,23 @@ def _field(r: dict) -> list[str]:
                 out.append(
                     f"| {n:,} | {key.split('_')[0]} | {v['clients']} | {v['throughput_per_s']:.0f} | "
                     f"{v['p50_ms']:.1f} ms | {v['p95_ms']:.1f} ms | {v['p99_ms']:.1f} ms | {v['failed']} |"
+                    f" {_cpu(v.get('cpu'))} |"
                 )
         srv = d.get("server", {})
-        out.append(f"| | server: `gunicorn {srv.get('command', '')}` | | | | | | |")
+        out.append(
+            f"| | server: `gunicorn {srv.get('command', '')}`; generator: "
+            f"{d.get('generator', 'python')} | | | | | | | |"
+        )
     return out + [""]
+
+
+def _cpu(c: dict | None) -> str:
+    if not c:
+        return ""
+    return (
+        f"{c['generator_cores']:.2f} / {c['app_cores']:.2f} / {c['postgres_cores']:.2f} / "
+        f"{c['machine_busy_cores']:.2f}"
+    )
 
 
 def _maps(r: dict) -> list[str]:

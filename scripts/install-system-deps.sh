@@ -1,15 +1,18 @@
 #!/bin/sh
 # Install the Debian packages GridCase needs, if they are missing.
-#   scripts/install-system-deps.sh [--browser]
+#   scripts/install-system-deps.sh [--browser | --bench]
 # Needs: python3 with venv, Node.js + npm (front-end assets from the npm registry),
 # PostgreSQL 15 + PostGIS 3 + pgRouting (unless DATABASE_URL points at a server;
 # without pgRouting routes are straight lines), and with --browser Debian's
-# chromium (the browser tests drive it through Playwright).
+# chromium (the browser tests drive it through Playwright); with --bench also wrk, the
+# load generator of the field-report benchmark (bench/wrkgen.py).
 # As root it installs what is missing with apt-get; otherwise it says what to run.
 set -eu
 
 browser=no
+bench=no
 [ "${1:-}" = "--browser" ] && browser=yes
+[ "${1:-}" = "--bench" ] && browser=yes && bench=yes
 need=""
 
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -38,6 +41,9 @@ if [ "$browser" = yes ]; then
     command -v chromium >/dev/null 2>&1 || need="$need chromium"
     # Chinese glyphs in the browser tests' screenshots.
     [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need="$need fonts-noto-cjk"
+fi
+if [ "$bench" = yes ]; then
+    command -v wrk >/dev/null 2>&1 || need="$need wrk"
 fi
 command -v runuser >/dev/null 2>&1 || need="$need util-linux"
 

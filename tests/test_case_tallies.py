@@ -249,7 +249,9 @@ def test_the_tallies_give_the_cases_figures_after_writes(session, make_user, gri
         ("admin", None, True),
         ("planner", "township", True),
         ("township_leader", None, True),
-        ("township_leader", "unit", False),  # an accused body's cases are hidden per case
+        # an accused body's cases are hidden: the tallies less those cases
+        ("township_leader", "unit", True),
+        ("county_staff", "unit", True),
         ("leader_in_charge", None, False),
         ("grid_worker", None, False),
     ],
@@ -269,14 +271,16 @@ def test_only_area_scopes_read_the_tallies(session, make_user, demo_areas, role,
     same_rows(session, StatsQuery(root, period, Grouping("area", level), scope=case_scope_sql(user)), tallied)
 
 
-def test_filters_a_past_as_of_and_short_periods_read_the_cases(session):
+def test_channels_a_past_as_of_and_short_periods_read_the_cases(session):
     area = get_area(session, COUNTY)
     t = today()
     year = Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31))
     townships = Grouping("area", AreaLevel.TOWNSHIP)
-    same_rows(session, StatsQuery(area, year, townships, Filters(category_ids=(1, 2))), False)
     same_rows(session, StatsQuery(area, year, townships, Filters(channels=("visit",))), False)
-    same_rows(session, StatsQuery(area, year, Grouping("category")), False)
+    cats = Filters(category_ids=(1, 2))
+    same_rows(session, StatsQuery(area, year, townships, Filters((1,), ("visit",))), False)
+    # the tallies per category have no grids
+    same_rows(session, StatsQuery(area, year, Grouping("area", AreaLevel.GRID), cats), False)
     past = Period(year.start, year.end, datetime(t.year - 1, 12, 1, tzinfo=UTC))
     same_rows(session, StatsQuery(area, past, townships), False)
     same_rows(session, StatsQuery(area, Period(t - timedelta(days=9), t), townships), False)
@@ -319,3 +323,176 @@ def test_hot_spot_counts_from_the_tallies_equal_the_cases(session, level):
     assert fast[0] == raw[0]
     assert (fast[1] == raw[1]).all() and fast[1].sum() > 0
     assert ((fast[2] == raw[2]) | (np.isnan(fast[2]) & np.isnan(raw[2]))).all()
+
+
+# -- a unit's scope (回避) and category filters -------------------------------------------
+
+UNIT = "城关镇人民政府"
+
+
+def accuse(session, unit: str, every: int) -> int:
+    """Make every ``every``-th case of the demo county accuse ``unit``; return how many."""
+    return session.execute(
+        text("UPDATE cases SET accused_unit = :u WHERE id % :n = 0 AND county_code = :c"),
+        {"u": unit, "n": every, "c": COUNTY},
+    ).rowcount
+
+
+@pytest.fixture
+def unit_staff(session, make_user):
+    """County staff of a unit that some demo cases accuse (and others accuse another unit)."""
+    assert accuse(session, UNIT, 13) > 100
+    accuse(session, "县公安局", 17)
+    assert_tallies_match(session)
+    return make_user("county_staff", unit=UNIT)
+
+
+def _category_ids(session, n: int) -> tuple[int, ...]:
+    """The ``n`` categories with the most demo cases (so each filter matches cases)."""
+    return tuple(
+        session.execute(
+            text("SELECT category_id FROM cases GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT :n"),
+            {"n": n},
+        ).scalars()
+    )
+
+
+@pytest.mark.parametrize("period", _periods()[:3] + _periods()[5:6],
+                         ids=["12-months", "365-days", "13-months", "february"])
+@pytest.mark.parametrize(
+    "grouping",
+    [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
+     Grouping("area", AreaLevel.GRID), Grouping("month")],
+    ids=["townships", "villages", "grids", "months"],
+)
+def test_a_units_scope_reads_the_tallies_less_its_cases(session, unit_staff, period, grouping):
+    scope = case_scope_sql(unit_staff)
+    q = StatsQuery(get_area(session, COUNTY), period, grouping, scope=scope)
+    rows = same_rows(session, q)
+    # the hidden cases are really left out
+    everyone = figure_rows(session, replace_scope(q, case_scope_sql_without_unit(unit_staff)))
+    assert sum(r["cases"] for r in rows) < sum(r["cases"] for r in everyone)
+
+
+def replace_scope(q: StatsQuery, scope) -> StatsQuery:
+    return StatsQuery(q.area, q.period, q.grouping, q.filters, scope, q.backlog_years, q.only)
+
+
+def case_scope_sql_without_unit(user):
+    return ("c.county_code = :scope_county", {"scope_county": user.county_code})
+
+
+@pytest.mark.parametrize("unit", [False, True], ids=["area", "unit"])
+@pytest.mark.parametrize("period", [_periods()[0], _periods()[1], _periods()[5]],
+                         ids=["12-months", "365-days", "february"])
+@pytest.mark.parametrize(
+    "grouping",
+    [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
+     Grouping("month"), Grouping("category")],
+    ids=["townships", "villages", "months", "categories"],
+)
+def test_category_filters_read_the_category_tallies(session, make_user, period, grouping, unit):
+    if unit:
+        accuse(session, UNIT, 11)
+    user = make_user("county_staff", **({"unit": UNIT} if unit else {}))
+    scope = case_scope_sql(user)
+    area = get_area(session, COUNTY)
+    for cats in (_category_ids(session, 3), _category_ids(session, 1)):
+        rows = same_rows(session, StatsQuery(area, period, grouping, Filters(category_ids=cats), scope))
+        assert sum(r["cases"] for r in rows) > 0
+    if grouping.by == "category":  # every category: the rows of the categories page
+        same_rows(session, StatsQuery(area, period, grouping, scope=scope))
+
+
+def test_a_township_with_a_unit_and_categories(session, make_user, demo_areas):
+    accuse(session, UNIT, 7)
+    user = make_user("township_leader", unit=UNIT)
+    area = get_area(session, user.area_code)
+    t = today()
+    period = Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31))
+    cats = Filters(category_ids=_category_ids(session, 2))
+    for grouping in (Grouping("area", AreaLevel.VILLAGE), Grouping("month"), Grouping("category")):
+        same_rows(session, StatsQuery(area, period, grouping, cats, case_scope_sql(user)))
+
+
+def test_every_kind_of_write_keeps_both_paths_equal_for_a_unit_and_categories(
+    session, make_user, unit_staff, grids
+):
+    """After each kind of write the tallies (both tables) equal the cases, and so do the paths."""
+    rules = cq.rules_for(COUNTY)
+    staff = make_user("county_staff")  # acts on the cases the unit's staff may not see
+    area = get_area(session, COUNTY)
+    t = today()
+    first = date(t.year, t.month, 1)
+    cats = _category_ids(session, 3)
+    queries = [
+        StatsQuery(area, Period(date(first.year - 1, first.month, 1), t), g, f, case_scope_sql(unit_staff),
+                   backlog_years=1)
+        for g in (Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE))
+        for f in (Filters(), Filters(category_ids=cats))
+    ]
+
+    def check() -> None:
+        assert_tallies_match(session)
+        for q in queries:
+            same_rows(session, q)
+
+    # a field report / registration accusing the unit, another in a filtered category
+    accused = new_case(session, grids[0], category_id=cats[0], people_count=5)
+    session.execute(text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": UNIT, "i": accused})
+    plain = new_case(session, grids[1], category_id=cats[1], channel="letter")
+    check()
+    # the workflow on both
+    for action, inputs in [("accept", {}), ("assign", {"unit": "城关镇人民政府", "level": "township"}),
+                           ("start", {}),
+                           ("conclude", {"opinion": "support", "text": "予以支持"}),
+                           ("follow_up", {"satisfaction": "satisfied"}), ("resolve", {"level": "village"})]:
+        for case_id in (accused, plain):
+            version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": case_id}).scalar()
+            cq.apply_action(session, staff, case_id, version, action, inputs, rules)
+    check()
+    # reclassified, no longer accusing the unit, accusing it again, moved
+    session.execute(text("UPDATE cases SET category_id = :c WHERE id = :i"), {"c": cats[2], "i": plain})
+    session.execute(text("UPDATE cases SET accused_unit = NULL WHERE id = :i"), {"i": accused})
+    check()
+    session.execute(text("UPDATE cases SET accused_unit = :u, category_id = :c WHERE id = :i"),
+                    {"u": UNIT, "c": cats[1], "i": plain})
+    session.execute(text("UPDATE cases SET grid_code = :g, reported_at = reported_at - interval '40 days' "
+                         "WHERE id = :i"), {"g": grids[2], "i": accused})
+    check()
+    # a repeat of an accused first petition, many rows at once, a delete, a bulk load
+    repeat = new_case(session, grids[2], category_id=cats[0])
+    version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": repeat}).scalar()
+    cq.link_repeat(session, staff, repeat, version, plain)
+    session.execute(text("UPDATE cases SET category_id = :c WHERE id % 31 = 0"), {"c": cats[0]})
+    check()
+    gone = new_case(session, grids[1], category_id=cats[2])
+    session.execute(text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": UNIT, "i": gone})
+    check()
+    session.execute(text("DELETE FROM cases WHERE id = :i"), {"i": gone})
+    rows, _ = synthetic.generate(session, 120, seed=17)
+    bulk_insert_cases(session, rows)
+    check()
+
+
+def test_rebuild_keeps_the_category_tallies(session):
+    before = session.execute(
+        text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_category_tallies t")
+    ).scalar()
+    assert before is not None
+    session.execute(text("DELETE FROM case_category_tallies WHERE month = (SELECT max(month) FROM case_category_tallies)"))
+    assert any(d["tally"] == "case_category_tallies" for d in tallies.differences(session))
+    tallies.rebuild(session)
+    assert tallies.differences(session) == []
+    assert session.execute(
+        text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_category_tallies t")
+    ).scalar() == before
+
+
+def test_the_planner_setting_is_put_back_after_the_statement(session):
+    session.execute(text("SET LOCAL join_collapse_limit = 6"))
+    t = today()
+    q = StatsQuery(get_area(session, COUNTY), Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31)),
+                   Grouping("area", AreaLevel.TOWNSHIP))
+    assert figure_rows(session, q) and figure_rows(session, q, raw=True)
+    assert session.execute(text("SHOW join_collapse_limit")).scalar() == "6"

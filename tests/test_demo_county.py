@@ -214,3 +214,44 @@ def test_a_big_demo_load_writes_the_history_of_its_open_cases(session):
     ).one()
     assert counts.open_with > 0 and counts.open_without == 0 and counts.closed_with == 0
     assert counts.events == written
+
+
+def test_demo_accounts_work_keeps_the_tallies_and_their_trigger(session):
+    """The accounts' updates of cases stand the tallies' trigger aside: they touch no tally."""
+    from webapp.auth import accounts
+    from webapp.auth.roles import Role
+    from webapp.demo.accounts import DemoPasswords, create_demo_accounts, demo_areas
+    from webapp.stats import tallies
+
+    session.execute(text("DELETE FROM users WHERE username IN ('wanggeyuan', 'baoan')"))
+    passwords = DemoPasswords.for_missing(session)
+    assert {"wanggeyuan", "baoan"} <= set(passwords.passwords)
+    created = create_demo_accounts(session, "410726", passwords)
+    assert set(created) == set(passwords.passwords)
+    for username, password in created.items():
+        assert accounts.check_password(accounts.get_user(session, username), password)
+    worked = session.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE reporter_id IS NOT NULL), "
+            "count(*) FILTER (WHERE leader_id IS NOT NULL) FROM cases"
+        )
+    ).one()
+    assert worked[0] > 0 and worked[1] > 0
+    session.flush()
+    assert tallies.differences(session) == []
+    # The trigger is on again for the writes that follow.
+    assert session.execute(
+        text("SELECT current_setting('gridcase.defer_case_tallies', true)")
+    ).scalar() == "off"
+    # The busiest grid of the county seat, from the tallies, is the one the cases say.
+    busiest = session.execute(
+        text(
+            """
+            SELECT g.code FROM areas g LEFT JOIN cases c ON c.grid_id = g.id
+            WHERE g.level = 'grid' AND g.township_code = (
+                SELECT min(code) FROM areas WHERE level = 'township' AND county_code = '410726')
+            GROUP BY g.code ORDER BY count(c.id) DESC, g.code LIMIT 1
+            """
+        )
+    ).scalar_one()
+    assert demo_areas(session, "410726")[Role.GRID_WORKER] == busiest

@@ -360,7 +360,7 @@ def test_rebuild_gives_the_same_heat_tally(session):
                          "AND month = (SELECT max(month) FROM heat_tallies)"))
     session.execute(text("DELETE FROM heat_tallies WHERE ctid = (SELECT min(ctid) FROM heat_tallies WHERE scale = 5)"))
     wrong = tallies.differences(session)
-    assert wrong and {r["table"] for r in wrong} == {"heat_tallies"}
+    assert wrong and {r["tally"] for r in wrong} == {"heat_tallies"}
     assert {r["side"] for r in wrong} == {"stored", "fresh"}
     tallies.rebuild(session)
     assert tallies.differences(session) == []

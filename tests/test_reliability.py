@@ -222,6 +222,51 @@ def test_app_recovers_by_itself_after_a_database_restart(tmp_path):
         cluster.stop("immediate")
 
 
+def test_a_restart_nobody_noticed_costs_no_failed_request_and_busy_checkouts_no_ping(tmp_path):
+    """The pool is checked at checkout by asking the socket, not by a round trip.
+
+    A connection in use (returned to the pool a moment ago) is taken out without a
+    ping; after a restart during which no request came (so no error invalidated the
+    pool), the dead connections are noticed at checkout and the very first request
+    succeeds.
+    """
+    cluster = EmbeddedCluster(tmp_path / "var")
+    cluster.start()
+    try:
+        url = cluster.url("quiet")
+        create_database(url)
+        engine = create_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
+        client = app.test_client()
+        assert client.get("/healthz").status_code == 200
+        db = database(app)
+        pings = []
+        real_ping = db.engine.dialect.do_ping
+        db.engine.dialect.do_ping = lambda conn: pings.append(conn) or real_ping(conn)
+        try:
+            for _ in range(5):
+                assert client.get("/healthz").status_code == 200
+            assert pings == []  # busy connections: no round trip to check them
+            with db.engine.connect() as conn:
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            cluster.stop("fast")
+            cluster.start()
+            r = client.get("/healthz")
+            assert r.status_code == 200, r.get_json()
+            assert pings, "the dead connection was not checked"
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+            r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
+            assert r.status_code == 401
+        finally:
+            db.engine.dialect.do_ping = real_ping
+            db.engine.dispose()
+    finally:
+        cluster.stop("immediate")
+
+
 def test_backup_and_restore_commands_round_trip_the_demo_county(filled_url, server_url, tmp_path):
     """`flask db backup` / `flask db restore --yes` (what `make backup` / `make restore` run), end to end."""
     import os

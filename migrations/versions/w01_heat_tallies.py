@@ -16,7 +16,8 @@ A point's cell index is ``heat_cell(coordinate, cells per degree, scale)``, the
 floor of its fine index divided by the scale; the map's raw path computes the same
 function, so both give the same cells.
 
-The three trigger functions of case_tallies (t01) each gain one statement for the
+The three trigger functions of the case tallies (t01, as x01 left them) each gain
+one statement for the
 heat tally, over the same transition tables: one trigger per statement still (a
 field report pays one more upsert, not one more trigger). TRUNCATE empties it. A
 bulk load, which defers those triggers, adds its cases with
@@ -24,7 +25,7 @@ bulk load, which defers those triggers, adds its cases with
 already stored are tallied here.
 
 Revision ID: w01
-Revises: v01
+Revises: x01
 Create Date: 2026-11-24
 """
 
@@ -37,7 +38,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "w01"
-down_revision = "v01"
+down_revision = "x01"
 branch_labels = None
 depends_on = None
 
@@ -50,14 +51,15 @@ KEY = (
 COLUMNS = (*KEY, "cases", "people")
 
 
-def _t01():
-    """Migration t01's module: its trigger functions are re-created here with the heat part.
+def _x01():
+    """Migration x01's module: its trigger functions (t01's with the category tallies) are
+    re-created here with the heat part.
 
-    Loaded from its file (a migration is not an importable package); t01 never changes
+    Loaded from its file (a migration is not an importable package); x01 never changes
     once applied, so what it generates is what the database has before this one.
     """
     spec = importlib.util.spec_from_file_location(
-        "t01_case_tallies", Path(__file__).with_name("t01_case_tallies.py")
+        "gridcase_migration_x01", Path(__file__).with_name("x01_case_category_tallies.py")
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -127,14 +129,13 @@ _TRIGGERS = {
 
 
 def _trigger_functions(with_heat: bool) -> list[str]:
-    """t01's three trigger functions, with (or, to go back, without) the heat statement."""
-    t01 = _t01()
+    """x01's three trigger functions, with (or, to go back, without) the heat statement."""
+    x01 = _x01()
     out = []
     for name, (old, new) in _TRIGGERS.items():
-        sql = t01._trigger_function(name, old, new)
-        if sql.count(_END) != 1 or sql.count("CREATE FUNCTION") != 1:  # pragma: no cover
-            raise RuntimeError(f"t01's {name} is not shaped as expected")
-        sql = sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+        sql = x01._trigger_function(name, old, new)
+        if sql.count(_END) != 1 or sql.count("CREATE OR REPLACE FUNCTION") != 1:  # pragma: no cover
+            raise RuntimeError(f"x01's {name} is not shaped as expected")
         if with_heat:
             sql = sql.replace(_END, _heat_statement(old, new) + _END)
         out.append(sql)
@@ -230,6 +231,7 @@ def upgrade() -> None:
         LANGUAGE plpgsql AS $fn$
         BEGIN
             DELETE FROM case_tallies;
+            DELETE FROM case_category_tallies;
             DELETE FROM heat_tallies;
             RETURN NULL;
         END
@@ -246,6 +248,7 @@ def downgrade() -> None:
         LANGUAGE plpgsql AS $fn$
         BEGIN
             DELETE FROM case_tallies;
+            DELETE FROM case_category_tallies;
             RETURN NULL;
         END
         $fn$

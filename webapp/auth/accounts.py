@@ -53,8 +53,13 @@ def create_user(
     display_name: str | None = None,
     unit: str | None = None,
     phone: str | None = None,
+    password_hash: str | None = None,
 ) -> User:
-    """Create an account after checking the role against the area's level."""
+    """Create an account after checking the role against the area's level.
+
+    ``password_hash``: ``hash_password(password)`` made beforehand (the demo loader
+    hashes its accounts' passwords in a thread while the cases load).
+    """
     role = Role(role)
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
@@ -76,7 +81,7 @@ def create_user(
         area_code=area.code,
         unit=unit,
         phone=phone,
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
     )
     session.add(user)
     session.flush()

@@ -45,6 +45,8 @@ OPEN_SQL = sql_in(sorted(FINAL_STATUSES))
 DUE_UNCONCLUDED_INCLUDE = (
     "reported_at", "status", "resolved_at",
     "county_code", "township_code", "village_code", "grid_code",
+    # a category filter, and a scope hiding the cases accusing the user's unit
+    "category_id", "accused_unit",
 )
 
 
@@ -105,6 +107,9 @@ class Case(Base):
         ),
         Index("ix_cases_reporter_id", "reporter_id", postgresql_where="reporter_id IS NOT NULL"),
         Index("ix_cases_leader_id", "leader_id", postgresql_where="leader_id IS NOT NULL"),
+        # The few cases accusing a unit: statistics for a user whose unit they are hidden
+        # from (回避) subtract them from the tallies (stats.queries).
+        Index("ix_cases_accused_unit", "accused_unit", postgresql_where="accused_unit IS NOT NULL"),
         # Due and overdue lists read open cases by deadline; repeat suggestions look
         # petitioners up by phone and ID number.
         Index("ix_cases_due_at", "due_at", postgresql_where="due_at IS NOT NULL"),

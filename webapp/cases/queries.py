@@ -25,8 +25,8 @@ from webapp.grid.queries import area_features
 
 # One statement stores the case and decides its grid: the grids covering the point,
 # lowest code first (the same rule as ``grid.queries.locate``). No grid, no row.
-INSERT_CASE_SQL = """
-    WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom),
+# In parts, so that a statement writing more beside the case (field reports) reuses them.
+INSERT_CASE_CTES = """p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom),
     g AS (
         SELECT g.id, g.code, g.village_code, g.township_code, g.county_code
         FROM areas g, p
@@ -34,22 +34,26 @@ INSERT_CASE_SQL = """
         ORDER BY g.code
         LIMIT 1
     ),
-    n AS (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id)
-    INSERT INTO cases (
+    n AS (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id)"""
+INSERT_CASE_COLUMNS = """
         id, number, client_id, title, description, category_id, channel, case_class,
         people_count, batch_count, location, location_approx, location_accuracy_m,
         grid_id, grid_code, village_code, township_code, county_code,
         status, reported_at, due_at, reporter_id,
         petitioner_name, petitioner_phone, petitioner_id_number
-    )
-    SELECT n.id,
+"""
+INSERT_CASE_VALUES = """n.id,
            g.county_code || '-' || to_char(:reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')
                || '-' || lpad(n.id::text, 7, '0'),
            :client_id, :title, :description, :category_id, :channel, :case_class,
            :people_count, :batch_count, p.geom, :location_approx, :accuracy,
            g.id, g.code, g.village_code, g.township_code, g.county_code,
            :status, :reported_at, :due_at, :reporter_id,
-           :petitioner_name, :petitioner_phone, :petitioner_id_number
+           :petitioner_name, :petitioner_phone, :petitioner_id_number"""
+INSERT_CASE_SQL = f"""
+    WITH {INSERT_CASE_CTES}
+    INSERT INTO cases ({INSERT_CASE_COLUMNS})
+    SELECT {INSERT_CASE_VALUES}
     FROM g, n, p
     ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
     RETURNING id, number, county_code

@@ -409,34 +409,66 @@ def generate(
     return CaseColumns(columns), spots
 
 
-def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """The decimal digits of non-negative integers, zero-padded: an (n, width) array."""
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return (np.asarray(values, dtype=np.int64)[:, None] // powers) % 10
+# The ASCII digits of 0-999, zero-padded: row v is b"%03d" % v. Numbers are written
+# three digits at a time by looking them up here (one integer division per three
+# digits; dividing int64 columns digit by digit cost a second per million IDs).
+_ASCII3 = np.frombuffer(
+    "".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8
+).reshape(1000, 3)
+
+
+def _ascii_digits(values: np.ndarray, width: int) -> np.ndarray:
+    """The decimal digits of non-negative integers, zero-padded, as an (n, width) ASCII matrix."""
+    x = np.asarray(values, dtype=np.int64)
+    groups = -(-width // 3)
+    out = np.empty((len(x), 3 * groups), dtype=np.uint8)
+    for g in range(groups - 1, -1, -1):
+        x, r = np.divmod(x, 1000)
+        out[:, 3 * g:3 * g + 3] = _ASCII3[r]
+    return out[:, 3 * groups - width:]
 
 
 def _phone_digits(second: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """Mobile numbers 1[35789]xxxxxxxxx as an (n, 11) ASCII matrix."""
-    digits = np.column_stack([np.ones(len(rest), dtype=np.int64), second, _digits(rest, 9)])
-    return (digits + 48).astype(np.uint8)
+    out = np.empty((len(rest), 11), dtype=np.uint8)
+    out[:, 0] = ord("1")
+    out[:, 1] = np.asarray(second) + ord("0")
+    out[:, 2:] = _ascii_digits(rest, 9)
+    return out
+
+
+ID_COUNTY = "410726"
 
 
 def _id_numbers(birth: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Resident ID numbers (county 410726, date of birth, sequence, check) as ASCII rows."""
+    """Resident ID numbers (county 410726, date of birth, sequence, check) as ASCII rows.
+
+    Births span a few tens of thousands of days: each day's eight digits and its share
+    of the check sum are computed once and looked up, as are the sequence's.
+    """
     seconds = np.asarray(birth, dtype="float64").astype("int64")
-    day = seconds.astype("datetime64[s]").astype("datetime64[D]")
-    month = day.astype("datetime64[M]")
-    year = month.astype("datetime64[Y]").astype(np.int64) + 1970
-    mon = month.astype(np.int64) % 12 + 1
-    dom = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+    day = seconds // 86400  # days since 1970-01-01, floored as datetime64 does
     n = len(day)
-    county = np.broadcast_to(np.array([4, 1, 0, 7, 2, 6]), (n, 6))
-    first17 = np.column_stack(
-        [county, _digits(year, 4), _digits(mon, 2), _digits(dom, 2), _digits(seq, 3)]
-    )
+    out = np.empty((n, 18), dtype=np.uint8)
+    out[:, :6] = np.frombuffer(ID_COUNTY.encode(), dtype=np.uint8)
+    if n == 0:
+        return out
+    first = int(day.min())
+    days = np.arange(first, int(day.max()) + 1).astype("datetime64[D]")
+    ymd = np.frombuffer(
+        "".join(d.strftime("%Y%m%d") for d in days.astype(object)).encode(), dtype=np.uint8
+    ).reshape(len(days), 8)
+    weights = ID_WEIGHTS.astype(np.int64)
+    day_sum = (ymd.astype(np.int64) - 48) @ weights[6:14]
+    seq_sum = (_ASCII3.astype(np.int64) - 48) @ weights[14:17]
+    county_sum = int(np.array([int(c) for c in ID_COUNTY]) @ weights[:6])
+    k = day - first
+    seq = np.asarray(seq, dtype=np.int64)
+    out[:, 6:14] = ymd[k]
+    out[:, 14:17] = _ASCII3[seq]
     checks = np.frombuffer(ID_CHECK.encode(), dtype=np.uint8)
-    check = checks[(first17 * ID_WEIGHTS).sum(axis=1) % 11]
-    return np.column_stack([(first17 + 48).astype(np.uint8), check]).astype(np.uint8)
+    out[:, 17] = checks[(county_sum + day_sum[k] + seq_sum[seq]) % 11]
+    return out
 
 
 def _scatter(s: HotSpot, k: int, county, rng: np.random.Generator) -> np.ndarray:

@@ -90,8 +90,9 @@ def create_report():
     """File a report; the same ``client_id`` again answers the same case (200 instead of 201)."""
     user = _reporter()
     session = get_session()
-    report = parse_report(request.get_json(silent=True), datetime.now(UTC))
-    filed = queries.file_report(session, user, report)
+    now = datetime.now(UTC)
+    report = parse_report(request.get_json(silent=True), now)
+    filed = queries.file_report(session, user, report, now)
     session.commit()  # acknowledged only once stored
     body = filed.to_dict()
     body["photos_url"] = url_for("field_api.upload_photo", case_id=filed.case_id)

@@ -276,10 +276,16 @@ def _trusted_time(value: object, now: datetime) -> datetime | None:
 
 def make_title(category_name: str, description: str) -> str:
     """A case title from the first line of the description: "类别：开头…"."""
+    first = title_tail(description)
+    return f"{category_name}：{first}" if first else category_name
+
+
+def title_tail(description: str) -> str:
+    """What :func:`make_title` puts after the category: the description's first line, cut."""
     first = description.strip().splitlines()[0].strip() if description.strip() else ""
     if len(first) > 30:
         first = first[:30] + "…"
-    return f"{category_name}：{first}" if first else category_name
+    return first
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,11 @@ def import_areas(
         _reassign_cases(session, changed_grids, report)
     _report_gaps(session, level, area_epsilon_m2, report)
     session.execute(text("DROP TABLE IF EXISTS area_import"))
+    # Fresh statistics of the areas for every query that lists them (the statistics'
+    # rows): without them the planner takes 342 villages for one and answers them by
+    # nested loops over every per-area aggregate (a database copied from a template,
+    # such as the bench's, never gets them from autovacuum).
+    session.execute(text("ANALYZE areas"))
     session.flush()
     tick("写入", 1, 1)
     return report

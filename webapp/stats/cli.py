@@ -71,10 +71,11 @@ def tallies_command(rebuild):
     session.rollback()
     if wrong:
         for row in wrong:
-            click.echo(
-                f"{row['table']} {row['side']}: {row['grid_code'] or row['county_code']}"
-                f" {row['month']} 案件 {row['cases']}"
-            )
+            if "category_id" in row:
+                where = f"{row['village_code']} 类别 {row['category_id']}"
+            else:  # a grid's tally, or a heat cell (coarse ones name only the county)
+                where = row["grid_code"] or row["county_code"]
+            click.echo(f"{row['tally']} {row['side']}: {where} {row['month']} 案件 {row['cases']}")
         raise click.ClickException("案件汇总与案件不一致：请运行 flask stats tallies --rebuild")
     click.echo("案件汇总与案件一致")
 

@@ -1,4 +1,4 @@
-"""Case tallies: the period figures' per-case facts summed per grid and local month.
+"""Case tallies: the period figures' per-case facts summed per grid (or village and category) and local month.
 
 The database keeps this table equal to a ``GROUP BY`` over ``cases`` in the same
 transaction as every write to ``cases``: statement-level triggers on ``cases`` (made by
@@ -58,6 +58,9 @@ class CaseTally(Base):
     __table_args__ = (
         # "Is any stored time ahead of as_of?" reads this (almost always empty) index.
         Index("ix_case_tallies_ahead_at", "ahead_at", postgresql_where="ahead_at IS NOT NULL"),
+        # The rows with open cases (about half at a million cases): "open", "overdue" and
+        # "backlog" sum them over every month (stats.queries).
+        Index("ix_case_tallies_open", "county_code", "township_code", postgresql_where="open <> 0"),
     )
 
     county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
@@ -92,6 +95,56 @@ class CaseTally(Base):
     # The latest reported/concluded/resolved time of the row's cases that was ahead of
     # the database clock when written (NULL: none). Never lowered while the row lives.
     ahead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CaseCategoryTally(Base):
+    """The facts of the cases of one category reported in one local month in one village.
+
+    Kept by the same triggers and bulk function as :class:`CaseTally` (migration x01),
+    for statistics filtered or grouped by category: at a million cases a grid ×
+    category key would hold about one case a row, a village × category key about six.
+    Its primary key leads with the month and category so that the typical question (a
+    county's or township's month, a few categories) is one range of the index. The
+    cases are those of ``case_tallies``, so that table's ``ahead_at`` stands for both.
+    """
+
+    __tablename__ = "case_category_tallies"
+    __table_args__ = (
+        # The rows with open cases (a sixth at a million cases), as ix_case_tallies_open.
+        Index(
+            "ix_case_category_tallies_open", "county_code", "category_id", "township_code",
+            postgresql_where="open <> 0",
+        ),
+    )
+
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    category_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+
+    cases: Mapped[int] = _fact()
+    people: Mapped[int] = _fact()
+    visit_batches: Mapped[int] = _fact()
+    visit_persons: Mapped[int] = _fact()
+    resolved: Mapped[int] = _fact()
+    followups: Mapped[int] = _fact()
+    satisfied: Mapped[int] = _fact()
+    due_concluded: Mapped[int] = _fact()
+    due_pending: Mapped[int] = _fact()
+    on_time: Mapped[int] = _fact()
+    first: Mapped[int] = _fact()
+    first_once: Mapped[int] = _fact()
+    repeats: Mapped[int] = _fact()
+    collective: Mapped[int] = _fact()
+    skip_level: Mapped[int] = _fact()
+    resolved_leveled: Mapped[int] = _fact()
+    resolved_village: Mapped[int] = _fact()
+    resolved_township: Mapped[int] = _fact()
+    resolved_county: Mapped[int] = _fact()
+    resolved_above: Mapped[int] = _fact()
+    open: Mapped[int] = _fact()
+    overdue_pending: Mapped[int] = _fact()
 
 
 # The heat tally's fixed cells (migration w01): fine cells per degree of longitude and of

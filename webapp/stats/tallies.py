@@ -1,10 +1,13 @@
-"""The case tallies (``stats.models.CaseTally``) as the figures define them, to check or rebuild.
+"""The case tallies (``stats.models``) as the figures define them, to check, rebuild or correct.
 
-The triggers of migration t01 keep ``case_tallies`` equal to :func:`fresh_sql`: a
-``GROUP BY`` over ``cases`` of each tally column's per-case fact, taken here from the
-figures' own SQL (``stats.figures``) with the as-of instant at +infinity. So a change
-to a figure that the frozen trigger does not follow shows as a difference (tests and
-``flask stats tallies``); ``rebuild`` recomputes the table in one statement. The same
+The triggers of migrations t01 and x01 keep ``case_tallies`` (per grid and month) and
+``case_category_tallies`` (per village, category and month) equal to
+:func:`fresh_sql`: a ``GROUP BY`` over ``cases`` of each tally column's per-case fact,
+taken here from the figures' own SQL (``stats.figures``) with the as-of instant at
++infinity. So a change to a figure that the frozen trigger does not follow shows as a
+difference (tests and ``flask stats tallies``); ``rebuild`` recomputes both tables in
+one statement. The same SQL over a few cases (:func:`facts_sql`) is what
+``stats.queries`` subtracts from the tallies for a scope that hides them. The same
 holds for the heat tally (``stats.models.HeatTally``, migration w01) and
 :func:`heat_fresh_sql`.
 """
@@ -18,6 +21,9 @@ from webapp.stats import figures as F
 from webapp.stats.models import FACT_COLUMNS, HEAT_COARSE, HEAT_PER_DEGREE_X, HEAT_PER_DEGREE_Y
 
 KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
+CATEGORY_KEY = ("county_code", "month", "category_id", "township_code", "village_code")
+# Each tally table and its key.
+TABLES = {"case_tallies": KEY, "case_category_tallies": CATEGORY_KEY}
 INFINITY = "CAST('infinity' AS timestamptz)"
 
 
@@ -60,8 +66,11 @@ def fact_sql() -> dict[str, str]:
     return out
 
 
-def fresh_sql() -> str:
-    """SELECT the tallies ``cases`` gives now (the key columns, then :data:`FACT_COLUMNS`)."""
+def facts_sql(where: str = "true", key: tuple[str, ...] = KEY, sign: int = 1) -> str:
+    """SELECT the tallies (``key``, then :data:`FACT_COLUMNS` times ``sign``) of the cases ``where``.
+
+    ``where`` is SQL over ``cases c``; the facts are those the triggers sum.
+    """
     conds = {
         k: v.replace(":as_of", INFINITY)
         for k, v in F.condition_sql().items()
@@ -70,22 +79,30 @@ def fresh_sql() -> str:
     }
     facts = fact_sql()
     cond_cols = ",\n".join(f"    {sql} AS {key}" for key, sql in conds.items())
+    factor = "" if sign == 1 else f"{sign} * "
     return f"""
-SELECT {", ".join(KEY)},
-  {", ".join(f"({facts[c]})::integer AS {c}" for c in FACT_COLUMNS)}
+SELECT {", ".join(key)},
+  {", ".join(f"({factor}{facts[c]})::integer AS {c}" for c in FACT_COLUMNS)}
 FROM (
-  SELECT c.county_code, c.township_code, c.village_code, c.grid_code,
+  SELECT c.county_code, c.township_code, c.village_code, c.grid_code, c.category_id,
     (date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date AS month,
     true AS in_period, c.people_count, c.batch_count, c.channel, c.satisfaction,
     c.resolved_level, c.is_first, c.skip_level, c.status, c.due_at, c.concluded_at,
 {cond_cols}
   FROM cases c
+  WHERE {where}
 ) base
-GROUP BY {", ".join(KEY)}
+GROUP BY {", ".join(key)}
 """
 
 
-HEAT_KEY = ("scale", "county_code", "township_code", "month", "village_code", "grid_code", "cx", "cy")
+def fresh_sql(key: tuple[str, ...] = KEY) -> str:
+    """SELECT the tallies ``cases`` gives now per ``key`` (the key columns, then :data:`FACT_COLUMNS`)."""
+    return facts_sql("true", key)
+
+
+HEAT_KEY = ("scale", "county_code", "township_code", "month", "village_code", "grid_code",
+            "cx", "cy")
 HEAT_COLUMNS = (*HEAT_KEY, "cases", "people")
 
 
@@ -116,47 +133,54 @@ GROUP BY county_code, month, cx, cy
 """
 
 
-def _differences(session: Session, table: str, columns: tuple[str, ...], fresh: str, limit: int) -> list[dict]:
-    cols = ", ".join(columns)
-    order = ", ".join(str(i) for i in range(3, 3 + len(columns)))
+def differences(session: Session, limit: int = 20) -> list[dict]:
+    """Rows where a tally table and :func:`fresh_sql` disagree (``tally``: the table; ``side``: where the row is)."""
+    out: list[dict] = []
+    for table, key in TABLES.items():
+        columns = ", ".join((*key, *FACT_COLUMNS))
+        rows = session.execute(
+            text(
+                f"""
+                (SELECT 'stored' AS side, {columns} FROM {table}
+                 EXCEPT SELECT 'stored', {columns} FROM ({fresh_sql(key)}) f)
+                UNION ALL
+                (SELECT 'fresh', {columns} FROM ({fresh_sql(key)}) f
+                 EXCEPT SELECT 'fresh', {columns} FROM {table})
+                ORDER BY 2, 3, 4, 5, 6, 1
+                LIMIT :limit
+                """
+            ),
+            {"limit": limit},
+        ).mappings()
+        out.extend({"tally": table, **r} for r in rows)
+    heat = ", ".join(HEAT_COLUMNS)
     rows = session.execute(
         text(
             f"""
-            (SELECT :table AS "table", 'stored' AS side, {cols} FROM {table}
-             EXCEPT SELECT :table, 'stored', {cols} FROM ({fresh}) f)
+            (SELECT 'stored' AS side, {heat} FROM heat_tallies
+             EXCEPT SELECT 'stored', {heat} FROM ({heat_fresh_sql()}) f)
             UNION ALL
-            (SELECT :table, 'fresh', {cols} FROM ({fresh}) f
-             EXCEPT SELECT :table, 'fresh', {cols} FROM {table})
-            ORDER BY {order}, 2
+            (SELECT 'fresh', {heat} FROM ({heat_fresh_sql()}) f
+             EXCEPT SELECT 'fresh', {heat} FROM heat_tallies)
+            ORDER BY 2, 3, 4, 5, 6, 7, 8, 9, 1
             LIMIT :limit
             """
         ),
-        {"limit": limit, "table": table},
+        {"limit": limit},
     ).mappings()
-    return [dict(r) for r in rows]
-
-
-def differences(session: Session, limit: int = 20) -> list[dict]:
-    """Rows where a stored tally and the cases disagree.
-
-    ``case_tallies`` against :func:`fresh_sql`, then ``heat_tallies`` against
-    :func:`heat_fresh_sql` (at most ``limit`` rows of each); ``table`` names the
-    tally, ``side`` where the row is.
-    """
-    return _differences(
-        session, "case_tallies", (*KEY, *FACT_COLUMNS), fresh_sql(), limit
-    ) + _differences(session, "heat_tallies", HEAT_COLUMNS, heat_fresh_sql(), limit)
+    out.extend({"tally": "heat_tallies", **r} for r in rows)
+    return out[: 2 * limit]
 
 
 def rebuild(session: Session) -> tuple[int, int]:
-    """Recompute every case tally and heat tally from the cases (in the caller's transaction).
+    """Recompute every tally, the heat tally too, from the cases (in the caller's transaction).
 
-    Returns the rows of ``case_tallies`` and of ``heat_tallies``.
+    Returns the rows of ``case_tallies`` (per grid) and of ``heat_tallies``.
     """
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
-    session.execute(text("DELETE FROM case_tallies"))
+    for table in (*TABLES, "heat_tallies"):
+        session.execute(text(f"DELETE FROM {table}"))
     session.execute(text("SELECT case_tallies_add_cases('cases')"))
-    session.execute(text("DELETE FROM heat_tallies"))
     session.execute(text("SELECT heat_tallies_add_cases('cases')"))
     session.flush()
     return (
