@@ -25,7 +25,7 @@ from webapp.hotspots import gistar
 from webapp.hotspots.queries import CaseFilter, hot_spots, ragged_days, tally_query
 from webapp.maps.figures import AREA_FIGURE_KEYS, AreaFigures
 from webapp.stats.models import HEAT_COARSE, HEAT_PER_DEGREE_X, HEAT_PER_DEGREE_Y
-from webapp.stats.queries import Filters, Grouping, Period, StatsQuery, figure_rows
+from webapp.stats.queries import AREA_SCOPE, Filters, Grouping, Period, StatsQuery, figure_rows
 
 Scope = tuple[str, dict]
 METRES_PER_DEGREE = 111_320.0
@@ -307,8 +307,8 @@ def heat_plan(
     the period) and the lattice is made of whole fine cells; coarse cells for a lattice
     of whole coarse cells over a county under a county-wide scope.
     """
-    if lattice.split != 1:
-        return None
+    if lattice.split != 1 or not AREA_SCOPE.fullmatch(scope[0].strip()):
+        return None  # the statistics answer a unit's scope from the tallies; the heat cannot
     planned = tally_query(session, level_of(area.code), area.code, case_filter, scope)
     if planned is None:
         return None
@@ -431,7 +431,9 @@ def count_cases(
     """
     ssql, sparams = scope
     params = {**sparams, "within": within}
-    planned = None if raw else tally_query(session, level_of(within), within, case_filter, scope)
+    planned = None
+    if not raw and AREA_SCOPE.fullmatch(ssql.strip()):  # the tallies carry no unit
+        planned = tally_query(session, level_of(within), within, case_filter, scope)
     if planned is None:
         fsql, fparams = case_filter.sql("c")
         return session.execute(
