@@ -111,11 +111,10 @@ def assert_all_paths_agree(session) -> None:
     assert tallies.differences(session) == []
     for name, area in areas(session).items():
         cf = default_period()
-        plan = same_heat(session, area, cf, tallied=None if name == "grid" else True)
-        if name == "county":
+        # only the county-wide view is drawn from the (coarse) tally
+        plan = same_heat(session, area, cf, tallied=name == "county")
+        if plan is not None:
             assert plan.scale == HEAT_COARSE
-        elif plan is not None:
-            assert plan.scale == 1
         same_count(session, area, cf)
 
 
@@ -170,13 +169,15 @@ def test_a_minimum_cell_and_the_cap_make_cells_bigger(session):
 
 
 def test_the_demo_load_is_heat_tallied(session):
-    for scale in (1, HEAT_COARSE):
-        assert session.execute(
-            text("SELECT sum(cases), sum(people) FROM heat_tallies WHERE scale = :s"), {"s": scale}
-        ).one() == session.execute(text("SELECT count(*), sum(people_count) FROM cases")).one()
-    # much smaller than the cases at the coarse scale: one row per county, month and cell
-    coarse = session.execute(text("SELECT count(*) FROM heat_tallies WHERE scale = :s"),
-                             {"s": HEAT_COARSE}).scalar()
+    assert session.execute(
+        text("SELECT sum(cases), sum(people) FROM heat_tallies WHERE scale = :s"), {"s": HEAT_COARSE}
+    ).one() == session.execute(text("SELECT count(*), sum(people_count) FROM cases")).one()
+    # coarse cells only, keyed by county: one row per county, month and cell
+    assert session.execute(
+        text("SELECT count(*) FROM heat_tallies WHERE scale <> :s OR township_code <> ''"),
+        {"s": HEAT_COARSE},
+    ).scalar() == 0
+    coarse = session.execute(text("SELECT count(*) FROM heat_tallies")).scalar()
     assert 0 < coarse < session.execute(text("SELECT count(*) FROM cases")).scalar()
     assert_all_paths_agree(session)
 
@@ -186,8 +187,9 @@ def test_the_demo_load_is_heat_tallied(session):
 def test_heat_from_the_tally_equals_the_cases(session, period, level):
     cf = periods()[period]
     area = areas(session)[level]
-    # ten days hold a whole month only when they start on its first day
-    tallied = None if period == "ten-days" else level != "grid"
+    # ten days hold a whole month only when they start on its first day; only the
+    # county-wide view is drawn from the (coarse) tally
+    tallied = None if period == "ten-days" else level == "county"
     same_heat(session, area, cf, tallied=tallied)
     same_count(session, area, cf)
 
@@ -226,7 +228,7 @@ def test_kinds_of_case_read_the_cases(session, kinds):
         ("county_staff", None, True),
         ("admin", None, True),
         ("planner", None, True),
-        ("township_leader", None, True),
+        ("township_leader", None, False),  # a township: its view reads the cases
         ("township_leader", "unit", False),  # an accused body's cases are hidden per case
         ("leader_in_charge", None, False),
         ("grid_worker", None, False),
@@ -243,18 +245,16 @@ def test_only_area_scopes_read_the_heat_tally(session, make_user, role, area, ta
     plan = same_heat(session, root, default_period(), case_scope_sql(user), min_cell_m=min_cell,
                      tallied=tallied)
     if plan is not None:
-        county_wide = root.level.value == "county"
-        assert plan.scale == (HEAT_COARSE if county_wide else 1)
+        assert root.level.value == "county" and plan.scale == HEAT_COARSE
     same_count(session, root, default_period(), case_scope_sql(user))
 
 
-def test_a_township_scope_on_coarse_cells_reads_the_fine_ones(session):
-    """Coarse cells carry no township: a township scope over a coarse lattice needs the fine."""
+def test_a_township_scope_on_coarse_cells_reads_the_cases(session):
+    """Coarse cells carry no township: a township scope over a county lattice reads the cases."""
     county = areas(session)["county"]
     township = areas(session)["township"].code
     scope = ("c.township_code = :scope_area", {"scope_area": township})
-    plan = same_heat(session, county, default_period(), scope)
-    assert plan.scale == 1
+    assert same_heat(session, county, default_period(), scope, tallied=False) is None
 
 
 def test_a_time_ahead_of_the_clock_sends_the_heat_to_the_cases(session):
@@ -356,8 +356,8 @@ def test_rebuild_gives_the_same_heat_tally(session):
         ).scalar()
 
     before = digest()
-    session.execute(text("UPDATE heat_tallies SET people = people + 1 WHERE scale = 1 "
-                         "AND month = (SELECT max(month) FROM heat_tallies)"))
+    session.execute(text("UPDATE heat_tallies SET people = people + 1 "
+                         "WHERE month = (SELECT max(month) FROM heat_tallies)"))
     session.execute(text("DELETE FROM heat_tallies WHERE ctid = (SELECT min(ctid) FROM heat_tallies WHERE scale = 5)"))
     wrong = tallies.differences(session)
     assert wrong and {r["tally"] for r in wrong} == {"heat_tallies"}

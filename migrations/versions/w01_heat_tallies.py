@@ -2,25 +2,24 @@
 
 ``heat_tallies`` holds, per local month of reported_at and fixed cell of the case's
 location, the cases and the people involved: what the heat map sums. Cells are fixed
-in degrees, so that any view's lattice made of whole cells re-bins them exactly:
-
-* scale 1, the fine cells: 1/900 degree of longitude by 1/1200 degree of latitude
-  (about 100 by 93 metres at 35 degrees north; a village view is drawn from them),
-  keyed by the case's county, township, village and grid codes (any area or area
-  scope applies to them as to the cases);
-* scale 5, the coarse cells: 5 by 5 fine cells (about 500 metres; a county view),
-  keyed by the county code alone (township, village and grid are ''), so a county's
-  month holds one row per coarse cell however many grids it crosses.
+in degrees, so that any view's lattice made of whole cells re-bins them exactly. The
+cells are coarse: 5 by 5 fine cells of 1/900 degree of longitude by 1/1200 degree of
+latitude (about 500 metres at 35 degrees north; a county view), keyed by the county
+code alone (township, village and grid are '', ``scale`` is 5), so a county's month
+holds one row per cell however many grids it crosses (at a million cases, 0.14 rows
+per case). A fine level keyed by every area code was tried and left out: it held 0.73
+rows per case (a copy of the cases rather than an aggregate) and cost a million-case
+load some 30 seconds; village and township views read their cases (29 and 91 ms at
+a million).
 
 A point's cell index is ``heat_cell(coordinate, cells per degree, scale)``, the
 floor of its fine index divided by the scale; the map's raw path computes the same
 function, so both give the same cells.
 
 The three trigger functions of the case tallies (t01, as x01 left them) each gain
-one statement for the
-heat tally, over the same transition tables: one trigger per statement still (a
-field report pays one more upsert, not one more trigger). TRUNCATE empties it. A
-bulk load, which defers those triggers, adds its cases with
+one statement for the heat tally, over the same transition tables: one trigger per
+statement still (a field report pays one more upsert, not one more trigger).
+TRUNCATE empties it. A bulk load, which defers those triggers, adds its cases with
 ``heat_tallies_add_cases`` as it does with ``case_tallies_add_cases``. The cases
 already stored are tallied here.
 
@@ -67,19 +66,14 @@ def _x01():
 
 
 def _keys(x: str) -> str:
-    """Each row of ``x`` twice, with its fine and its coarse key (columns of KEY, in order)."""
+    """The key of each row of ``x`` (columns of KEY, in order): its county, month and cell."""
     month = f"(date_trunc('month', {x}.reported_at AT TIME ZONE 'Asia/Shanghai'))::date"
-    fine = (
-        f"1, {x}.county_code, {x}.township_code, {month}, {x}.village_code, {x}.grid_code, "
-        f"heat_cell(ST_X({x}.location), {PER_DEGREE_X}, 1), "
-        f"heat_cell(ST_Y({x}.location), {PER_DEGREE_Y}, 1)"
-    )
     coarse = (
         f"{COARSE}, {x}.county_code, '', {month}, '', '', "
         f"heat_cell(ST_X({x}.location), {PER_DEGREE_X}, {COARSE}), "
         f"heat_cell(ST_Y({x}.location), {PER_DEGREE_Y}, {COARSE})"
     )
-    return f"CROSS JOIN LATERAL (VALUES ({fine}), ({coarse})) k({', '.join(KEY)})"
+    return f"CROSS JOIN LATERAL (VALUES ({coarse})) k({', '.join(KEY)})"
 
 
 _UPSERT = (
@@ -145,33 +139,26 @@ def _trigger_functions(with_heat: bool) -> list[str]:
 def _add_cases() -> str:
     """``heat_tallies_add_cases(ids)``: add the cases of table ``ids`` (column ``id``), not yet tallied.
 
-    For a bulk load (its table of new ids) or a rebuild (``cases`` itself): the fine
-    cells in one hashed ``GROUP BY`` over the cases, the coarse cells from the fine
-    ones. Rows are upserted in key order, the order the triggers lock rows in, except
-    for every case at once: then the function holds ``cases`` against writers (the
-    triggers' only source) until the transaction ends, and sorting some 900,000 rows
-    on eight keys (a million-case load) would cost more than the grouping.
+    For a bulk load (its table of new ids) or a rebuild (``cases`` itself): the cells
+    in one hashed ``GROUP BY`` over the cases. Rows are upserted in key order, the
+    order the triggers lock rows in, except for every case at once: then the function
+    holds ``cases`` against writers (the triggers' only source) until the transaction
+    ends, and needs no order.
     """
-    fine_key = "c.county_code, c.township_code, k.month, c.village_code, c.grid_code, k.cx, k.cy"
+    key = "c.county_code, k.month, k.cx, k.cy"
     added = f"""
-    WITH fine AS (
-        SELECT {fine_key}, count(*)::integer AS cases, sum(c.people_count)::integer AS people
+    INSERT INTO heat_tallies ({", ".join(COLUMNS)})
+    SELECT * FROM (
+        SELECT {COARSE}::smallint AS scale, c.county_code, ''::varchar AS township_code,
+               k.month, ''::varchar AS village_code, ''::varchar AS grid_code, k.cx, k.cy,
+               count(*)::integer AS cases, sum(c.people_count)::integer AS people
         FROM cases c
         CROSS JOIN LATERAL (SELECT
             (date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date AS month,
-            heat_cell(ST_X(c.location), {PER_DEGREE_X}, 1) AS cx,
-            heat_cell(ST_Y(c.location), {PER_DEGREE_Y}, 1) AS cy) k
+            heat_cell(ST_X(c.location), {PER_DEGREE_X}, {COARSE}) AS cx,
+            heat_cell(ST_Y(c.location), {PER_DEGREE_Y}, {COARSE}) AS cy) k
         %s
-        GROUP BY {fine_key}
-    )
-    INSERT INTO heat_tallies ({", ".join(COLUMNS)})
-    SELECT * FROM (
-        SELECT 1::smallint AS scale, * FROM fine
-        UNION ALL
-        SELECT {COARSE}::smallint, county_code, '', month, '', '',
-            floor(cx / {COARSE}.0)::integer AS cx, floor(cy / {COARSE}.0)::integer AS cy,
-            sum(cases)::integer, sum(people)::integer
-        FROM fine GROUP BY county_code, month, 7, 8
+        GROUP BY {key}
     ) g
     %s
     ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET

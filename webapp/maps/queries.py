@@ -312,13 +312,15 @@ def heat_plan(
     planned = tally_query(session, level_of(area.code), area.code, case_filter, scope)
     if planned is None:
         return None
-    months = planned[1].months
     coarse = (
         lattice.cells % HEAT_COARSE == 0
         and level_of(area.code) is AreaLevel.COUNTY
         and _COUNTY_SCOPE.fullmatch(scope[0].strip()) is not None
     )
-    return HeatPlan(HEAT_COARSE if coarse else 1, months, tuple(ragged_days(case_filter, months)))
+    if not coarse:
+        return None  # the tally holds coarse cells only (migration w01 says why)
+    months = planned[1].months
+    return HeatPlan(HEAT_COARSE, months, tuple(ragged_days(case_filter, months)))
 
 
 def heat_lattice(

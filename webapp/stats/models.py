@@ -158,10 +158,11 @@ HEAT_COARSE = 5
 class HeatTally(Base):
     """The cases reported in one local month whose point lies in one fixed cell.
 
-    ``scale`` 1: a fine cell, keyed by the cases' four area codes; ``scale``
-    :data:`HEAT_COARSE`: a coarse cell, keyed by the county alone (the other codes
-    are ''). ``cx``/``cy``: the cell's column and row, counted from longitude and
-    latitude 0 in cells of its scale. Kept by the case tallies' triggers (w01).
+    Cells are coarse (``scale`` :data:`HEAT_COARSE` fine cells a side, about 500 m),
+    keyed by the county alone (the other codes are ''; the key keeps them, and
+    ``scale``, so that a finer level could be added without a new table). ``cx``/``cy``:
+    the cell's column and row, counted from longitude and latitude 0 in cells of its
+    scale. Kept by the case tallies' triggers (w01, which says why there is no fine level).
     """
 
     __tablename__ = "heat_tallies"

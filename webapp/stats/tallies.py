@@ -109,26 +109,18 @@ HEAT_COLUMNS = (*HEAT_KEY, "cases", "people")
 def heat_fresh_sql() -> str:
     """SELECT the heat tallies ``cases`` gives now (the columns of :data:`HEAT_COLUMNS`).
 
-    Fine cells keep the four area codes; coarse cells (:data:`HEAT_COARSE` fine cells a
-    side) only the county's.
+    Coarse cells (:data:`HEAT_COARSE` fine cells a side) keyed by the county alone.
     """
     month = "(date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date"
-
-    def cells(scale: int) -> str:
-        return (
-            f"heat_cell(ST_X(c.location), {HEAT_PER_DEGREE_X}, {scale}) AS cx, "
-            f"heat_cell(ST_Y(c.location), {HEAT_PER_DEGREE_Y}, {scale}) AS cy"
-        )
-
+    cells = (
+        f"heat_cell(ST_X(c.location), {HEAT_PER_DEGREE_X}, {HEAT_COARSE}) AS cx, "
+        f"heat_cell(ST_Y(c.location), {HEAT_PER_DEGREE_Y}, {HEAT_COARSE}) AS cy"
+    )
     sums = "count(*)::integer AS cases, sum(c.people_count)::integer AS people"
     return f"""
-SELECT 1::smallint AS scale, county_code, township_code, month, village_code, grid_code,
-  cx, cy, {sums}
-FROM (SELECT c.*, {month} AS month, {cells(1)} FROM cases c) c
-GROUP BY county_code, township_code, month, village_code, grid_code, cx, cy
-UNION ALL
-SELECT {HEAT_COARSE}::smallint, county_code, '', month, '', '', cx, cy, {sums}
-FROM (SELECT c.*, {month} AS month, {cells(HEAT_COARSE)} FROM cases c) c
+SELECT {HEAT_COARSE}::smallint AS scale, county_code, '' AS township_code, month,
+  '' AS village_code, '' AS grid_code, cx, cy, {sums}
+FROM (SELECT c.*, {month} AS month, {cells} FROM cases c) c
 GROUP BY county_code, month, cx, cy
 """
 
