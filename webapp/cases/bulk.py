@@ -476,8 +476,8 @@ def _place_and_insert(
     on_conflict = (
         "ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if has_client_ids else ""
     )
-    # The case tallies' triggers (stats.models) wait for this one statement: the cases
-    # are tallied below, in one GROUP BY, in this same transaction. A rebuilding load,
+    # The case tallies' triggers (stats.models: case and heat tallies) wait for this one
+    # statement: the cases are tallied below, one GROUP BY a tally, in this same transaction. A rebuilding load,
     # which holds the table exclusively anyway, switches the insert trigger off: merely
     # enabled, it makes PostgreSQL keep a copy of every inserted row for it.
     was_empty = _cases_empty(session)
@@ -505,14 +505,17 @@ def _place_and_insert(
     lap("insert")
     # Into an empty table every case is a loaded one: tallied by one pass over the
     # table, with no look-up of which cases were loaded and no repeat outside the load.
-    session.execute(
-        text("SELECT case_tallies_add_cases(:ids)"), {"ids": "cases" if was_empty else "case_ids"}
-    )
+    ids = {"ids": "cases" if was_empty else "case_ids"}
+    session.execute(text("SELECT case_tallies_add_cases(:ids)"), ids)
     if was_empty:
         # The planner's statistics of the tallies, empty a moment ago (without them the
         # statistics of 342 villages took 130-150 ms at a million cases instead of 70-95).
         session.execute(text("ANALYZE case_tallies, case_category_tallies"))
     lap("tallies")
+    session.execute(text("SELECT heat_tallies_add_cases(:ids)"), ids)
+    if was_empty:
+        session.execute(text("ANALYZE heat_tallies"))
+    lap("heat_tallies")
     result.restore = restore
     if not defer_restore:
         put_back(session, result, tick)

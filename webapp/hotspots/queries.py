@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 from sqlalchemy import text
@@ -18,7 +18,9 @@ from webapp.stats.queries import (
     Grouping,
     Period,
     StatsQuery,
+    TallyPlan,
     build_tally_sql,
+    local_midnight,
     rows_of,
     tally_plan,
 )
@@ -92,19 +94,21 @@ def area_counts(
     return codes, counts, pops
 
 
-def _tallied_counts(
+def tally_query(
     session: Session,
     level: AreaLevel,
     within: str | None,
     case_filter: CaseFilter,
     scope: tuple[str, dict],
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray] | None:
-    """The counts of :func:`area_counts` from the case tallies, or None where they may differ.
+) -> tuple[StatsQuery, TallyPlan] | None:
+    """The statistics query counting ``case_filter``'s cases by areas of ``level``, and the
+    whole months it reads from the tallies; None where the tallies may differ from the cases.
 
     Only for a period of whole local days with no kind of case chosen, when the
     statistics read whole months from the tallies (``stats.queries.tally_plan``: then no
     case is reported at or after now, so "reported in the period" is the figures'
-    ``cases``).
+    ``cases``, and a period that reaches now holds its last month whole). The maps use
+    the months for their counts and heat cells too (:func:`ragged_days`).
     """
     if within is None or case_filter.date_from is None or case_filter.date_to is None:
         return None
@@ -125,8 +129,37 @@ def _tallied_counts(
         only=("cases",),
     )
     plan = tally_plan(session, q, now)
-    if plan is None:
+    return None if plan is None else (q, plan)
+
+
+def ragged_days(case_filter: CaseFilter, months: tuple[date, date]) -> list[tuple[datetime, datetime]]:
+    """The instants ``[from, to)`` of ``case_filter``'s period outside the whole ``months``.
+
+    Empty when the months cover the period (a period that reaches now may end inside
+    its last month: :func:`tally_query` reads that month whole).
+    """
+    lo, hi = local_midnight(months[0]), local_midnight(months[1])
+    out = []
+    if case_filter.date_from < lo:
+        out.append((case_filter.date_from, lo))
+    if hi < case_filter.date_to:
+        out.append((hi, case_filter.date_to))
+    return out
+
+
+def _tallied_counts(
+    session: Session,
+    level: AreaLevel,
+    within: str | None,
+    case_filter: CaseFilter,
+    scope: tuple[str, dict],
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray] | None:
+    """The counts of :func:`area_counts` from the case tallies, or None where they may differ
+    (see :func:`tally_query`)."""
+    planned = tally_query(session, level, within, case_filter, scope)
+    if planned is None:
         return None
+    q, plan = planned
     rows = rows_of(session, q, *build_tally_sql(q, plan))
     codes = tuple(r["code"] for r in rows)
     counts = np.array([r["cases"] for r in rows], dtype=float)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
+from datetime import date, datetime
 
 import numpy as np
 from sqlalchemy import text
@@ -20,9 +22,10 @@ from sqlalchemy.orm import Session
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN, get_area
 from webapp.hotspots import gistar
-from webapp.hotspots.queries import CaseFilter, hot_spots
+from webapp.hotspots.queries import CaseFilter, hot_spots, ragged_days, tally_query
 from webapp.maps.figures import AREA_FIGURE_KEYS, AreaFigures
-from webapp.stats.queries import Filters, Grouping, Period, StatsQuery, figure_rows
+from webapp.stats.models import HEAT_COARSE, HEAT_PER_DEGREE_X, HEAT_PER_DEGREE_Y
+from webapp.stats.queries import AREA_SCOPE, Filters, Grouping, Period, StatsQuery, figure_rows
 
 Scope = tuple[str, dict]
 METRES_PER_DEGREE = 111_320.0
@@ -172,20 +175,152 @@ class HeatLattice:
         return int(self.weights.shape[1])
 
 
-def lattice_for(
-    bounds: tuple[float, float, float, float], cell_m: float
-) -> tuple[float, float, int, int, float]:
-    """(dx, dy, cols, rows, cell_m) of a lattice of ~``cell_m`` cells over ``bounds``, capped in size."""
-    w, s, e, n = bounds
+@dataclass(frozen=True)
+class Lattice:
+    """A heat lattice made of the heat tally's fixed cells (``stats.models.HeatTally``).
+
+    A cell is ``cells`` fine cells a side, or, finer than the fine cells, one fine cell
+    split ``split`` times a side (one of the two is 1). Column ``x0 + i`` of the lattice
+    holds the points whose ``heat_cell(lon, HEAT_PER_DEGREE_X * split, cells)`` is it
+    (rows likewise), so a lattice of whole fine cells is a re-binning of the tally's.
+    """
+
+    cells: int
+    split: int
+    x0: int
+    y0: int
+    cols: int
+    rows: int
+    cell_m: float
+
+    @property
+    def per_degree(self) -> tuple[int, int]:
+        return HEAT_PER_DEGREE_X * self.split, HEAT_PER_DEGREE_Y * self.split
+
+    @property
+    def dx(self) -> float:
+        return self.cells / self.per_degree[0]
+
+    @property
+    def dy(self) -> float:
+        return self.cells / self.per_degree[1]
+
+    @property
+    def west(self) -> float:
+        return self.x0 * self.dx
+
+    @property
+    def south(self) -> float:
+        return self.y0 * self.dy
+
+
+def _fine_cell_m(bounds: tuple[float, float, float, float]) -> tuple[float, float]:
+    """The width and height in metres of a fine cell in the middle of ``bounds``."""
+    _, s, _, n = bounds
     coslat = max(math.cos(math.radians((s + n) / 2)), 0.01)
+    return METRES_PER_DEGREE * coslat / HEAT_PER_DEGREE_X, METRES_PER_DEGREE / HEAT_PER_DEGREE_Y
+
+
+def _coarser(cells: int, split: int) -> tuple[int, int]:
+    """The next lattice size up: a fine cell split less, then 2, 3, 4 fine cells, then
+    multiples of a coarse cell (which the tally's coarse cells give)."""
+    if split > 1:
+        return 1, split - 1
+    if cells < HEAT_COARSE - 1:
+        return cells + 1, 1
+    return HEAT_COARSE * (cells // HEAT_COARSE + 1), 1
+
+
+def lattice_for(
+    bounds: tuple[float, float, float, float], cell_m: float, min_cell_m: float = 0.0
+) -> Lattice:
+    """A lattice of cells of about ``cell_m`` over ``bounds``, capped in size.
+
+    Cells are whole fine cells of the heat tally (from 4.5 fine cells up, whole coarse
+    cells), or a fine cell split in 2 to 4 for a view that asks for cells under 3/4 of
+    one. No side is under ``min_cell_m``; the lattice has at most
+    :data:`MAX_HEAT_CELLS` cells (cells grow until it fits).
+    """
+    w, s, e, n = bounds
+    fine_x, fine_y = _fine_cell_m(bounds)
+    ratio = cell_m / math.sqrt(fine_x * fine_y)
+    if ratio < 0.75:
+        cells, split = 1, min(4, max(2, round(1 / ratio)))
+    elif ratio < HEAT_COARSE - 0.5:
+        cells, split = max(1, round(ratio)), 1
+    else:
+        cells, split = HEAT_COARSE * round(ratio / HEAT_COARSE), 1
     while True:
-        dy = cell_m / METRES_PER_DEGREE
-        dx = cell_m / (METRES_PER_DEGREE * coslat)
-        cols = max(1, math.ceil((e - w) / dx))
-        rows = max(1, math.ceil((n - s) / dy))
-        if cols * rows <= MAX_HEAT_CELLS:
-            return dx, dy, cols, rows, cell_m
-        cell_m *= 1.25
+        side = cells / split
+        per_x, per_y = HEAT_PER_DEGREE_X * split, HEAT_PER_DEGREE_Y * split
+        x0, y0 = math.floor(math.floor(w * per_x) / cells), math.floor(math.floor(s * per_y) / cells)
+        cols = math.floor(math.floor(e * per_x) / cells) - x0 + 1
+        rows = math.floor(math.floor(n * per_y) / cells) - y0 + 1
+        small = side * min(fine_x, fine_y) < min_cell_m
+        if not small and cols * rows <= MAX_HEAT_CELLS:
+            return Lattice(cells, split, x0, y0, cols, rows, side * math.sqrt(fine_x * fine_y))
+        cells, split = _coarser(cells, split)
+
+
+def heat_within_sql(code: str, alias: str = "c") -> tuple[str, dict]:
+    """SQL condition: the case (or tally row) is in the area ``code``, with its ancestors' codes.
+
+    The ancestors' codes (prefixes of ``code``) hold for every case of the area; naming
+    them lets the heat tally's key (county, township, month, ...) be searched by range.
+    Both heat paths use this condition, so they select the same cases.
+    """
+    level = level_of(code)
+    params = {"h_county": code[:6]}
+    parts = [f"{alias}.county_code = :h_county"]
+    if level is not AreaLevel.COUNTY:
+        parts.append(f"{alias}.township_code = :h_township")
+        params["h_township"] = code[:9]
+    if level in (AreaLevel.VILLAGE, AreaLevel.GRID):
+        parts.append(f"{alias}.village_code = :h_village")
+        params["h_village"] = code[:12]
+    if level is AreaLevel.GRID:
+        parts.append(f"{alias}.grid_code = :h_grid")
+        params["h_grid"] = code
+    return " AND ".join(parts), params
+
+
+# A scope the coarse heat cells (keyed by the county alone) can apply.
+_COUNTY_SCOPE = re.compile(r"true|c\.county_code = :scope_[a-z_]+")
+
+
+@dataclass(frozen=True)
+class HeatPlan:
+    """Where a heat lattice's whole months come from: the heat tally's cells of ``scale``."""
+
+    scale: int  # 1 or HEAT_COARSE
+    months: tuple[date, date]  # [from, to), local months
+    ragged: tuple[tuple[datetime, datetime], ...]  # the instants read from the cases
+
+
+def heat_plan(
+    session: Session, area: AreaInfo, lattice: Lattice, case_filter: CaseFilter, scope: Scope
+) -> HeatPlan | None:
+    """How :func:`heat_lattice` reads the tally for ``lattice``, or None: from the cases only.
+
+    The tally answers where the case tallies do (``hotspots.queries.tally_query``: no
+    kind of case chosen, an area scope, no time stored ahead of now, a whole month in
+    the period) and the lattice is made of whole fine cells; coarse cells for a lattice
+    of whole coarse cells over a county under a county-wide scope.
+    """
+    if lattice.split != 1 or not AREA_SCOPE.fullmatch(scope[0].strip()):
+        return None  # the statistics answer a unit's scope from the tallies; the heat cannot
+    planned = tally_query(session, level_of(area.code), area.code, case_filter, scope)
+    if planned is None:
+        return None
+    coarse = (
+        lattice.cells % HEAT_COARSE == 0
+        and level_of(area.code) is AreaLevel.COUNTY
+        and _COUNTY_SCOPE.fullmatch(scope[0].strip()) is not None
+    )
+    if not coarse:
+        return None  # the tally holds coarse cells only (migration w01 says why)
+    months = planned[1].months
+    return HeatPlan(HEAT_COARSE, months, tuple(ragged_days(case_filter, months)))
 
 
 def heat_lattice(
@@ -195,37 +330,79 @@ def heat_lattice(
     case_filter: CaseFilter,
     scope: Scope,
     weight: str = "people",
+    min_cell_m: float = 0.0,
+    raw: bool = False,
 ) -> HeatLattice:
-    """Sum the cases of ``area`` (or their people) into lattice cells with ST_SnapToGrid."""
-    w, s, _, _ = area.bounds
-    dx, dy, cols, rows, cell_m = lattice_for(area.bounds, cell_m)
-    x0, y0 = w + dx / 2, s + dy / 2  # the centre of cell (0, 0): snapping goes to cell centres
-    fsql, fparams = case_filter.sql("c")
+    """Sum the cases of ``area`` (or their people) into the cells of :func:`lattice_for`.
+
+    The whole months of the period come from the heat tally when that gives exactly
+    the cases' sums (:func:`heat_plan`): its cells re-binned to the lattice in SQL. The
+    ragged days at either end come from the cases. Otherwise, or with ``raw``, every
+    case of the period is read (the tests compare both).
+    """
+    lat = lattice_for(area.bounds, cell_m, min_cell_m)
+    per_x, per_y = lat.per_degree
+    plan = None if raw else heat_plan(session, area, lat, case_filter, scope)
+    where, params = heat_within_sql(area.code)
     ssql, sparams = scope
+    params.update(sparams)
+    params.update({"cells": lat.cells, "per_x": per_x, "per_y": per_y})
+    raw_cells = (
+        "SELECT heat_cell(ST_X(c.location), :per_x, :cells) AS x,"
+        " heat_cell(ST_Y(c.location), :per_y, :cells) AS y, 1 AS cases, c.people_count AS people"
+        f" FROM cases c WHERE {where} AND ({ssql})"
+    )
+    if plan is None:
+        fsql, fparams = case_filter.sql("c")
+        params.update(fparams)
+        parts = [f"{raw_cells} AND {fsql}"]
+    else:
+        parts = []
+        if plan.ragged:
+            arms = []
+            for i, (lo, hi) in enumerate(plan.ragged):
+                arms.append(f"(c.reported_at >= :r_from_{i} AND c.reported_at < :r_to_{i})")
+                params.update({f"r_from_{i}": lo, f"r_to_{i}": hi})
+            parts.append(f"{raw_cells} AND ({' OR '.join(arms)})")
+        # Coarse rows carry no township: '' keeps the key's range search going to month.
+        extra = "AND c.township_code = ''" if plan.scale != 1 else ""
+        params.update(
+            {
+                "scale": plan.scale,
+                "per_scale": lat.cells // plan.scale,
+                "m_from": plan.months[0],
+                "m_to": plan.months[1],
+            }
+        )
+        parts.append(
+            "SELECT floor(c.cx::float8 / :per_scale)::integer AS x,"
+            " floor(c.cy::float8 / :per_scale)::integer AS y, c.cases, c.people"
+            f" FROM heat_tallies c WHERE c.scale = :scale AND {where} {extra} AND ({ssql})"
+            " AND c.month >= :m_from AND c.month < :m_to"
+        )
+    union = "\n            UNION ALL\n            ".join(parts)
     result = session.execute(
         text(
             f"""
-            WITH cell AS (
-                SELECT ST_SnapToGrid(c.location, :x0, :y0, :dx, :dy) AS centre, c.people_count
-                FROM cases c
-                WHERE {within_sql(area.code)} AND {fsql} AND {ssql}
-            )
-            SELECT round((ST_X(centre) - :x0) / :dx)::int, round((ST_Y(centre) - :y0) / :dy)::int,
-                   count(*), sum(people_count)
-            FROM cell GROUP BY centre
+            SELECT x - :x0, y - :y0, sum(cases), sum(people)
+            FROM (
+            {union}
+            ) cell
+            GROUP BY x, y
             """
         ),
-        {**fparams, **sparams, "within": area.code, "x0": x0, "y0": y0, "dx": dx, "dy": dy},
+        {**params, "x0": lat.x0, "y0": lat.y0},
     ).all()
-    grid = np.zeros((rows, cols))
+    grid = np.zeros((lat.rows, lat.cols))
     cases = people = 0
     if result:
-        arr = np.array(result, dtype=float)
-        i = np.clip(arr[:, 0].astype(int), 0, cols - 1)
-        j = np.clip(arr[:, 1].astype(int), 0, rows - 1)
+        # Plain tuples: numpy probes each Row for array interfaces, which costs more than the query.
+        arr = np.array([tuple(r) for r in result], dtype=float)
+        i = np.clip(arr[:, 0].astype(int), 0, lat.cols - 1)
+        j = np.clip(arr[:, 1].astype(int), 0, lat.rows - 1)
         np.add.at(grid, (j, i), arr[:, 3] if weight == "people" else arr[:, 2])
         cases, people = int(arr[:, 2].sum()), int(arr[:, 3].sum())
-    return HeatLattice(w, s, dx, dy, cell_m, grid, cases, people, weight)
+    return HeatLattice(lat.west, lat.south, lat.dx, lat.dy, lat.cell_m, grid, cases, people, weight)
 
 
 # -- single cases ---------------------------------------------------------------------------
@@ -245,12 +422,42 @@ class CasePoint:
     approximate: bool
 
 
-def count_cases(session: Session, within: str, case_filter: CaseFilter, scope: Scope) -> int:
-    fsql, fparams = case_filter.sql("c")
+def count_cases(
+    session: Session, within: str, case_filter: CaseFilter, scope: Scope, raw: bool = False
+) -> int:
+    """How many cases of the area ``within`` match the filter in the scope.
+
+    Whole months from the case tallies where they give the cases' count
+    (``hotspots.queries.tally_query``), the ragged days from the cases; all from the
+    cases otherwise, or with ``raw``.
+    """
     ssql, sparams = scope
+    params = {**sparams, "within": within}
+    planned = None
+    if not raw and AREA_SCOPE.fullmatch(ssql.strip()):  # the tallies carry no unit
+        planned = tally_query(session, level_of(within), within, case_filter, scope)
+    if planned is None:
+        fsql, fparams = case_filter.sql("c")
+        return session.execute(
+            text(f"SELECT count(*) FROM cases c WHERE {within_sql(within)} AND {fsql} AND {ssql}"),
+            {**params, **fparams},
+        ).scalar_one()
+    months = planned[1].months
+    arms = ["false"]
+    for i, (lo, hi) in enumerate(ragged_days(case_filter, months)):
+        arms.append(f"(c.reported_at >= :r_from_{i} AND c.reported_at < :r_to_{i})")
+        params.update({f"r_from_{i}": lo, f"r_to_{i}": hi})
     return session.execute(
-        text(f"SELECT count(*) FROM cases c WHERE {within_sql(within)} AND {fsql} AND {ssql}"),
-        {**fparams, **sparams, "within": within},
+        text(
+            f"""
+            SELECT (SELECT coalesce(sum(c.cases), 0) FROM case_tallies c
+                    WHERE {within_sql(within)} AND {ssql}
+                      AND c.month >= :m_from AND c.month < :m_to)
+                 + (SELECT count(*) FROM cases c
+                    WHERE {within_sql(within)} AND {ssql} AND ({" OR ".join(arms)}))
+            """
+        ),
+        {**params, "m_from": months[0], "m_to": months[1]},
     ).scalar_one()
 
 

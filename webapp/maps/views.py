@@ -37,8 +37,9 @@ bp = Blueprint("maps", __name__, url_prefix="/maps")
 
 # A cases map carries at most this many markers; above it, counts per area.
 MARKER_LIMIT = 500
-# Heat cells by the level of the area shown; roles that may not see single cases get
-# cells of at least AGGREGATE_CELL_M.
+# Heat cells by the level of the area shown (about: cells are whole cells of the heat
+# tally, queries.lattice_for); roles that may not see single cases get cells no side
+# of which is under AGGREGATE_CELL_M.
 HEAT_CELL_M = {
     AreaLevel.COUNTY: 500.0,
     AreaLevel.TOWNSHIP: 250.0,
@@ -163,11 +164,14 @@ def _child_level(area: queries.AreaInfo) -> AreaLevel:
 
 
 def _heat(session, user, params, area, basemap, assets):
-    cell = HEAT_CELL_M[area.level]
-    if not may_see_single_cases(user):
-        cell = max(cell, AGGREGATE_CELL_M)
     heat = queries.heat_lattice(
-        session, area, cell, params.case_filter(), case_scope_sql(user), params.weight
+        session,
+        area,
+        HEAT_CELL_M[area.level],
+        params.case_filter(),
+        case_scope_sql(user),
+        params.weight,
+        min_cell_m=0.0 if may_see_single_cases(user) else AGGREGATE_CELL_M,
     )
     frame = _frame(
         session,

@@ -60,18 +60,21 @@ def monthly_report_command(area, month, as_of, out):
 @stats_cli.command("tallies")
 @click.option("--rebuild", is_flag=True, help="从案件重新计算全部汇总（锁定案件表直至完成）")
 def tallies_command(rebuild):
-    """Check the case tallies against the cases (or recompute them with --rebuild)."""
+    """Check the case and heat tallies against the cases (or recompute them with --rebuild)."""
     session = get_session()
     if rebuild:
-        rows = tallies.rebuild(session)
+        rows, heat_rows = tallies.rebuild(session)
         session.commit()
-        click.echo(f"已重新计算案件汇总：{rows} 行")
+        click.echo(f"已重新计算案件汇总：{rows} 行；热力汇总：{heat_rows} 行")
         return
     wrong = tallies.differences(session)
     session.rollback()
     if wrong:
         for row in wrong:
-            where = row.get("grid_code") or f"{row['village_code']} 类别 {row['category_id']}"
+            if "category_id" in row:
+                where = f"{row['village_code']} 类别 {row['category_id']}"
+            else:  # a grid's tally, or a heat cell (coarse ones name only the county)
+                where = row["grid_code"] or row["county_code"]
             click.echo(f"{row['tally']} {row['side']}: {where} {row['month']} 案件 {row['cases']}")
         raise click.ClickException("案件汇总与案件不一致：请运行 flask stats tallies --rebuild")
     click.echo("案件汇总与案件一致")

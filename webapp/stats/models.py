@@ -5,13 +5,17 @@ transaction as every write to ``cases``: statement-level triggers on ``cases`` (
 migration t01, see ``stats.tallies``) subtract the old rows' facts and add the new
 ones'. Nothing in the app writes to it; ``stats.queries`` reads it instead of the cases
 of whole months when that gives exactly the same numbers.
+
+``heat_tallies`` (migration w01, kept by the same triggers) holds the cases and people
+per local month and fixed cell of the cases' points: what the heat map sums
+(``maps.queries.heat_lattice`` re-bins whole months of it to the view's lattice).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, Index, Integer, String
+from sqlalchemy import Date, DateTime, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base
@@ -141,3 +145,37 @@ class CaseCategoryTally(Base):
     resolved_above: Mapped[int] = _fact()
     open: Mapped[int] = _fact()
     overdue_pending: Mapped[int] = _fact()
+
+
+# The heat tally's fixed cells (migration w01): fine cells per degree of longitude and of
+# latitude (about 100 by 93 metres at 35 degrees north), and the side of a coarse cell in
+# fine cells. A point's cell is heat_cell(coordinate, per degree, scale) in SQL.
+HEAT_PER_DEGREE_X = 900
+HEAT_PER_DEGREE_Y = 1200
+HEAT_COARSE = 5
+
+
+class HeatTally(Base):
+    """The cases reported in one local month whose point lies in one fixed cell.
+
+    Cells are coarse (``scale`` :data:`HEAT_COARSE` fine cells a side, about 500 m),
+    keyed by the county alone (the other codes are ''; the key keeps them, and
+    ``scale``, so that a finer level could be added without a new table). ``cx``/``cy``:
+    the cell's column and row, counted from longitude and latitude 0 in cells of its
+    scale. Kept by the case tallies' triggers (w01, which says why there is no fine level).
+    """
+
+    __tablename__ = "heat_tallies"
+
+    scale: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    # The first day of the month (Asia/Shanghai) the cases were reported in.
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cy: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+    cases: Mapped[int] = _fact()
+    people: Mapped[int] = _fact()

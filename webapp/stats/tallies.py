@@ -7,7 +7,9 @@ taken here from the figures' own SQL (``stats.figures``) with the as-of instant 
 +infinity. So a change to a figure that the frozen trigger does not follow shows as a
 difference (tests and ``flask stats tallies``); ``rebuild`` recomputes both tables in
 one statement. The same SQL over a few cases (:func:`facts_sql`) is what
-``stats.queries`` subtracts from the tallies for a scope that hides them.
+``stats.queries`` subtracts from the tallies for a scope that hides them. The same
+holds for the heat tally (``stats.models.HeatTally``, migration w01) and
+:func:`heat_fresh_sql`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webapp.stats import figures as F
-from webapp.stats.models import FACT_COLUMNS
+from webapp.stats.models import FACT_COLUMNS, HEAT_COARSE, HEAT_PER_DEGREE_X, HEAT_PER_DEGREE_Y
 
 KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
 CATEGORY_KEY = ("county_code", "month", "category_id", "township_code", "village_code")
@@ -99,6 +101,30 @@ def fresh_sql(key: tuple[str, ...] = KEY) -> str:
     return facts_sql("true", key)
 
 
+HEAT_KEY = ("scale", "county_code", "township_code", "month", "village_code", "grid_code",
+            "cx", "cy")
+HEAT_COLUMNS = (*HEAT_KEY, "cases", "people")
+
+
+def heat_fresh_sql() -> str:
+    """SELECT the heat tallies ``cases`` gives now (the columns of :data:`HEAT_COLUMNS`).
+
+    Coarse cells (:data:`HEAT_COARSE` fine cells a side) keyed by the county alone.
+    """
+    month = "(date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date"
+    cells = (
+        f"heat_cell(ST_X(c.location), {HEAT_PER_DEGREE_X}, {HEAT_COARSE}) AS cx, "
+        f"heat_cell(ST_Y(c.location), {HEAT_PER_DEGREE_Y}, {HEAT_COARSE}) AS cy"
+    )
+    sums = "count(*)::integer AS cases, sum(c.people_count)::integer AS people"
+    return f"""
+SELECT {HEAT_COARSE}::smallint AS scale, county_code, '' AS township_code, month,
+  '' AS village_code, '' AS grid_code, cx, cy, {sums}
+FROM (SELECT c.*, {month} AS month, {cells} FROM cases c) c
+GROUP BY county_code, month, cx, cy
+"""
+
+
 def differences(session: Session, limit: int = 20) -> list[dict]:
     """Rows where a tally table and :func:`fresh_sql` disagree (``tally``: the table; ``side``: where the row is)."""
     out: list[dict] = []
@@ -119,14 +145,37 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
             {"limit": limit},
         ).mappings()
         out.extend({"tally": table, **r} for r in rows)
-    return out[:limit]
+    heat = ", ".join(HEAT_COLUMNS)
+    rows = session.execute(
+        text(
+            f"""
+            (SELECT 'stored' AS side, {heat} FROM heat_tallies
+             EXCEPT SELECT 'stored', {heat} FROM ({heat_fresh_sql()}) f)
+            UNION ALL
+            (SELECT 'fresh', {heat} FROM ({heat_fresh_sql()}) f
+             EXCEPT SELECT 'fresh', {heat} FROM heat_tallies)
+            ORDER BY 2, 3, 4, 5, 6, 7, 8, 9, 1
+            LIMIT :limit
+            """
+        ),
+        {"limit": limit},
+    ).mappings()
+    out.extend({"tally": "heat_tallies", **r} for r in rows)
+    return out[: 2 * limit]
 
 
-def rebuild(session: Session) -> int:
-    """Recompute every tally from the cases (in the caller's transaction); return the grid rows."""
+def rebuild(session: Session) -> tuple[int, int]:
+    """Recompute every tally, the heat tally too, from the cases (in the caller's transaction).
+
+    Returns the rows of ``case_tallies`` (per grid) and of ``heat_tallies``.
+    """
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
-    for table in TABLES:
+    for table in (*TABLES, "heat_tallies"):
         session.execute(text(f"DELETE FROM {table}"))
     session.execute(text("SELECT case_tallies_add_cases('cases')"))
+    session.execute(text("SELECT heat_tallies_add_cases('cases')"))
     session.flush()
-    return session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one()
+    return (
+        session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one(),
+        session.execute(text("SELECT count(*) FROM heat_tallies")).scalar_one(),
+    )
