@@ -20,55 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.db import Base
 
-# The facts summed per row, in the table's column order (stats.tallies says what each is).
-FACT_COLUMNS = (
-    "cases",
-    "people",
-    "visit_batches",
-    "visit_persons",
-    "resolved",
-    "followups",
-    "satisfied",
-    "due_concluded",
-    "due_pending",
-    "on_time",
-    "first",
-    "first_once",
-    "repeats",
-    "collective",
-    "skip_level",
-    "resolved_leveled",
-    "resolved_village",
-    "resolved_township",
-    "resolved_county",
-    "resolved_above",
-    "open",
-    "overdue_pending",
-)
-
 
 def _fact() -> Mapped[int]:
     return mapped_column(Integer, nullable=False, server_default="0")
 
 
-class CaseTally(Base):
-    """The facts of the cases reported in one local calendar month in one grid."""
-
-    __tablename__ = "case_tallies"
-    __table_args__ = (
-        # "Is any stored time ahead of as_of?" reads this (almost always empty) index.
-        Index("ix_case_tallies_ahead_at", "ahead_at", postgresql_where="ahead_at IS NOT NULL"),
-        # The rows with open cases (about half at a million cases): "open", "overdue" and
-        # "backlog" sum them over every month (stats.queries).
-        Index("ix_case_tallies_open", "county_code", "township_code", postgresql_where="open <> 0"),
-    )
-
-    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
-    township_code: Mapped[str] = mapped_column(String(9), primary_key=True)
-    village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
-    grid_code: Mapped[str] = mapped_column(String(20), primary_key=True)
-    # The first day of the month (Asia/Shanghai) the cases were reported in.
-    month: Mapped[date] = mapped_column(Date, primary_key=True)
+class TallyFacts:
+    """The per-case facts a tally row sums (``stats.tallies`` says what each is)."""
 
     cases: Mapped[int] = _fact()
     people: Mapped[int] = _fact()
@@ -92,12 +50,37 @@ class CaseTally(Base):
     resolved_above: Mapped[int] = _fact()
     open: Mapped[int] = _fact()
     overdue_pending: Mapped[int] = _fact()
+
+
+# The facts summed per row, in the tables' column order.
+FACT_COLUMNS = tuple(TallyFacts.__annotations__)
+
+
+class CaseTally(TallyFacts, Base):
+    """The facts of the cases reported in one local calendar month in one grid."""
+
+    __tablename__ = "case_tallies"
+    __table_args__ = (
+        # "Is any stored time ahead of as_of?" reads this (almost always empty) index.
+        Index("ix_case_tallies_ahead_at", "ahead_at", postgresql_where="ahead_at IS NOT NULL"),
+        # The rows with open cases (about half at a million cases): "open", "overdue" and
+        # "backlog" sum them over every month (stats.queries).
+        Index("ix_case_tallies_open", "county_code", "township_code", postgresql_where="open <> 0"),
+    )
+
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    township_code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # The first day of the month (Asia/Shanghai) the cases were reported in.
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+
     # The latest reported/concluded/resolved time of the row's cases that was ahead of
     # the database clock when written (NULL: none). Never lowered while the row lives.
     ahead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class CaseCategoryTally(Base):
+class CaseCategoryTally(TallyFacts, Base):
     """The facts of the cases of one category reported in one local month in one village.
 
     Kept by the same triggers and bulk function as :class:`CaseTally` (migration x01),
@@ -122,29 +105,6 @@ class CaseCategoryTally(Base):
     category_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     township_code: Mapped[str] = mapped_column(String(9), primary_key=True)
     village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
-
-    cases: Mapped[int] = _fact()
-    people: Mapped[int] = _fact()
-    visit_batches: Mapped[int] = _fact()
-    visit_persons: Mapped[int] = _fact()
-    resolved: Mapped[int] = _fact()
-    followups: Mapped[int] = _fact()
-    satisfied: Mapped[int] = _fact()
-    due_concluded: Mapped[int] = _fact()
-    due_pending: Mapped[int] = _fact()
-    on_time: Mapped[int] = _fact()
-    first: Mapped[int] = _fact()
-    first_once: Mapped[int] = _fact()
-    repeats: Mapped[int] = _fact()
-    collective: Mapped[int] = _fact()
-    skip_level: Mapped[int] = _fact()
-    resolved_leveled: Mapped[int] = _fact()
-    resolved_village: Mapped[int] = _fact()
-    resolved_township: Mapped[int] = _fact()
-    resolved_county: Mapped[int] = _fact()
-    resolved_above: Mapped[int] = _fact()
-    open: Mapped[int] = _fact()
-    overdue_pending: Mapped[int] = _fact()
 
 
 # The heat tally's fixed cells (migration w01): fine cells per degree of longitude and of
