@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             results = merge(json.loads(previous.read_text(encoding="utf-8")), results, only)
         Path(args.json).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     Path(args.output).write_text(report.markdown(results), encoding="utf-8")
-    log(f"bench: done in {results['seconds'] / 60:.1f} min; wrote {args.output} and {args.json}")
+    took = (time.perf_counter() - started) / 60
+    log(f"bench: done in {took:.1f} min; wrote {args.output} and {args.json}")
     return 1 if results["errors"] else 0
 
 
