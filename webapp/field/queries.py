@@ -220,16 +220,7 @@ def file_report(
         raise OutsideCounty()
     if row.county_code != user.county_code:
         raise OutsideCounty()
-    return FiledReport(
-        case_id=row.id,
-        number=row.number,
-        created=True,
-        grid_code=row.grid_code,
-        grid_name=row.grid_name,
-        village_name=row.village_name,
-        township_name=row.township_name,
-        in_own_area=row.grid_code.startswith(user.area_code),
-    )
+    return _filed(row, user, created=True)
 
 
 def _case_by_client_id(session: Session, client_id: uuid.UUID) -> int | None:
@@ -259,6 +250,11 @@ def _answer(session: Session, user: User, case_id: int, created: bool) -> FiledR
             409,
             "client id used by another report",
         )
+    return _filed(row, user, created)
+
+
+def _filed(row, user: User, created: bool) -> FiledReport:
+    """The answer to a report from its stored row (id, number, grid code and area names)."""
     return FiledReport(
         case_id=row.id,
         number=row.number,
