@@ -118,7 +118,11 @@ def test_whole_months(start, stop, months):
     "start, stop, firsts",
     [
         (date(2025, 1, 1), date(2025, 2, 1), [date(2025, 1, 1)]),
-        (date(2024, 11, 1), date(2025, 2, 1), [date(2024, 11, 1), date(2024, 12, 1), date(2025, 1, 1)]),
+        (
+            date(2024, 11, 1),
+            date(2025, 2, 1),
+            [date(2024, 11, 1), date(2024, 12, 1), date(2025, 1, 1)],
+        ),
         (date(2025, 2, 10), date(2025, 2, 10), []),
     ],
     ids=["one", "across-years", "none"],
@@ -171,7 +175,8 @@ def test_the_deadlines_ahead_of_chosen_categories_have_their_own_covering_index(
         ).scalars()
     )
     assert "Index Only Scan using ix_cases_due_unconcluded_category" in plan, plan
-    assert re.search(r"Index Cond: \(\(category_id = ANY .*\) AND \(due_at >= now\(\)\)\)", plan), plan
+    key = r"Index Cond: \(\(category_id = ANY .*\) AND \(due_at >= now\(\)\)\)"
+    assert re.search(key, plan), plan
 
 
 def test_the_demo_load_is_tallied(session):
