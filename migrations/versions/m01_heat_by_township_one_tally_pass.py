@@ -196,10 +196,9 @@ def _recount() -> str:
         " AND reported_at < 'infinity'{extra})"
     )
     need = t01._needs_repeat("c")
+    before = repeated.format(c="c", extra=" AND id NOT IN (SELECT id FROM loaded)")
     rows = f"""
-    SELECT c.*, CASE WHEN {need}
-                THEN {repeated.format(c="c", extra=" AND id NOT IN (SELECT id FROM loaded)")} END AS repeated,
-           -1 AS sign
+    SELECT c.*, CASE WHEN {need} THEN {before} END AS repeated, -1 AS sign
     FROM cases c WHERE c.id IN (SELECT id FROM touched)
     UNION ALL
     SELECT c.*, CASE WHEN {need} THEN {repeated.format(c="c", extra="")} END, 1
@@ -266,9 +265,9 @@ def upgrade() -> None:
         INSERT INTO heat_tallies ({", ".join(HEAT_COLUMNS)})
         SELECT {COARSE}, county_code, township_code, month, '', '', cx, cy,
                count(*), sum(people_count)
-        FROM (SELECT c.county_code, c.township_code, c.people_count,
-                     (date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date AS month,
-                     {cx} AS cx, {cy} AS cy
+        FROM (SELECT c.county_code, c.township_code, c.people_count, {cx} AS cx, {cy} AS cy,
+                     (date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date
+                     AS month
               FROM cases c) c
         GROUP BY county_code, township_code, month, cx, cy
         """
