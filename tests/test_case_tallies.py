@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from tests.tallies_fixtures import walk_workflow
 from webapp.auth.permissions import case_scope_sql
 from webapp.cases import queries as cq
 from webapp.cases.bulk import bulk_insert_cases
@@ -195,17 +196,7 @@ def test_every_kind_of_write_keeps_the_tallies(session, make_user, grids):
     other = new_case(session, grids[1], channel="letter")
     assert_tallies_match(session)
     # the workflow, action by action, up to a resolution with a follow-up
-    for action, inputs in [
-        ("accept", {}),
-        ("assign", {"unit": "城关镇人民政府", "level": "township"}),
-        ("start", {}),
-        ("conclude", {"opinion": "support", "text": "予以支持"}),
-        ("follow_up", {"satisfaction": "satisfied"}),
-        ("resolve", {"level": "village"}),
-    ]:
-        version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": first}).scalar()
-        cq.apply_action(session, staff, first, version, action, inputs, rules)
-        assert_tallies_match(session)
+    walk_workflow(session, staff, [first], rules, after_each=lambda: assert_tallies_match(session))
     # a repeat pointing at the resolved first petition: that case is no longer resolved once
     before = session.execute(
         text("SELECT first_once FROM case_tallies t JOIN cases c USING (grid_code) "
@@ -512,13 +503,7 @@ def test_every_kind_of_write_keeps_both_paths_equal_for_a_unit_and_categories(
     plain = new_case(session, grids[1], category_id=cats[1], channel="letter")
     check()
     # the workflow on both
-    for action, inputs in [("accept", {}), ("assign", {"unit": "城关镇人民政府", "level": "township"}),
-                           ("start", {}),
-                           ("conclude", {"opinion": "support", "text": "予以支持"}),
-                           ("follow_up", {"satisfaction": "satisfied"}), ("resolve", {"level": "village"})]:
-        for case_id in (accused, plain):
-            version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": case_id}).scalar()
-            cq.apply_action(session, staff, case_id, version, action, inputs, rules)
+    walk_workflow(session, staff, [accused, plain], rules)
     check()
     # reclassified, no longer accusing the unit, accusing it again, moved
     session.execute(text("UPDATE cases SET category_id = :c WHERE id = :i"), {"c": cats[2], "i": plain})
