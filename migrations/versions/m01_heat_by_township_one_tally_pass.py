@@ -22,7 +22,7 @@ Two changes to the tallies of t01, x01 and w01:
 The heat tally is rebuilt here from the cases.
 
 Revision ID: m01
-Revises: w01
+Revises: s01
 Create Date: 2026-11-24
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "m01"
-down_revision = "w01"
+down_revision = "s01"
 branch_labels = None
 depends_on = None
 
