@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from webapp.db import create_database_sql
 from webapp.pgcluster import EmbeddedCluster, project_var_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +46,10 @@ def create_db(name: str, template: str | None = None) -> str:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            tpl = f' TEMPLATE "{template}"' if template else ""
-            conn.execute(text(f'CREATE DATABASE "{name}"{tpl}'))
+            if template:
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            else:  # as the app makes its databases (collation C)
+                conn.execute(text(create_database_sql(name)))
     finally:
         admin.dispose()
     return db_url(name)

@@ -220,6 +220,19 @@ def check_durability(engine: Engine) -> dict[str, str]:
     return settings
 
 
+def create_database_sql(name: str) -> str:
+    """``CREATE DATABASE`` for a new database of the app: UTF-8, text ordered by code point.
+
+    ``LC_COLLATE 'C'`` orders text exactly as ``C.UTF-8`` does (by code point: codes,
+    phone and ID numbers, Chinese names alike) but lets PostgreSQL compare with memcmp
+    and abbreviated keys instead of calling the C library for every comparison: the
+    text indexes of a million cases build about twice as fast (BENCHMARKS.md, bulk
+    load), and so do sorts and groupings on codes. The character classes (``LC_CTYPE``)
+    stay the server's.
+    """
+    return f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'"
+
+
 def create_database(url: str) -> bool:
     """Create the database named in ``url`` if it does not exist; return True if created."""
     u = make_url(url)
@@ -231,7 +244,11 @@ def create_database(url: str) -> bool:
             ).scalar()
             if exists:
                 return False
-            conn.execute(text(f'CREATE DATABASE "{u.database}"'))
+            try:
+                conn.execute(text(create_database_sql(u.database)))
+            except exc.DBAPIError:  # a server whose locale cannot hold UTF-8 with C order
+                logger.warning("creating %s with the server's default collation", u.database)
+                conn.execute(text(f'CREATE DATABASE "{u.database}"'))
             return True
     finally:
         admin.dispose()

@@ -188,6 +188,7 @@ class EmbeddedCluster:
             "-U", DB_USER,
             "-E", "UTF8",
             "--locale=C.UTF-8",
+            "--lc-collate=C",  # code point order, compared fast (db.create_database_sql)
             "--auth-local=trust",
             "--auth-host=reject",
         )
