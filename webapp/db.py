@@ -225,10 +225,10 @@ def create_database_sql(name: str) -> str:
 
     ``LC_COLLATE 'C'`` orders text exactly as ``C.UTF-8`` does (by code point: codes,
     phone and ID numbers, Chinese names alike) but lets PostgreSQL compare with memcmp
-    and abbreviated keys instead of calling the C library for every comparison: the
-    text indexes of a million cases build about twice as fast (BENCHMARKS.md, bulk
-    load), and so do sorts and groupings on codes. The character classes (``LC_CTYPE``)
-    stay the server's.
+    and abbreviated keys instead of calling the C library for every comparison (at a
+    million cases the index on petitioner phones built in 0.9 s instead of 2.0 s, the
+    one on numbers in 0.66 s instead of 0.8 s), and sorts and groupings on codes gain
+    alike. The character classes (``LC_CTYPE``) stay the server's.
     """
     return f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'"
 
