@@ -192,8 +192,9 @@ def test_unsafe_server_is_refused(tmp_path):
         cluster.stop("immediate")
 
 
-def test_app_recovers_by_itself_after_a_database_restart(tmp_path):
-    """During the outage: a clear 503. After it: requests succeed, no app restart."""
+@pytest.fixture
+def restartable(tmp_path):
+    """An app on a migrated database of its own cluster, which the test may stop and start."""
     cluster = EmbeddedCluster(tmp_path / "var")
     cluster.start()
     try:
@@ -203,26 +204,32 @@ def test_app_recovers_by_itself_after_a_database_restart(tmp_path):
         upgrade(engine)
         engine.dispose()
         app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
-        client = app.test_client()
-        assert client.get("/healthz").status_code == 200
-        assert client.get("/login").status_code == 200
-        cluster.stop("immediate")
-        r = client.get("/healthz")
-        assert r.status_code == 503 and r.get_json()["db"] == "error"
-        r = client.post("/login", data={"username": "x", "password": "y"})
-        assert r.status_code in (400, 503)  # CSRF refuses first; never a 500
-        r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
-        assert r.status_code == 503 and r.get_json()["error"]["code"] == "db_unavailable"
-        cluster.start()
-        assert client.get("/healthz").status_code == 200
-        r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
-        assert r.status_code == 401  # the database answers again: the token is simply unknown
+        yield cluster, app
         database(app).engine.dispose()
     finally:
         cluster.stop("immediate")
 
 
-def test_a_restart_nobody_noticed_costs_no_failed_request_and_busy_checkouts_no_ping(tmp_path):
+def test_app_recovers_by_itself_after_a_database_restart(restartable):
+    """During the outage: a clear 503. After it: requests succeed, no app restart."""
+    cluster, app = restartable
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/login").status_code == 200
+    cluster.stop("immediate")
+    r = client.get("/healthz")
+    assert r.status_code == 503 and r.get_json()["db"] == "error"
+    r = client.post("/login", data={"username": "x", "password": "y"})
+    assert r.status_code in (400, 503)  # CSRF refuses first; never a 500
+    r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "db_unavailable"
+    cluster.start()
+    assert client.get("/healthz").status_code == 200
+    r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
+    assert r.status_code == 401  # the database answers again: the token is simply unknown
+
+
+def test_a_restart_nobody_noticed_costs_no_failed_request_and_busy_checkouts_no_ping(restartable):
     """The pool is checked at checkout by asking the socket, not by a round trip.
 
     A connection in use (returned to the pool a moment ago) is taken out without a
@@ -230,41 +237,30 @@ def test_a_restart_nobody_noticed_costs_no_failed_request_and_busy_checkouts_no_
     pool), the dead connections are noticed at checkout and the very first request
     succeeds.
     """
-    cluster = EmbeddedCluster(tmp_path / "var")
-    cluster.start()
+    cluster, app = restartable
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    db = database(app)
+    pings = []
+    real_ping = db.engine.dialect.do_ping
+    db.engine.dialect.do_ping = lambda conn: pings.append(conn) or real_ping(conn)
     try:
-        url = cluster.url("quiet")
-        create_database(url)
-        engine = create_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
-        client = app.test_client()
-        assert client.get("/healthz").status_code == 200
-        db = database(app)
-        pings = []
-        real_ping = db.engine.dialect.do_ping
-        db.engine.dialect.do_ping = lambda conn: pings.append(conn) or real_ping(conn)
-        try:
-            for _ in range(5):
-                assert client.get("/healthz").status_code == 200
-            assert pings == []  # busy connections: no round trip to check them
-            with db.engine.connect() as conn:
-                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            cluster.stop("fast")
-            cluster.start()
-            r = client.get("/healthz")
-            assert r.status_code == 200, r.get_json()
-            assert pings, "the dead connection was not checked"
-            with db.engine.connect() as conn:
-                assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
-            r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
-            assert r.status_code == 401
-        finally:
-            db.engine.dialect.do_ping = real_ping
-            db.engine.dispose()
+        for _ in range(5):
+            assert client.get("/healthz").status_code == 200
+        assert pings == []  # busy connections: no round trip to check them
+        with db.engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        cluster.stop("fast")
+        cluster.start()
+        r = client.get("/healthz")
+        assert r.status_code == 200, r.get_json()
+        assert pings, "the dead connection was not checked"
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+        r = client.get("/api/v1/locate?lon=114&lat=35", headers={"Authorization": "Bearer gc_x"})
+        assert r.status_code == 401
     finally:
-        cluster.stop("immediate")
+        db.engine.dialect.do_ping = real_ping
 
 
 def test_backup_and_restore_commands_round_trip_the_demo_county(filled_url, server_url, tmp_path):
