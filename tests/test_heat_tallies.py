@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from tests.tallies_fixtures import walk_workflow
 from webapp.auth.permissions import case_scope_sql
 from webapp.cases import queries as cq
 from webapp.cases.bulk import bulk_insert_cases
@@ -30,6 +31,9 @@ from webapp.stats.queries import LOCAL_TZ, local_midnight
 
 COUNTY = "410726"
 COUNTY_SCOPE = ("c.county_code = :scope_county", {"scope_county": COUNTY})
+# The views drawn from the (coarse) tally: county and township; villages and grids read
+# their cases.
+TALLIED_LEVELS = ("county", "township")
 
 
 def today() -> date:
@@ -111,8 +115,7 @@ def assert_all_paths_agree(session) -> None:
     assert tallies.differences(session) == []
     for name, area in areas(session).items():
         cf = default_period()
-        # only the county-wide view is drawn from the (coarse) tally
-        plan = same_heat(session, area, cf, tallied=name == "county")
+        plan = same_heat(session, area, cf, tallied=name in TALLIED_LEVELS)
         if plan is not None:
             assert plan.scale == HEAT_COARSE
         same_count(session, area, cf)
@@ -151,7 +154,8 @@ def test_each_level_gets_a_lattice_of_whole_tally_cells(session, level):
     assert lat.west <= w < lat.west + lat.cols * lat.dx and lat.south <= s < lat.south + lat.rows * lat.dy
     assert e < lat.west + lat.cols * lat.dx and n < lat.south + lat.rows * lat.dy
     assert lat.cols * lat.rows <= mq.MAX_HEAT_CELLS
-    expected = {"county": (HEAT_COARSE, 1), "township": (3, 1), "village": (1, 1), "grid": (1, 2)}
+    expected = {"county": (HEAT_COARSE, 1), "township": (HEAT_COARSE, 1), "village": (1, 1),
+                "grid": (1, 2)}
     assert (lat.cells, lat.split) == expected[level]
     assert abs(lat.cell_m - HEAT_CELL_M[area.level]) / HEAT_CELL_M[area.level] < 0.25
 
@@ -172,9 +176,10 @@ def test_the_demo_load_is_heat_tallied(session):
     assert session.execute(
         text("SELECT sum(cases), sum(people) FROM heat_tallies WHERE scale = :s"), {"s": HEAT_COARSE}
     ).one() == session.execute(text("SELECT count(*), sum(people_count) FROM cases")).one()
-    # coarse cells only, keyed by county: one row per county, month and cell
+    # coarse cells only, keyed by township: one row per township, month and cell
     assert session.execute(
-        text("SELECT count(*) FROM heat_tallies WHERE scale <> :s OR township_code <> ''"),
+        text("SELECT count(*) FROM heat_tallies WHERE scale <> :s OR township_code = '' "
+             "OR village_code <> '' OR grid_code <> ''"),
         {"s": HEAT_COARSE},
     ).scalar() == 0
     coarse = session.execute(text("SELECT count(*) FROM heat_tallies")).scalar()
@@ -187,9 +192,8 @@ def test_the_demo_load_is_heat_tallied(session):
 def test_heat_from_the_tally_equals_the_cases(session, period, level):
     cf = periods()[period]
     area = areas(session)[level]
-    # ten days hold a whole month only when they start on its first day; only the
-    # county-wide view is drawn from the (coarse) tally
-    tallied = None if period == "ten-days" else level == "county"
+    # ten days hold a whole month only when they start on its first day
+    tallied = None if period == "ten-days" else level in TALLIED_LEVELS
     same_heat(session, area, cf, tallied=tallied)
     same_count(session, area, cf)
 
@@ -228,7 +232,7 @@ def test_kinds_of_case_read_the_cases(session, kinds):
         ("county_staff", None, True),
         ("admin", None, True),
         ("planner", None, True),
-        ("township_leader", None, False),  # a township: its view reads the cases
+        ("township_leader", None, True),  # a township: its rows of the tally
         ("township_leader", "unit", False),  # an accused body's cases are hidden per case
         ("leader_in_charge", None, False),
         ("grid_worker", None, False),
@@ -245,16 +249,54 @@ def test_only_area_scopes_read_the_heat_tally(session, make_user, role, area, ta
     plan = same_heat(session, root, default_period(), case_scope_sql(user), min_cell_m=min_cell,
                      tallied=tallied)
     if plan is not None:
-        assert root.level.value == "county" and plan.scale == HEAT_COARSE
+        assert root.level.value in TALLIED_LEVELS and plan.scale == HEAT_COARSE
     same_count(session, root, default_period(), case_scope_sql(user))
 
 
-def test_a_township_scope_on_coarse_cells_reads_the_cases(session):
-    """Coarse cells carry no township: a township scope over a county lattice reads the cases."""
+def test_a_township_scope_over_the_county_reads_its_rows_of_the_tally(session):
+    """The tally's rows carry the township: a township scope over a county lattice reads them."""
     county = areas(session)["county"]
     township = areas(session)["township"].code
     scope = ("c.township_code = :scope_area", {"scope_area": township})
-    assert same_heat(session, county, default_period(), scope, tallied=False) is None
+    plan = same_heat(session, county, default_period(), scope, tallied=True)
+    assert plan.scale == HEAT_COARSE
+
+
+@pytest.mark.parametrize("level", ["village", "grid"])
+def test_a_village_or_grid_scope_reads_the_cases(session, level):
+    """Coarse cells cross village borders: a village's or grid's scope reads the cases."""
+    area = areas(session)[level]
+    scope = (f"c.{level}_code = :scope_area", {"scope_area": area.code})
+    for root in (areas(session)["county"], areas(session)["township"], area):
+        same_heat(session, root, default_period(), scope, tallied=False)
+
+
+def test_every_township_from_the_tally_equals_its_cases(session):
+    """Each township's view, and its leader's scope, cell for cell from the tally as from its cases."""
+    codes = session.execute(
+        text("SELECT code FROM areas WHERE level = 'township' AND code LIKE :c ORDER BY code"),
+        {"c": COUNTY + "%"},
+    ).scalars().all()
+    assert len(codes) > 5
+    t = today()
+    cf = days(date(t.year - 2, 2, 10), date(t.year - 1, 3, 20))  # whole months and ragged days
+    for code in codes:
+        township = mq.area_info(session, code)
+        own = ("c.township_code = :scope_area", {"scope_area": code})
+        for scope in (COUNTY_SCOPE, own):
+            for period in (default_period(), cf):
+                assert same_heat(session, township, period, scope, tallied=True).scale == HEAT_COARSE
+        same_count(session, township, default_period(), own)
+
+
+def test_cells_crossing_a_township_border_are_summed_for_the_county(session):
+    """A cell holding cases of two townships is two rows; the county's view adds them."""
+    crossing = session.execute(
+        text("SELECT count(*) FROM (SELECT 1 FROM heat_tallies GROUP BY scale, county_code, month, cx, cy "
+             "HAVING count(DISTINCT township_code) > 1) x")
+    ).scalar()
+    assert crossing > 0
+    same_heat(session, areas(session)["county"], periods()["to-year-end"], tallied=True)
 
 
 def test_a_time_ahead_of_the_clock_sends_the_heat_to_the_cases(session):
@@ -278,16 +320,7 @@ def test_every_kind_of_write_keeps_the_heat_tally(session, make_user):
     other = new_case(session, grids[1], channel="letter", people_count=2)
     assert_all_paths_agree(session)
     # the workflow, action by action
-    for action, inputs in [
-        ("accept", {}),
-        ("assign", {"unit": "城关镇人民政府", "level": "township"}),
-        ("start", {}),
-        ("conclude", {"opinion": "support", "text": "予以支持"}),
-        ("follow_up", {"satisfaction": "satisfied"}),
-        ("resolve", {"level": "village"}),
-    ]:
-        version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": first}).scalar()
-        cq.apply_action(session, staff, first, version, action, inputs, rules)
+    walk_workflow(session, staff, [first], rules)
     assert_all_paths_agree(session)
     version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": other}).scalar()
     cq.link_repeat(session, staff, other, version, first)
@@ -329,18 +362,57 @@ def test_every_kind_of_write_keeps_the_heat_tally(session, make_user):
 def test_a_bulk_load_keeps_the_heat_tally(session):
     rows, _ = synthetic.generate(session, 160, seed=23)
     result = bulk_insert_cases(session, rows)
-    assert result.inserted > 100 and "heat_tallies" in result.timings
+    assert result.inserted > 100 and "tallies" in result.timings
     assert_all_paths_agree(session)
 
 
-def test_truncate_empties_the_heat_tally_and_a_load_into_the_empty_table_fills_it(session):
+def digests(session) -> dict[str, str]:
+    """Each tally table's rows, as one digest per table."""
+    return {
+        table: session.execute(
+            text(f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
+        ).scalar()
+        for table in tallies.ALL_TABLES
+    }
+
+
+def empty_the_cases(session) -> None:
     # The case event log refuses TRUNCATE while it holds rows (h01); this transaction
     # lifts that (it is rolled back after the test).
     session.execute(text("ALTER TABLE case_events DISABLE TRIGGER case_events_no_truncate"))
     session.execute(text("TRUNCATE cases CASCADE"))
+    session.execute(text("ALTER TABLE case_events ENABLE TRIGGER case_events_no_truncate"))
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["beside-the-cases", "into-an-empty-table"])
+def test_a_loads_one_pass_equals_a_rebuild_and_the_triggers(session, empty):
+    """The three tallies a bulk load adds in one pass are those a rebuild and the row triggers give."""
+    if empty:
+        empty_the_cases(session)
+    before = digests(session)
+    rows, _ = synthetic.generate(session, 300, seed=37)
+    result = bulk_insert_cases(session, rows, rebuild_indexes=empty)
+    assert result.inserted > 200
+    assert tallies.differences(session) == []
+    loaded = digests(session)
+    assert loaded != before
+    tallies.rebuild(session)
+    assert digests(session) == loaded
+    # The same cases taken out and written again, one statement each, through the triggers.
+    session.execute(
+        text("CREATE TEMP TABLE reloaded ON COMMIT DROP AS SELECT * FROM cases WHERE id BETWEEN :lo AND :hi"),
+        {"lo": result.first_id, "hi": result.last_id},
+    )
+    session.execute(text("DELETE FROM cases WHERE id IN (SELECT id FROM reloaded)"))
+    assert digests(session) == before
+    session.execute(text("INSERT INTO cases SELECT * FROM reloaded"))
+    assert digests(session) == loaded
+
+
+def test_truncate_empties_the_heat_tally_and_a_load_into_the_empty_table_fills_it(session):
+    empty_the_cases(session)
     assert session.execute(text("SELECT count(*) FROM heat_tallies")).scalar() == 0
     assert session.execute(text("SELECT count(*) FROM case_tallies")).scalar() == 0
-    session.execute(text("ALTER TABLE case_events ENABLE TRIGGER case_events_no_truncate"))
     rows, _ = synthetic.generate(session, 400, seed=29)
     for rebuild in (True, False):  # into the empty table (indexes rebuilt), then beside it
         result = bulk_insert_cases(session, rows if rebuild else synthetic.generate(session, 200, seed=31)[0],

@@ -85,12 +85,47 @@ def test_every_map_loads_only_the_apps_own_files(kind):
     assert (
         "/vendor/leaflet/dist/leaflet.js" in loaded and "/vendor/leaflet/dist/leaflet.css" in loaded
     )
-    assert "/vendor/@neos21/bootstrap3-glyphicons/dist/css/bootstrap3-glyphicons.min.css" in loaded
+    # Only what the map draws with: Leaflet, its plugin for this map, the frame's own
+    # stylesheet; none of folium's Bootstrap, jQuery, icon fonts and awesome-markers.
+    wanted = {
+        "/vendor/leaflet/dist/leaflet.js",
+        "/vendor/leaflet/dist/leaflet.css",
+        "/static/maps/frame.css",
+    }
     if kind == "heat":
-        assert "/vendor/leaflet.heat/dist/leaflet-heat.js" in loaded
+        wanted.add("/vendor/leaflet.heat/dist/leaflet-heat.js")
     if kind == "cases":
-        assert "/vendor/leaflet.markercluster/dist/leaflet.markercluster.js" in loaded
-        assert "/vendor/leaflet.markercluster/dist/MarkerCluster.Default.css" in loaded
+        wanted |= {
+            "/vendor/leaflet.markercluster/dist/leaflet.markercluster.js",
+            "/vendor/leaflet.markercluster/dist/MarkerCluster.css",
+            "/vendor/leaflet.markercluster/dist/MarkerCluster.Default.css",
+        }
+    assert set(loaded) == wanted and len(loaded) == len(wanted)
+
+
+def test_left_out_assets_are_only_those_of_this_map_and_known_ones():
+    m = folium.Map(tiles=None)
+    assets.use_local_assets(m, leave_out=assets.UNUSED_BY_AREA_MAPS)
+    assert [name for name, _ in m.default_js] == ["leaflet"]
+    assert [name for name, _ in m.default_css] == ["leaflet_css"]
+    # Another map keeps them (instance attributes only), and a name the app does not
+    # know cannot be "left out" (a typo would silently keep the asset).
+    other = folium.Map(tiles=None)
+    assets.use_local_assets(other)
+    assert "jquery" in [name for name, _ in other.default_js]
+    with pytest.raises(ValueError, match="jquery.js"):
+        assets.use_local_assets(folium.Map(tiles=None), leave_out={"jquery.js"})
+
+
+@pytest.mark.parametrize("kind", ["heat", "choropleth", "hotspots", "cases", "cases-aggregated"])
+def test_every_map_sets_its_view_once_without_animating(kind):
+    # An animated zoom from zoom_start to the area's bounds drew every layer twice (the
+    # heat canvas several times) before the page settled.
+    html = render(all_maps()[kind])
+    fits = re.findall(r"\.fitBounds\(\s*(\[\[.*?\]\]),\s*(\{.*?\})\s*\);", html, re.S)
+    assert len(fits) == 1
+    options = json.loads(fits[0][1])
+    assert options == {"animate": False, "padding": [12, 12]}
 
 
 def test_folium_class_defaults_are_never_changed():

@@ -503,19 +503,16 @@ def _place_and_insert(
     result.inserted = inserted.rowcount or 0
     tick("写入案件表", result.loaded, result.loaded)
     lap("insert")
-    # Into an empty table every case is a loaded one: tallied by one pass over the
-    # table, with no look-up of which cases were loaded and no repeat outside the load.
+    # Into an empty table every case is a loaded one: tallied with no look-up of which
+    # cases were loaded and no repeat outside the load. One pass over the loaded cases
+    # fills the three tallies (grid, category, heat: stats.models, migration m01).
     ids = {"ids": "cases" if was_empty else "case_ids"}
     session.execute(text("SELECT case_tallies_add_cases(:ids)"), ids)
     if was_empty:
         # The planner's statistics of the tallies, empty a moment ago (without them the
         # statistics of 342 villages took 130-150 ms at a million cases instead of 70-95).
-        session.execute(text("ANALYZE case_tallies, case_category_tallies"))
+        session.execute(text("ANALYZE case_tallies, case_category_tallies, heat_tallies"))
     lap("tallies")
-    session.execute(text("SELECT heat_tallies_add_cases(:ids)"), ids)
-    if was_empty:
-        session.execute(text("ANALYZE heat_tallies"))
-    lap("heat_tallies")
     result.restore = restore
     if not defer_restore:
         put_back(session, result, tick)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import folium
@@ -77,6 +77,25 @@ KNOWN_CSS: dict[str, LocalAsset] = {
 }
 
 
+# What ``folium.Map`` asks for on every map and the maps of ``webapp.maps`` never use:
+# Bootstrap and jQuery (for folium's own popups and controls, not ours), the
+# awesome-markers icons and the fonts and glyphs they draw with. Left out of those
+# documents (:func:`use_local_assets`' ``leave_out``), they no longer make the
+# browser fetch and parse ~560 kB of script and style before it draws the map.
+UNUSED_BY_AREA_MAPS = frozenset(
+    {
+        "jquery",
+        "bootstrap",
+        "awesome_markers",
+        "bootstrap_css",
+        "glyphicons_css",
+        "awesome_markers_font_css",
+        "awesome_markers_css",
+        "awesome_rotate_css",
+    }
+)
+
+
 @dataclass(frozen=True)
 class AssetPrefixes:
     """Where the app serves vendor and static files (``/vendor/``, ``/static/`` by default)."""
@@ -112,15 +131,24 @@ def _localise(
     return out
 
 
-def use_local_assets(m: folium.Map, prefixes: AssetPrefixes = AssetPrefixes()) -> folium.Map:
+def use_local_assets(
+    m: folium.Map, prefixes: AssetPrefixes = AssetPrefixes(), leave_out: Collection[str] = ()
+) -> folium.Map:
     """Point every asset of ``m``'s elements at the app's own files; raise on an unknown one.
 
-    Call it last, once every layer is added. Only this map's elements change.
+    Assets named in ``leave_out`` (known ones only: :data:`UNUSED_BY_AREA_MAPS`) are
+    not loaded at all. Call it last, once every layer is added. Only this map's
+    elements change.
     """
+    unknown = set(leave_out) - set(KNOWN_JS) - set(KNOWN_CSS)
+    if unknown:
+        raise ValueError(f"cannot leave out unknown assets: {sorted(unknown)}")
     for element in _elements(m.get_root()):
         if isinstance(element, JSCSSMixin):
-            element.default_js = _localise(element.default_js, KNOWN_JS, prefixes, element)
-            element.default_css = _localise(element.default_css, KNOWN_CSS, prefixes, element)
+            js = [(name, url) for name, url in element.default_js if name not in leave_out]
+            css = [(name, url) for name, url in element.default_css if name not in leave_out]
+            element.default_js = _localise(js, KNOWN_JS, prefixes, element)
+            element.default_css = _localise(css, KNOWN_CSS, prefixes, element)
     return m
 
 

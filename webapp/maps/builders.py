@@ -23,7 +23,7 @@ from folium.utilities import JsCode
 from webapp.cases.vocab import Status
 from webapp.escaping import html_text
 from webapp.hotspots.gistar import BIN_LABELS, INFERENCE
-from webapp.maps.assets import AssetPrefixes, use_local_assets
+from webapp.maps.assets import UNUSED_BY_AREA_MAPS, AssetPrefixes, use_local_assets
 from webapp.maps.basemap import NO_BASEMAP, BaseMap
 from webapp.maps.elements import (
     AreaBubbles,
@@ -149,7 +149,12 @@ def _new_map(frame: MapFrame) -> folium.Map:
             control=False,
         ).add_to(m)
     FrameStyle().add_to(m)
-    m.fit_bounds([[s2, w2], [n2, e2]], padding=(12, 12))
+    # The area's view is set at once, before any layer is added: an animated zoom from
+    # zoom_start made the browser draw every layer twice or more (at the start and at
+    # the end of the animation; the heat canvas on each step of its redraws).
+    fit = folium.FitBounds([[s2, w2], [n2, e2]], padding=(12, 12))
+    fit.options["animate"] = False
+    m.add_child(fit)
     return m
 
 
@@ -161,7 +166,7 @@ def _finish(m: folium.Map, frame: MapFrame, legend_html: str) -> folium.Map:
         ).add_to(m)
     if legend_html:
         HtmlControl(legend_html, "bottomright", "gc-panel gc-legend").add_to(m)
-    return use_local_assets(m, frame.assets)
+    return use_local_assets(m, frame.assets, leave_out=UNUSED_BY_AREA_MAPS)
 
 
 def _outline(m: folium.Map, frame: MapFrame) -> None:

@@ -284,15 +284,15 @@ def heat_within_sql(code: str, alias: str = "c") -> tuple[str, dict]:
     return " AND ".join(parts), params
 
 
-# A scope the coarse heat cells (keyed by the county alone) can apply.
-_COUNTY_SCOPE = re.compile(r"true|c\.county_code = :scope_[a-z_]+")
+# A scope the coarse heat cells (keyed by county and township) can apply.
+_TALLY_SCOPE = re.compile(r"true|c\.(county|township)_code = :scope_[a-z_]+")
 
 
 @dataclass(frozen=True)
 class HeatPlan:
     """Where a heat lattice's whole months come from: the heat tally's cells of ``scale``."""
 
-    scale: int  # 1 or HEAT_COARSE
+    scale: int  # HEAT_COARSE
     months: tuple[date, date]  # [from, to), local months
     ragged: tuple[tuple[datetime, datetime], ...]  # the instants read from the cases
 
@@ -304,21 +304,22 @@ def heat_plan(
 
     The tally answers where the case tallies do (``hotspots.queries.tally_query``: no
     kind of case chosen, an area scope, no time stored ahead of now, a whole month in
-    the period) and the lattice is made of whole fine cells; coarse cells for a lattice
-    of whole coarse cells over a county under a county-wide scope.
+    the period) for a lattice of whole coarse cells over a county or a township, under
+    a scope of a county or a township (the tally's rows carry no village or grid).
+
+    A village's or a grid's view reads its own cases: coarse cells cross village
+    borders, so they cannot say which of their cases lie in the village (or in a
+    village informant's scope), and a fine level cost a copy of the cases (w01).
     """
-    if lattice.split != 1 or not AREA_SCOPE.fullmatch(scope[0].strip()):
+    if lattice.split != 1 or lattice.cells % HEAT_COARSE != 0:
+        return None
+    if level_of(area.code) not in (AreaLevel.COUNTY, AreaLevel.TOWNSHIP):
+        return None
+    if not _TALLY_SCOPE.fullmatch(scope[0].strip()):
         return None  # the statistics answer a unit's scope from the tallies; the heat cannot
     planned = tally_query(session, level_of(area.code), area.code, case_filter, scope)
     if planned is None:
         return None
-    coarse = (
-        lattice.cells % HEAT_COARSE == 0
-        and level_of(area.code) is AreaLevel.COUNTY
-        and _COUNTY_SCOPE.fullmatch(scope[0].strip()) is not None
-    )
-    if not coarse:
-        return None  # the tally holds coarse cells only (migration w01 says why)
     months = planned[1].months
     return HeatPlan(HEAT_COARSE, months, tuple(ragged_days(case_filter, months)))
 
@@ -364,8 +365,6 @@ def heat_lattice(
                 arms.append(f"(c.reported_at >= :r_from_{i} AND c.reported_at < :r_to_{i})")
                 params.update({f"r_from_{i}": lo, f"r_to_{i}": hi})
             parts.append(f"{raw_cells} AND ({' OR '.join(arms)})")
-        # Coarse rows carry no township: '' keeps the key's range search going to month.
-        extra = "AND c.township_code = ''" if plan.scale != 1 else ""
         params.update(
             {
                 "scale": plan.scale,
@@ -377,7 +376,7 @@ def heat_lattice(
         parts.append(
             "SELECT floor(c.cx::float8 / :per_scale)::integer AS x,"
             " floor(c.cy::float8 / :per_scale)::integer AS y, c.cases, c.people"
-            f" FROM heat_tallies c WHERE c.scale = :scale AND {where} {extra} AND ({ssql})"
+            f" FROM heat_tallies c WHERE c.scale = :scale AND {where} AND ({ssql})"
             " AND c.month >= :m_from AND c.month < :m_to"
         )
     union = "\n            UNION ALL\n            ".join(parts)

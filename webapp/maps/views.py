@@ -39,10 +39,11 @@ bp = Blueprint("maps", __name__, url_prefix="/maps")
 MARKER_LIMIT = 500
 # Heat cells by the level of the area shown (about: cells are whole cells of the heat
 # tally, queries.lattice_for); roles that may not see single cases get cells no side
-# of which is under AGGREGATE_CELL_M.
+# of which is under AGGREGATE_CELL_M. A county's and a township's cells are the tally's
+# coarse cells (its whole months are read from it); villages and grids sum their cases.
 HEAT_CELL_M = {
     AreaLevel.COUNTY: 500.0,
-    AreaLevel.TOWNSHIP: 250.0,
+    AreaLevel.TOWNSHIP: 500.0,
     AreaLevel.VILLAGE: 100.0,
     AreaLevel.GRID: 50.0,
 }

@@ -6,9 +6,9 @@ migration t01, see ``stats.tallies``) subtract the old rows' facts and add the n
 ones'. Nothing in the app writes to it; ``stats.queries`` reads it instead of the cases
 of whole months when that gives exactly the same numbers.
 
-``heat_tallies`` (migration w01, kept by the same triggers) holds the cases and people
-per local month and fixed cell of the cases' points: what the heat map sums
-(``maps.queries.heat_lattice`` re-bins whole months of it to the view's lattice).
+``heat_tallies`` (migrations w01 and m01, kept by the same triggers) holds the cases and
+people per local month, township and fixed cell of the cases' points: what the heat map
+sums (``maps.queries.heat_lattice`` re-bins whole months of it to the view's lattice).
 """
 
 from __future__ import annotations
@@ -107,22 +107,25 @@ class CaseCategoryTally(TallyFacts, Base):
     village_code: Mapped[str] = mapped_column(String(12), primary_key=True)
 
 
-# The heat tally's fixed cells (migration w01): fine cells per degree of longitude and of
-# latitude (about 100 by 93 metres at 35 degrees north), and the side of a coarse cell in
-# fine cells. A point's cell is heat_cell(coordinate, per degree, scale) in SQL.
+# The heat tally's fixed cells (migrations w01, m01): fine cells per degree of longitude and
+# of latitude (about 100 by 93 metres at 35 degrees north), and the side of a coarse cell
+# in fine cells (about 500 metres: the county's and a township's view). A point's cell is
+# heat_cell(coordinate, per degree, scale) in SQL.
 HEAT_PER_DEGREE_X = 900
 HEAT_PER_DEGREE_Y = 1200
 HEAT_COARSE = 5
 
 
 class HeatTally(Base):
-    """The cases reported in one local month whose point lies in one fixed cell.
+    """The cases reported in one local month in one township whose point lies in one fixed cell.
 
     Cells are coarse (``scale`` :data:`HEAT_COARSE` fine cells a side, about 500 m),
-    keyed by the county alone (the other codes are ''; the key keeps them, and
-    ``scale``, so that a finer level could be added without a new table). ``cx``/``cy``:
-    the cell's column and row, counted from longitude and latitude 0 in cells of its
-    scale. Kept by the case tallies' triggers (w01, which says why there is no fine level).
+    keyed by the county and the township (village and grid are ''; the key keeps them,
+    and ``scale``, so that a finer level could be added without a new table): a cell
+    crossing a township border is one row per township, a county view sums them.
+    ``cx``/``cy``: the cell's column and row, counted from longitude and latitude 0 in
+    cells of its scale. Kept by the case tallies' triggers (w01, which says why there is
+    no fine level; m01 keyed it by township).
     """
 
     __tablename__ = "heat_tallies"

@@ -8,8 +8,9 @@ taken here from the figures' own SQL (``stats.figures``) with the as-of instant 
 difference (tests and ``flask stats tallies``); ``rebuild`` recomputes both tables in
 one statement. The same SQL over a few cases (:func:`facts_sql`) is what
 ``stats.queries`` subtracts from the tallies for a scope that hides them. The same
-holds for the heat tally (``stats.models.HeatTally``, migration w01) and
-:func:`heat_fresh_sql`.
+holds for the heat tally (``stats.models.HeatTally``, migrations w01 and m01) and
+:func:`heat_fresh_sql`. A bulk load and :func:`rebuild` add cases to all three tables
+with ``case_tallies_add_cases`` (m01), one pass over the cases.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
 CATEGORY_KEY = ("county_code", "month", "category_id", "township_code", "village_code")
 # Each tally table and its key.
 TABLES = {"case_tallies": KEY, "case_category_tallies": CATEGORY_KEY}
+# Every table ``case_tallies_add_cases`` fills (a load ANALYZEs them after filling them).
+ALL_TABLES = (*TABLES, "heat_tallies")
 INFINITY = "CAST('infinity' AS timestamptz)"
 
 
@@ -109,7 +112,7 @@ HEAT_COLUMNS = (*HEAT_KEY, "cases", "people")
 def heat_fresh_sql() -> str:
     """SELECT the heat tallies ``cases`` gives now (the columns of :data:`HEAT_COLUMNS`).
 
-    Coarse cells (:data:`HEAT_COARSE` fine cells a side) keyed by the county alone.
+    Coarse cells (:data:`HEAT_COARSE` fine cells a side) keyed by county and township.
     """
     month = "(date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai'))::date"
     cells = (
@@ -118,10 +121,10 @@ def heat_fresh_sql() -> str:
     )
     sums = "count(*)::integer AS cases, sum(c.people_count)::integer AS people"
     return f"""
-SELECT {HEAT_COARSE}::smallint AS scale, county_code, '' AS township_code, month,
+SELECT {HEAT_COARSE}::smallint AS scale, county_code, township_code, month,
   '' AS village_code, '' AS grid_code, cx, cy, {sums}
 FROM (SELECT c.*, {month} AS month, {cells} FROM cases c) c
-GROUP BY county_code, month, cx, cy
+GROUP BY county_code, township_code, month, cx, cy
 """
 
 
@@ -167,13 +170,14 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
 def rebuild(session: Session) -> tuple[int, int]:
     """Recompute every tally, the heat tally too, from the cases (in the caller's transaction).
 
-    Returns the rows of ``case_tallies`` (per grid) and of ``heat_tallies``.
+    One pass over the cases fills the three tables (``case_tallies_add_cases``, the
+    function a bulk load calls). Returns the rows of ``case_tallies`` (per grid) and of
+    ``heat_tallies``.
     """
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
-    for table in (*TABLES, "heat_tallies"):
+    for table in ALL_TABLES:
         session.execute(text(f"DELETE FROM {table}"))
     session.execute(text("SELECT case_tallies_add_cases('cases')"))
-    session.execute(text("SELECT heat_tallies_add_cases('cases')"))
     session.flush()
     return (
         session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one(),
