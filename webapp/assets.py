@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, send_from_directory
 
-from webapp.auth.identity import public
+from webapp.auth.identity import anonymous
 from webapp.errors import NotFound
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def vendor_path(package: str, file: str) -> Path:
 
 
 @bp.get("/vendor/<path:subpath>")
-@public
+@anonymous
 def asset(subpath: str):
     parts = subpath.split("/")
     package = "/".join(parts[:2]) if parts[0].startswith("@") else parts[0]

@@ -319,13 +319,18 @@ class Prepared:
         if "%" in body:
             raise ValueError("a prepared statement's SQL may not contain %")
         self.name = name
+        self.params = tuple(order)
         self.prepare_sql = f"PREPARE {name} ({', '.join(types.values())}) AS {body}"
-        self.execute_clause = text(f"EXECUTE {name} ({', '.join(':' + n for n in order)})")
+        # Handed to the driver as it is (no SQL compilation, no bind processing: the
+        # prepared statement's types convert the values); errors are SQLAlchemy's as usual.
+        self.execute_sql = f"EXECUTE {name} ({', '.join(f'%({n})s' for n in order)})"
 
     def execute(self, session: Session, params: dict):
+        if params.keys() != set(self.params):
+            raise ValueError(f"parameters differ: {sorted(params.keys() ^ set(self.params))}")
         conn = session.connection()
         prepared = conn.connection.info.setdefault("gridcase_prepared", set())
         if self.name not in prepared:
             conn.exec_driver_sql(self.prepare_sql)
             prepared.add(self.name)
-        return conn.execute(self.execute_clause, params)
+        return conn.exec_driver_sql(self.execute_sql, params)

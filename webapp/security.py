@@ -32,6 +32,14 @@ DEFAULT_CSP = {
 }
 
 
+def _csp_header(csp: dict[str, str]) -> str:
+    return "; ".join(f"{k} {v}" for k, v in csp.items())
+
+
+# Made once: most responses send the default policy.
+_DEFAULT_CSP_HEADER = _csp_header(DEFAULT_CSP)
+
+
 def relax_csp(**directives: str) -> None:
     """Let one response widen its CSP (e.g. a folium map page needs inline scripts)."""
     csp = g.setdefault("csp", dict(DEFAULT_CSP))
@@ -152,8 +160,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def headers(response):
-        csp = g.get("csp", DEFAULT_CSP)
-        response.headers.setdefault("Content-Security-Policy", "; ".join(f"{k} {v}" for k, v in csp.items()))
+        csp = g.get("csp")
+        response.headers.setdefault("Content-Security-Policy", _DEFAULT_CSP_HEADER if csp is None else _csp_header(csp))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -57,10 +57,10 @@ def _load_user() -> None:
     now = int(time.time())
     too_old = now - session.get("at", 0) > cfg["SESSION_MAX_HOURS"] * 3600
     idle = now - session.get("seen", 0) > cfg["SESSION_IDLE_MINUTES"] * 60
-    from webapp.auth.models import User
+    from webapp.auth.accounts import user_by_id
     from webapp.db import get_session
 
-    user = get_session().get(User, uid) if not (too_old or idle) else None
+    user = user_by_id(get_session(), uid) if not (too_old or idle) else None
     if user is None or not user.active or user.session_version != session.get("sv"):
         csrf = session.get("csrf")
         session.clear()
@@ -149,7 +149,21 @@ def public(view: Callable) -> Callable:
     return view
 
 
+def anonymous(view: Callable) -> Callable:
+    """Mark a public view that never asks who is asking (health check, static files).
+
+    No user is loaded for it (no database round trip for a session cookie or a bearer
+    token it would not look at), and ``current_user()`` is None there. Only for views
+    whose answer is the same for everyone; it implies :func:`public`. Unsafe methods
+    are still CSRF-checked (as for anyone not signed in).
+    """
+    view.anonymous = True  # type: ignore[attr-defined]
+    return public(view)
+
+
 PUBLIC_ENDPOINTS = {"static"}
+# Flask's own static files: anonymous as :func:`anonymous` views are.
+ANONYMOUS_ENDPOINTS = {"static"}
 
 
 def _require_sign_in():
@@ -173,7 +187,11 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def identify():
-        _load_user()
+        view = app.view_functions.get(request.endpoint or "")
+        if request.endpoint in ANONYMOUS_ENDPOINTS or getattr(view, "anonymous", False):
+            g.user, g.auth_method, g.session_expired = None, None, False
+        else:
+            _load_user()
         _check_csrf()
         return _require_sign_in()
 

@@ -1,0 +1,146 @@
+"""The cheap path of every request's identity: the user by one plain statement, no user for
+anonymous views (health check, static files), and the prepared report statement.
+
+These are what the field bench's throughput rests on (BENCHMARKS.md section 2); each test
+checks the behaviour the shortcut must keep, not only that it is taken.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from webapp.auth.accounts import user_by_id
+from webapp.auth.models import User
+from webapp.db import Prepared
+
+
+@pytest.fixture
+def statements(connection):
+    """The SQL the app sends on the test's connection during the test, in order."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    yield seen
+    event.remove(connection, "before_cursor_execute", record)
+
+
+def _fresh(connection) -> Session:
+    return Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+def test_user_by_id_is_the_orm_user(connection, make_user):
+    made = make_user("grid_worker", phone="13800000000", unit="某镇政府")
+    other = _fresh(connection)
+    orm = other.get(User, made.id)
+    s = _fresh(connection)
+    user = user_by_id(s, made.id)
+    assert isinstance(user, User) and user is not orm
+    for column in User.__table__.columns:
+        assert getattr(user, column.key) == getattr(orm, column.key), column.key
+    state = inspect(user)
+    assert state.persistent and state.session is s and not s.dirty and not s.is_modified(user)
+    assert s.get(User, made.id) is user  # in the identity map: no second load
+    assert user.county_code == orm.county_code and user.role_enum == orm.role_enum
+    s.close()
+    other.close()
+
+
+def test_user_by_id_changes_are_flushed(connection, make_user, statements):
+    made = make_user("grid_worker")
+    s = _fresh(connection)
+    user = user_by_id(s, made.id)
+    s.flush()
+    assert not any(st.lstrip().upper().startswith("UPDATE") for st in statements)
+    user.display_name = "改过的名字"
+    s.flush()
+    assert any(st.lstrip().upper().startswith("UPDATE USERS") for st in statements)
+    assert connection.scalar(text("SELECT display_name FROM users WHERE id = :i"), {"i": made.id}) == "改过的名字"
+    s.close()
+
+
+def test_user_by_id_missing_and_known(connection, make_user, statements):
+    made = make_user("county_staff")
+    s = _fresh(connection)
+    assert user_by_id(s, 2**31 - 1) is None
+    known = s.get(User, made.id)
+    before = len(statements)
+    assert user_by_id(s, made.id) is known
+    assert len(statements) == before  # already in the session: not read again
+    s.close()
+
+
+def test_disabled_account_is_signed_out(client, login, session):
+    user = login("grid_worker")
+    assert client.get("/api/v1/field/session").status_code == 200
+    session.execute(text("UPDATE users SET active = false WHERE id = :i"), {"i": user.id})
+    session.flush()
+    r = client.get("/api/v1/field/session")
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "session_expired"
+
+
+def _user_reads(statements) -> int:
+    return sum(1 for st in statements if "FROM users" in st)
+
+
+def test_health_check_and_static_files_load_no_user(client, login, statements):
+    login("grid_worker")
+    del statements[:]
+    assert client.get("/api/v1/field/session").status_code == 200
+    assert _user_reads(statements) == 1  # a signed-in view reads its user once
+    del statements[:]
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.get_json()["db"] == "ok"
+    for path in ("/vendor/leaflet/dist/leaflet.js", "/static/css/app.css"):
+        with client.get(path) as asset:
+            assert asset.status_code == 200
+    assert _user_reads(statements) == 0
+    # A token they do not look at is not checked either (it would be a round trip).
+    assert client.get("/healthz", headers={"Authorization": "Bearer gc_forged"}).status_code == 200
+    assert _user_reads(statements) == 0
+    # The anonymous views still send the security headers.
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+
+
+def test_anonymous_implies_public(app):
+    from webapp.auth.identity import anonymous
+
+    @anonymous
+    def view():
+        return "ok"
+
+    assert view.public and view.anonymous
+    assert app.view_functions["health.healthz"].anonymous
+    assert app.view_functions["vendor.asset"].anonymous
+    # Pages and APIs are never anonymous: they would see no user.
+    assert not getattr(app.view_functions["field_api.create_report"], "anonymous", False)
+    assert not getattr(app.view_functions["auth.login"], "anonymous", False)
+
+
+def test_prepared_statement(connection, app_ctx, statements):
+    stmt = Prepared(
+        "gridcase_test_prepared",
+        "SELECT CAST(:a AS integer) * 2 AS doubled, :label || '!' AS label, 10 / :a AS tenth",
+        {"a": "integer", "label": "text"},
+    )
+    s = _fresh(connection)
+    assert s.execute(select(1)).scalar() == 1
+    row = stmt.execute(s, {"a": 21, "label": "网格"}).one()
+    assert (row.doubled, row.label, row.tenth) == (42, "网格!", 0)
+    assert stmt.execute(s, {"a": 5, "label": "x"}).one().doubled == 10
+    assert sum(1 for st in statements if st.startswith("PREPARE gridcase_test_prepared")) <= 1
+    with pytest.raises(ValueError):
+        stmt.execute(s, {"a": 1})  # a parameter missing
+    with pytest.raises(ValueError):
+        stmt.execute(s, {"a": 1, "label": "x", "extra": 2})
+    # A database error is SQLAlchemy's as for any statement (the app's 503/500 handling).
+    s.begin_nested()
+    with pytest.raises(DBAPIError):
+        stmt.execute(s, {"a": 0, "label": "x"})
+    s.rollback()
+    s.close()
