@@ -28,7 +28,6 @@ STAGE_NAMES = {
     "insert": "写入案件表",
     "rebuild_indexes": "重建索引",
     "tallies": "统计汇总",
-    "heat_tallies": "热力汇总",
     "finish": "收尾",
     "events": "办理记录",
 }
