@@ -1,4 +1,4 @@
-"""What the tally tests share: the walk of a case through the workflow, action by action.
+"""What the tally tests share: a new case in a grid, and the walk of a case through the workflow.
 
 ``tests/test_case_tallies.py`` and ``tests/test_heat_tallies.py`` check the tallies
 after each kind of write; the workflow's actions are one kind, taken here in the order
@@ -13,6 +13,24 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import text
 
 from webapp.cases import queries as cq
+from webapp.cases.vocab import Channel
+
+def new_case(session, grid_code: str, **kw) -> int:
+    """Register one case through the app's own insert, at the grid's label point unless
+    ``lon``/``lat`` say otherwise (category 1 and channel ``visit`` unless given)."""
+    lon, lat = session.execute(
+        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"), {"c": grid_code}
+    ).one()
+    stored = cq.insert_case(
+        session,
+        cq.NewCase(
+            title="汇总测试：邻里纠纷", category_id=kw.pop("category_id", 1),
+            channel=Channel(kw.pop("channel", "visit")),
+            lon=kw.pop("lon", lon), lat=kw.pop("lat", lat), **kw,
+        ),
+    )
+    return stored.id
+
 
 # Each action of the walk and its inputs, in order.
 WORKFLOW_WALK: tuple[tuple[str, dict], ...] = (

@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from tests.tallies_fixtures import walk_workflow
+from tests.tallies_fixtures import new_case, walk_workflow
 from webapp.auth.permissions import case_scope_sql
 from webapp.cases import queries as cq
 from webapp.cases.bulk import bulk_insert_cases
-from webapp.cases.vocab import Channel
 from webapp.demo import synthetic
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import get_area
@@ -72,20 +71,6 @@ def same_rows(session, q: StatsQuery, tallied: bool | None = True) -> list[dict]
     for r, f in zip(raw, fast, strict=True):
         assert f == r, next((k, r[k], f[k]) for k in r if r[k] != f[k])
     return fast
-
-
-def new_case(session, grid_code: str, **kw) -> int:
-    lon, lat = session.execute(
-        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"), {"c": grid_code}
-    ).one()
-    stored = cq.insert_case(
-        session,
-        cq.NewCase(
-            title="汇总测试：邻里纠纷", category_id=kw.pop("category_id", 1),
-            channel=Channel(kw.pop("channel", "visit")), lon=lon, lat=lat, **kw,
-        ),
-    )
-    return stored.id
 
 
 @pytest.fixture

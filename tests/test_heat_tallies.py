@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from tests.tallies_fixtures import walk_workflow
+from tests.tallies_fixtures import new_case, walk_workflow
 from webapp.auth.permissions import case_scope_sql
 from webapp.cases import queries as cq
 from webapp.cases.bulk import bulk_insert_cases
-from webapp.cases.vocab import Channel
 from webapp.demo import synthetic
 from webapp.hotspots.queries import CaseFilter
 from webapp.maps import queries as mq
@@ -119,20 +118,6 @@ def assert_all_paths_agree(session) -> None:
         if plan is not None:
             assert plan.scale == HEAT_COARSE
         same_count(session, area, cf)
-
-
-def new_case(session, grid_code: str, **kw) -> int:
-    lon, lat = session.execute(
-        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"), {"c": grid_code}
-    ).one()
-    stored = cq.insert_case(
-        session,
-        cq.NewCase(
-            title="热力汇总测试：邻里纠纷", category_id=1, channel=Channel(kw.pop("channel", "visit")),
-            lon=kw.pop("lon", lon), lat=kw.pop("lat", lat), **kw,
-        ),
-    )
-    return stored.id
 
 
 def busiest_grids(session, n: int = 3) -> list[str]:

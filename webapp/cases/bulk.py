@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy
+from webapp.stats.tallies import ALL_TABLES as TALLY_TABLES
 
 # The columns of a row, in the order callers give them (``rows`` of tuples).
 COLUMNS: tuple[str, ...] = (
@@ -511,7 +512,7 @@ def _place_and_insert(
     if was_empty:
         # The planner's statistics of the tallies, empty a moment ago (without them the
         # statistics of 342 villages took 130-150 ms at a million cases instead of 70-95).
-        session.execute(text("ANALYZE case_tallies, case_category_tallies, heat_tallies"))
+        session.execute(text(f"ANALYZE {', '.join(TALLY_TABLES)}"))
     lap("tallies")
     result.restore = restore
     if not defer_restore:
