@@ -506,7 +506,8 @@ def _place_and_insert(
     lap("insert")
     # Into an empty table every case is a loaded one: tallied with no look-up of which
     # cases were loaded and no repeat outside the load. One pass over the loaded cases
-    # fills the three tallies (grid, category, heat: stats.models, migration m01).
+    # fills the three tallies (grid, category, heat: stats.models, migrations m01, y01);
+    # into empty tallies it inserts without ON CONFLICT.
     ids = {"ids": "cases" if was_empty else "case_ids"}
     session.execute(text("SELECT case_tallies_add_cases(:ids)"), ids)
     if was_empty:
@@ -614,7 +615,8 @@ def _take_apart(session: Session) -> list[str]:
     PostgreSQL writes the new data files without WAL and syncs them at commit. The
     empty tables that refer to ``cases`` lose their foreign keys to it until the end
     (re-adding one to an empty table checks nothing) rather than being truncated with
-    it: some of them (the case event log) refuse TRUNCATE, even when empty.
+    it: some of them (the case event log) refuse TRUNCATE, even when empty. The tally
+    tables, empty when ``cases`` is, are truncated with it.
     A partial index that (almost) no loaded row enters is kept as it is
     (:func:`_sparse_in_load`): maintaining it costs the load nothing, rebuilding it
     would cost a scan of the whole table.
@@ -636,6 +638,13 @@ def _take_apart(session: Session) -> list[str]:
                 session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
                 restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
             session.execute(text("TRUNCATE cases"))
+            # The tallies of no cases are empty too: new files for them as well, so that
+            # the tally pass writes them without WAL like the cases (checked, not assumed).
+            if not any(
+                session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
+                for t in TALLY_TABLES
+            ):
+                session.execute(text(f"TRUNCATE {', '.join(TALLY_TABLES)}"))
     constraints = session.execute(
         text(
             """
