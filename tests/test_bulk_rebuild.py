@@ -54,3 +54,40 @@ def test_a_deferred_restore_waits_for_the_caller_and_puts_everything_back(sessio
     assert synthesize_events(session, result.first_id, result.last_id) > 0
     put_back(session, result)
     assert result.restore == [] and schema_of_cases(session) == before
+
+
+TRIGGERS_SQL = """
+SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger
+WHERE tgrelid = 'cases'::regclass AND NOT tgisinternal ORDER BY tgname
+"""
+
+
+def test_a_rebuilding_load_gives_back_the_tally_trigger_as_it_was_and_it_tallies(session):
+    """The insert trigger is dropped for the load's INSERT (a disabled one still copies
+    every row for its transition table) and created again exactly, enabled."""
+    triggers = session.execute(text(TRIGGERS_SQL)).all()
+    assert "case_tallies_insert" in {name for name, _, _ in triggers}
+    cols, _ = synthetic.generate(session, 3000, seed=11)
+    result = bulk_insert_cases(session, cols, rebuild_indexes=True)
+    assert result.rebuilt_indexes
+    assert session.execute(text(TRIGGERS_SQL)).all() == triggers
+    # The loaded cases were tallied once (by the load's pass, not the trigger as well),
+    # and a case inserted afterwards is tallied by the trigger.
+    total = "SELECT coalesce(sum(cases), 0) FROM case_tallies"
+    assert session.execute(text(total)).scalar_one() == session.execute(
+        text("SELECT count(*) FROM cases")
+    ).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO cases (number, title, description, category_id, channel, case_class,"
+            " people_count, batch_count, location, location_approx, grid_id, grid_code,"
+            " village_code, township_code, county_code, status, reported_at, is_first, skip_level)"
+            " SELECT 'T-1', 't', 'd', category_id, channel, case_class, 1, 1, location, false,"
+            " grid_id, grid_code, village_code, township_code, county_code, status, now(),"
+            " true, false FROM cases WHERE id = :id"
+        ),
+        {"id": result.first_id},
+    )
+    assert session.execute(text(total)).scalar_one() == session.execute(
+        text("SELECT count(*) FROM cases")
+    ).scalar_one()

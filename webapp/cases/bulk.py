@@ -478,12 +478,22 @@ def _place_and_insert(
         "ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if has_client_ids else ""
     )
     # The case tallies' triggers (stats.models: case and heat tallies) wait for this one
-    # statement: the cases are tallied below, one GROUP BY a tally, in this same transaction. A rebuilding load,
-    # which holds the table exclusively anyway, switches the insert trigger off: merely
-    # enabled, it makes PostgreSQL keep a copy of every inserted row for it.
+    # statement: the cases are tallied below, one pass for the three tallies, in this same
+    # transaction. A rebuilding load, which holds the table exclusively anyway, drops the
+    # insert trigger for the statement and creates it again after: while it exists, even
+    # disabled, PostgreSQL keeps a copy of every inserted row for its transition table
+    # (at a million cases some 400 MB written to temporary files and read back).
     was_empty = _cases_empty(session)
+    insert_trigger = None
     if rebuild:
-        session.execute(text("ALTER TABLE cases DISABLE TRIGGER case_tallies_insert"))
+        insert_trigger = session.execute(
+            text(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE tgrelid = 'cases'::regclass AND tgname = 'case_tallies_insert'"
+            )
+        ).scalar_one_or_none()
+        if insert_trigger:
+            session.execute(text("DROP TRIGGER case_tallies_insert ON cases"))
     session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'on', true)"))
     inserted = session.execute(
         text(
@@ -499,14 +509,15 @@ def _place_and_insert(
         )
     )
     session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'off', true)"))
-    if rebuild:
-        session.execute(text("ALTER TABLE cases ENABLE TRIGGER case_tallies_insert"))
+    if insert_trigger:
+        session.execute(text(insert_trigger))
     result.inserted = inserted.rowcount or 0
     tick("写入案件表", result.loaded, result.loaded)
     lap("insert")
     # Into an empty table every case is a loaded one: tallied with no look-up of which
     # cases were loaded and no repeat outside the load. One pass over the loaded cases
-    # fills the three tallies (grid, category, heat: stats.models, migration m01).
+    # fills the three tallies (grid, category, heat: stats.models, migrations m01, y01);
+    # into empty tallies it inserts without ON CONFLICT.
     ids = {"ids": "cases" if was_empty else "case_ids"}
     session.execute(text("SELECT case_tallies_add_cases(:ids)"), ids)
     if was_empty:
@@ -614,7 +625,8 @@ def _take_apart(session: Session) -> list[str]:
     PostgreSQL writes the new data files without WAL and syncs them at commit. The
     empty tables that refer to ``cases`` lose their foreign keys to it until the end
     (re-adding one to an empty table checks nothing) rather than being truncated with
-    it: some of them (the case event log) refuse TRUNCATE, even when empty.
+    it: some of them (the case event log) refuse TRUNCATE, even when empty. The tally
+    tables, empty when ``cases`` is, are truncated with it.
     A partial index that (almost) no loaded row enters is kept as it is
     (:func:`_sparse_in_load`): maintaining it costs the load nothing, rebuilding it
     would cost a scan of the whole table.
@@ -636,6 +648,13 @@ def _take_apart(session: Session) -> list[str]:
                 session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
                 restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
             session.execute(text("TRUNCATE cases"))
+            # The tallies of no cases are empty too: new files for them as well, so that
+            # the tally pass writes them without WAL like the cases (checked, not assumed).
+            if not any(
+                session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
+                for t in TALLY_TABLES
+            ):
+                session.execute(text(f"TRUNCATE {', '.join(TALLY_TABLES)}"))
     constraints = session.execute(
         text(
             """
