@@ -8,7 +8,7 @@ old boundaries after it commits. The stamp is a random UUID, so a rolled-back ch
 never leaves a stamp that a later change could reuse.
 
 Revision ID: p01
-Revises: m01
+Revises: y01
 Create Date: 2026-11-24
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "p01"
-down_revision = "m01"
+down_revision = "y01"
 branch_labels = None
 depends_on = None
 
