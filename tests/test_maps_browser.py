@@ -245,3 +245,38 @@ def test_hostile_names_and_titles_never_run(
     assert frame.locator("img[src=x], svg[onload], script:not([src]):not([nonce])").count() == 0
     assert_clean(page, frame)
     assert dialogs == []
+
+
+def test_the_heaviest_map_draws_every_grid_and_shows_names_as_text(
+    page, live_user, artifacts, hostile_village
+):
+    """The county's 1,026 grids (the largest document): drawn, coloured, hovered, inert."""
+    _, grid, _ = hostile_village
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.add_init_script(WATCH)
+    sign_in_page(page, live_user("county_staff"))
+    frame = open_map(page, "/maps/?map=choropleth&level=grid&from=2020-01-01")
+    assert frame.locator("path.leaflet-interactive").count() == 1026
+    fills = frame.evaluate(
+        "() => new Set([...document.querySelectorAll('path.leaflet-interactive')]"
+        ".map(p => p.getAttribute('fill'))).size"
+    )
+    assert fills >= 3  # coloured by class
+    # The renamed grid (its name from the database as it is now, not from before the rename).
+    frame.evaluate(
+        """(code) => {
+        const map = Object.values(window).find(v => v instanceof L.Map);
+        map.eachLayer(l => { if (l.feature && l.feature.properties.code === code) map.fitBounds(l.getBounds()); });
+    }""",
+        grid,
+    )
+    x, y, code = frame_point(page, frame, grid)
+    page.mouse.move(x, y)
+    tooltip = frame.locator(".leaflet-tooltip")
+    tooltip.wait_for(state="visible")
+    assert HOSTILE[2] in tooltip.inner_text() and "信访事项" in tooltip.inner_text()
+    assert frame.locator("img[src=x], svg[onload]").count() == 0
+    page.screenshot(path=str(artifacts / "map-choropleth-grids.png"))
+    assert_clean(page, frame)
+    assert dialogs == []

@@ -17,7 +17,7 @@ from webapp.stats import figures as stats_figures
 def drawn_areas(html: str) -> dict[str, dict]:
     """The properties of the areas a map document draws (its GeoJSON with figure tooltips)."""
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"_add\((?=\{)", html):
+    for match in re.finditer(r"\.addData\((?=\{)", html):
         data, _ = decoder.raw_decode(html, match.end())
         features = data.get("features") or []
         if features and "f_cases" in features[0]["properties"]:

@@ -16,7 +16,7 @@ order every trigger locks in (grid tally, category tally, heat tally, each in it
 order), so concurrent reports and edits cannot deadlock.
 
 Revision ID: q01
-Revises: y01
+Revises: p01
 Create Date: 2026-11-24
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from alembic import op
 
 revision = "q01"
-down_revision = "y01"
+down_revision = "p01"
 branch_labels = None
 depends_on = None
 

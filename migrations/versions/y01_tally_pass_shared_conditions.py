@@ -17,6 +17,9 @@ time on a loaded database:
   are then unique by construction) the rows are inserted plainly, in key order. The
   function locks ``cases`` against concurrent writes first (SHARE), so no report's
   trigger can add a tally row between the emptiness check and the insert.
+* a load into a table that holds cases (a ledger import) read every case to find the
+  loaded ones (a hash semi join over a million rows for 100,000 loaded): the scan is
+  bounded by the loaded ids' range, which the primary key finds.
 
 The facts and keys are t01's, x01's and m01's (their frozen SQL is reused), so the tallies
 a load writes stay those the triggers keep; tests compare them with a fresh GROUP BY.
@@ -161,6 +164,9 @@ SET enable_sort = off
 -- The hash tables and the materialised cases of a million (some 400 MB each) must fit.
 SET work_mem = '1GB'
 AS $fn$
+DECLARE
+    lo bigint;
+    hi bigint;
 BEGIN
     -- Every tally table adds the cases of ``ids`` (a bulk load's new ids, or ``cases``),
     -- read once (migrations m01, y01).
@@ -177,8 +183,16 @@ BEGIN
         END IF;
         RETURN;  -- every case: no repeat points outside
     END IF;
+    -- The loaded ids are one range, or nearly (a report may take an id in between):
+    -- bounding the scan by it lets the primary key find them instead of a scan of
+    -- every case.
+    EXECUTE format('SELECT min(id), max(id) FROM %s', ids) INTO lo, hi;
+    IF lo IS NULL THEN
+        RETURN;
+    END IF;
     EXECUTE format('{_quoted(_one_pass(upsert=True))}',
-                   format('WHERE c.id IN (SELECT id FROM %s)', ids));
+                   format('WHERE c.id BETWEEN %s AND %s AND c.id IN (SELECT id FROM %s)',
+                          lo, hi, ids));
     EXECUTE format('{_quoted(m01._recount())}', ids);
 END
 $fn$

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -153,32 +155,120 @@ def ancestors(session: Session, area: Area) -> list[Area]:
 
 
 AREA_FEATURES_SQL = """
-    SELECT json_build_object(
-        'type', 'FeatureCollection',
-        'features', coalesce(json_agg(json_build_object(
-            'type', 'Feature',
-            'properties', json_build_object(
-                'code', a.code, 'name', a.name, 'population', a.population,
-                'label', json_build_array(round(ST_X(a.label_point)::numeric, 6),
-                                          round(ST_Y(a.label_point)::numeric, 6))),
-            'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), :digits)::json
-        ) ORDER BY a.code), '[]'::json))
+    SELECT a.code, a.name, a.population,
+           round(ST_X(a.label_point)::numeric, 6)::float8, round(ST_Y(a.label_point)::numeric, 6)::float8,
+           ST_AsGeoJSON(ST_SimplifyPreserveTopology(a.geom, :tol), :digits)
     FROM areas a
     WHERE a.level = :level AND a.code LIKE :prefix
+    ORDER BY a.code
 """
+# The stamp that any change to ``areas`` replaces (a statement trigger, migration p01).
+BOUNDARIES_VERSION_SQL = "SELECT value FROM settings WHERE key = 'boundaries_version'"
+# Simplified areas kept per process: (database, stamp, level, area, tolerance, digits).
+AREA_FEATURES_CACHED = 64
+
+
+class GeoJSONGeometry(dict):
+    """A GeoJSON geometry (a plain dict to every reader) that keeps the JSON text it came as.
+
+    A writer of the map document can put ``json`` into the page as it is instead of
+    serialising the coordinates again (:class:`webapp.maps.elements.GeoJsonLayer`).
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, text_: str) -> None:
+        super().__init__(json.loads(text_))
+        self.json = text_
+
+
+class _FeatureCache:
+    """An LRU of simplified areas, keyed by the boundaries' version stamp.
+
+    Every lookup reads the stamp from the database (one small query), so an import in
+    any process, or any other change to ``areas``, is noticed by every worker at once;
+    a rolled-back change leaves the old stamp, and a new stamp is never reused
+    (``gen_random_uuid()``). Entries are never handed out: callers get copies of the
+    features (the geometries, read-only by convention, are shared).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def get(self, key: tuple, load) -> tuple:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit
+        value = load()
+        with self._lock:
+            self.misses += 1
+            stale = [k for k in self._entries if k[:1] == key[:1] and k[1] != key[1]]
+            for k in stale:  # the boundaries changed: older stamps will not come back
+                del self._entries[k]
+            self._entries[key] = value
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_features = _FeatureCache(AREA_FEATURES_CACHED)
+
+
+def boundaries_version(session: Session) -> str | None:
+    """The stamp of the current boundaries (changes with every change to ``areas``)."""
+    return session.execute(text(BOUNDARIES_VERSION_SQL)).scalar()
 
 
 def area_features(
     session: Session, level: AreaLevel, within: str, tolerance: float, digits: int = 5
 ) -> dict:
-    """The areas of ``level`` inside the area ``within`` as a GeoJSON FeatureCollection (made in SQL).
+    """The areas of ``level`` inside the area ``within`` as a GeoJSON FeatureCollection.
 
     Properties: ``code``, ``name``, ``population``, ``label`` ([lon, lat] of a point
-    inside the area). Boundaries are simplified by ``tolerance`` degrees (topology kept)
-    and rounded to ``digits`` decimals (5: about a metre). Areas in code order.
+    inside the area). Boundaries are simplified by ``tolerance`` degrees (topology kept,
+    in SQL) and rounded to ``digits`` decimals (5: about a metre); each geometry is a
+    :class:`GeoJSONGeometry`. Areas in code order. Simplified once per process for each
+    version of the boundaries (see :class:`_FeatureCache`); the collection, the features
+    and their properties are the caller's own, the geometries shared and never changed.
     """
-    fc = session.execute(
-        text(AREA_FEATURES_SQL),
-        {"level": AreaLevel(level).value, "prefix": within + "%", "tol": tolerance, "digits": digits},
-    ).scalar_one()
-    return fc if isinstance(fc, dict) else json.loads(fc)
+    level = AreaLevel(level)
+    bind = session.get_bind()
+    key = (
+        bind.engine.url.render_as_string(hide_password=True),
+        boundaries_version(session),
+        level.value,
+        within,
+        float(tolerance),
+        int(digits),
+    )
+
+    def load() -> tuple:
+        rows = session.execute(
+            text(AREA_FEATURES_SQL),
+            {"level": level.value, "prefix": within + "%", "tol": tolerance, "digits": digits},
+        ).all()
+        return tuple(
+            (code, name, population, [lon, lat], GeoJSONGeometry(geometry) if geometry else None)
+            for code, name, population, lon, lat, geometry in rows
+        )
+
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"code": c, "name": n, "population": p, "label": list(label)},
+                "geometry": g,
+            }
+            for c, n, p, label, g in _features.get(key, load)
+        ],
+    }

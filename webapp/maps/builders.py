@@ -10,7 +10,6 @@ ends with :func:`webapp.maps.assets.use_local_assets`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from webapp.maps.elements import (
     HeatLattice,
     HtmlControl,
     MarkerClusterLayer,
+    script_json,
 )
 from webapp.maps.figures import FIGURES, NO_DATA_COLOUR, AreaFigures, colour_classes, colour_for
 from webapp.maps.queries import AreaInfo, CasePoint, HotSpotAnalysis
@@ -182,25 +182,12 @@ def _outline(m: folium.Map, frame: MapFrame) -> None:
     ).add_to(m)
 
 
-def script_json(value) -> str:
-    """JSON that is safe inside a <script> element (no ``<``, ``>``, ``&`` or line separators)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for ch, esc in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(ch, esc)
-    return text
-
-
 def _on_each_area(hrefs: Mapping[str, str], base: dict) -> JsCode:
     """Per area: a click opens its drill-down page in the whole window; hover outlines it."""
     return JsCode(
-        f"""function (feature, layer) {{
-        var hrefs = {script_json(dict(hrefs))}, base = {script_json(base)};
+        f"""(function () {{
+    var hrefs = {script_json(dict(hrefs))}, base = {script_json(base)};
+    return function (feature, layer) {{
         var href = hrefs[feature.properties.to];
         layer.setStyle(Object.assign({{}}, base, feature.properties.style || {{}}));
         if (href) {{
@@ -211,7 +198,8 @@ def _on_each_area(hrefs: Mapping[str, str], base: dict) -> JsCode:
         layer.on("mouseout", function () {{
             layer.setStyle(Object.assign({{}}, base, feature.properties.style || {{}}));
         }});
-    }}"""
+    }};
+}})()"""
     )
 
 
@@ -235,6 +223,7 @@ def _areas(
         else {"color": "#555555", "weight": 1.2, "fillColor": "#ffffff", "fillOpacity": 0.0}
     )
     features, hrefs = [], {}
+    inert: dict[str, str] = {}  # the tooltips' texts repeat ("0", "—", ...): each escaped once
     for f in frame.features["features"]:
         code = f["properties"]["code"]
         props = {"code": code, "name": html_text(f["properties"]["name"])}
@@ -244,8 +233,12 @@ def _areas(
             props["to"] = target
         if fills:
             props["style"] = {"fillColor": fills[code]}
+        shown = values.get(code, {})
         for key, _ in rows:
-            props[key] = html_text(values.get(code, {}).get(key, "—"))
+            value = shown.get(key, "—")
+            if value not in inert:
+                inert[value] = html_text(value)
+            props[key] = inert[value]
         features.append(
             {
                 "type": "Feature",

@@ -7,12 +7,17 @@ the elements put data into scripts only through ``tojson``, which escapes ``<``,
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from pathlib import Path
+
 import folium
 from branca.element import Element, MacroElement
-from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.plugins import FastMarkerCluster, HeatMap
 from folium.template import Template
+
+from webapp.grid.queries import GeoJSONGeometry
 
 
 class RawText(Element):
@@ -51,20 +56,113 @@ class RenderedOnce(MacroElement):
             element.render(**kwargs)
 
 
+def script_json(value) -> str:
+    """JSON that is safe inside a <script> element (no ``<``, ``>``, ``&`` or line separators)."""
+    return script_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def script_safe(text: str) -> str:
+    """JSON text made safe inside a <script> element (the same value, other escapes)."""
+    for ch, esc in _SCRIPT_ESCAPES:
+        if ch in text:
+            text = text.replace(ch, esc)
+    return text
+
+
+_SCRIPT_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+
+def geojson_text(value) -> str:
+    """``value`` (GeoJSON) as compact JSON safe in a script.
+
+    A geometry that kept the JSON text it came as (``grid.queries.GeoJSONGeometry``,
+    cached per process) goes in as that text: the coordinates of the county's 1,026
+    grids are not serialised again for every map.
+    """
+    if isinstance(value, GeoJSONGeometry):
+        return script_safe(value.json)
+    if isinstance(value, dict) and value.get("type") == "FeatureCollection":
+        features = ",".join(geojson_text(f) for f in value["features"])
+        return '{"type":"FeatureCollection","features":[' + features + "]}"
+    if isinstance(value, dict) and value.get("type") == "Feature" and set(value) <= _FEATURE_KEYS:
+        return (
+            '{"type":"Feature","properties":'
+            + script_json(value.get("properties") or {})
+            + ',"geometry":'
+            + geojson_text(value.get("geometry"))
+            + "}"
+        )
+    return script_json(value)
+
+
+_FEATURE_KEYS = {"type", "properties", "geometry"}
+
+
 class GeoJsonLayer(folium.GeoJson, RenderedOnce):
-    """``folium.GeoJson``, its data written once (see :class:`RenderedOnce`)."""
+    """``folium.GeoJson`` written once (see :class:`RenderedOnce`) and lean.
+
+    The data goes in as compact JSON (:func:`geojson_text`); each feature's style is
+    ``properties.style``, given to Leaflet as the layer's ``style`` option (folium
+    restyles every feature in a second pass); ``on_each_feature`` is any JavaScript
+    expression that gives a function (so it can set up its tables once, not per
+    feature). Tooltips and the rest of folium's GeoJson children work as before.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.geoJson(null, {
+            style: function (feature) { return feature.properties.style || {}; },
+            {%- if this.on_each_feature %}
+            onEachFeature: {{ this.on_each_feature.js_code }},
+            {%- endif %}
+            ...{{ this.options|tojavascript }}
+        });
+        {{ this.get_name() }}.addData({{ this.data_text() }});
+        {% endmacro %}
+        """
+    )
+
+    def data_text(self) -> str:
+        return geojson_text(self.data)
 
 
 class MarkerClusterLayer(FastMarkerCluster, RenderedOnce):
     """``FastMarkerCluster``, its data written once (see :class:`RenderedOnce`)."""
 
 
-class FrameStyle(JSCSSMixin, MacroElement):
+FRAME_CSS = Path(__file__).resolve().parent.parent / "static" / "maps" / "frame.css"
+
+
+@lru_cache(maxsize=1)
+def frame_css() -> str:
+    """The map document's own stylesheet (static/maps/frame.css), read once per process."""
+    css = FRAME_CSS.read_text(encoding="utf-8")
+    if "<" in css:  # it goes into a <style> element as it is
+        raise ValueError(f"{FRAME_CSS} must not contain '<'")
+    return css
+
+
+class FrameStyle(MacroElement):
     """The map document's own stylesheet (legend, panels, tooltips, bubbles), and a plain
-    attribution prefix (Leaflet's default links to its website, useless on a closed network)."""
+    attribution prefix (Leaflet's default links to its website, useless on a closed network).
+
+    The stylesheet goes into the document itself: as a ``<link>`` it held the map's
+    scripts (a script waits for the stylesheets before it) for the round trip that
+    revalidates it on every map (static files are served ``no-cache``).
+    """
 
     _template = Template(
         """
+        {% macro header(this, kwargs) %}
+        <style>{{ this.css }}</style>
+        {% endmacro %}
         {% macro script(this, kwargs) %}
         if ({{ this._parent.get_name() }}.attributionControl) {
             {{ this._parent.get_name() }}.attributionControl.setPrefix("Leaflet");
@@ -72,11 +170,11 @@ class FrameStyle(JSCSSMixin, MacroElement):
         {% endmacro %}
         """
     )
-    default_css = [("gridcase_map_css", "maps/frame.css")]
 
     def __init__(self) -> None:
         super().__init__()
         self._name = "FrameStyle"
+        self.css = frame_css()
 
 
 class HtmlControl(MacroElement):
