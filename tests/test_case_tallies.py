@@ -216,6 +216,76 @@ def test_every_kind_of_write_keeps_the_tallies(session, make_user, grids):
     assert_tallies_match(session)
 
 
+def _copy_cases(session, where: str, reported_at: str = "c.reported_at") -> int:
+    """Insert, in ONE statement, a copy of each case matching ``where`` (twice each, so a
+    statement brings several rows of one tally key); return how many rows it inserted."""
+    columns = [
+        c
+        for c in session.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'cases' "
+                "AND is_generated = 'NEVER' ORDER BY ordinal_position"
+            )
+        ).scalars()
+        if c not in ("id", "number", "client_id", "reported_at")
+    ]
+    listed = ", ".join(columns)
+    return session.execute(
+        text(
+            f"""
+            INSERT INTO cases (id, number, reported_at, {listed})
+            SELECT new_id, 'COPY-' || new_id, {reported_at}, {listed}
+            FROM (
+                SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS new_id, c.*
+                FROM cases c CROSS JOIN generate_series(1, 2) AS twice(k)
+                WHERE {where}
+            ) c
+            """
+        )
+    ).rowcount
+
+
+def test_an_insert_of_many_cases_in_one_statement_keeps_every_tally(session):
+    """The insert trigger's one-statement path (q01): no repeat among the rows.
+
+    Rows of one key in one statement (grouped before the upsert), closed and resolved
+    first petitions, follow-ups, visits of several people, new months and cells, and a
+    report time ahead of the clock: every tally equals the cases afterwards.
+    """
+    statuses = session.execute(
+        text("SELECT DISTINCT status FROM cases WHERE id % 23 = 0 AND repeat_of_id IS NULL")
+    ).scalars().all()
+    assert {"closed", "resolved", "in_progress"} <= set(statuses)
+    inserted = _copy_cases(
+        session,
+        "c.id % 23 = 0 AND c.repeat_of_id IS NULL",
+        # some rows a month on (new tally rows), one ahead of the clock
+        "CASE WHEN c.id % 3 = 0 THEN c.reported_at + interval '31 days' ELSE c.reported_at END",
+    )
+    assert inserted > 100
+    assert_tallies_match(session)
+    # a single report-like row ahead of the clock: the grid tally's ahead_at keeps it
+    _copy_cases(
+        session,
+        "c.id = (SELECT min(id) FROM cases WHERE repeat_of_id IS NULL)",
+        "now() + interval '2 days'",
+    )
+    assert_tallies_match(session)
+    assert session.execute(text("SELECT count(*) FROM case_tallies WHERE ahead_at > now()")).scalar() >= 1
+
+
+def test_an_insert_with_repeats_takes_the_general_path_and_keeps_every_tally(session):
+    """Rows with a repeat link among them change the first petitions they point at."""
+    assert session.execute(
+        text("SELECT count(*) FROM cases c JOIN cases f ON f.id = c.repeat_of_id "
+             "WHERE c.id % 5 = 0 AND f.status IN ('closed', 'resolved')")
+    ).scalar() > 0
+    inserted = _copy_cases(session, "c.id % 5 = 0 AND (c.repeat_of_id IS NOT NULL OR c.id % 10 = 0)")
+    assert inserted > 100
+    assert_tallies_match(session)
+
+
 def test_a_bulk_load_keeps_the_tallies(session):
     rows, _ = synthetic.generate(session, 160, seed=11)
     result = bulk_insert_cases(session, rows)
