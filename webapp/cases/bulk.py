@@ -484,6 +484,13 @@ def _place_and_insert(
     # disabled, PostgreSQL keeps a copy of every inserted row for its transition table
     # (at a million cases some 400 MB written to temporary files and read back).
     was_empty = _cases_empty(session)
+    if was_empty and not rebuild:
+        # Into an empty table the tally pass reads every case: a report committed
+        # between this check and that pass would be tallied by its trigger and again by
+        # the pass. Hold reports off until the load commits (a rebuilding load holds the
+        # table exclusively already), then look again.
+        session.execute(text("LOCK TABLE cases IN SHARE ROW EXCLUSIVE MODE"))
+        was_empty = _cases_empty(session)
     insert_trigger = None
     if rebuild:
         insert_trigger = session.execute(
