@@ -43,9 +43,9 @@ def _migration(name: str, filename: str):
     return module
 
 
-t01 = _migration("t01", "t01_case_tallies.py")
-x01 = _migration("x01", "x01_case_category_tallies.py")
 m01 = _migration("m01", "m01_heat_by_township_one_tally_pass.py")
+t01, x01 = m01.t01, m01.x01
+_upsert = m01._upsert
 
 FUNCTION = "case_tallies_after_insert"
 # Where m01's insert function has decided it is not a deferred bulk load.
@@ -53,14 +53,6 @@ _AFTER_DEFER = (
     "        RETURN NULL;  -- a bulk load adds its cases itself (case_tallies_add_cases)\n"
     "    END IF;\n"
 )
-
-
-def _upsert(table: str, key: tuple[str, ...], sums: tuple[str, ...], extra: str = "") -> str:
-    return (
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET\n        "
-        + ",\n        ".join(f"{s} = {table}.{s} + EXCLUDED.{s}" for s in sums)
-        + extra
-    )
 
 
 def _added() -> str:

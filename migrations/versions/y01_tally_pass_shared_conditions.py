@@ -17,6 +17,9 @@ time on a loaded database:
   are then unique by construction) the rows are inserted plainly, in key order. The
   function locks ``cases`` against concurrent writes first (SHARE), so no report's
   trigger can add a tally row between the emptiness check and the insert.
+* the three inserts are data-modifying CTEs read by one final SELECT in the order the
+  triggers lock tally rows in (grid, category, heat), where m01's heat insert was the
+  main statement and ran first, so a load's upserts could deadlock with a report's;
 * a load into a table that holds cases (a ledger import) read every case to find the
   loaded ones (a hash semi join over a million rows for 100,000 loaded): the scan is
   bounded by the loaded ids' range, which the primary key finds.
@@ -97,7 +100,8 @@ def _insert(table: str, key: tuple[str, ...], columns: str, source: str, upsert:
     return f"""INSERT INTO {table} ({columns})
         {source}
         ORDER BY {", ".join(key)}
-        {upsert}"""
+        {upsert}
+        RETURNING 1"""
 
 
 # GROUPING(x.grid_code, x.category_id): the bit of the argument a set does not group by.
@@ -139,15 +143,19 @@ def _one_pass(upsert: bool) -> str:
     categories AS ({_insert(
         "case_category_tallies", x01.KEY, f"{category_key}, {facts}",
         f"SELECT {category_key}, {facts} FROM g WHERE kind = {CATEGORY_SET}", category_upsert,
-    )})
-    {_insert(
+    )}),
+    heat AS ({_insert(
         "heat_tallies", heat_order, heat_columns,
         f"SELECT {m01.COARSE}::smallint, x.county_code, x.township_code, x.month, '', '',"
         f" {cx} AS cx, {cy} AS cy, count(*)::integer,"
         " sum(coalesce(x.people_count, 0))::integer FROM x"
         f" GROUP BY x.county_code, x.township_code, x.month, {cx}, {cy}",
         heat_upsert,
-    )}
+    )})
+    -- Evaluated in this order, the order every trigger locks tally rows in (grid,
+    -- category, heat): a load beside concurrent reports cannot deadlock with them.
+    SELECT (SELECT count(*) FROM grids), (SELECT count(*) FROM categories),
+           (SELECT count(*) FROM heat)
     """
 
 

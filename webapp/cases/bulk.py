@@ -371,8 +371,12 @@ def _row_chunks(rows: Iterable[Sequence], chunk: int) -> Iterator[tuple[CaseColu
         yield cols, 0, cols.n
 
 
+def _empty(session: Session, table: str) -> bool:
+    return not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar_one()
+
+
 def _cases_empty(session: Session) -> bool:
-    return not session.execute(text("SELECT EXISTS (SELECT 1 FROM cases)")).scalar_one()
+    return _empty(session, "cases")
 
 
 def _place_and_insert(
@@ -647,20 +651,14 @@ def _take_apart(session: Session) -> list[str]:
                 "AND conrelid <> confrelid ORDER BY 1, 2"
             )
         ).all()
-        if all(
-            not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
-            for t in ("cases", *{r[0] for r in referring})
-        ):
+        if all(_empty(session, t) for t in ("cases", *{r[0] for r in referring})):
             for table, name, definition in referring:
                 session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
                 restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
             session.execute(text("TRUNCATE cases"))
             # The tallies of no cases are empty too: new files for them as well, so that
             # the tally pass writes them without WAL like the cases (checked, not assumed).
-            if not any(
-                session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {t})")).scalar_one()
-                for t in TALLY_TABLES
-            ):
+            if all(_empty(session, t) for t in TALLY_TABLES):
                 session.execute(text(f"TRUNCATE {', '.join(TALLY_TABLES)}"))
     constraints = session.execute(
         text(
