@@ -19,7 +19,9 @@ from webapp.cases.bulk import bulk_insert_cases
 from webapp.demo import synthetic
 from webapp.stats import tallies
 
-MIGRATION = Path(__file__).resolve().parent.parent / "migrations/versions/u01_tally_pass_in_parallel.py"
+MIGRATION = (
+    Path(__file__).resolve().parent.parent / "migrations/versions/u01_tally_pass_in_parallel.py"
+)
 
 
 def _u01():
@@ -63,7 +65,10 @@ def test_each_tallys_groups_are_aggregated_in_parallel_with_the_conditions_once(
 
 def test_a_rebuild_with_parallel_workers_gives_the_same_tallies(session):
     before = digests(session)
-    session.execute(text("UPDATE case_tallies SET cases = cases + 1 WHERE month = (SELECT max(month) FROM case_tallies)"))
+    session.execute(text(
+        "UPDATE case_tallies SET cases = cases + 1"
+        " WHERE month = (SELECT max(month) FROM case_tallies)"
+    ))
     session.execute(text("DELETE FROM heat_tallies WHERE cx = (SELECT min(cx) FROM heat_tallies)"))
     assert tallies.differences(session)
     _as_at_scale(session)

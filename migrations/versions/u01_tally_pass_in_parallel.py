@@ -29,11 +29,12 @@ repeated ids rather than y01's hashed subplan: during a load the repeat index is
 and each parallel process built its own subplan hash by a scan of every case.
 
 Measured at a million cases on the two-core machine, bulk loads of the same synthetic
-cases (``bulk_insert_cases``) from one template database, alternated 4+4 with y01 (other helpers' tests on
-the machine, load 0.6-2.8): tally stage median 10.4 s -> 8.8 s (0.85x), bulk load
-47.9 s -> 45.2 s (0.94x). The first form (y01's subplan, two workers) used about 1.5x
-y01's CPU (leader + workers) and was no faster there (tallies 10.5 -> 11.9 s): on two
-shared cores a second worker only adds another process and another scan.
+cases (``bulk_insert_cases``) from one template database, alternated 4+4 with y01
+(other helpers' tests on the machine, load 0.6-2.8): tally stage median 10.4 s -> 8.8 s
+(0.85x), bulk load 47.9 s -> 45.2 s (0.94x). The first form (y01's subplan, two
+workers) used about 1.5x y01's CPU (leader + workers) and was no faster there
+(tallies 10.5 -> 11.9 s): on two shared cores a second worker only adds another
+process and another scan.
 
 A load beside existing cases (a ledger import: ``ids`` is the loaded ids, upserts)
 and a pass into tallies that hold rows keep y01's statement: their groups meet rows
