@@ -526,9 +526,10 @@ def _place_and_insert(
     tick("写入案件表", result.loaded, result.loaded)
     lap("insert")
     # Into an empty table every case is a loaded one: tallied with no look-up of which
-    # cases were loaded and no repeat outside the load. One pass over the loaded cases
-    # fills the three tallies (grid, category, heat: stats.models, migrations m01, y01);
-    # into empty tallies it inserts without ON CONFLICT.
+    # cases were loaded and no repeat outside the load. The three tallies (grid,
+    # category, heat: stats.models, migrations m01, y01, u01) are filled in one call:
+    # into empty tallies each one's groups by a parallel aggregate over ``cases``,
+    # inserted without ON CONFLICT; otherwise one upserting pass over the loaded cases.
     ids = {"ids": "cases" if was_empty else "case_ids"}
     session.execute(text("SELECT case_tallies_add_cases(:ids)"), ids)
     if was_empty:

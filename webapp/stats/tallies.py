@@ -170,9 +170,9 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
 def rebuild(session: Session) -> tuple[int, int]:
     """Recompute every tally, the heat tally too, from the cases (in the caller's transaction).
 
-    One pass over the cases fills the three tables (``case_tallies_add_cases``, the
-    function a bulk load calls). Returns the rows of ``case_tallies`` (per grid) and of
-    ``heat_tallies``.
+    ``case_tallies_add_cases``, the function a bulk load calls, fills the three tables
+    (into the emptied tallies: each one's groups by a parallel aggregate, u01).
+    Returns the rows of ``case_tallies`` (per grid) and of ``heat_tallies``.
     """
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
     for table in ALL_TABLES:
