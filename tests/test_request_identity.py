@@ -280,3 +280,38 @@ def test_the_session_cookie_is_flasks_own(app):
     finally:
         app.secret_key = old
     assert isinstance(app.session_interface, CookieSessionInterface)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x08", "\x0c", "\x1b", "\x7f", "\x85", "\x9f", "\ufffd"])
+@pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
+@pytest.mark.parametrize("where", ["value", "key", "nested"])
+def test_the_json_fast_path_still_refuses_every_unsafe_character(client, login, char, ascii_only, where):
+    """The byte scan that spares most bodies the walk over their strings lets none through."""
+    import json
+
+    from tests.conftest import CSRF_HEADERS
+
+    login("grid_worker")
+    text_ = f"现场{char}情况"
+    body = {
+        "value": {"description": text_},
+        "key": {text_: "x"},
+        "nested": {"extra": [{"a": [text_]}]},
+    }[where]
+    raw = json.dumps(body, ensure_ascii=ascii_only).encode()
+    r = client.post(
+        "/api/v1/field/reports", data=raw, headers={**CSRF_HEADERS, "Content-Type": "application/json"}
+    )
+    code = r.get_json()["error"]["code"]
+    assert r.status_code == 400
+    assert code == ("invalid_encoding" if char == "\ufffd" else "control_characters")
+
+
+def test_the_json_fast_path_skips_only_bodies_it_can_vouch_for():
+    from webapp.security import _json_may_hold_unsafe_text
+
+    assert not _json_may_hold_unsafe_text('{"description": "现场\\n情况\\t", "lon": 114.2}'.encode())
+    assert _json_may_hold_unsafe_text(b'{"a": "C:\\\\bin"}')  # may be an escape: walked
+    assert _json_may_hold_unsafe_text('{"a": "x"}'.encode("utf-16"))
+    assert _json_may_hold_unsafe_text(b"[" * 33 + b"]" * 33)
+    assert not _json_may_hold_unsafe_text(b"[" * 32 + b"]" * 32)
