@@ -315,3 +315,24 @@ def test_the_json_fast_path_skips_only_bodies_it_can_vouch_for():
     assert _json_may_hold_unsafe_text('{"a": "x"}'.encode("utf-16"))
     assert _json_may_hold_unsafe_text(b"[" * 33 + b"]" * 33)
     assert not _json_may_hold_unsafe_text(b"[" * 32 + b"]" * 32)
+
+
+def test_driver_execute_errors_are_sqlalchemys_and_a_lost_connection_is_invalidated(engine):
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from webapp.db import driver_execute
+
+    with engine.connect() as conn:
+        rows = driver_execute(conn, "SELECT %(a)s::int AS a, 'x' AS b", {"a": 2}).all()
+        assert [(r.a, r.b) for r in rows] == [(2, "x")] and tuple(rows[0]) == (2, "x")
+        assert driver_execute(conn, "SELECT 1 WHERE false", {}).one_or_none() is None
+        with pytest.raises(DBAPIError) as failed:
+            driver_execute(conn, "SELECT 1 / %(z)s::int", {"z": 0})
+        assert not failed.value.connection_invalidated
+        conn.rollback()
+        pid = driver_execute(conn, "SELECT pg_backend_pid() AS pid", {}).one().pid
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        with pytest.raises(OperationalError) as lost:
+            driver_execute(conn, "SELECT 1", {})
+        assert lost.value.connection_invalidated and conn.invalidated
