@@ -104,9 +104,25 @@ def check_text_input() -> None:
             body = request.get_json(silent=True)
         except RecursionError:
             raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply") from None
-        if body is not None:
+        if body is not None and _json_may_hold_unsafe_text(request.get_data(cache=True)):
             for field, text in _strings(body):
                 _check(field, text)
+
+
+# What every JSON text that parses to a string with a refused character (or nested deeper
+# than _MAX_DEPTH) must contain: an escape that can make a control character (\b, \f,
+# \uXXXX), a raw DEL, C1 control or U+FFFD (JSON refuses raw C0 controls in strings),
+# a NUL byte (every UTF-16 or UTF-32 text has them), or more than _MAX_DEPTH brackets.
+_UNSAFE_JSON_BYTES = re.compile(rb"\\[bfu]|[\x00\x7f]|\xc2[\x80-\x9f]|\xef\xbf\xbd")
+
+
+def _json_may_hold_unsafe_text(raw: bytes) -> bool:
+    """False only if no string in the JSON text ``raw`` can fail :func:`_check` (one scan
+    of the bytes instead of walking every string: most bodies have none of these)."""
+    return (
+        raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH
+        or _UNSAFE_JSON_BYTES.search(raw) is not None
+    )
 
 
 def _utf8(raw: bytes) -> bool:

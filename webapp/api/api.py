@@ -68,6 +68,8 @@ def documented_query_params() -> dict[tuple[str, str], frozenset[str]]:
 @bp.before_app_request
 def refuse_unknown_parameters():
     """A query parameter the document does not name is a client's typo: say so (400)."""
+    if not request.args:  # nothing to refuse (most requests: no rule to look up)
+        return
     rule = request.url_rule
     if rule is None or not rule.rule.startswith(PREFIX + "/"):
         return

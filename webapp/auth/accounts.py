@@ -14,6 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.auth.models import ApiToken, LoginAttempt, User
 from webapp.auth.roles import Role
+from webapp.db import driver_execute
 from webapp.errors import AppError
 from webapp.grid.models import Area, AreaLevel
 
@@ -61,7 +62,7 @@ def user_by_id(session: Session, user_id: int) -> User | None:
     known = session.identity_map.get(identity_key(User, user_id))
     if known is not None:
         return known
-    row = session.connection().exec_driver_sql(_USER_BY_ID, {"id": user_id}).first()
+    row = driver_execute(session.connection(), _USER_BY_ID, {"id": user_id}).first()
     if row is None:
         return None
     user = User.__mapper__.class_manager.new_instance()

@@ -14,7 +14,7 @@ from flask import Blueprint, g, jsonify, request, url_for
 
 from webapp.auth.identity import csrf_token, current_user
 from webapp.auth.permissions import may_report_from_field
-from webapp.db import get_session
+from webapp.db import get_session, single_statement_writes
 from webapp.errors import AppError, NotFound
 from webapp.field import queries
 from webapp.field.models import CasePhoto
@@ -86,6 +86,7 @@ def _optional_point() -> tuple[float | None, float | None]:
 
 
 @bp.post("/reports")
+@single_statement_writes  # its one write (case, event, audit entry) is one statement
 def create_report():
     """File a report; the same ``client_id`` again answers the same case (200 instead of 201)."""
     user = _reporter()
@@ -93,7 +94,7 @@ def create_report():
     now = datetime.now(UTC)
     report = parse_report(request.get_json(silent=True), now)
     filed = queries.file_report(session, user, report, now)
-    session.commit()  # acknowledged only once stored
+    session.commit()  # acknowledged only once stored (a no-op in autocommit)
     body = filed.to_dict()
     body["photos_url"] = url_for("field_api.upload_photo", case_id=filed.case_id)
     return jsonify({"report": body}), 201 if filed.created else 200

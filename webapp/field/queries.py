@@ -90,9 +90,10 @@ def _unknown_category() -> AppError:
 # A field report in one statement, committed on its own: the category must be active,
 # PostGIS picks the grid (cases.queries.INSERT_CASE_SQL's rule), the case, its register
 # event and its audit entry are written together, and the answer's names come back.
-# No row: a resend, an inactive category or a point outside every grid (file_report
-# tells which). One round trip instead of six: on two cores a report's time was mostly
-# round trips and the Python around each.
+# No row: a resend, an inactive category or a point outside every grid of the worker's
+# county (file_report tells which). One round trip instead of six: on two cores a
+# report's time was mostly round trips and the Python around each. Nothing is decided
+# after it, so it may commit on its own (the report view runs in autocommit).
 FILE_REPORT_SQL = f"""
     WITH cat AS (SELECT id, name FROM categories WHERE id = :category_id AND active),
     {INSERT_CASE_CTES},
@@ -101,6 +102,7 @@ FILE_REPORT_SQL = f"""
         SELECT {INSERT_CASE_VALUES.replace(":title", "coalesce(:title, CASE WHEN :tail = '' "
                                            "THEN cat.name ELSE cat.name || '：' || :tail END)")}
         FROM g, n, p, cat
+        WHERE g.county_code = :county
         ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING id, number, grid_id, grid_code, village_code, township_code, county_code
     ),
@@ -156,6 +158,7 @@ _FILE_REPORT = Prepared(
         "audit_action": "text",
         "audit_username": "text",
         "audit_ip": "inet",
+        "county": "text",
     },
 )
 
@@ -168,7 +171,8 @@ def file_report(
     The client id makes this idempotent: a resend (also a concurrent one: the unique
     index makes the second INSERT wait for the first) finds the first case and adds
     nothing. A client id already used by someone else is refused. A point outside
-    the worker's county raises :class:`OutsideCounty`; the caller rolls back.
+    the worker's county raises :class:`OutsideCounty` (nothing was written: the
+    statement only inserts into a grid of the worker's county).
     ``now`` (the app's clock, as ``parse_report`` judged the phone's time by) is the
     report's time unless the phone gave a plausible one.
     """
@@ -210,6 +214,7 @@ def file_report(
             "audit_action": audit_fields["action"],
             "audit_username": audit_fields["username"],
             "audit_ip": audit_fields["ip"],
+            "county": user.county_code,
         },
     ).one_or_none()
     if row is None:
@@ -217,8 +222,6 @@ def file_report(
         if existing is not None:  # a resend (also of a report filed before its category closed)
             return _answer(session, user, existing, created=False)
         active_category(session, report.category_id)  # or: unknown category
-        raise OutsideCounty()
-    if row.county_code != user.county_code:
         raise OutsideCounty()
     return _filed(row, user, created=True)
 
