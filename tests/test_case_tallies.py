@@ -308,6 +308,16 @@ def test_rebuild_gives_the_same_tallies(session):
     assert session.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_tallies t")).scalar() == before
 
 
+# The periods' names; each test resolves its period when it runs (not when pytest
+# collects it): a run crossing midnight in Shanghai would otherwise ask for "this month
+# so far" ending yesterday, a ragged period the tallies rightly do not answer.
+PERIOD_NAMES = ("12-months", "365-days", "13-months", "mtd", "ragged", "february", "long")
+
+
+def _period(name: str) -> Period:
+    return _periods()[PERIOD_NAMES.index(name)]
+
+
 def _periods() -> list[Period]:
     t = today()
     first = date(t.year, t.month, 1)
@@ -323,8 +333,7 @@ def _periods() -> list[Period]:
     ]
 
 
-@pytest.mark.parametrize("period", _periods(), ids=["12-months", "365-days", "13-months", "mtd",
-                                                      "ragged", "february", "long"])
+@pytest.mark.parametrize("period", PERIOD_NAMES)
 @pytest.mark.parametrize(
     "grouping",
     [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
@@ -332,7 +341,7 @@ def _periods() -> list[Period]:
     ids=["townships", "villages", "grids", "months"],
 )
 def test_the_tallies_give_the_cases_figures(session, period, grouping):
-    same_rows(session, StatsQuery(get_area(session, COUNTY), period, grouping))
+    same_rows(session, StatsQuery(get_area(session, COUNTY), _period(period), grouping))
 
 
 def test_the_tallies_give_the_cases_figures_after_writes(session, make_user, grids):
@@ -472,8 +481,7 @@ def _category_ids(session, n: int) -> tuple[int, ...]:
     )
 
 
-@pytest.mark.parametrize("period", _periods()[:3] + _periods()[5:6],
-                         ids=["12-months", "365-days", "13-months", "february"])
+@pytest.mark.parametrize("period", ["12-months", "365-days", "13-months", "february"])
 @pytest.mark.parametrize(
     "grouping",
     [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
@@ -482,7 +490,7 @@ def _category_ids(session, n: int) -> tuple[int, ...]:
 )
 def test_a_units_scope_reads_the_tallies_less_its_cases(session, unit_staff, period, grouping):
     scope = case_scope_sql(unit_staff)
-    q = StatsQuery(get_area(session, COUNTY), period, grouping, scope=scope)
+    q = StatsQuery(get_area(session, COUNTY), _period(period), grouping, scope=scope)
     rows = same_rows(session, q)
     # the hidden cases are really left out
     everyone = figure_rows(session, replace_scope(q, case_scope_sql_without_unit(unit_staff)))
@@ -498,8 +506,7 @@ def case_scope_sql_without_unit(user):
 
 
 @pytest.mark.parametrize("unit", [False, True], ids=["area", "unit"])
-@pytest.mark.parametrize("period", [_periods()[0], _periods()[1], _periods()[5]],
-                         ids=["12-months", "365-days", "february"])
+@pytest.mark.parametrize("period", ["12-months", "365-days", "february"])
 @pytest.mark.parametrize(
     "grouping",
     [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
@@ -507,6 +514,7 @@ def case_scope_sql_without_unit(user):
     ids=["townships", "villages", "months", "categories"],
 )
 def test_category_filters_read_the_category_tallies(session, make_user, period, grouping, unit):
+    period = _period(period)
     if unit:
         accuse(session, UNIT, 11)
     user = make_user("county_staff", **({"unit": UNIT} if unit else {}))
