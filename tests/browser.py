@@ -36,7 +36,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
 
 @pytest.fixture(scope="session")
 def live_app(live_db_url):
@@ -99,7 +105,9 @@ def open_page(browser, base_url: str, **options):
 
     context.route("**/*", route)
     pg.on("requestfailed", lambda req: pg.failed.append((req.url, req.failure)))
-    pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
+    pg.on(
+        "console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None
+    )
     pg.on("pageerror", lambda exc: pg.console_errors.append(str(exc)))
     return pg
 
@@ -128,7 +136,12 @@ def live_user(live_app, demo_areas):
         with live_app.app_context():
             session = database(live_app).sessions()
             user = create_user(
-                session, f"live_{role}_{uuid.uuid4().hex[:6]}", role, area or demo_areas[role], TEST_PASSWORD, **kw
+                session,
+                f"live_{role}_{uuid.uuid4().hex[:6]}",
+                role,
+                area or demo_areas[role],
+                TEST_PASSWORD,
+                **kw,
             )
             session.commit()
             session.close()

@@ -53,7 +53,11 @@ def feature_collection(features: list[tuple[dict, object]], crs: str | None = No
     fc: dict = {
         "type": "FeatureCollection",
         "features": [
-            {"type": "Feature", "properties": props, "geometry": mapping(geom) if geom is not None else None}
+            {
+                "type": "Feature",
+                "properties": props,
+                "geometry": mapping(geom) if geom is not None else None,
+            }
             for props, geom in features
         ],
     }
@@ -63,11 +67,15 @@ def feature_collection(features: list[tuple[dict, object]], crs: str | None = No
 
 
 def write_geojson(path: Path, features: list[tuple[dict, object]], crs: str | None = None) -> Path:
-    path.write_text(json.dumps(feature_collection(features, crs), ensure_ascii=False), encoding="utf-8")
+    path.write_text(
+        json.dumps(feature_collection(features, crs), ensure_ascii=False), encoding="utf-8"
+    )
     return path
 
 
-def write_file(path: Path, features: list[tuple[dict, object]], crs: str | None, driver: str) -> Path:
+def write_file(
+    path: Path, features: list[tuple[dict, object]], crs: str | None, driver: str
+) -> Path:
     """Write features with GDAL (Shapefile, GPKG, GeoJSON) in the given CRS (None: no CRS)."""
     geoms = np.array([g for _, g in features], dtype=object)
     fields = list(features[0][0].keys())
@@ -104,9 +112,11 @@ def zip_shapefile(shp: Path) -> Path:
 def to_crs(geom, crs: str):
     """Transform a WGS84 geometry into ``crs`` (an EPSG code or ``gcj02``)."""
     if crs == "gcj02":
+
         def f(c):
             lon, lat = wgs84_to_gcj02(c[:, 0], c[:, 1])
             return np.column_stack([lon, lat])
+
         return shapely.transform(geom, f)
     from pyproj import Transformer
 
@@ -130,7 +140,9 @@ def import_test_county(session, tmp_path: Path, grids: dict | None = None, **gri
         "county": [({"code": COUNTY, "name": "测试县"}, WHOLE)],
         "township": [({"code": TOWNSHIP, "name": "测试镇"}, WHOLE)],
         "village": [({"code": VILLAGE, "name": "测试村", "population": 1200}, WHOLE)],
-        "grid": [({"code": c, "name": n}, g) for c, (n, g) in (GRIDS if grids is None else grids).items()],
+        "grid": [
+            ({"code": c, "name": n}, g) for c, (n, g) in (GRIDS if grids is None else grids).items()
+        ],
     }
     report = None
     for level, feats in files.items():

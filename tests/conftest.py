@@ -43,7 +43,11 @@ def server_url() -> Iterator[str]:
     """The URL of a PostgreSQL server database to create test databases from."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        yield make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        yield (
+            make_url(url)
+            .set(drivername="postgresql+psycopg2")
+            .render_as_string(hide_password=False)
+        )
         return
     cluster = EmbeddedCluster(project_var_dir())
     started = cluster.start()
@@ -64,7 +68,9 @@ def template_url(server_url: str) -> Iterator[str]:
     try:
         engine = create_engine(url)
         upgrade(engine)
-        app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "TESTING": True})
+        app = create_app(
+            {"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "TESTING": True}
+        )
         with app.app_context():
             from webapp.demo import loader
 
@@ -136,7 +142,9 @@ def connection(engine, app) -> Iterator[Connection]:
     trans = conn.begin()
     db = database(app)
     saved = db.sessions, db._ready
-    db.sessions = sessionmaker(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    db.sessions = sessionmaker(
+        bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     db._ready = True
     try:
         yield conn
@@ -185,7 +193,9 @@ def demo_areas(template_url) -> dict[str, str]:
     engine = create_engine(template_url)
     with engine.connect() as conn:
         grid = conn.execute(
-            text("SELECT code FROM areas WHERE level = 'grid' AND code LIKE '410726100%' ORDER BY code LIMIT 1")
+            text(
+                "SELECT code FROM areas WHERE level = 'grid' AND code LIKE '410726100%' ORDER BY code LIMIT 1"
+            )
         ).scalar_one()
     engine.dispose()
     return {
@@ -204,7 +214,9 @@ def make_user(session, demo_areas):
     """Create an account in the test's transaction: make_user(role, area=None, **fields)."""
     from webapp.auth.accounts import create_user
 
-    def make(role: str = "county_staff", area: str | None = None, username: str | None = None, **kw):
+    def make(
+        role: str = "county_staff", area: str | None = None, username: str | None = None, **kw
+    ):
         name = username or f"t_{role}_{uuid.uuid4().hex[:8]}"
         return create_user(session, name, role, area or demo_areas[role], TEST_PASSWORD, **kw)
 

@@ -55,13 +55,27 @@ def frame(**kw) -> MapFrame:
         features=features(),
         figures={
             "990200001": AreaFigures(
-                {"cases": 40, "people": 90, "per_1000": 40 / 12, "resolution_rate": 0.75,
-                 "overdue": 3, "satisfaction_rate": 0.95, "repeats": 4},
+                {
+                    "cases": 40,
+                    "people": 90,
+                    "per_1000": 40 / 12,
+                    "resolution_rate": 0.75,
+                    "overdue": 3,
+                    "satisfaction_rate": 0.95,
+                    "repeats": 4,
+                },
                 12000,
             ),
             "990200002": AreaFigures(
-                {"cases": 10, "people": 12, "per_1000": 1.25, "resolution_rate": 0.9,
-                 "overdue": 0, "satisfaction_rate": None, "repeats": 1},
+                {
+                    "cases": 10,
+                    "people": 12,
+                    "per_1000": 1.25,
+                    "resolution_rate": 0.9,
+                    "overdue": 0,
+                    "satisfaction_rate": None,
+                    "repeats": 1,
+                },
                 8000,
             ),
         },

@@ -128,12 +128,17 @@ class Stack:
             "accuracy_m": 10.0,
         }
 
-    def post_report(self, reporter: Reporter, body: dict, timeout: float = 10) -> tuple[int, dict | None]:
+    def post_report(
+        self, reporter: Reporter, body: dict, timeout: float = 10
+    ) -> tuple[int, dict | None]:
         """POST one report; (status, JSON body) or (0, None) when the connection failed."""
         request = urllib.request.Request(
             f"{self.base_url}/api/v1/field/reports",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {reporter.token}"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {reporter.token}",
+            },
             method="POST",
         )
         try:
@@ -162,11 +167,24 @@ class Stack:
         with open(self.log, "ab") as out:
             self.server = subprocess.Popen(
                 [
-                    str(GUNICORN), "--workers", "2", "--threads", "4", "--worker-class", "gthread",
-                    "--bind", f"127.0.0.1:{self.port}", "--timeout", "30", "--graceful-timeout", "5",
+                    str(GUNICORN),
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--worker-class",
+                    "gthread",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--timeout",
+                    "30",
+                    "--graceful-timeout",
+                    "5",
                     "webapp:create_app()",
                 ],
-                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
                 cwd=Path(__file__).resolve().parent.parent,
             )
         deadline = time.monotonic() + timeout
@@ -192,7 +210,9 @@ class Stack:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass  # the master reaped it before it died
-        assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "a gunicorn process survived kill -9"
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids), (
+            "a gunicorn process survived kill -9"
+        )
         return len(pids)
 
     def stop_app(self) -> None:
@@ -249,7 +269,9 @@ def _prepare_database(url: str) -> tuple[list[Reporter], int]:
     engine = create_engine(url)
     upgrade(engine)
     engine.dispose()
-    app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "setup"})
+    app = create_app(
+        {"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "setup"}
+    )
     with app.app_context():
         from webapp.auth.accounts import create_user, issue_token
         from webapp.demo import loader
@@ -266,8 +288,12 @@ def _prepare_database(url: str) -> tuple[list[Reporter], int]:
         reporters = []
         for i, (code, lon, lat) in enumerate(grids):
             user = create_user(session, f"reporter{i}", "grid_worker", code, "reporter-password-1")
-            reporters.append(Reporter(user.username, issue_token(session, user, "负载测试"), code, lon, lat))
-        category_id = session.execute(text("SELECT min(id) FROM categories WHERE active")).scalar_one()
+            reporters.append(
+                Reporter(user.username, issue_token(session, user, "负载测试"), code, lon, lat)
+            )
+        category_id = session.execute(
+            text("SELECT min(id) FROM categories WHERE active")
+        ).scalar_one()
         session.commit()
         session.close()
     database(app).engine.dispose()
@@ -294,7 +320,16 @@ def stack(tmp_path_factory):
             "GRIDCASE_PHOTO_DIR": str(root / "photos"),
         }
         port = free_port()
-        s = Stack(cluster, url, f"http://127.0.0.1:{port}", reporters, category_id, root / "gunicorn.log", env, port)
+        s = Stack(
+            cluster,
+            url,
+            f"http://127.0.0.1:{port}",
+            reporters,
+            category_id,
+            root / "gunicorn.log",
+            env,
+            port,
+        )
         s.start_app()
         yield s
     finally:

@@ -145,13 +145,17 @@ def tiny_plan(session, planner, worker, start, points, day: date | None = None) 
             start_label="村委会",
         )
     )
-    grids = session.execute(
-        text(
-            "SELECT code FROM areas WHERE level = 'grid' AND county_code = :c ORDER BY code "
-            "LIMIT :n"
-        ),
-        {"c": COUNTY, "n": len(points)},
-    ).scalars().all()
+    grids = (
+        session.execute(
+            text(
+                "SELECT code FROM areas WHERE level = 'grid' AND county_code = :c ORDER BY code "
+                "LIMIT :n"
+            ),
+            {"c": COUNTY, "n": len(points)},
+        )
+        .scalars()
+        .all()
+    )
     session.execute(
         text(
             """
@@ -196,8 +200,6 @@ def copy_database(server_url: str, template_url: str) -> str:
         isolation_level="AUTOCOMMIT",
     )
     with admin.connect() as conn:
-        conn.execute(
-            text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_url).database}"')
-        )
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_url).database}"'))
     admin.dispose()
     return url

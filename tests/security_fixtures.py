@@ -27,8 +27,13 @@ from tests.conftest import CSRF
 from tests.field_fixtures import image_bytes, photo_dir  # noqa: F401
 
 ROLES = [
-    "grid_worker", "village_informant", "township_leader", "county_staff",
-    "leader_in_charge", "planner", "admin",
+    "grid_worker",
+    "village_informant",
+    "township_leader",
+    "county_staff",
+    "leader_in_charge",
+    "planner",
+    "admin",
 ]
 
 
@@ -70,7 +75,9 @@ def _grid_under(session, code: str) -> str:
 
 
 @pytest.fixture
-def targets(session, login, demo_areas, make_case, other_county_case, photo_dir, app, tmp_path, monkeypatch):  # noqa: F811
+def targets(
+    session, login, demo_areas, make_case, other_county_case, photo_dir, app, tmp_path, monkeypatch
+):  # noqa: F811
     """targets(role) -> Targets, with the test client signed in as that role."""
     monkeypatch.setitem(app.config, "EXCHANGE_DIR", str(tmp_path / "imports"))
     from webapp.auth.accounts import issue_token
@@ -115,38 +122,75 @@ def targets(session, login, demo_areas, make_case, other_county_case, photo_dir,
             photo, _ = add_photo(session, user, case.id, uuid.uuid4(), stored)
             photos.append(photo.id)
         imp = LedgerImport(
-            user_id=user.id, filename="台账.csv", sha256="0" * 64, crs="EPSG:4326", state="checked",
+            user_id=user.id,
+            filename="台账.csv",
+            sha256="0" * 64,
+            crs="EPSG:4326",
+            state="checked",
         )
         session.add(imp)
         session.flush()
         with app.app_context():
             jobs.report_path(imp).write_text("行号,状态\n", encoding="utf-8")
         plans, stops = [], []
-        today = session.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
+        today = session.execute(
+            text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")
+        ).scalar_one()
         for area, case, assignee in ((area_in, case_in, user.id), (area_out, case_out, None)):
             plan = VisitPlan(
-                title="走访计划", area_code=area, date_from=today, date_to=today,
-                status="published", weights={}, created_by=user.id, published_at=func.now(),
+                title="走访计划",
+                area_code=area,
+                date_from=today,
+                date_to=today,
+                status="published",
+                weights={},
+                created_by=user.id,
+                published_at=func.now(),
             )
             session.add(plan)
             session.flush()
             stop = VisitStop(
-                plan_id=plan.id, kind="grid", grid_code=case.grid_code, score=1.0, reasons=[],
-                location=case.location, user_id=assignee, day=today if assignee else None,
-                seq=1 if assignee else None, unassigned_reason=None if assignee else "无人可派",
+                plan_id=plan.id,
+                kind="grid",
+                grid_code=case.grid_code,
+                score=1.0,
+                reasons=[],
+                location=case.location,
+                user_id=assignee,
+                day=today if assignee else None,
+                seq=1 if assignee else None,
+                unassigned_reason=None if assignee else "无人可派",
             )
             session.add(stop)
             if assignee:
-                session.add(VisitPlanPerson(
-                    plan_id=plan.id, user_id=assignee, daily_capacity=5, start_point=case.location,
-                    start_label="村委会",
-                ))
+                session.add(
+                    VisitPlanPerson(
+                        plan_id=plan.id,
+                        user_id=assignee,
+                        daily_capacity=5,
+                        start_point=case.location,
+                        start_label="村委会",
+                    )
+                )
             session.flush()
             plans.append(plan.id)
             stops.append(stop.id)
         return Targets(
-            role, user, token, case_in, case_out, area_in, area_out, photos[0], photos[1], marker, imp.id,
-            plans[0], plans[1], stops[0], stops[1],
+            role,
+            user,
+            token,
+            case_in,
+            case_out,
+            area_in,
+            area_out,
+            photos[0],
+            photos[1],
+            marker,
+            imp.id,
+            plans[0],
+            plans[1],
+            stops[0],
+            stops[1],
         )
 
     return build

@@ -15,18 +15,23 @@ from sqlalchemy import text
 from webapp.cases import queries as cq
 from webapp.cases.vocab import Channel
 
+
 def new_case(session, grid_code: str, **kw) -> int:
     """Register one case through the app's own insert, at the grid's label point unless
     ``lon``/``lat`` say otherwise (category 1 and channel ``visit`` unless given)."""
     lon, lat = session.execute(
-        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"), {"c": grid_code}
+        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
+        {"c": grid_code},
     ).one()
     stored = cq.insert_case(
         session,
         cq.NewCase(
-            title="汇总测试：邻里纠纷", category_id=kw.pop("category_id", 1),
+            title="汇总测试：邻里纠纷",
+            category_id=kw.pop("category_id", 1),
             channel=Channel(kw.pop("channel", "visit")),
-            lon=kw.pop("lon", lon), lat=kw.pop("lat", lat), **kw,
+            lon=kw.pop("lon", lon),
+            lat=kw.pop("lat", lat),
+            **kw,
         ),
     )
     return stored.id

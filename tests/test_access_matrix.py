@@ -87,7 +87,9 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("cases.detail", "GET"): Probe(lambda t, i: f"/cases/{case(t, i).id}", scoped()),
     ("cases.register", "GET"): Probe(const("/cases/new"), flat(COUNTY)),
     ("cases.register", "POST"): Probe(const("/cases/new"), flat(COUNTY), data=lambda t, i: form()),
-    ("cases.repeat_candidates", "GET"): Probe(const("/cases/repeat-candidates?phone=13812345678"), flat(COUNTY)),
+    ("cases.repeat_candidates", "GET"): Probe(
+        const("/cases/repeat-candidates?phone=13812345678"), flat(COUNTY)
+    ),
     ("cases.act", "POST"): Probe(
         lambda t, i: f"/cases/{case(t, i).id}/actions/accept",
         # The case is looked up in scope first: outside it, 404 for everyone.
@@ -95,22 +97,28 @@ MATRIX: dict[tuple[str, str], Probe] = {
         data=lambda t, i: form(version=str(case(t, i).version)),
     ),
     ("cases.reveal", "POST"): Probe(
-        lambda t, i: f"/cases/{case(t, i).id}/reveal", scoped(REVEAL) | {r: ("F", "N") for r in ALL - REVEAL},
+        lambda t, i: f"/cases/{case(t, i).id}/reveal",
+        scoped(REVEAL) | {r: ("F", "N") for r in ALL - REVEAL},
         data=lambda t, i: form(),
     ),
     ("cases.link_repeat", "POST"): Probe(
-        lambda t, i: f"/cases/{case(t, i).id}/repeat", scoped(COUNTY),
+        lambda t, i: f"/cases/{case(t, i).id}/repeat",
+        scoped(COUNTY),
         data=lambda t, i: form(other_id=str(t.case_in.id), version=str(case(t, i).version)),
     ),
     ("cases.dismiss_repeat", "POST"): Probe(
-        lambda t, i: f"/cases/{case(t, i).id}/repeat/{t.case_in.id}/dismiss", scoped(COUNTY),
+        lambda t, i: f"/cases/{case(t, i).id}/repeat/{t.case_in.id}/dismiss",
+        scoped(COUNTY),
         data=lambda t, i: form(),
     ),
     ("field.report", "GET"): Probe(const("/field/report"), flat(FIELD)),
     ("field.service_worker", "GET"): Probe(const("/field/sw.js"), public(), anonymous="public"),
     ("field.sweeps", "GET"): Probe(
-        lambda t, i: f"/field/sweeps?grid_code={t.area_in if i else t.area_out}"
-        if t.role == GW else "/field/sweeps",
+        lambda t, i: (
+            f"/field/sweeps?grid_code={t.area_in if i else t.area_out}"
+            if t.role == GW
+            else "/field/sweeps"
+        ),
         # A grid worker asking for another grid: 404; roles reading coverage are sent there.
         {**flat(SWEEPERS | COVERAGE), GW: ("A", "N")},
     ),
@@ -122,11 +130,15 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("field.coverage", "GET"): Probe(
         lambda t, i: f"/field/coverage?area={t.area_in if i else t.area_out}", scoped(COVERAGE)
     ),
-    ("field.photo", "GET"): Probe(lambda t, i: f"/field/photos/{t.photo_in if i else t.photo_out}", scoped()),
+    ("field.photo", "GET"): Probe(
+        lambda t, i: f"/field/photos/{t.photo_in if i else t.photo_out}", scoped()
+    ),
     ("field.photo_thumb", "GET"): Probe(
         lambda t, i: f"/field/photos/{t.photo_in if i else t.photo_out}/thumb", scoped()
     ),
-    ("stats.index", "GET"): Probe(lambda t, i: f"/stats?area={t.area_in if i else t.area_out}", scoped(STATS)),
+    ("stats.index", "GET"): Probe(
+        lambda t, i: f"/stats?area={t.area_in if i else t.area_out}", scoped(STATS)
+    ),
     ("stats.glossary", "GET"): Probe(const("/stats/glossary"), flat(STATS)),
     ("stats.warning_panel", "GET"): Probe(
         lambda t, i: f"/stats/warning?area={t.area_in if i else t.area_out}", scoped(STATS)
@@ -140,12 +152,19 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("exchange.index", "GET"): Probe(const("/exchange/"), flat(EXCHANGE)),
     **{
         ("exchange.export_cases", "GET"): Probe(
-            lambda t, i: f"/exchange/export/cases.csv?area={t.area_in if i else t.area_out}", flat(EXCHANGE)
+            lambda t, i: f"/exchange/export/cases.csv?area={t.area_in if i else t.area_out}",
+            flat(EXCHANGE),
         ),
-        ("exchange.export_areas", "GET"): Probe(const("/exchange/export/areas.geojson?level=township"), flat(EXCHANGE)),
+        ("exchange.export_areas", "GET"): Probe(
+            const("/exchange/export/areas.geojson?level=township"), flat(EXCHANGE)
+        ),
     },
-    ("exchange.upload", "POST"): Probe(const("/exchange/imports"), flat(COUNTY), data=lambda t, i: form()),
-    ("exchange.show_import", "GET"): Probe(lambda t, i: f"/exchange/imports/{t.import_id}", flat(COUNTY)),
+    ("exchange.upload", "POST"): Probe(
+        const("/exchange/imports"), flat(COUNTY), data=lambda t, i: form()
+    ),
+    ("exchange.show_import", "GET"): Probe(
+        lambda t, i: f"/exchange/imports/{t.import_id}", flat(COUNTY)
+    ),
     ("exchange.import_progress", "GET"): Probe(
         lambda t, i: f"/exchange/imports/{t.import_id}/progress", flat(COUNTY)
     ),
@@ -154,40 +173,63 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ),
     ("exchange.run_import", "POST"): Probe(
         # Another state than "checked": refused as not ready (409) to those let through.
-        lambda t, i: f"/exchange/imports/{t.import_id + 1000000}/run", {r: ("N", "N") if r in COUNTY else ("F", "F") for r in ROLES},
+        lambda t, i: f"/exchange/imports/{t.import_id + 1000000}/run",
+        {r: ("N", "N") if r in COUNTY else ("F", "F") for r in ROLES},
         data=lambda t, i: form(),
     ),
     ("auth.login", "GET"): Probe(const("/login"), public(), anonymous="public"),
     # Wrong credentials: 401 with the sign-in page again.
-    ("auth.login", "POST"): Probe(const("/login"), {r: ("K", "K") for r in ROLES}, data=lambda t, i: form(username="x", password="y"), anonymous="public"),
+    ("auth.login", "POST"): Probe(
+        const("/login"),
+        {r: ("K", "K") for r in ROLES},
+        data=lambda t, i: form(username="x", password="y"),
+        anonymous="public",
+    ),
     ("auth.logout", "POST"): Probe(const("/logout"), public(), data=lambda t, i: form()),
     ("health.healthz", "GET"): Probe(const("/healthz"), public(), anonymous="public"),
-    ("vendor.asset", "GET"): Probe(const("/vendor/leaflet/dist/leaflet.js"), public(), anonymous="public"),
+    ("vendor.asset", "GET"): Probe(
+        const("/vendor/leaflet/dist/leaflet.js"), public(), anonymous="public"
+    ),
     ("static", "GET"): Probe(const("/static/css/app.css"), public(), anonymous="public"),
     # -- maps -------------------------------------------------------------------------
-    ("maps.index", "GET"): Probe(lambda t, i: f"/maps/?area={t.area_in if i else t.area_out}", scoped(MAPS)),
+    ("maps.index", "GET"): Probe(
+        lambda t, i: f"/maps/?area={t.area_in if i else t.area_out}", scoped(MAPS)
+    ),
     ("maps.frame", "GET"): Probe(
-        lambda t, i: f"/maps/frame?map=choropleth&area={t.area_in if i else t.area_out}", scoped(MAPS)
+        lambda t, i: f"/maps/frame?map=choropleth&area={t.area_in if i else t.area_out}",
+        scoped(MAPS),
     ),
     # -- visits: plans are the planners' (404 to anyone else), stops the assignee's ------
     ("visits.index", "GET"): Probe(const("/visits/"), flat()),
     ("visits.today", "GET"): Probe(const("/visits/today"), flat()),
-    ("visits.new", "GET"): Probe(lambda t, i: f"/visits/new?area={t.area_in if i else t.area_out}", scoped(PLANNERS)),
+    ("visits.new", "GET"): Probe(
+        lambda t, i: f"/visits/new?area={t.area_in if i else t.area_out}", scoped(PLANNERS)
+    ),
     ("visits.create", "POST"): Probe(
-        const("/visits/new"), scoped(PLANNERS), data=lambda t, i: form(area=t.area_in if i else t.area_out)
+        const("/visits/new"),
+        scoped(PLANNERS),
+        data=lambda t, i: form(area=t.area_in if i else t.area_out),
     ),
     ("visits.area_outline", "GET"): Probe(
         lambda t, i: f"/visits/areas/{t.area_in if i else t.area_out}.geojson", scoped(PLANNERS)
     ),
     **{
         ("visits." + name, method): Probe(
-            (lambda suffix: lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}{suffix}")(suffix),
+            (lambda suffix: lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}{suffix}")(
+                suffix
+            ),
             scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
-            data=(lambda t, i: form(version="1", number=case(t, i).number)) if method == "POST" else None,
+            data=(lambda t, i: form(version="1", number=case(t, i).number))
+            if method == "POST"
+            else None,
         )
         for name, method, suffix in [
-            ("plan", "GET", ""), ("sheet", "GET", "/sheet"), ("regenerate", "POST", "/regenerate"),
-            ("publish", "POST", "/publish"), ("delete", "POST", "/delete"), ("optimise", "POST", "/optimise"),
+            ("plan", "GET", ""),
+            ("sheet", "GET", "/sheet"),
+            ("regenerate", "POST", "/regenerate"),
+            ("publish", "POST", "/publish"),
+            ("delete", "POST", "/delete"),
+            ("optimise", "POST", "/optimise"),
             ("add", "POST", "/add"),
         ]
     },
@@ -196,12 +238,20 @@ MATRIX: dict[tuple[str, str], Probe] = {
         scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
     ),
     ("visits.stop", "GET"): Probe(
-        lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}",
+        lambda t, i: (
+            f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}"
+        ),
         scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
     ),
     **{
         ("visits." + name, "POST"): Probe(
-            (lambda suffix: lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}/{suffix}")(name),
+            (
+                lambda suffix: (
+                    lambda t, i: (
+                        f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}/{suffix}"
+                    )
+                )
+            )(name),
             scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
             data=lambda t, i: form(version="1", direction="up"),
         )
@@ -209,12 +259,15 @@ MATRIX: dict[tuple[str, str], Probe] = {
     },
     # A stop is its assignee's: anyone else's stop is 404, whatever the role.
     ("visits.outcome", "POST"): Probe(
-        lambda t, i: f"/visits/stops/{t.stop_in if i else t.stop_out}/outcome", scoped(),
+        lambda t, i: f"/visits/stops/{t.stop_in if i else t.stop_out}/outcome",
+        scoped(),
         data=lambda t, i: form(client_id=str(uuid.uuid4()), outcome="nobody_home"),
     ),
     ("visits_api.record", "POST"): Probe(
-        lambda t, i: f"/api/v1/visits/stops/{t.stop_in if i else t.stop_out}/outcomes", scoped(),
-        data=lambda t, i: {"client_id": str(uuid.uuid4()), "outcome": "nobody_home"}, json=True,
+        lambda t, i: f"/api/v1/visits/stops/{t.stop_in if i else t.stop_out}/outcomes",
+        scoped(),
+        data=lambda t, i: {"client_id": str(uuid.uuid4()), "outcome": "nobody_home"},
+        json=True,
     ),
     ("visits_api.today", "GET"): Probe(const("/api/v1/visits/today"), flat()),
     ("visits_api.progress", "GET"): Probe(
@@ -225,24 +278,36 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("api.openapi", "GET"): Probe(const("/api/v1/openapi.json"), public(), anonymous="public"),
     ("api.categories", "GET"): Probe(const("/api/v1/categories"), flat()),
     ("api.areas", "GET"): Probe(
-        lambda t, i: f"/api/v1/areas?parent={t.area_in if i else t.area_out}&geometry=false", scoped()
+        lambda t, i: f"/api/v1/areas?parent={t.area_in if i else t.area_out}&geometry=false",
+        scoped(),
     ),
-    ("api.area", "GET"): Probe(lambda t, i: f"/api/v1/areas/{t.area_in if i else t.area_out}", scoped()),
-    ("api.cases", "GET"): Probe(lambda t, i: f"/api/v1/cases?area={t.area_in if i else t.area_out}", flat()),
+    ("api.area", "GET"): Probe(
+        lambda t, i: f"/api/v1/areas/{t.area_in if i else t.area_out}", scoped()
+    ),
+    ("api.cases", "GET"): Probe(
+        lambda t, i: f"/api/v1/cases?area={t.area_in if i else t.area_out}", flat()
+    ),
     ("api.case", "GET"): Probe(lambda t, i: f"/api/v1/cases/{case(t, i).id}", scoped()),
-    ("api.create_case", "POST"): Probe(const("/api/v1/cases"), flat(API_WRITERS), data=lambda t, i: {}, json=True),
+    ("api.create_case", "POST"): Probe(
+        const("/api/v1/cases"), flat(API_WRITERS), data=lambda t, i: {}, json=True
+    ),
     ("grid_api.locate", "GET"): Probe(const("/api/v1/locate?lon=114.2&lat=35.25"), flat()),
-    ("stats_api.stats", "GET"): Probe(lambda t, i: f"/api/v1/stats?area={t.area_in if i else t.area_out}", scoped(STATS)),
+    ("stats_api.stats", "GET"): Probe(
+        lambda t, i: f"/api/v1/stats?area={t.area_in if i else t.area_out}", scoped(STATS)
+    ),
     ("field_api.session_info", "GET"): Probe(const("/api/v1/field/session"), flat()),
     ("field_api.grids", "GET"): Probe(const("/api/v1/field/grids"), flat(FIELD)),
     ("field_api.create_report", "POST"): Probe(
         const("/api/v1/field/reports"), flat(FIELD), data=lambda t, i: {}, json=True
     ),
     ("field_api.upload_photo", "POST"): Probe(
-        lambda t, i: f"/api/v1/field/cases/{case(t, i).id}/photos", scoped(FIELD),
+        lambda t, i: f"/api/v1/field/cases/{case(t, i).id}/photos",
+        scoped(FIELD),
         data=lambda t, i: form(client_photo_id=str(uuid.uuid4())),
     ),
-    ("field_api.list_photos", "GET"): Probe(lambda t, i: f"/api/v1/field/cases/{case(t, i).id}/photos", scoped()),
+    ("field_api.list_photos", "GET"): Probe(
+        lambda t, i: f"/api/v1/field/cases/{case(t, i).id}/photos", scoped()
+    ),
     ("field_api.file_sweep", "POST"): Probe(
         const("/api/v1/field/sweeps"),
         {**flat(SWEEPERS), GW: ("A", "N"), VI: ("A", "N")},
@@ -250,26 +315,40 @@ MATRIX: dict[tuple[str, str], Probe] = {
         json=True,
     ),
     # -- Open311: by API key, never the session ----------------------------------------
-    ("open311.discovery", "GET"): Probe(const("/open311/v2/discovery.json"), public(), anonymous="public"),
-    ("open311.services", "GET"): Probe(const("/open311/v2/services.json"), public(), anonymous="public"),
+    ("open311.discovery", "GET"): Probe(
+        const("/open311/v2/discovery.json"), public(), anonymous="public"
+    ),
+    ("open311.services", "GET"): Probe(
+        const("/open311/v2/services.json"), public(), anonymous="public"
+    ),
     ("open311.service_definition", "GET"): Probe(
         const("/open311/v2/services/neighbour_family.json"), public(), anonymous="public"
     ),
     ("open311.list_requests", "GET"): Probe(
-        lambda t, i: f"/open311/v2/requests.json?api_key={t.token}", flat(), token=True, anonymous="K"
+        lambda t, i: f"/open311/v2/requests.json?api_key={t.token}",
+        flat(),
+        token=True,
+        anonymous="K",
     ),
     # Without a key: the public view of requests filed through Open311 (tests/test_open311.py).
     ("open311.get_request", "GET"): Probe(
-        lambda t, i: f"/open311/v2/requests/{case(t, i).number}.json?api_key={t.token}", scoped(),
-        token=True, anonymous="public",
+        lambda t, i: f"/open311/v2/requests/{case(t, i).number}.json?api_key={t.token}",
+        scoped(),
+        token=True,
+        anonymous="public",
     ),
     ("open311.request_from_token", "GET"): Probe(
-        lambda t, i: f"/open311/v2/tokens/{case(t, i).client_id}.json?api_key={t.token}", scoped(),
-        token=True, anonymous="public",
+        lambda t, i: f"/open311/v2/tokens/{case(t, i).client_id}.json?api_key={t.token}",
+        scoped(),
+        token=True,
+        anonymous="public",
     ),
     ("open311.create_request", "POST"): Probe(
-        const("/open311/v2/requests.json"), flat(OPEN311_WRITERS), data=lambda t, i: {"api_key": t.token},
-        token=True, anonymous="K",
+        const("/open311/v2/requests.json"),
+        flat(OPEN311_WRITERS),
+        data=lambda t, i: {"api_key": t.token},
+        token=True,
+        anonymous="K",
     ),
 }
 
@@ -305,7 +384,9 @@ def classify(status: int, body: dict | None) -> str:
 def call(client, probe: Probe, t: Targets, inside: bool):
     url = probe.url(t, inside)
     method = "POST" if probe.data is not None else "GET"
-    kwargs: dict = {"headers": {**CSRF_HEADERS, "Accept": "application/json"} if not probe.token else {}}
+    kwargs: dict = {
+        "headers": {**CSRF_HEADERS, "Accept": "application/json"} if not probe.token else {}
+    }
     if probe.data is not None:
         kwargs["json" if probe.json else "data"] = probe.data(t, inside)
     return client.open(url, method=method, **kwargs), method, url
@@ -371,7 +452,9 @@ def test_without_signing_in(client, app, key):
     response = client.open(url, method=method, **kwargs)
     response.close()
     if probe.anonymous == "public":
-        assert getattr(view, "public", False) or endpoint == "static", f"{endpoint} answers strangers"
+        assert getattr(view, "public", False) or endpoint == "static", (
+            f"{endpoint} answers strangers"
+        )
         assert response.status_code < 500
     elif probe.anonymous == "K":
         assert response.status_code == 401
@@ -394,14 +477,17 @@ class _Fake:
 
 
 SESSION_WRITES = sorted(
-    key for key, probe in MATRIX.items() if key[1] in ("POST", "PUT", "PATCH", "DELETE") and not probe.token
+    key
+    for key, probe in MATRIX.items()
+    if key[1] in ("POST", "PUT", "PATCH", "DELETE") and not probe.token
 )
 
 
 def test_every_state_changing_endpoint_is_probed_for_csrf(app):
     """Each POST of the url_map is either checked below or authenticates by API key only."""
     exempt = {
-        key for key in _endpoints(app)
+        key
+        for key in _endpoints(app)
         if key[1] != "GET" and getattr(app.view_functions[key[0]], "csrf_exempt", False)
     }
     assert all(MATRIX[key].token for key in exempt), "a CSRF-exempt view must not use the session"
@@ -416,7 +502,9 @@ def test_csrf_is_refused_on_every_session_write(client, targets, session, key):
     probe = MATRIX[key]
     role = next((r for r in ROLES if probe.expect[r][0] == "A"), ROLES[3])
     t = targets(role)
-    before = session.execute(text("SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM cases)")).one()
+    before = session.execute(
+        text("SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM cases)")
+    ).one()
     url = probe.url(t, True)
     body = probe.data(t, True) if probe.data is not None else {}
     if not probe.json:
@@ -427,5 +515,7 @@ def test_csrf_is_refused_on_every_session_write(client, targets, session, key):
         assert response.status_code == 400, (key, response.status_code)
         assert response.get_json()["error"]["code"] == "csrf_failed"
         assert "页面已过期" in response.get_json()["error"]["message"]
-    after = session.execute(text("SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM cases)")).one()
+    after = session.execute(
+        text("SELECT (SELECT count(*) FROM audit_log), (SELECT count(*) FROM cases)")
+    ).one()
     assert after == before

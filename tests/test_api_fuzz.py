@@ -43,20 +43,35 @@ def _operations(app):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize(
+    "mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE], ids=str
+)
 def test_api_matches_its_openapi_document(app, connection, token_for, mode):
     token = token_for("county_staff")[1]
     headers = {"Authorization": f"Bearer {token}"}
-    checks = CHECKS + ([negative_data_rejection] if mode is schemathesis.GenerationMode.NEGATIVE else [])
+    checks = CHECKS + (
+        [negative_data_rejection] if mode is schemathesis.GenerationMode.NEGATIVE else []
+    )
     operations = _operations(app)
     assert {op.label for op in operations} >= {
-        "GET /locate", "GET /areas", "GET /areas/{code}", "GET /cases", "POST /cases",
-        "GET /cases/{case_ref}", "GET /categories",
+        "GET /locate",
+        "GET /areas",
+        "GET /areas/{code}",
+        "GET /cases",
+        "POST /cases",
+        "GET /cases/{case_ref}",
+        "GET /categories",
     } or len(operations) >= 7
     for operation in operations:
 
         @given(case=operation.as_strategy(mode))
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def run(case):
             case.call_and_validate(headers=headers, checks=checks)
 
@@ -68,7 +83,9 @@ PHONE_PATHS = ("/field/", "/visits/")
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("photo_dir")
-@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize(
+    "mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE], ids=str
+)
 def test_phone_operations_reach_the_code_that_stores(
     app, session, connection, token_for, make_user, busy_place, mode
 ):
@@ -84,12 +101,16 @@ def test_phone_operations_reach_the_code_that_stores(
     plan = new_plan(session, app, planner, busy_place.village, [(worker.id, 20)], days=1)
     planning.publish(session, plan)
     stop_id, case_id = next(
-        (s.id, s.case_id) for s in stops_of(session, plan.id) if s.user_id == worker.id and s.case_id
+        (s.id, s.case_id)
+        for s in stops_of(session, plan.id)
+        if s.user_id == worker.id and s.case_id
     )
     lon, lat = grid_point(session, busy_place.grid)
     real_path = {"stop_id": stop_id, "case_id": case_id, "plan_id": plan.id}
     real_body = {"lon": lon, "lat": lat, "category_id": category_id(session)}
-    checks = CHECKS + ([negative_data_rejection] if mode is schemathesis.GenerationMode.NEGATIVE else [])
+    checks = CHECKS + (
+        [negative_data_rejection] if mode is schemathesis.GenerationMode.NEGATIVE else []
+    )
     operations = [op for op in _operations(app) if op.path.startswith(PHONE_PATHS)]
     assert len(operations) == 9
     for operation in operations:
@@ -97,7 +118,13 @@ def test_phone_operations_reach_the_code_that_stores(
         headers = {"Authorization": f"Bearer {token}"}
 
         @given(case=operation.as_strategy(mode), real=st.booleans())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def run(case, real):
             if real and mode is schemathesis.GenerationMode.POSITIVE:
                 for name in case.path_parameters or {}:

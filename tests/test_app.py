@@ -17,7 +17,9 @@ def test_healthz(client):
 
 def test_healthz_reports_an_unreachable_database(tmp_path):
     url = f"postgresql+psycopg2://nobody@/nowhere?host={tmp_path}&port=1"
-    app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
+    app = create_app(
+        {"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"}
+    )
     r = app.test_client().get("/healthz")
     assert r.status_code == 503
     body = r.get_json()
@@ -46,10 +48,13 @@ def test_home_lists_townships_with_case_counts(client, session, login):
 
 def test_area_page_drills_down(client, session, login):
     login("county_staff")
-    township = session.execute(text("SELECT code, name FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")).one()
+    township = session.execute(
+        text("SELECT code, name FROM areas WHERE level = 'township' ORDER BY code LIMIT 1")
+    ).one()
     html = client.get(f"/areas/{township.code}").get_data(as_text=True)
     villages = session.execute(
-        text("SELECT code, name FROM areas WHERE level = 'village' AND township_code = :t"), {"t": township.code}
+        text("SELECT code, name FROM areas WHERE level = 'village' AND township_code = :t"),
+        {"t": township.code},
     ).all()
     assert villages
     for code, name in villages:

@@ -66,7 +66,9 @@ def test_a_rolled_back_change_leaves_no_stamp_to_reuse(session, tmp_path):
     before = grids(session)
     stamp = boundaries_version(session)
     with session.begin_nested() as nested:
-        session.execute(text("UPDATE areas SET name = '临时' WHERE code = :c"), {"c": f"{VILLAGE}001"})
+        session.execute(
+            text("UPDATE areas SET name = '临时' WHERE code = :c"), {"c": f"{VILLAGE}001"}
+        )
         inside = boundaries_version(session)
         assert by_code(grids(session))[f"{VILLAGE}001"]["properties"]["name"] == "临时"
         nested.rollback()

@@ -19,7 +19,10 @@ def sign_in(client, username, password=TEST_PASSWORD, next_=""):
     client.get("/login")  # a session with a CSRF token, as a browser would have
     with client.session_transaction() as s:
         token = s["csrf"]
-    return client.post("/login", data={"username": username, "password": password, "next": next_, "csrf_token": token})
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "next": next_, "csrf_token": token},
+    )
 
 
 def test_sign_in_and_out(client, make_user, session):
@@ -27,7 +30,14 @@ def test_sign_in_and_out(client, make_user, session):
     r = sign_in(client, user.username, next_="/areas/410726100")
     assert r.status_code == 302 and r.headers["Location"] == "/areas/410726100"
     assert client.get("/").status_code == 200
-    assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.user_id == user.id, AuditEntry.action == "sign_in")) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.user_id == user.id, AuditEntry.action == "sign_in")
+        )
+        == 1
+    )
     with client.session_transaction() as s:
         token = s["csrf"]
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
@@ -106,7 +116,11 @@ def test_session_cookie_flags(client, make_user):
 def test_security_headers(client):
     r = client.get("/login")
     csp = r.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in csp and "frame-ancestors 'self'" in csp and "script-src 'self'" in csp
+    assert (
+        "default-src 'self'" in csp
+        and "frame-ancestors 'self'" in csp
+        and "script-src 'self'" in csp
+    )
     assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -115,22 +129,63 @@ def test_api_tokens(app, client, make_user, session):
 
     user = make_user("grid_worker")
     token = issue_token(session, user, "手机")
-    r = client.get("/api/v1/locate?lon=114.2&lat=35.25", headers={"Authorization": f"Bearer {token}"})
+    r = client.get(
+        "/api/v1/locate?lon=114.2&lat=35.25", headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 200
-    r = client.get("/api/v1/locate?lon=114.2&lat=35.25", headers={"Authorization": "Bearer gc_forged"})
+    r = client.get(
+        "/api/v1/locate?lon=114.2&lat=35.25", headers={"Authorization": "Bearer gc_forged"}
+    )
     assert r.status_code == 401 and r.get_json()["error"]["code"] == "invalid_token"
-    stored = session.execute(text("SELECT token_hash FROM api_tokens WHERE user_id = :u"), {"u": user.id}).scalar_one()
+    stored = session.execute(
+        text("SELECT token_hash FROM api_tokens WHERE user_id = :u"), {"u": user.id}
+    ).scalar_one()
     assert token not in stored and len(stored) == 64
 
 
 def test_user_cli(app, connection, session, demo_areas):
     runner = app.test_cli_runner()
-    r = runner.invoke(args=["user", "create", "cli_worker", "--role", "grid_worker", "--area", demo_areas["grid_worker"]], input="a-long-password\na-long-password\n")
+    r = runner.invoke(
+        args=[
+            "user",
+            "create",
+            "cli_worker",
+            "--role",
+            "grid_worker",
+            "--area",
+            demo_areas["grid_worker"],
+        ],
+        input="a-long-password\na-long-password\n",
+    )
     assert r.exit_code == 0, r.output
     assert "已创建用户 cli_worker" in r.output
-    r = runner.invoke(args=["user", "create", "cli_bad", "--role", "grid_worker", "--area", "410726", "--password", "a-long-password"])
+    r = runner.invoke(
+        args=[
+            "user",
+            "create",
+            "cli_bad",
+            "--role",
+            "grid_worker",
+            "--area",
+            "410726",
+            "--password",
+            "a-long-password",
+        ]
+    )
     assert r.exit_code == 1 and "辖区应为网格" in r.output
-    r = runner.invoke(args=["user", "create", "cli_short", "--role", "planner", "--area", "410726", "--password", "short"])
+    r = runner.invoke(
+        args=[
+            "user",
+            "create",
+            "cli_short",
+            "--role",
+            "planner",
+            "--area",
+            "410726",
+            "--password",
+            "short",
+        ]
+    )
     assert r.exit_code == 1 and "密码至少" in r.output
     r = runner.invoke(args=["user", "token", "cli_worker"])
     assert r.exit_code == 0 and r.output.strip().startswith("gc_")
@@ -138,23 +193,43 @@ def test_user_cli(app, connection, session, demo_areas):
     assert user.password_hash.startswith("scrypt:")
 
 
-SCOPE_CASES = ["grid_worker", "village_informant", "township_leader", "county_staff", "leader_in_charge", "planner", "admin"]
+SCOPE_CASES = [
+    "grid_worker",
+    "village_informant",
+    "township_leader",
+    "county_staff",
+    "leader_in_charge",
+    "planner",
+    "admin",
+]
 
 
 @pytest.mark.parametrize("role", SCOPE_CASES)
 def test_scope_in_sql_and_orm_agree(session, make_user, role):
     user = make_user(role)
     # Give the grid worker a report outside their grid, and the leader a case to own.
-    other = session.execute(text("SELECT id FROM cases WHERE township_code <> '410726100' LIMIT 2")).scalars().all()
+    other = (
+        session.execute(text("SELECT id FROM cases WHERE township_code <> '410726100' LIMIT 2"))
+        .scalars()
+        .all()
+    )
     if role == "grid_worker":
-        session.execute(text("UPDATE cases SET reporter_id = :u WHERE id = :c"), {"u": user.id, "c": other[0]})
+        session.execute(
+            text("UPDATE cases SET reporter_id = :u WHERE id = :c"), {"u": user.id, "c": other[0]}
+        )
     if role == "leader_in_charge":
-        session.execute(text("UPDATE cases SET leader_id = :u WHERE id = ANY(:c)"), {"u": user.id, "c": other})
+        session.execute(
+            text("UPDATE cases SET leader_id = :u WHERE id = ANY(:c)"), {"u": user.id, "c": other}
+        )
     orm = set(session.scalars(select(Case.id).where(case_scope(user))))
     cond, params = case_scope_sql(user)
     raw = set(session.execute(text(f"SELECT c.id FROM cases c WHERE {cond}"), params).scalars())
     assert orm == raw and orm
-    codes = session.execute(text(f"SELECT DISTINCT township_code FROM cases c WHERE {cond}"), params).scalars().all()
+    codes = (
+        session.execute(text(f"SELECT DISTINCT township_code FROM cases c WHERE {cond}"), params)
+        .scalars()
+        .all()
+    )
     if role in ("township_leader", "village_informant"):
         assert codes == ["410726100"]
     if role == "grid_worker":
@@ -166,7 +241,10 @@ def test_scope_in_sql_and_orm_agree(session, make_user, role):
 def test_accusations_are_hidden_from_the_accused_unit(session, make_user):
     staff = make_user("county_staff", unit="县住建局")
     case_id = session.execute(text("SELECT id FROM cases LIMIT 1")).scalar_one()
-    session.execute(text("UPDATE cases SET case_class = 'accusation', accused_unit = '县住建局' WHERE id = :c"), {"c": case_id})
+    session.execute(
+        text("UPDATE cases SET case_class = 'accusation', accused_unit = '县住建局' WHERE id = :c"),
+        {"c": case_id},
+    )
     assert case_id not in set(session.scalars(select(Case.id).where(case_scope(staff))))
     other = make_user("county_staff", unit="县信访局")
     assert case_id in set(session.scalars(select(Case.id).where(case_scope(other))))
@@ -175,7 +253,10 @@ def test_accusations_are_hidden_from_the_accused_unit(session, make_user):
 def test_area_pages_are_scoped(client, login, demo_areas, session):
     login("township_leader")
     assert client.get(f"/areas/{demo_areas['township_leader']}").status_code == 200
-    other = session.execute(text("SELECT code FROM areas WHERE level = 'township' AND code <> :t LIMIT 1"), {"t": demo_areas["township_leader"]}).scalar_one()
+    other = session.execute(
+        text("SELECT code FROM areas WHERE level = 'township' AND code <> :t LIMIT 1"),
+        {"t": demo_areas["township_leader"]},
+    ).scalar_one()
     r = client.get(f"/areas/{other}")
     assert r.status_code == 404  # exactly like an area that does not exist
     assert client.get("/areas/410726").status_code == 404

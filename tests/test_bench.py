@@ -63,9 +63,12 @@ def test_every_workload_runs_at_a_tiny_size(tmp_path, server_url):
     # Every county map page was built, measured and opened in chromium; the naive map
     # carries every case of the county.
     pages = scale["maps"]["pages"]
-    assert {"heat", "choropleth by grid", "hot spots by grid", "cases (counts per township)"} <= set(
-        pages
-    )
+    assert {
+        "heat",
+        "choropleth by grid",
+        "hot spots by grid",
+        "cases (counts per township)",
+    } <= set(pages)
     assert all(p["html_bytes"] > 0 and p["page_ready_ms"] > 0 for p in pages.values())
     assert scale["maps"]["naive"]["points"] >= scale["load"]["inserted"]
     assert results["province"]["gi_star"]["grids"] > 0
@@ -86,8 +89,18 @@ def test_every_workload_runs_at_a_tiny_size(tmp_path, server_url):
     # A later run of one workload replaces its figures and keeps the others, saying so.
     first = results
     code = main(
-        [*TINY, "--only", "stats", "--merge", "--output", str(out), "--json", str(raw),
-         "--prefix", prefix]
+        [
+            *TINY,
+            "--only",
+            "stats",
+            "--merge",
+            "--output",
+            str(out),
+            "--json",
+            str(raw),
+            "--prefix",
+            prefix,
+        ]
     )
     merged = json.loads(raw.read_text(encoding="utf-8"))
     assert code == 0 and len(merged["runs"]) == 2

@@ -21,7 +21,9 @@ def test_rebuild_load_restores_every_index_and_keeps_the_sparse_ones_current(ses
     session.execute(text("SET LOCAL enable_bitmapscan = off"))
     plan = "\n".join(
         session.execute(
-            text("EXPLAIN SELECT id FROM cases WHERE beijing_abnormal_at IS NOT NULL AND id >= :lo"),
+            text(
+                "EXPLAIN SELECT id FROM cases WHERE beijing_abnormal_at IS NOT NULL AND id >= :lo"
+            ),
             {"lo": result.first_id},
         ).scalars()
     )
@@ -36,7 +38,9 @@ def test_rebuild_load_restores_every_index_and_keeps_the_sparse_ones_current(ses
     session.execute(text("SET LOCAL enable_seqscan = on"))
     by_scan = set(
         session.execute(
-            text("SELECT id FROM cases WHERE beijing_abnormal_at + interval '0 s' IS NOT NULL AND id >= :lo"),
+            text(
+                "SELECT id FROM cases WHERE beijing_abnormal_at + interval '0 s' IS NOT NULL AND id >= :lo"
+            ),
             {"lo": result.first_id},
         ).scalars()
     )
@@ -74,9 +78,10 @@ def test_a_rebuilding_load_gives_back_the_tally_trigger_as_it_was_and_it_tallies
     # The loaded cases were tallied once (by the load's pass, not the trigger as well),
     # and a case inserted afterwards is tallied by the trigger.
     total = "SELECT coalesce(sum(cases), 0) FROM case_tallies"
-    assert session.execute(text(total)).scalar_one() == session.execute(
-        text("SELECT count(*) FROM cases")
-    ).scalar_one()
+    assert (
+        session.execute(text(total)).scalar_one()
+        == session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    )
     session.execute(
         text(
             "INSERT INTO cases (number, title, description, category_id, channel, case_class,"
@@ -88,6 +93,7 @@ def test_a_rebuilding_load_gives_back_the_tally_trigger_as_it_was_and_it_tallies
         ),
         {"id": result.first_id},
     )
-    assert session.execute(text(total)).scalar_one() == session.execute(
-        text("SELECT count(*) FROM cases")
-    ).scalar_one()
+    assert (
+        session.execute(text(total)).scalar_one()
+        == session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    )

@@ -269,6 +269,7 @@ def test_two_people_acting_at_once_cannot_overwrite_each_other(app, live_db_url,
     from webapp.auth.accounts import create_user
     from webapp.cases import queries
     from webapp.cases.rules import county_rules
+
     engine = create_engine(live_db_url)
     with app.app_context():
         rules = county_rules("410726")
@@ -416,9 +417,14 @@ def test_repeat_suggestions_by_person_and_by_place(client, session, login, make_
     r = client.post(f"/cases/{new.id}/repeat/{by_person.id}/dismiss", data={"csrf_token": CSRF})
     assert r.status_code == 303
     assert session.get(RepeatDismissal, (new.id, by_person.id)) is not None
-    assert session.scalar(
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.case_id == new.id, AuditEntry.action == "case_dismiss_repeat")
-    ) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.case_id == new.id, AuditEntry.action == "case_dismiss_repeat")
+        )
+        == 1
+    )
     assert by_person.number not in client.get(f"/cases/{new.id}").get_data(as_text=True)
     # Dismissing twice is harmless.
     assert (
@@ -462,7 +468,9 @@ def test_payloads_are_escaped_on_every_page(client, session, login, demo_areas, 
     )
     refused = client.post("/cases/new", data={**form, "petitioner_phone": "bad"})
     assert refused.status_code == 422
-    assert payload not in refused.get_data(as_text=True) and str(escape("T" + payload)) in refused.get_data(as_text=True)
+    assert payload not in refused.get_data(as_text=True) and str(
+        escape("T" + payload)
+    ) in refused.get_data(as_text=True)
     case = session.get(Case, _case_id(client.post("/cases/new", data=form)))
     assert case.title == "T" + payload  # stored as typed
     steps = [
@@ -508,8 +516,16 @@ def test_a_deadline_beyond_the_holiday_data_is_marked_as_an_estimate(
     login("county_staff")
     grid = demo_areas["grid_worker"]
     year = max(national_calendar().known_years) + 1
-    later = make_case(grid, due_at=session.execute(text(f"SELECT timestamptz '{year}-03-02 00:00+08'")).scalar_one())
-    known = make_case(grid, due_at=session.execute(text(f"SELECT timestamptz '{year - 1}-03-02 00:00+08'")).scalar_one())
+    later = make_case(
+        grid,
+        due_at=session.execute(text(f"SELECT timestamptz '{year}-03-02 00:00+08'")).scalar_one(),
+    )
+    known = make_case(
+        grid,
+        due_at=session.execute(
+            text(f"SELECT timestamptz '{year - 1}-03-02 00:00+08'")
+        ).scalar_one(),
+    )
     assert 'id="due-estimated"' in client.get(f"/cases/{later.id}").get_data(as_text=True)
     assert 'id="due-estimated"' not in client.get(f"/cases/{known.id}").get_data(as_text=True)
     # Once the county enters the year's notice, the deadline is no longer an estimate.
@@ -520,13 +536,17 @@ def test_a_deadline_beyond_the_holiday_data_is_marked_as_an_estimate(
 
 # -- the list --------------------------------------------------------------------------
 
+
 def _ids(body: str) -> list[int]:
     return [int(i) for i in re.findall(r'<td class="nowrap"><a href="/cases/(\d+)">', body)]
 
 
 def test_list_filters_and_stable_pages(client, session, login, make_case, demo_areas):
     login("county_staff")
-    first, second = _ids(client.get("/cases/").get_data(as_text=True)), _ids(client.get("/cases/?page=2").get_data(as_text=True))
+    first, second = (
+        _ids(client.get("/cases/").get_data(as_text=True)),
+        _ids(client.get("/cases/?page=2").get_data(as_text=True)),
+    )
     assert len(first) == 50 and len(second) == 50 and not set(first) & set(second)
     assert first == _ids(client.get("/cases/?page=1").get_data(as_text=True))  # stable
     body = client.get("/cases/?page=2&status=closed").get_data(as_text=True)
@@ -537,14 +557,25 @@ def test_list_filters_and_stable_pages(client, session, login, make_case, demo_a
 
     grid = demo_areas["grid_worker"]
     marked = make_case(grid, title="唯一标题-筛选测试_%", channel="letter", category_id=7)
-    for query in ("q=唯一标题-筛选测试_%25", "channel=letter&category=7&q=筛选测试", f"area={grid[:9]}&q=筛选测试",
-                  f"area={grid[:12]}&q=筛选测试", f"area={grid}&q=筛选测试"):
+    for query in (
+        "q=唯一标题-筛选测试_%25",
+        "channel=letter&category=7&q=筛选测试",
+        f"area={grid[:9]}&q=筛选测试",
+        f"area={grid[:12]}&q=筛选测试",
+        f"area={grid}&q=筛选测试",
+    ):
         assert _ids(client.get(f"/cases/?{query}").get_data(as_text=True)) == [marked.id], query
     assert _ids(client.get("/cases/?channel=visit&q=筛选测试").get_data(as_text=True)) == []
-    assert _ids(client.get("/cases/?q=%25").get_data(as_text=True))[:1] == [marked.id]  # % is literal
+    assert _ids(client.get("/cases/?q=%25").get_data(as_text=True))[:1] == [
+        marked.id
+    ]  # % is literal
     today = deadlines.local_date(marked.reported_at)
-    assert marked.id in _ids(client.get(f"/cases/?since={today}&until={today}").get_data(as_text=True))
-    assert marked.id not in _ids(client.get(f"/cases/?until={today - timedelta(days=1)}").get_data(as_text=True))
+    assert marked.id in _ids(
+        client.get(f"/cases/?since={today}&until={today}").get_data(as_text=True)
+    )
+    assert marked.id not in _ids(
+        client.get(f"/cases/?until={today - timedelta(days=1)}").get_data(as_text=True)
+    )
     # Malformed filters are ignored, never a 500.
     r = client.get("/cases/?status=nope&category=x&since=2025-13-45&page=-3&area=abc&due=whenever")
     assert r.status_code == 200 and len(_ids(r.get_data(as_text=True))) == 50

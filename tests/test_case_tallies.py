@@ -59,9 +59,18 @@ def same_rows(session, q: StatsQuery, tallied: bool | None = True) -> list[dict]
     ``tallied``: whether the tallies must (True) or must not (False) answer ``q``.
     """
     now = datetime.now(UTC)
-    probe = q if q.period.as_of is not None else StatsQuery(
-        q.area, Period(q.period.start, q.period.end, now), q.grouping, q.filters, q.scope,
-        q.backlog_years, q.only,
+    probe = (
+        q
+        if q.period.as_of is not None
+        else StatsQuery(
+            q.area,
+            Period(q.period.start, q.period.end, now),
+            q.grouping,
+            q.filters,
+            q.scope,
+            q.backlog_years,
+            q.only,
+        )
     )
     if tallied is not None:
         assert (tally_plan(session, probe, now) is not None) is tallied
@@ -75,10 +84,16 @@ def same_rows(session, q: StatsQuery, tallied: bool | None = True) -> list[dict]
 
 @pytest.fixture
 def grids(session) -> list[str]:
-    return session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND code LIKE :p ORDER BY code LIMIT 3"),
-        {"p": COUNTY + "%"},
-    ).scalars().all()
+    return (
+        session.execute(
+            text(
+                "SELECT code FROM areas WHERE level = 'grid' AND code LIKE :p ORDER BY code LIMIT 3"
+            ),
+            {"p": COUNTY + "%"},
+        )
+        .scalars()
+        .all()
+    )
 
 
 def test_every_count_figure_has_a_tally_or_a_correction():
@@ -127,8 +142,13 @@ def test_the_typical_request_reads_its_months_and_categories_by_key(session, mak
     period = Period(date(last.year, last.month, 1), last, datetime.now(UTC) + timedelta(minutes=5))
     cats = Filters(category_ids=_category_ids(session, 3))
     user = make_user("county_staff", unit=UNIT)
-    q = StatsQuery(get_area(session, COUNTY), period, Grouping("area", AreaLevel.TOWNSHIP), cats,
-                   case_scope_sql(user))
+    q = StatsQuery(
+        get_area(session, COUNTY),
+        period,
+        Grouping("area", AreaLevel.TOWNSHIP),
+        cats,
+        case_scope_sql(user),
+    )
     rows = same_rows(session, q)
     assert sum(r["cases"] for r in rows) > 0
     plan = tally_plan(session, q, datetime.now(UTC))
@@ -167,9 +187,10 @@ def test_the_deadlines_ahead_of_chosen_categories_have_their_own_covering_index(
 
 def test_the_demo_load_is_tallied(session):
     """The bulk loader defers the triggers and tallies its cases in one statement."""
-    assert session.execute(text("SELECT sum(cases) FROM case_tallies")).scalar() == session.execute(
-        text("SELECT count(*) FROM cases")
-    ).scalar()
+    assert (
+        session.execute(text("SELECT sum(cases) FROM case_tallies")).scalar()
+        == session.execute(text("SELECT count(*) FROM cases")).scalar()
+    )
     assert_tallies_match(session)
 
 
@@ -184,31 +205,49 @@ def test_every_kind_of_write_keeps_the_tallies(session, make_user, grids):
     walk_workflow(session, staff, [first], rules, after_each=lambda: assert_tallies_match(session))
     # a repeat pointing at the resolved first petition: that case is no longer resolved once
     before = session.execute(
-        text("SELECT first_once FROM case_tallies t JOIN cases c USING (grid_code) "
-             "WHERE c.id = :i AND t.month = date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')"),
+        text(
+            "SELECT first_once FROM case_tallies t JOIN cases c USING (grid_code) "
+            "WHERE c.id = :i AND t.month = date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')"
+        ),
         {"i": first},
     ).scalar()
-    version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": other}).scalar()
+    version = session.execute(
+        text("SELECT version FROM cases WHERE id = :i"), {"i": other}
+    ).scalar()
     cq.link_repeat(session, staff, other, version, first)
     assert_tallies_match(session)
     after = session.execute(
-        text("SELECT first_once FROM case_tallies t JOIN cases c USING (grid_code) "
-             "WHERE c.id = :i AND t.month = date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')"),
+        text(
+            "SELECT first_once FROM case_tallies t JOIN cases c USING (grid_code) "
+            "WHERE c.id = :i AND t.month = date_trunc('month', c.reported_at AT TIME ZONE 'Asia/Shanghai')"
+        ),
         {"i": first},
     ).scalar()
     assert after == before - 1
     # the repeat link undone again, and a case moved to another grid and month
-    session.execute(text("UPDATE cases SET repeat_of_id = NULL, is_first = true WHERE id = :i"), {"i": other})
     session.execute(
-        text("UPDATE cases SET grid_code = :g, reported_at = reported_at - interval '40 days' WHERE id = :i"),
+        text("UPDATE cases SET repeat_of_id = NULL, is_first = true WHERE id = :i"), {"i": other}
+    )
+    session.execute(
+        text(
+            "UPDATE cases SET grid_code = :g, reported_at = reported_at - interval '40 days' WHERE id = :i"
+        ),
         {"g": grids[2], "i": other},
     )
     assert_tallies_match(session)
     # many rows in one statement (escalations, closures), and a delete
-    session.execute(text("UPDATE cases SET beijing_abnormal_at = reported_at + interval '5 days' "
-                         "WHERE id % 29 = 0 AND reported_at < now() - interval '5 days'"))
-    session.execute(text("UPDATE cases SET status = 'closed', resolved_at = concluded_at "
-                         "WHERE id % 7 = 0 AND status = 'concluded'"))
+    session.execute(
+        text(
+            "UPDATE cases SET beijing_abnormal_at = reported_at + interval '5 days' "
+            "WHERE id % 29 = 0 AND reported_at < now() - interval '5 days'"
+        )
+    )
+    session.execute(
+        text(
+            "UPDATE cases SET status = 'closed', resolved_at = concluded_at "
+            "WHERE id % 7 = 0 AND status = 'concluded'"
+        )
+    )
     assert_tallies_match(session)
     gone = new_case(session, grids[2], people_count=9)
     assert_tallies_match(session)
@@ -253,9 +292,13 @@ def test_an_insert_of_many_cases_in_one_statement_keeps_every_tally(session):
     first petitions, follow-ups, visits of several people, new months and cells, and a
     report time ahead of the clock: every tally equals the cases afterwards.
     """
-    statuses = session.execute(
-        text("SELECT DISTINCT status FROM cases WHERE id % 23 = 0 AND repeat_of_id IS NULL")
-    ).scalars().all()
+    statuses = (
+        session.execute(
+            text("SELECT DISTINCT status FROM cases WHERE id % 23 = 0 AND repeat_of_id IS NULL")
+        )
+        .scalars()
+        .all()
+    )
     assert {"closed", "resolved", "in_progress"} <= set(statuses)
     inserted = _copy_cases(
         session,
@@ -272,16 +315,26 @@ def test_an_insert_of_many_cases_in_one_statement_keeps_every_tally(session):
         "now() + interval '2 days'",
     )
     assert_tallies_match(session)
-    assert session.execute(text("SELECT count(*) FROM case_tallies WHERE ahead_at > now()")).scalar() >= 1
+    assert (
+        session.execute(text("SELECT count(*) FROM case_tallies WHERE ahead_at > now()")).scalar()
+        >= 1
+    )
 
 
 def test_an_insert_with_repeats_takes_the_general_path_and_keeps_every_tally(session):
     """Rows with a repeat link among them change the first petitions they point at."""
-    assert session.execute(
-        text("SELECT count(*) FROM cases c JOIN cases f ON f.id = c.repeat_of_id "
-             "WHERE c.id % 5 = 0 AND f.status IN ('closed', 'resolved')")
-    ).scalar() > 0
-    inserted = _copy_cases(session, "c.id % 5 = 0 AND (c.repeat_of_id IS NOT NULL OR c.id % 10 = 0)")
+    assert (
+        session.execute(
+            text(
+                "SELECT count(*) FROM cases c JOIN cases f ON f.id = c.repeat_of_id "
+                "WHERE c.id % 5 = 0 AND f.status IN ('closed', 'resolved')"
+            )
+        ).scalar()
+        > 0
+    )
+    inserted = _copy_cases(
+        session, "c.id % 5 = 0 AND (c.repeat_of_id IS NOT NULL OR c.id % 10 = 0)"
+    )
     assert inserted > 100
     assert_tallies_match(session)
 
@@ -290,22 +343,43 @@ def test_a_bulk_load_keeps_the_tallies(session):
     rows, _ = synthetic.generate(session, 160, seed=11)
     result = bulk_insert_cases(session, rows)
     assert result.inserted > 100 and "tallies" in result.timings
-    assert session.execute(
-        text("SELECT count(*) FROM cases WHERE id BETWEEN :lo AND :hi AND repeat_of_id IS NOT NULL"),
-        {"lo": result.first_id, "hi": result.last_id},
-    ).scalar() > 0
+    assert (
+        session.execute(
+            text(
+                "SELECT count(*) FROM cases WHERE id BETWEEN :lo AND :hi AND repeat_of_id IS NOT NULL"
+            ),
+            {"lo": result.first_id, "hi": result.last_id},
+        ).scalar()
+        > 0
+    )
     assert_tallies_match(session)
     # the setting that defers the triggers is off again after the load
-    assert session.execute(text("SELECT current_setting('gridcase.defer_case_tallies', true)")).scalar() == "off"
+    assert (
+        session.execute(
+            text("SELECT current_setting('gridcase.defer_case_tallies', true)")
+        ).scalar()
+        == "off"
+    )
 
 
 def test_rebuild_gives_the_same_tallies(session):
-    before = session.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_tallies t")).scalar()
-    session.execute(text("UPDATE case_tallies SET cases = cases + 1 WHERE month = (SELECT max(month) FROM case_tallies)"))
+    before = session.execute(
+        text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_tallies t")
+    ).scalar()
+    session.execute(
+        text(
+            "UPDATE case_tallies SET cases = cases + 1 WHERE month = (SELECT max(month) FROM case_tallies)"
+        )
+    )
     assert tallies.differences(session)
     tallies.rebuild(session)
     assert tallies.differences(session) == []
-    assert session.execute(text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_tallies t")).scalar() == before
+    assert (
+        session.execute(
+            text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_tallies t")
+        ).scalar()
+        == before
+    )
 
 
 # The periods' names; each test resolves its period when it runs (not when pytest
@@ -336,8 +410,12 @@ def _periods() -> list[Period]:
 @pytest.mark.parametrize("period", PERIOD_NAMES)
 @pytest.mark.parametrize(
     "grouping",
-    [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
-     Grouping("area", AreaLevel.GRID), Grouping("month")],
+    [
+        Grouping("area", AreaLevel.TOWNSHIP),
+        Grouping("area", AreaLevel.VILLAGE),
+        Grouping("area", AreaLevel.GRID),
+        Grouping("month"),
+    ],
     ids=["townships", "villages", "grids", "months"],
 )
 def test_the_tallies_give_the_cases_figures(session, period, grouping):
@@ -350,13 +428,17 @@ def test_the_tallies_give_the_cases_figures_after_writes(session, make_user, gri
     rules = cq.rules_for(COUNTY)
     for i, grid in enumerate(grids):
         case_id = new_case(session, grid, people_count=1 + 4 * i)
-        version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": case_id}).scalar()
+        version = session.execute(
+            text("SELECT version FROM cases WHERE id = :i"), {"i": case_id}
+        ).scalar()
         cq.apply_action(session, staff, case_id, version, "accept", {}, rules)
     old = session.execute(
         text("SELECT id FROM cases WHERE status = 'closed' AND is_first ORDER BY id LIMIT 1")
     ).scalar()
     repeat = new_case(session, grids[0])
-    version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": repeat}).scalar()
+    version = session.execute(
+        text("SELECT version FROM cases WHERE id = :i"), {"i": repeat}
+    ).scalar()
     cq.link_repeat(session, staff, repeat, version, old)
     rows, _ = synthetic.generate(session, 80, seed=5)
     bulk_insert_cases(session, rows)
@@ -392,7 +474,11 @@ def test_only_area_scopes_read_the_tallies(session, make_user, demo_areas, role,
     t = today()
     period = Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31))
     level = {6: AreaLevel.TOWNSHIP, 9: AreaLevel.VILLAGE}.get(len(root.code), AreaLevel.GRID)
-    same_rows(session, StatsQuery(root, period, Grouping("area", level), scope=case_scope_sql(user)), tallied)
+    same_rows(
+        session,
+        StatsQuery(root, period, Grouping("area", level), scope=case_scope_sql(user)),
+        tallied,
+    )
 
 
 def test_channels_a_past_as_of_and_short_periods_read_the_cases(session):
@@ -428,7 +514,6 @@ def test_a_time_ahead_of_the_clock_sends_the_figures_to_the_cases(session, grids
     same_rows(session, StatsQuery(area, ahead, q.grouping), True)
     assert sum(r["cases"] for r in rows) > 0
     assert_tallies_match(session)
-
 
 
 @pytest.mark.parametrize("level", [AreaLevel.GRID, AreaLevel.VILLAGE])
@@ -484,8 +569,12 @@ def _category_ids(session, n: int) -> tuple[int, ...]:
 @pytest.mark.parametrize("period", ["12-months", "365-days", "13-months", "february"])
 @pytest.mark.parametrize(
     "grouping",
-    [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
-     Grouping("area", AreaLevel.GRID), Grouping("month")],
+    [
+        Grouping("area", AreaLevel.TOWNSHIP),
+        Grouping("area", AreaLevel.VILLAGE),
+        Grouping("area", AreaLevel.GRID),
+        Grouping("month"),
+    ],
     ids=["townships", "villages", "grids", "months"],
 )
 def test_a_units_scope_reads_the_tallies_less_its_cases(session, unit_staff, period, grouping):
@@ -509,8 +598,12 @@ def case_scope_sql_without_unit(user):
 @pytest.mark.parametrize("period", ["12-months", "365-days", "february"])
 @pytest.mark.parametrize(
     "grouping",
-    [Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE),
-     Grouping("month"), Grouping("category")],
+    [
+        Grouping("area", AreaLevel.TOWNSHIP),
+        Grouping("area", AreaLevel.VILLAGE),
+        Grouping("month"),
+        Grouping("category"),
+    ],
     ids=["townships", "villages", "months", "categories"],
 )
 def test_category_filters_read_the_category_tallies(session, make_user, period, grouping, unit):
@@ -521,7 +614,9 @@ def test_category_filters_read_the_category_tallies(session, make_user, period, 
     scope = case_scope_sql(user)
     area = get_area(session, COUNTY)
     for cats in (_category_ids(session, 3), _category_ids(session, 1)):
-        rows = same_rows(session, StatsQuery(area, period, grouping, Filters(category_ids=cats), scope))
+        rows = same_rows(
+            session, StatsQuery(area, period, grouping, Filters(category_ids=cats), scope)
+        )
         assert sum(r["cases"] for r in rows) > 0
     if grouping.by == "category":  # every category: the rows of the categories page
         same_rows(session, StatsQuery(area, period, grouping, scope=scope))
@@ -549,8 +644,14 @@ def test_every_kind_of_write_keeps_both_paths_equal_for_a_unit_and_categories(
     first = date(t.year, t.month, 1)
     cats = _category_ids(session, 3)
     queries = [
-        StatsQuery(area, Period(date(first.year - 1, first.month, 1), t), g, f, case_scope_sql(unit_staff),
-                   backlog_years=1)
+        StatsQuery(
+            area,
+            Period(date(first.year - 1, first.month, 1), t),
+            g,
+            f,
+            case_scope_sql(unit_staff),
+            backlog_years=1,
+        )
         for g in (Grouping("area", AreaLevel.TOWNSHIP), Grouping("area", AreaLevel.VILLAGE))
         for f in (Filters(), Filters(category_ids=cats))
     ]
@@ -562,29 +663,44 @@ def test_every_kind_of_write_keeps_both_paths_equal_for_a_unit_and_categories(
 
     # a field report / registration accusing the unit, another in a filtered category
     accused = new_case(session, grids[0], category_id=cats[0], people_count=5)
-    session.execute(text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": UNIT, "i": accused})
+    session.execute(
+        text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": UNIT, "i": accused}
+    )
     plain = new_case(session, grids[1], category_id=cats[1], channel="letter")
     check()
     # the workflow on both
     walk_workflow(session, staff, [accused, plain], rules)
     check()
     # reclassified, no longer accusing the unit, accusing it again, moved
-    session.execute(text("UPDATE cases SET category_id = :c WHERE id = :i"), {"c": cats[2], "i": plain})
+    session.execute(
+        text("UPDATE cases SET category_id = :c WHERE id = :i"), {"c": cats[2], "i": plain}
+    )
     session.execute(text("UPDATE cases SET accused_unit = NULL WHERE id = :i"), {"i": accused})
     check()
-    session.execute(text("UPDATE cases SET accused_unit = :u, category_id = :c WHERE id = :i"),
-                    {"u": UNIT, "c": cats[1], "i": plain})
-    session.execute(text("UPDATE cases SET grid_code = :g, reported_at = reported_at - interval '40 days' "
-                         "WHERE id = :i"), {"g": grids[2], "i": accused})
+    session.execute(
+        text("UPDATE cases SET accused_unit = :u, category_id = :c WHERE id = :i"),
+        {"u": UNIT, "c": cats[1], "i": plain},
+    )
+    session.execute(
+        text(
+            "UPDATE cases SET grid_code = :g, reported_at = reported_at - interval '40 days' "
+            "WHERE id = :i"
+        ),
+        {"g": grids[2], "i": accused},
+    )
     check()
     # a repeat of an accused first petition, many rows at once, a delete, a bulk load
     repeat = new_case(session, grids[2], category_id=cats[0])
-    version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": repeat}).scalar()
+    version = session.execute(
+        text("SELECT version FROM cases WHERE id = :i"), {"i": repeat}
+    ).scalar()
     cq.link_repeat(session, staff, repeat, version, plain)
     session.execute(text("UPDATE cases SET category_id = :c WHERE id % 31 = 0"), {"c": cats[0]})
     check()
     gone = new_case(session, grids[1], category_id=cats[2])
-    session.execute(text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": UNIT, "i": gone})
+    session.execute(
+        text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": UNIT, "i": gone}
+    )
     check()
     session.execute(text("DELETE FROM cases WHERE id = :i"), {"i": gone})
     rows, _ = synthetic.generate(session, 120, seed=17)
@@ -597,19 +713,31 @@ def test_rebuild_keeps_the_category_tallies(session):
         text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_category_tallies t")
     ).scalar()
     assert before is not None
-    session.execute(text("DELETE FROM case_category_tallies WHERE month = (SELECT max(month) FROM case_category_tallies)"))
+    session.execute(
+        text(
+            "DELETE FROM case_category_tallies WHERE month = (SELECT max(month) FROM case_category_tallies)"
+        )
+    )
     assert any(d["tally"] == "case_category_tallies" for d in tallies.differences(session))
     tallies.rebuild(session)
     assert tallies.differences(session) == []
-    assert session.execute(
-        text("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_category_tallies t")
-    ).scalar() == before
+    assert (
+        session.execute(
+            text(
+                "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM case_category_tallies t"
+            )
+        ).scalar()
+        == before
+    )
 
 
 def test_the_planner_setting_is_put_back_after_the_statement(session):
     session.execute(text("SET LOCAL join_collapse_limit = 6"))
     t = today()
-    q = StatsQuery(get_area(session, COUNTY), Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31)),
-                   Grouping("area", AreaLevel.TOWNSHIP))
+    q = StatsQuery(
+        get_area(session, COUNTY),
+        Period(date(t.year - 1, 1, 1), date(t.year - 1, 12, 31)),
+        Grouping("area", AreaLevel.TOWNSHIP),
+    )
     assert figure_rows(session, q) and figure_rows(session, q, raw=True)
     assert session.execute(text("SHOW join_collapse_limit")).scalar() == "6"

@@ -7,14 +7,20 @@ from sqlalchemy import text
 
 
 def test_counts(session):
-    counts = dict(session.execute(text("SELECT level, count(*) FROM areas WHERE county_code = '410726' GROUP BY level")).all())
+    counts = dict(
+        session.execute(
+            text("SELECT level, count(*) FROM areas WHERE county_code = '410726' GROUP BY level")
+        ).all()
+    )
     assert counts["county"] == 1
     assert counts["township"] == 12
     assert counts["village"] == 342
     assert 900 <= counts["grid"] <= 1100  # about three per village
 
 
-@pytest.mark.parametrize(("child", "parent"), [("township", "county"), ("village", "township"), ("grid", "village")])
+@pytest.mark.parametrize(
+    ("child", "parent"), [("township", "county"), ("village", "township"), ("grid", "village")]
+)
 def test_children_tile_their_parent_exactly(session, child, parent):
     """Union of the children equals the parent; siblings do not overlap; all valid."""
     rows = session.execute(
@@ -69,8 +75,17 @@ def test_every_case_sits_in_its_grid(session):
 
 
 def test_township_counts_add_up_to_the_county(session):
-    per_township = session.execute(text("SELECT sum(n) FROM (SELECT count(*) n FROM cases WHERE county_code = '410726' GROUP BY township_code) t")).scalar_one()
-    assert per_township == session.execute(text("SELECT count(*) FROM cases WHERE county_code = '410726'")).scalar_one()
+    per_township = session.execute(
+        text(
+            "SELECT sum(n) FROM (SELECT count(*) n FROM cases WHERE county_code = '410726' GROUP BY township_code) t"
+        )
+    ).scalar_one()
+    assert (
+        per_township
+        == session.execute(
+            text("SELECT count(*) FROM cases WHERE county_code = '410726'")
+        ).scalar_one()
+    )
 
 
 def test_demo_cases_look_real(session):
@@ -94,8 +109,10 @@ def test_demo_cases_look_real(session):
     assert r.repeats > 0 and r.collective > 0 and r.backlog > 0
     assert r.statuses >= 5 and r.spans_years
     quiet = session.execute(
-        text("SELECT count(*) FROM areas g WHERE g.level = 'grid' AND g.county_code = '410726' "
-             "AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.grid_id = g.id)")
+        text(
+            "SELECT count(*) FROM areas g WHERE g.level = 'grid' AND g.county_code = '410726' "
+            "AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.grid_id = g.id)"
+        )
     ).scalar_one()
     assert quiet > 0
     # The busiest grid has far more cases than the average grid (a hot spot).
@@ -105,7 +122,9 @@ def test_demo_cases_look_real(session):
     assert top > 10 * mean
     # Every case with its events: the history starts with registration.
     first = session.execute(
-        text("SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'register')")
+        text(
+            "SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'register')"
+        )
     ).scalar_one()
     assert first == 0
 
@@ -139,7 +158,9 @@ def test_demo_load_is_idempotent_for_boundaries(app_ctx, session):
     assert all(r.inserted == 0 and r.updated == 0 for r in reports)
 
 
-def test_demo_load_command_loads_cases_and_one_account_per_role(app, connection, session, tmp_path, monkeypatch):
+def test_demo_load_command_loads_cases_and_one_account_per_role(
+    app, connection, session, tmp_path, monkeypatch
+):
     """`flask demo load` as `make run` calls it: cases once, an account per role, passwords kept private."""
     import stat
 
@@ -182,7 +203,9 @@ def test_demo_load_command_loads_cases_and_one_account_per_role(app, connection,
     assert result.exit_code == 0, result.output
     assert "不再加载演示案件" in result.output
     assert connection.execute(text(count)).scalar_one() == before + 300
-    assert [line.split("\t")[1] for line in path.read_text(encoding="utf-8").splitlines()] == passwords
+    assert [
+        line.split("\t")[1] for line in path.read_text(encoding="utf-8").splitlines()
+    ] == passwords
 
 
 def test_a_big_demo_load_writes_the_history_of_its_open_cases(session):
@@ -240,9 +263,12 @@ def test_demo_accounts_work_keeps_the_tallies_and_their_trigger(session):
     session.flush()
     assert tallies.differences(session) == []
     # The trigger is on again for the writes that follow.
-    assert session.execute(
-        text("SELECT current_setting('gridcase.defer_case_tallies', true)")
-    ).scalar() == "off"
+    assert (
+        session.execute(
+            text("SELECT current_setting('gridcase.defer_case_tallies', true)")
+        ).scalar()
+        == "off"
+    )
     # The busiest grid of the county seat, from the tallies, is the one the cases say.
     busiest = session.execute(
         text(

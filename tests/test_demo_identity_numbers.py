@@ -12,7 +12,11 @@ from webapp.demo.synthetic import _ascii_digits, _id_numbers, _phone_digits, id_
 def test_ascii_digits_pad_with_zeros():
     got = _ascii_digits(np.array([0, 7, 1234, 999_999_999, 1000]), 9)
     assert [bytes(r).decode() for r in got] == [
-        "000000000", "000000007", "000001234", "999999999", "000001000"
+        "000000000",
+        "000000007",
+        "000001234",
+        "999999999",
+        "000001000",
     ]
     assert bytes(_ascii_digits(np.array([42]), 4)[0]) == b"0042"
 
@@ -25,10 +29,12 @@ def test_phone_numbers():
 def test_id_numbers_carry_birth_date_sequence_and_check():
     rng = np.random.default_rng(5)
     # Births on both sides of 1970 (negative epoch seconds), and at midnight exactly.
-    birth = np.concatenate([
-        rng.uniform(-30 * 365.25 * 86400, 40 * 365.25 * 86400, 2000),
-        [-86400.0, -1.0, 0.0, 86399.0, 86400.0],
-    ])
+    birth = np.concatenate(
+        [
+            rng.uniform(-30 * 365.25 * 86400, 40 * 365.25 * 86400, 2000),
+            [-86400.0, -1.0, 0.0, 86399.0, 86400.0],
+        ]
+    )
     seq = rng.integers(0, 1000, len(birth))
     got = [bytes(r).decode() for r in _id_numbers(birth, seq)]
     for text, b, s in zip(got, birth, seq, strict=True):

@@ -18,10 +18,16 @@ def test_ledger_import_in_the_browser(page, live_user, live_app, tmp_path, artif
 
     with live_app.app_context():
         s = database(live_app).sessions()
-        lon, lat = s.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1")).one()
+        lon, lat = s.execute(
+            text(
+                "SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1"
+            )
+        ).one()
         s.close()
     path = tmp_path / "浏览器台账.csv"
-    rows = [_row(i, name=f"测试{i}", lon=lon, lat=lat, date=f"2026-01-{i:02d}") for i in range(1, 21)]
+    rows = [
+        _row(i, name=f"测试{i}", lon=lon, lat=lat, date=f"2026-01-{i:02d}") for i in range(1, 21)
+    ]
     rows.append(_row(21, name="错行", date="2026-13-01", lon=lon, lat=lat))
     with path.open("w", newline="", encoding="utf-8-sig") as fh:
         csv.writer(fh).writerows([HEADER, *rows])

@@ -29,19 +29,33 @@ def test_upload_check_confirm_import(client, login, session, tmp_path, places): 
     good = sum(status == "ok" for status in EXPECTED.values())
     assert "试运行" in page and f"确认导入 {good} 行" in page and "最接近的是：征地拆迁" in page
     report = client.get(f"/exchange/imports/{import_id}/report.csv")
-    assert report.status_code == 200 and report.get_data().decode("utf-8-sig").count("\n") == len(EXPECTED) + 1
+    assert (
+        report.status_code == 200
+        and report.get_data().decode("utf-8-sig").count("\n") == len(EXPECTED) + 1
+    )
     before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
     r = client.post(f"/exchange/imports/{import_id}/run", data={"csrf_token": CSRF})
     assert r.status_code == 302
     assert client.get(f"/exchange/imports/{import_id}/progress").get_json()["imported"] == good
     assert f"已导入 <strong>{good}</strong> 个案件" in client.get(page_url).get_data(as_text=True)
     assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + good
-    audit = session.execute(
-        text("SELECT action FROM audit_log WHERE user_id = :u ORDER BY id"), {"u": user.id}
-    ).scalars().all()
+    audit = (
+        session.execute(
+            text("SELECT action FROM audit_log WHERE user_id = :u ORDER BY id"), {"u": user.id}
+        )
+        .scalars()
+        .all()
+    )
     assert audit == ["ledger_upload", "ledger_import"]
     # Confirming twice does nothing more.
-    assert client.post(f"/exchange/imports/{import_id}/run", data={"csrf_token": CSRF}, headers={"Accept": "application/json"}).status_code == 409
+    assert (
+        client.post(
+            f"/exchange/imports/{import_id}/run",
+            data={"csrf_token": CSRF},
+            headers={"Accept": "application/json"},
+        ).status_code
+        == 409
+    )
     # The same file uploaded again: every good row is already imported.
     r = _upload(client, path)
     again = int(re.search(r"/imports/(\d+)", r.headers["Location"])[1])
@@ -56,7 +70,10 @@ def test_unreadable_files_fail_with_a_reason(client, login, tmp_path):
     page = client.get(r.headers["Location"]).get_data(as_text=True)
     assert "失败" in page and "表头" in page
     bad = {"csrf_token": CSRF, "file": (io.BytesIO(b"x"), "a.xls")}
-    assert client.post("/exchange/imports", data=bad, content_type="multipart/form-data").status_code == 400
+    assert (
+        client.post("/exchange/imports", data=bad, content_type="multipart/form-data").status_code
+        == 400
+    )
 
 
 def test_only_county_staff_import(client, login):

@@ -26,7 +26,8 @@ DEADLINE_S = 60
 def _stored(stack: Stack, client_ids: list[str]) -> dict[str, list[int]]:
     """client id -> the ids of the cases stored with it (exactly one expected)."""
     rows = stack.rows(
-        "SELECT client_id::text, id FROM cases WHERE client_id = ANY(CAST(:ids AS uuid[]))", ids=client_ids
+        "SELECT client_id::text, id FROM cases WHERE client_id = ANY(CAST(:ids AS uuid[]))",
+        ids=client_ids,
     )
     out: dict[str, list[int]] = {}
     for cid, case_id in rows:
@@ -36,7 +37,9 @@ def _stored(stack: Stack, client_ids: list[str]) -> dict[str, list[int]]:
 
 @pytest.mark.slow
 def test_several_hundred_concurrent_reports_no_error_no_duplicate(stack: Stack):
-    jobs = [(stack.reporters[i % len(stack.reporters)], uuid.uuid4(), i) for i in range(LOAD_REPORTS)]
+    jobs = [
+        (stack.reporters[i % len(stack.reporters)], uuid.uuid4(), i) for i in range(LOAD_REPORTS)
+    ]
     before = stack.scalar("SELECT count(*) FROM cases")
 
     def send(job):
@@ -91,7 +94,9 @@ def test_killed_database_loses_no_acknowledged_report_and_duplicates_none(stack:
                 if status in (200, 201):
                     with lock:
                         # A retry after an unanswered success gets 200 and the same case.
-                        previous = acknowledged.setdefault(str(client_id), answer["report"]["case_id"])
+                        previous = acknowledged.setdefault(
+                            str(client_id), answer["report"]["case_id"]
+                        )
                         assert previous == answer["report"]["case_id"]
                     break
                 with lock:
@@ -168,7 +173,9 @@ def test_killed_app_loses_no_acknowledged_report_and_recognises_resends(stack: S
                 status, answer = stack.post_report(reporter, body, timeout=5)
                 if status in (200, 201):
                     with lock:
-                        previous = acknowledged.setdefault(str(client_id), answer["report"]["case_id"])
+                        previous = acknowledged.setdefault(
+                            str(client_id), answer["report"]["case_id"]
+                        )
                         assert previous == answer["report"]["case_id"]
                         if lost and status == 200:
                             unanswered_then_stored.add(str(client_id))
@@ -204,7 +211,9 @@ def test_killed_app_loses_no_acknowledged_report_and_recognises_resends(stack: S
     )
     assert len(before_kill) < total, "the kill came after the burst: the test proved nothing"
     assert failures, "no request met the outage"
-    assert all(status == 0 for status, _ in failures), failures[:3]  # no answer at all, never a wrong one
+    assert all(status == 0 for status, _ in failures), failures[
+        :3
+    ]  # no answer at all, never a wrong one
 
     # Every acknowledged report is stored exactly once, as the case it was answered with.
     stored = _stored(stack, list(acknowledged))
@@ -227,5 +236,7 @@ def test_killed_app_loses_no_acknowledged_report_and_recognises_resends(stack: S
     assert all(status == 200 for _, status, _ in again), [a for a in again if a[1] != 200][:3]
     assert {cid: answer["report"]["case_id"] for cid, _, answer in again} == acknowledged
     assert stack.scalar("SELECT count(*) FROM cases") == count
-    print(f"\n{len(before_kill)} acknowledged before the kill; {len(unanswered_then_stored)} stored "
-          f"before the kill but answered only on a retry after it; {len(failures)} attempts unanswered")
+    print(
+        f"\n{len(before_kill)} acknowledged before the kill; {len(unanswered_then_stored)} stored "
+        f"before the kill but answered only on a retry after it; {len(failures)} attempts unanswered"
+    )

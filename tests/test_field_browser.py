@@ -167,7 +167,9 @@ def test_a_grid_worker_reports_from_a_phone_online_and_offline(
             "document.querySelectorAll('#queue li[data-state=waiting]').length === 0",
             timeout=30,
         )
-        page.wait_for_selector("#queue li:has-text('离线上报一') >> text=照片 1/1 已上传", timeout=30_000)
+        page.wait_for_selector(
+            "#queue li:has-text('离线上报一') >> text=照片 1/1 已上传", timeout=30_000
+        )
         cases = cases_by(live_db, user.id)
         assert len(cases) == 3
         assert {c.description for c in cases[1:]} == {

@@ -315,13 +315,19 @@ def test_the_case_photos_partial_lists_thumbnails_in_scope(
         assert "暂无现场照片" in html and first["url"] not in html
 
 
-def test_the_reporter_adds_photos_to_a_report_outside_their_scope(client, login, session, photo_dir):
+def test_the_reporter_adds_photos_to_a_report_outside_their_scope(
+    client, login, session, photo_dir
+):
     # a township leader reports a point in another township: the case is not in their
     # scope, but the photos of their own report go with it
-    township = session.execute(text("SELECT min(code) FROM areas WHERE level = 'township'")).scalar_one()
+    township = session.execute(
+        text("SELECT min(code) FROM areas WHERE level = 'township'")
+    ).scalar_one()
     login("township_leader", area=township)
     elsewhere = other_grid(session, township + "000000")
-    r = client.post("/api/v1/field/reports", json=report_payload(session, elsewhere), headers=CSRF_HEADERS)
+    r = client.post(
+        "/api/v1/field/reports", json=report_payload(session, elsewhere), headers=CSRF_HEADERS
+    )
     case_id = r.get_json()["report"]["case_id"]
     assert r.status_code == 201 and r.get_json()["report"]["in_own_area"] is False
     assert upload(client, case_id, image_bytes()).status_code == 201

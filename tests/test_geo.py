@@ -9,7 +9,9 @@ from coord_convert.transform import wgs2gcj
 from webapp.geo import distance_m, gcj02_to_wgs84, parse_crs, wgs84_to_gcj02
 
 
-@pytest.mark.parametrize(("lon", "lat"), [(114.2, 35.25), (116.397, 39.909), (121.47, 31.23), (87.6, 43.8)])
+@pytest.mark.parametrize(
+    ("lon", "lat"), [(114.2, 35.25), (116.397, 39.909), (121.47, 31.23), (87.6, 43.8)]
+)
 def test_gcj02_forward_matches_independent_library(lon, lat):
     glon, glat = wgs84_to_gcj02(lon, lat)
     ref = wgs2gcj(lon, lat)

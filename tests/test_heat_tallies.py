@@ -72,8 +72,15 @@ def areas(session) -> dict[str, mq.AreaInfo]:
             "GROUP BY township_code, village_code ORDER BY count(*) DESC, village_code LIMIT 1"
         )
     ).one()
-    return {name: mq.area_info(session, code) for name, code in
-            [("county", COUNTY), ("township", township), ("village", village), ("grid", grid)]}
+    return {
+        name: mq.area_info(session, code)
+        for name, code in [
+            ("county", COUNTY),
+            ("township", township),
+            ("village", village),
+            ("grid", grid),
+        ]
+    }
 
 
 def same_heat(session, area, cf, scope=COUNTY_SCOPE, cell_m=None, min_cell_m=0.0, tallied=True):
@@ -122,10 +129,16 @@ def assert_all_paths_agree(session) -> None:
 
 def busiest_grids(session, n: int = 3) -> list[str]:
     village = areas(session)["village"].code
-    return session.execute(
-        text("SELECT code FROM areas WHERE level = 'grid' AND code LIKE :p ORDER BY code LIMIT :n"),
-        {"p": village + "%", "n": n},
-    ).scalars().all()
+    return (
+        session.execute(
+            text(
+                "SELECT code FROM areas WHERE level = 'grid' AND code LIKE :p ORDER BY code LIMIT :n"
+            ),
+            {"p": village + "%", "n": n},
+        )
+        .scalars()
+        .all()
+    )
 
 
 # -- the lattice ------------------------------------------------------------------------------
@@ -136,11 +149,18 @@ def test_each_level_gets_a_lattice_of_whole_tally_cells(session, level):
     area = areas(session)[level]
     lat = mq.lattice_for(area.bounds, HEAT_CELL_M[area.level])
     w, s, e, n = area.bounds
-    assert lat.west <= w < lat.west + lat.cols * lat.dx and lat.south <= s < lat.south + lat.rows * lat.dy
+    assert (
+        lat.west <= w < lat.west + lat.cols * lat.dx
+        and lat.south <= s < lat.south + lat.rows * lat.dy
+    )
     assert e < lat.west + lat.cols * lat.dx and n < lat.south + lat.rows * lat.dy
     assert lat.cols * lat.rows <= mq.MAX_HEAT_CELLS
-    expected = {"county": (HEAT_COARSE, 1), "township": (HEAT_COARSE, 1), "village": (1, 1),
-                "grid": (1, 2)}
+    expected = {
+        "county": (HEAT_COARSE, 1),
+        "township": (HEAT_COARSE, 1),
+        "village": (1, 1),
+        "grid": (1, 2),
+    }
     assert (lat.cells, lat.split) == expected[level]
     assert abs(lat.cell_m - HEAT_CELL_M[area.level]) / HEAT_CELL_M[area.level] < 0.25
 
@@ -158,15 +178,24 @@ def test_a_minimum_cell_and_the_cap_make_cells_bigger(session):
 
 
 def test_the_demo_load_is_heat_tallied(session):
-    assert session.execute(
-        text("SELECT sum(cases), sum(people) FROM heat_tallies WHERE scale = :s"), {"s": HEAT_COARSE}
-    ).one() == session.execute(text("SELECT count(*), sum(people_count) FROM cases")).one()
+    assert (
+        session.execute(
+            text("SELECT sum(cases), sum(people) FROM heat_tallies WHERE scale = :s"),
+            {"s": HEAT_COARSE},
+        ).one()
+        == session.execute(text("SELECT count(*), sum(people_count) FROM cases")).one()
+    )
     # coarse cells only, keyed by township: one row per township, month and cell
-    assert session.execute(
-        text("SELECT count(*) FROM heat_tallies WHERE scale <> :s OR township_code = '' "
-             "OR village_code <> '' OR grid_code <> ''"),
-        {"s": HEAT_COARSE},
-    ).scalar() == 0
+    assert (
+        session.execute(
+            text(
+                "SELECT count(*) FROM heat_tallies WHERE scale <> :s OR township_code = '' "
+                "OR village_code <> '' OR grid_code <> ''"
+            ),
+            {"s": HEAT_COARSE},
+        ).scalar()
+        == 0
+    )
     coarse = session.execute(text("SELECT count(*) FROM heat_tallies")).scalar()
     assert 0 < coarse < session.execute(text("SELECT count(*) FROM cases")).scalar()
     assert_all_paths_agree(session)
@@ -189,7 +218,9 @@ def test_ragged_days_are_read_from_the_cases(session):
     county = areas(session)["county"]
     plan = same_heat(session, county, cf)
     assert plan.months == (date(t.year - 2, 3, 1), date(t.year - 1, 3, 1))
-    assert [(lo.astimezone(LOCAL_TZ).date(), hi.astimezone(LOCAL_TZ).date()) for lo, hi in plan.ragged] == [
+    assert [
+        (lo.astimezone(LOCAL_TZ).date(), hi.astimezone(LOCAL_TZ).date()) for lo, hi in plan.ragged
+    ] == [
         (date(t.year - 2, 2, 10), date(t.year - 2, 3, 1)),
         (date(t.year - 1, 3, 1), date(t.year - 1, 3, 21)),
     ]
@@ -226,13 +257,18 @@ def test_kinds_of_case_read_the_cases(session, kinds):
 def test_only_area_scopes_read_the_heat_tally(session, make_user, role, area, tallied):
     user = make_user(role, None, **({"unit": "城关镇人民政府"} if area == "unit" else {}))
     session.execute(
-        text("UPDATE cases SET leader_id = :u WHERE id IN (SELECT id FROM cases ORDER BY id DESC LIMIT 40)"),
+        text(
+            "UPDATE cases SET leader_id = :u WHERE id IN (SELECT id FROM cases ORDER BY id DESC LIMIT 40)"
+        ),
         {"u": user.id},
     )
-    root = mq.area_info(session, user.area_code if len(user.area_code) <= 12 else user.area_code[:12])
+    root = mq.area_info(
+        session, user.area_code if len(user.area_code) <= 12 else user.area_code[:12]
+    )
     min_cell = AGGREGATE_CELL_M if role == "planner" else 0.0
-    plan = same_heat(session, root, default_period(), case_scope_sql(user), min_cell_m=min_cell,
-                     tallied=tallied)
+    plan = same_heat(
+        session, root, default_period(), case_scope_sql(user), min_cell_m=min_cell, tallied=tallied
+    )
     if plan is not None:
         assert root.level.value in TALLIED_LEVELS and plan.scale == HEAT_COARSE
     same_count(session, root, default_period(), case_scope_sql(user))
@@ -258,10 +294,14 @@ def test_a_village_or_grid_scope_reads_the_cases(session, level):
 
 def test_every_township_from_the_tally_equals_its_cases(session):
     """Each township's view, and its leader's scope, cell for cell from the tally as from its cases."""
-    codes = session.execute(
-        text("SELECT code FROM areas WHERE level = 'township' AND code LIKE :c ORDER BY code"),
-        {"c": COUNTY + "%"},
-    ).scalars().all()
+    codes = (
+        session.execute(
+            text("SELECT code FROM areas WHERE level = 'township' AND code LIKE :c ORDER BY code"),
+            {"c": COUNTY + "%"},
+        )
+        .scalars()
+        .all()
+    )
     assert len(codes) > 5
     t = today()
     cf = days(date(t.year - 2, 2, 10), date(t.year - 1, 3, 20))  # whole months and ragged days
@@ -270,15 +310,19 @@ def test_every_township_from_the_tally_equals_its_cases(session):
         own = ("c.township_code = :scope_area", {"scope_area": code})
         for scope in (COUNTY_SCOPE, own):
             for period in (default_period(), cf):
-                assert same_heat(session, township, period, scope, tallied=True).scale == HEAT_COARSE
+                assert (
+                    same_heat(session, township, period, scope, tallied=True).scale == HEAT_COARSE
+                )
         same_count(session, township, default_period(), own)
 
 
 def test_cells_crossing_a_township_border_are_summed_for_the_county(session):
     """A cell holding cases of two townships is two rows; the county's view adds them."""
     crossing = session.execute(
-        text("SELECT count(*) FROM (SELECT 1 FROM heat_tallies GROUP BY scale, county_code, month, cx, cy "
-             "HAVING count(DISTINCT township_code) > 1) x")
+        text(
+            "SELECT count(*) FROM (SELECT 1 FROM heat_tallies GROUP BY scale, county_code, month, cx, cy "
+            "HAVING count(DISTINCT township_code) > 1) x"
+        )
     ).scalar()
     assert crossing > 0
     same_heat(session, areas(session)["county"], periods()["to-year-end"], tallied=True)
@@ -286,7 +330,9 @@ def test_cells_crossing_a_township_border_are_summed_for_the_county(session):
 
 def test_a_time_ahead_of_the_clock_sends_the_heat_to_the_cases(session):
     grid = busiest_grids(session, 1)[0]
-    new_case(session, grid, reported_at=datetime.now(LOCAL_TZ) + timedelta(hours=30), people_count=3)
+    new_case(
+        session, grid, reported_at=datetime.now(LOCAL_TZ) + timedelta(hours=30), people_count=3
+    )
     session.flush()
     for area in areas(session).values():
         same_heat(session, area, default_period(), tallied=False)
@@ -307,14 +353,18 @@ def test_every_kind_of_write_keeps_the_heat_tally(session, make_user):
     # the workflow, action by action
     walk_workflow(session, staff, [first], rules)
     assert_all_paths_agree(session)
-    version = session.execute(text("SELECT version FROM cases WHERE id = :i"), {"i": other}).scalar()
+    version = session.execute(
+        text("SELECT version FROM cases WHERE id = :i"), {"i": other}
+    ).scalar()
     cq.link_repeat(session, staff, other, version, first)
     assert_all_paths_agree(session)
     # a case moved a few hundred metres (another cell), its people changed, and one
     # moved to another grid and month
     session.execute(
-        text("UPDATE cases SET location = ST_Translate(location, 0.004, -0.003), people_count = 11 "
-             "WHERE id = :i"),
+        text(
+            "UPDATE cases SET location = ST_Translate(location, 0.004, -0.003), people_count = 11 "
+            "WHERE id = :i"
+        ),
         {"i": first},
     )
     assert_all_paths_agree(session)
@@ -329,11 +379,17 @@ def test_every_kind_of_write_keeps_the_heat_tally(session, make_user):
     assert_all_paths_agree(session)
     # many rows in one statement: moved, their people changed, others left as they were
     session.execute(
-        text("UPDATE cases SET location = ST_Translate(location, 0.0007, 0.0005), "
-             "people_count = people_count + (id % 3) WHERE id % 11 = 0")
+        text(
+            "UPDATE cases SET location = ST_Translate(location, 0.0007, 0.0005), "
+            "people_count = people_count + (id % 3) WHERE id % 11 = 0"
+        )
     )
-    session.execute(text("UPDATE cases SET status = 'closed', resolved_at = concluded_at "
-                         "WHERE id % 7 = 0 AND status = 'concluded'"))
+    session.execute(
+        text(
+            "UPDATE cases SET status = 'closed', resolved_at = concluded_at "
+            "WHERE id % 7 = 0 AND status = 'concluded'"
+        )
+    )
     assert_all_paths_agree(session)
     # deletes: one case, then several in one statement
     gone = [new_case(session, grids[i % 3], people_count=1 + i) for i in range(5)]
@@ -355,7 +411,9 @@ def digests(session) -> dict[str, str]:
     """Each tally table's rows, as one digest per table."""
     return {
         table: session.execute(
-            text(f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
+            text(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+            )
         ).scalar()
         for table in tallies.ALL_TABLES
     }
@@ -385,7 +443,9 @@ def test_a_loads_one_pass_equals_a_rebuild_and_the_triggers(session, empty):
     assert digests(session) == loaded
     # The same cases taken out and written again, one statement each, through the triggers.
     session.execute(
-        text("CREATE TEMP TABLE reloaded ON COMMIT DROP AS SELECT * FROM cases WHERE id BETWEEN :lo AND :hi"),
+        text(
+            "CREATE TEMP TABLE reloaded ON COMMIT DROP AS SELECT * FROM cases WHERE id BETWEEN :lo AND :hi"
+        ),
         {"lo": result.first_id, "hi": result.last_id},
     )
     session.execute(text("DELETE FROM cases WHERE id IN (SELECT id FROM reloaded)"))
@@ -400,8 +460,11 @@ def test_truncate_empties_the_heat_tally_and_a_load_into_the_empty_table_fills_i
     assert session.execute(text("SELECT count(*) FROM case_tallies")).scalar() == 0
     rows, _ = synthetic.generate(session, 400, seed=29)
     for rebuild in (True, False):  # into the empty table (indexes rebuilt), then beside it
-        result = bulk_insert_cases(session, rows if rebuild else synthetic.generate(session, 200, seed=31)[0],
-                                   rebuild_indexes=rebuild)
+        result = bulk_insert_cases(
+            session,
+            rows if rebuild else synthetic.generate(session, 200, seed=31)[0],
+            rebuild_indexes=rebuild,
+        )
         assert result.inserted > 100
         assert_all_paths_agree(session)
 
@@ -413,9 +476,17 @@ def test_rebuild_gives_the_same_heat_tally(session):
         ).scalar()
 
     before = digest()
-    session.execute(text("UPDATE heat_tallies SET people = people + 1 "
-                         "WHERE month = (SELECT max(month) FROM heat_tallies)"))
-    session.execute(text("DELETE FROM heat_tallies WHERE ctid = (SELECT min(ctid) FROM heat_tallies WHERE scale = 5)"))
+    session.execute(
+        text(
+            "UPDATE heat_tallies SET people = people + 1 "
+            "WHERE month = (SELECT max(month) FROM heat_tallies)"
+        )
+    )
+    session.execute(
+        text(
+            "DELETE FROM heat_tallies WHERE ctid = (SELECT min(ctid) FROM heat_tallies WHERE scale = 5)"
+        )
+    )
     wrong = tallies.differences(session)
     assert wrong and {r["tally"] for r in wrong} == {"heat_tallies"}
     assert {r["side"] for r in wrong} == {"stored", "fresh"}

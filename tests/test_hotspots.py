@@ -33,7 +33,9 @@ def grid_queen(template_url):
     with Session(engine) as s:
         nb = weights.queen(s, AreaLevel.GRID, "410726")
         band = weights.distance_band(s, AreaLevel.GRID, 2500.0, "410726")
-        counts = dict(s.execute(text("SELECT grid_code, count(*) FROM cases GROUP BY grid_code")).all())
+        counts = dict(
+            s.execute(text("SELECT grid_code, count(*) FROM cases GROUP BY grid_code")).all()
+        )
     engine.dispose()
     return nb, band, np.array([counts.get(c, 0) for c in nb.codes], dtype=float)
 
@@ -54,7 +56,9 @@ def test_queen_neighbours_of_the_demo_grids(grid_queen):
     k = nb.cardinalities()
     assert nb.n > 900 and k.min() >= 1 and 5 <= k.mean() <= 7  # a planar partition averages ~6
     assert set(zip(nb.i.tolist(), nb.j.tolist())) == set(zip(nb.j.tolist(), nb.i.tolist()))
-    assert band.kind == "distance" and band.threshold_m == 2500.0 and band.cardinalities().mean() > 1
+    assert (
+        band.kind == "distance" and band.threshold_m == 2500.0 and band.cardinalities().mean() > 1
+    )
 
 
 def test_neighbours_are_kept_until_the_areas_change(session):
@@ -130,14 +134,22 @@ def test_hot_spots_of_the_demo_county_find_the_planted_hot_spots(session):
     """The demo's demolition site, housing estate and factory are significant hot spots."""
     result = hot_spots(session, AreaLevel.GRID, "410726", CaseFilter())
     rows = {r["code"]: r for r in result.rows()}
-    busiest = session.execute(
-        text("SELECT grid_code FROM cases GROUP BY grid_code ORDER BY count(*) DESC LIMIT 3")
-    ).scalars().all()
+    busiest = (
+        session.execute(
+            text("SELECT grid_code FROM cases GROUP BY grid_code ORDER BY count(*) DESC LIMIT 3")
+        )
+        .scalars()
+        .all()
+    )
     assert all(rows[c]["bin"] == 3 for c in busiest)
     assert result.inference.startswith("解析推断")
 
 
 def test_per_1000_residents_leaves_out_areas_without_population(session):
-    session.execute(text("UPDATE areas SET population = NULL WHERE code = (SELECT min(code) FROM areas WHERE level = 'village')"))
+    session.execute(
+        text(
+            "UPDATE areas SET population = NULL WHERE code = (SELECT min(code) FROM areas WHERE level = 'village')"
+        )
+    )
     result = hot_spots(session, AreaLevel.VILLAGE, "410726", CaseFilter(), per_1000=True)
     assert len(result.codes) == 341 and np.isfinite(result.values).all()

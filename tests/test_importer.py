@@ -30,7 +30,9 @@ TOL_DEG = 1e-7  # about 1 cm
 
 
 def stored(session, code: str):
-    wkb = session.execute(text("SELECT ST_AsBinary(geom) FROM areas WHERE code = :c"), {"c": code}).scalar_one()
+    wkb = session.execute(
+        text("SELECT ST_AsBinary(geom) FROM areas WHERE code = :c"), {"c": code}
+    ).scalar_one()
     return shapely.from_wkb(bytes(wkb))
 
 
@@ -55,7 +57,9 @@ def test_formats_and_crs(session, tmp_path, fmt, crs):
     file_crs = None if crs == "gcj02" else crs
     if fmt == "geojson":
         # GeoJSON (RFC 7946) has no CRS member for WGS84; the older "crs" member names others.
-        path = write_geojson(tmp_path / "c.geojson", feats, crs=None if crs in ("EPSG:4326", "gcj02") else crs)
+        path = write_geojson(
+            tmp_path / "c.geojson", feats, crs=None if crs in ("EPSG:4326", "gcj02") else crs
+        )
     elif fmt.startswith("shp"):
         path = write_file(tmp_path / "c.shp", feats, file_crs, "ESRI Shapefile")
         if fmt == "shp.zip":
@@ -63,12 +67,16 @@ def test_formats_and_crs(session, tmp_path, fmt, crs):
     else:
         path = write_file(tmp_path / "c.gpkg", feats, file_crs, "GPKG")
     # The shifted county lies over the demo county (a sibling at the top): allowed here.
-    report = import_areas(session, path, "county", crs="gcj02" if crs == "gcj02" else None, allow_overlap=True)
+    report = import_areas(
+        session, path, "county", crs="gcj02" if crs == "gcj02" else None, allow_overlap=True
+    )
     assert report.ok and report.inserted == 1
     assert_same_shape(stored(session, COUNTY), as_multi(shifted))
     # EPSG:4490 (CGCS2000) is within centimetres of WGS84: stored unchanged.
     if crs == "EPSG:4490":
-        assert shapely.normalize(stored(session, COUNTY)).equals_exact(shapely.normalize(as_multi(shifted)), 1e-12)
+        assert shapely.normalize(stored(session, COUNTY)).equals_exact(
+            shapely.normalize(as_multi(shifted)), 1e-12
+        )
 
 
 def test_gcj02_is_converted_by_formula_not_offset(session, tmp_path):
@@ -92,7 +100,9 @@ def test_import_reports_and_is_idempotent(session, tmp_path):
     again = import_test_county(session, tmp_path)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
     row = session.execute(
-        text("SELECT parent_id IS NOT NULL, county_code, township_code, village_code FROM areas WHERE code = :c"),
+        text(
+            "SELECT parent_id IS NOT NULL, county_code, township_code, village_code FROM areas WHERE code = :c"
+        ),
         {"c": f"{VILLAGE}002"},
     ).one()
     assert tuple(row) == (True, COUNTY, TOWNSHIP, VILLAGE)
@@ -105,7 +115,9 @@ def test_changed_file_updates_by_code_and_moves_cases(session, tmp_path):
 
     cat = session.execute(text("SELECT id FROM categories LIMIT 1")).scalar_one()
     lon, lat = u(1.9, 0.5)  # in grid 001, close to its border with 002
-    case = insert_case(session, NewCase(title="边界", category_id=cat, channel=Channel.VISIT, lon=lon, lat=lat))
+    case = insert_case(
+        session, NewCase(title="边界", category_id=cat, channel=Channel.VISIT, lon=lon, lat=lat)
+    )
     # Move the border between grids 001 and 002 from x=2 to x=1.8 (001 loses a strip to 002).
     grids = dict(GRIDS)
     grids[f"{VILLAGE}001"] = ("甲网格", ubox(0, 0, 1.8, 1, holes=[HOLE]))
@@ -113,9 +125,16 @@ def test_changed_file_updates_by_code_and_moves_cases(session, tmp_path):
     report = import_test_county(session, tmp_path, grids)
     assert (report.inserted, report.updated, report.unchanged) == (0, 2, 2)
     assert report.cases_moved == 1
-    row = session.execute(text("SELECT grid_code FROM cases WHERE id = :i"), {"i": case.id}).scalar_one()
+    row = session.execute(
+        text("SELECT grid_code FROM cases WHERE id = :i"), {"i": case.id}
+    ).scalar_one()
     assert row == f"{VILLAGE}002"
-    assert session.execute(text("SELECT name FROM areas WHERE code = :c"), {"c": f"{VILLAGE}002"}).scalar_one() == "乙网格（调整）"
+    assert (
+        session.execute(
+            text("SELECT name FROM areas WHERE code = :c"), {"c": f"{VILLAGE}002"}
+        ).scalar_one()
+        == "乙网格（调整）"
+    )
 
 
 def geodesic_m2(poly) -> float:
@@ -134,7 +153,10 @@ OVERLAPPING = {
 
 def test_overlapping_siblings_are_refused_naming_both(session, tmp_path):
     import_test_county(session, tmp_path, {})  # county, township and village; no grids
-    path = write_geojson(tmp_path / "grids.geojson", [({"code": c, "name": n}, g) for c, (n, g) in OVERLAPPING.items()])
+    path = write_geojson(
+        tmp_path / "grids.geojson",
+        [({"code": c, "name": n}, g) for c, (n, g) in OVERLAPPING.items()],
+    )
     errors = rejected(session, path, "grid")
     assert [e[0] for e in errors] == ["overlap"]
     assert errors[0][1] == f"第1个要素 {VILLAGE}001 甲"
@@ -144,15 +166,19 @@ def test_overlapping_siblings_are_refused_naming_both(session, tmp_path):
 
 def test_a_new_grid_overlapping_a_stored_one_is_refused(session, tmp_path):
     import_test_county(session, tmp_path)
-    path = write_geojson(tmp_path / "new.geojson", [({"code": f"{VILLAGE}005", "name": "新"}, ubox(3, 1.5, 4, 2))])
+    path = write_geojson(
+        tmp_path / "new.geojson", [({"code": f"{VILLAGE}005", "name": "新"}, ubox(3, 1.5, 4, 2))]
+    )
     errors = rejected(session, path, "grid")
     assert errors == [("overlap", f"第1个要素 {VILLAGE}005 新")]
     assert f"已有网格 {VILLAGE}004 丁网格" in str(_rejection(session, path, "grid").errors[0])
     # A file that replaces the stored grid it overlapped is fine: only what is left after counts.
     replaced = write_geojson(
         tmp_path / "replaced.geojson",
-        [({"code": f"{VILLAGE}004", "name": "丁网格"}, ubox(2, 1, 4, 1.5)),
-         ({"code": f"{VILLAGE}005", "name": "新"}, ubox(2, 1.5, 4, 2))],
+        [
+            ({"code": f"{VILLAGE}004", "name": "丁网格"}, ubox(2, 1, 4, 1.5)),
+            ({"code": f"{VILLAGE}005", "name": "新"}, ubox(2, 1.5, 4, 2)),
+        ],
     )
     report = import_areas(session, replaced, "grid")
     assert report.ok and not report.overlaps and (report.inserted, report.updated) == (1, 1)
@@ -163,12 +189,14 @@ def test_floating_point_slivers_are_not_overlaps(session, tmp_path):
     import_test_county(session, tmp_path, {})
     nudge = 1e-12  # degrees: far below a square millimetre of overlap
     grids = [
-            ({"code": f"{VILLAGE}001", "name": "甲"}, ubox(0, 0, 2 + nudge / UNIT, 2, holes=[HOLE])),
+        ({"code": f"{VILLAGE}001", "name": "甲"}, ubox(0, 0, 2 + nudge / UNIT, 2, holes=[HOLE])),
         ({"code": f"{VILLAGE}002", "name": "乙"}, ubox(2, 0, 4, 2)),
     ]
     path = write_geojson(tmp_path / "sliver.geojson", grids)
     overlap = session.execute(
-        text("SELECT ST_Area(ST_Intersection(ST_GeomFromText(:a, 4326), ST_GeomFromText(:b, 4326))::geography)"),
+        text(
+            "SELECT ST_Area(ST_Intersection(ST_GeomFromText(:a, 4326), ST_GeomFromText(:b, 4326))::geography)"
+        ),
         {"a": grids[0][1].wkt, "b": grids[1][1].wkt},
     ).scalar_one()
     assert 0 < overlap < 1.0  # a real sliver, smaller than the 1 m² epsilon
@@ -206,16 +234,25 @@ def test_invalid_polygon_is_refused_by_default(session, tmp_path):
     import_test_county(session, tmp_path)
     path = write_geojson(
         tmp_path / "bow.geojson",
-        [({"code": f"{VILLAGE}008", "name": "好"}, ubox(0, 0, 1, 1)), ({"code": f"{VILLAGE}009", "name": "蝴蝶"}, BOWTIE)],
+        [
+            ({"code": f"{VILLAGE}008", "name": "好"}, ubox(0, 0, 1, 1)),
+            ({"code": f"{VILLAGE}009", "name": "蝴蝶"}, BOWTIE),
+        ],
     )
     assert rejected(session, path, "grid") == [("geometry_invalid", f"第2个要素 {VILLAGE}009 蝴蝶")]
     problem = _rejection(session, path, "grid").errors[0]
-    assert "Self-intersection" in problem.message and "自相交" in problem.message and "--repair" in problem.message
+    assert (
+        "Self-intersection" in problem.message
+        and "自相交" in problem.message
+        and "--repair" in problem.message
+    )
 
 
 def test_invalid_polygon_is_repaired_and_listed_when_asked(session, tmp_path):
     import_test_county(session, tmp_path)
-    path = write_geojson(tmp_path / "bow.geojson", [({"code": f"{VILLAGE}009", "name": "蝴蝶"}, BOWTIE)])
+    path = write_geojson(
+        tmp_path / "bow.geojson", [({"code": f"{VILLAGE}009", "name": "蝴蝶"}, BOWTIE)]
+    )
     # Repaired, the bow-tie overlaps grid 002: accepted only with overlaps allowed too.
     assert [e[0] for e in rejected(session, path, "grid", repair=True)] == ["overlap"]
     report = import_areas(session, path, "grid", repair=True, allow_overlap=True)
@@ -223,7 +260,8 @@ def test_invalid_polygon_is_repaired_and_listed_when_asked(session, tmp_path):
     assert len(report.repaired) == 1 and "Self-intersection" in report.repaired[0].message
     assert "蝴蝶" in report.repaired[0].feature
     valid, parts = session.execute(
-        text("SELECT ST_IsValid(geom), ST_NumGeometries(geom) FROM areas WHERE code = :c"), {"c": f"{VILLAGE}009"}
+        text("SELECT ST_IsValid(geom), ST_NumGeometries(geom) FROM areas WHERE code = :c"),
+        {"c": f"{VILLAGE}009"},
     ).one()
     assert valid and parts == 2
 
@@ -251,7 +289,10 @@ def test_rejects_duplicate_codes(session, tmp_path):
     import_test_county(session, tmp_path)
     path = write_geojson(
         tmp_path / "dup.geojson",
-        [({"code": f"{VILLAGE}001", "name": "一"}, ubox(0, 0, 1, 1)), ({"code": f"{VILLAGE}001", "name": "二"}, ubox(1, 0, 2, 1))],
+        [
+            ({"code": f"{VILLAGE}001", "name": "一"}, ubox(0, 0, 1, 1)),
+            ({"code": f"{VILLAGE}001", "name": "二"}, ubox(1, 0, 2, 1)),
+        ],
     )
     errors = rejected(session, path, "grid")
     assert [e[0] for e in errors] == ["duplicate_code"]
@@ -259,14 +300,18 @@ def test_rejects_duplicate_codes(session, tmp_path):
 
 
 def test_rejects_missing_parent(session, tmp_path):
-    path = write_geojson(tmp_path / "orphan.geojson", [({"code": "990999001", "name": "孤镇"}, ubox(0, 0, 1, 1))])
+    path = write_geojson(
+        tmp_path / "orphan.geojson", [({"code": "990999001", "name": "孤镇"}, ubox(0, 0, 1, 1))]
+    )
     errors = rejected(session, path, "township")
     assert errors == [("parent_missing", "第1个要素 990999001 孤镇")]
 
 
 def test_rejects_a_child_mostly_outside_its_parent(session, tmp_path):
     import_test_county(session, tmp_path)
-    path = write_geojson(tmp_path / "out.geojson", [({"code": f"{VILLAGE}010", "name": "越界"}, ubox(3, 1.5, 6, 3))])
+    path = write_geojson(
+        tmp_path / "out.geojson", [({"code": f"{VILLAGE}010", "name": "越界"}, ubox(3, 1.5, 6, 3))]
+    )
     errors = rejected(session, path, "grid")
     assert [e[0] for e in errors] == ["outside_parent"]
     # The same file passes with a looser tolerance (and its overlap with grid 004 allowed).
@@ -286,7 +331,10 @@ def test_rejects_empty_and_non_polygon_geometry(session, tmp_path, geom, code):
     import_test_county(session, tmp_path)
     path = write_geojson(
         tmp_path / "bad.geojson",
-        [({"code": f"{VILLAGE}011", "name": "好"}, ubox(0, 0, 1, 1)), ({"code": f"{VILLAGE}012", "name": "坏"}, geom)],
+        [
+            ({"code": f"{VILLAGE}011", "name": "好"}, ubox(0, 0, 1, 1)),
+            ({"code": f"{VILLAGE}012", "name": "坏"}, geom),
+        ],
     )
     assert rejected(session, path, "grid") == [(code, f"第2个要素 {VILLAGE}012 坏")]
 
@@ -298,11 +346,15 @@ def test_rejects_coordinates_impossible_for_the_crs(session, tmp_path):
     assert [e[0] for e in rejected(session, path, "county")] == ["coordinates_impossible"]
     # WGS84 degrees declared as Gauss-Krüger metres: they land near the equator, far out of zone.
     path = write_geojson(tmp_path / "wgs-as-gk.geojson", county_features(WHOLE))
-    assert [e[0] for e in rejected(session, path, "county", crs="EPSG:4526")] == ["coordinates_impossible"]
+    assert [e[0] for e in rejected(session, path, "county", crs="EPSG:4526")] == [
+        "coordinates_impossible"
+    ]
     # GCJ-02 exists only in China.
     far = shapely.affinity.translate(WHOLE, xoff=-150)
     path = write_geojson(tmp_path / "gcj-abroad.geojson", county_features(far))
-    assert [e[0] for e in rejected(session, path, "county", crs="gcj02")] == ["coordinates_impossible"]
+    assert [e[0] for e in rejected(session, path, "county", crs="gcj02")] == [
+        "coordinates_impossible"
+    ]
 
 
 def test_rejects_bad_codes_and_names(session, tmp_path):
@@ -323,7 +375,9 @@ def test_rejects_bad_codes_and_names(session, tmp_path):
     ("content", "code"),
     [
         pytest.param(b"{not json", "file_unreadable", id="malformed-json"),
-        pytest.param(b'{"type": "FeatureCollection", "features": []}', "empty_file", id="no-features"),
+        pytest.param(
+            b'{"type": "FeatureCollection", "features": []}', "empty_file", id="no-features"
+        ),
         pytest.param(b"\x00\x01garbage", "file_unreadable", id="binary-garbage"),
     ],
 )
@@ -334,7 +388,9 @@ def test_rejects_malformed_files(session, tmp_path, content, code):
 
 
 def test_rejects_file_without_crs_or_fields(session, tmp_path):
-    path = write_file(tmp_path / "nocrs.shp", county_features(as_multi(WHOLE)), None, "ESRI Shapefile")
+    path = write_file(
+        tmp_path / "nocrs.shp", county_features(as_multi(WHOLE)), None, "ESRI Shapefile"
+    )
     assert [e[0] for e in rejected(session, path, "county")] == ["crs_unknown"]
     path = write_geojson(tmp_path / "nofields.geojson", [({"id": 1}, WHOLE)])
     assert [e[0] for e in rejected(session, path, "county")] == ["code_field_missing"]
@@ -364,25 +420,47 @@ def test_cli_refuses_invalid_and_overlapping_unless_asked(app, connection, tmp_p
         "village": [({"code": VILLAGE, "name": "测试村"}, WHOLE)],
     }
     for level, feats in files.items():
-        result = runner.invoke(args=["grid", "import", str(write_geojson(tmp_path / f"{level}.geojson", feats)), "--level", level])
+        result = runner.invoke(
+            args=[
+                "grid",
+                "import",
+                str(write_geojson(tmp_path / f"{level}.geojson", feats)),
+                "--level",
+                level,
+            ]
+        )
         assert result.exit_code == 0, result.output
     grids = write_geojson(
         tmp_path / "grids.geojson",
-        [({"code": f"{VILLAGE}001", "name": "甲"}, ubox(0, 0, 2.5, 2, holes=[HOLE])),
-         ({"code": f"{VILLAGE}002", "name": "乙"}, ubox(2, 0, 4, 2)),
-         ({"code": f"{VILLAGE}003", "name": "蝴蝶"}, BOWTIE)],
+        [
+            ({"code": f"{VILLAGE}001", "name": "甲"}, ubox(0, 0, 2.5, 2, holes=[HOLE])),
+            ({"code": f"{VILLAGE}002", "name": "乙"}, ubox(2, 0, 4, 2)),
+            ({"code": f"{VILLAGE}003", "name": "蝴蝶"}, BOWTIE),
+        ],
     )
 
     def grid_count():
-        return connection.execute(text("SELECT count(*) FROM areas WHERE code LIKE :v"), {"v": f"{VILLAGE}%"}).scalar_one()
+        return connection.execute(
+            text("SELECT count(*) FROM areas WHERE code LIKE :v"), {"v": f"{VILLAGE}%"}
+        ).scalar_one()
 
     result = runner.invoke(args=["grid", "import", str(grids), "--level", "grid"])
-    assert result.exit_code == 1 and "[geometry_invalid]" in result.output and "蝴蝶" in result.output
+    assert (
+        result.exit_code == 1 and "[geometry_invalid]" in result.output and "蝴蝶" in result.output
+    )
     assert grid_count() == 1  # the village only
     result = runner.invoke(args=["grid", "import", str(grids), "--level", "grid", "--repair"])
-    assert result.exit_code == 1 and "[overlap]" in result.output and f"{VILLAGE}002 乙" in result.output
+    assert (
+        result.exit_code == 1
+        and "[overlap]" in result.output
+        and f"{VILLAGE}002 乙" in result.output
+    )
     assert grid_count() == 1
-    result = runner.invoke(args=["grid", "import", str(grids), "--level", "grid", "--repair", "--allow-overlap"])
+    result = runner.invoke(
+        args=["grid", "import", str(grids), "--level", "grid", "--repair", "--allow-overlap"]
+    )
     assert result.exit_code == 0, result.output
-    assert "已修复无效几何" in result.output and "重叠" in result.output and "新增 3" in result.output
+    assert (
+        "已修复无效几何" in result.output and "重叠" in result.output and "新增 3" in result.output
+    )
     assert grid_count() == 4

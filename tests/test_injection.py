@@ -23,7 +23,13 @@ from tests.security_fixtures import *  # noqa: F403
 
 SCRIPT = '"><img src=x onerror=__pwned=1><script>__pwned=2</script>`${__pwned=3}`'
 FORMULAS = ['=HYPERLINK("http://x.cn")', "+cmd|' /C calc'!A0", "-2+3*cmd", "@SUM(A1:A9)", "\t=1+1"]
-SQL = ["' OR '1'='1", "1; DROP TABLE cases; --", "%_\\", "410726%", "') UNION SELECT petitioner_id_number FROM cases--"]
+SQL = [
+    "' OR '1'='1",
+    "1; DROP TABLE cases; --",
+    "%_\\",
+    "410726%",
+    "') UNION SELECT petitioner_id_number FROM cases--",
+]
 
 
 @pytest.fixture
@@ -57,14 +63,23 @@ def test_case_exports_carry_the_text_inert(client, login, payload_case, role, de
     r = client.get(f"/exchange/export/cases.csv?area={area}")
     assert r.status_code == 200 and r.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
-    assert all(not _formula_like(cell) for row in rows for cell in row), "a CSV cell starts a formula"
+    assert all(not _formula_like(cell) for row in rows for cell in row), (
+        "a CSV cell starts a formula"
+    )
     mine = [row for row in rows if payload_case.number in row]
     assert mine and any(cell == "'" + FORMULAS[0] + SCRIPT for cell in mine[0])
 
     r = client.get(f"/exchange/export/cases.geojson?area={area}")
-    assert r.mimetype in ("application/geo+json", "application/json") and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        r.mimetype in ("application/geo+json", "application/json")
+        and r.headers["X-Content-Type-Options"] == "nosniff"
+    )
     assert "attachment" in r.headers["Content-Disposition"]
-    feature = next(f for f in json.loads(r.get_data())["features"] if f["properties"].get("number") == payload_case.number)
+    feature = next(
+        f
+        for f in json.loads(r.get_data())["features"]
+        if f["properties"].get("number") == payload_case.number
+    )
     assert FORMULAS[0] + SCRIPT in feature["properties"].values()  # the exact text, as data
 
     r = client.get(f"/exchange/export/cases.gpkg?area={area}")
@@ -84,7 +99,10 @@ def test_case_exports_carry_the_text_inert(client, login, payload_case, role, de
 def test_statistics_exports_carry_area_names_inert(client, login, session, demo_areas):
     """Area names come from boundary files: in the ranking CSV and the monthly workbook they stay text."""
     township = demo_areas["township_leader"]
-    session.execute(text("UPDATE areas SET name = :n WHERE code = :c"), {"n": FORMULAS[0] + SCRIPT, "c": township})
+    session.execute(
+        text("UPDATE areas SET name = :n WHERE code = :c"),
+        {"n": FORMULAS[0] + SCRIPT, "c": township},
+    )
     login("county_staff")
     r = client.get("/stats/ranking.csv")
     assert r.status_code == 200
@@ -98,7 +116,9 @@ def test_statistics_exports_carry_area_names_inert(client, login, session, demo_
     for ws in wb.worksheets:
         for row in ws.iter_rows():
             for cell in row:
-                assert cell.data_type != "f", f"{ws.title}!{cell.coordinate} is a formula: {cell.value!r}"
+                assert cell.data_type != "f", (
+                    f"{ws.title}!{cell.coordinate} is a formula: {cell.value!r}"
+                )
                 if isinstance(cell.value, str) and SCRIPT in cell.value:
                     found = True
                     assert not _formula_like(cell.value)
@@ -110,14 +130,69 @@ FILTERS = {
     "/cases/": ["q", "area", "category", "status", "channel", "since", "until", "due", "page"],
     "/cases/due": ["area"],
     "/cases/repeat-candidates": ["phone", "id_number", "category_id", "lon", "lat", "village_code"],
-    "/api/v1/cases": ["area", "bbox", "from", "to", "category", "status", "channel", "cursor", "limit", "format"],
+    "/api/v1/cases": [
+        "area",
+        "bbox",
+        "from",
+        "to",
+        "category",
+        "status",
+        "channel",
+        "cursor",
+        "limit",
+        "format",
+    ],
     "/api/v1/areas": ["parent", "level", "tolerance", "geometry"],
-    "/api/v1/stats": ["area", "level", "by", "from", "to", "as_of", "category", "channel", "backlog_years"],
-    "/stats": ["area", "level", "by", "from", "to", "as_of", "category", "channel", "backlog_years"],
+    "/api/v1/stats": [
+        "area",
+        "level",
+        "by",
+        "from",
+        "to",
+        "as_of",
+        "category",
+        "channel",
+        "backlog_years",
+    ],
+    "/stats": [
+        "area",
+        "level",
+        "by",
+        "from",
+        "to",
+        "as_of",
+        "category",
+        "channel",
+        "backlog_years",
+    ],
     "/stats/ranking.csv": ["area", "level", "from", "to", "category", "channel"],
     "/stats/warning": ["area"],
-    "/maps/": ["map", "area", "from", "to", "category", "channel", "status", "band", "weight", "figure", "level"],
-    "/maps/frame": ["map", "area", "from", "to", "category", "channel", "status", "band", "hs_level", "nb", "rate"],
+    "/maps/": [
+        "map",
+        "area",
+        "from",
+        "to",
+        "category",
+        "channel",
+        "status",
+        "band",
+        "weight",
+        "figure",
+        "level",
+    ],
+    "/maps/frame": [
+        "map",
+        "area",
+        "from",
+        "to",
+        "category",
+        "channel",
+        "status",
+        "band",
+        "hs_level",
+        "nb",
+        "rate",
+    ],
     "/field/coverage": ["area", "period"],
     "/field/sweeps": ["grid_code"],
     "/exchange/export/cases.csv": ["area", "bbox", "from", "to", "category", "status", "channel"],
@@ -147,7 +222,17 @@ def test_sql_metacharacters_in_every_filter(client, login, session, path):
 
 def test_open311_filters_take_sql_as_values(client, token_for):
     _, token = token_for("county_staff")
-    for name in ("service_request_id", "service_code", "start_date", "end_date", "status", "page", "page_size"):
+    for name in (
+        "service_request_id",
+        "service_code",
+        "start_date",
+        "end_date",
+        "status",
+        "page",
+        "page_size",
+    ):
         for value in SQL:
-            r = client.get("/open311/v2/requests.json", query_string={"api_key": token, name: value})
+            r = client.get(
+                "/open311/v2/requests.json", query_string={"api_key": token, name: value}
+            )
             assert r.status_code < 500, (name, value, r.get_data(as_text=True)[:200])

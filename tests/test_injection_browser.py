@@ -33,11 +33,30 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 # Endpoints that answer data, files or redirects, not pages (their answers are checked elsewhere).
-NOT_PAGES = ("api.", "open311.", "field_api.", "visits_api.", "grid_api.", "stats_api.", "health.", "vendor.")
+NOT_PAGES = (
+    "api.",
+    "open311.",
+    "field_api.",
+    "visits_api.",
+    "grid_api.",
+    "stats_api.",
+    "health.",
+    "vendor.",
+)
 NOT_PAGES_ALSO = {
-    "static", "auth.login", "field.service_worker", "field.photo", "field.photo_thumb",
-    "exchange.export_cases", "exchange.export_areas", "exchange.import_progress", "exchange.import_report",
-    "stats.ranking_csv", "stats.monthly_report", "cases.repeat_candidates", "visits.area_outline",
+    "static",
+    "auth.login",
+    "field.service_worker",
+    "field.photo",
+    "field.photo_thumb",
+    "exchange.export_cases",
+    "exchange.export_areas",
+    "exchange.import_progress",
+    "exchange.import_report",
+    "stats.ranking_csv",
+    "stats.monthly_report",
+    "cases.repeat_candidates",
+    "visits.area_outline",
 }
 FIELD_PAGES = {"field.report", "field.sweeps", "visits.today"}
 
@@ -49,9 +68,12 @@ def hostile(live_app, live_user, demo_areas):
     planner = live_user("planner")
     with live_app.app_context():
         s = database(live_app).sessions()
-        old_name = s.execute(text("SELECT name FROM areas WHERE code = :c"), {"c": grid}).scalar_one()
+        old_name = s.execute(
+            text("SELECT name FROM areas WHERE code = :c"), {"c": grid}
+        ).scalar_one()
         lon, lat = s.execute(
-            text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"), {"c": grid}
+            text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
+            {"c": grid},
         ).one()
         from webapp.cases.queries import NewCase, add_event, insert_case
         from webapp.cases.vocab import Channel
@@ -59,11 +81,20 @@ def hostile(live_app, live_user, demo_areas):
         stored = insert_case(
             s,
             NewCase(
-                title="T" + PAYLOAD, description="D" + PAYLOAD, category_id=1, channel=Channel.VISIT,
-                lon=lon, lat=lat, petitioner_name="N" + SHORT, petitioner_phone="13812345678",
+                title="T" + PAYLOAD,
+                description="D" + PAYLOAD,
+                category_id=1,
+                channel=Channel.VISIT,
+                lon=lon,
+                lat=lat,
+                petitioner_name="N" + SHORT,
+                petitioner_phone="13812345678",
             ),
         )
-        s.execute(text("UPDATE cases SET accused_unit = :u WHERE id = :i"), {"u": "A" + SHORT, "i": stored.id})
+        s.execute(
+            text("UPDATE cases SET accused_unit = :u WHERE id = :i"),
+            {"u": "A" + SHORT, "i": stored.id},
+        )
         from webapp.cases.models import Case
 
         case = s.get(Case, stored.id)
@@ -87,10 +118,24 @@ def hostile(live_app, live_user, demo_areas):
         number = case.number
         s.close()
     yield types.SimpleNamespace(
-        case_in=types.SimpleNamespace(id=stored.id, number=number, version=1, client_id=uuid.uuid4(), grid_code=grid),
-        case_out=types.SimpleNamespace(id=stored.id, number=number, version=1, client_id=uuid.uuid4(), grid_code=grid),
-        area_in=grid[:9], area_out=grid[:9], plan_in=plan_id, plan_out=plan_id, stop_in=0, stop_out=0,
-        photo_in=0, photo_out=0, import_id=import_id, token="", role="county_staff", marker_out="",
+        case_in=types.SimpleNamespace(
+            id=stored.id, number=number, version=1, client_id=uuid.uuid4(), grid_code=grid
+        ),
+        case_out=types.SimpleNamespace(
+            id=stored.id, number=number, version=1, client_id=uuid.uuid4(), grid_code=grid
+        ),
+        area_in=grid[:9],
+        area_out=grid[:9],
+        plan_in=plan_id,
+        plan_out=plan_id,
+        stop_in=0,
+        stop_out=0,
+        photo_in=0,
+        photo_out=0,
+        import_id=import_id,
+        token="",
+        role="county_staff",
+        marker_out="",
     )
     with live_app.app_context():
         s = database(live_app).sessions()
@@ -101,7 +146,8 @@ def hostile(live_app, live_user, demo_areas):
 
 def _pages(role: str) -> list[str]:
     keys = sorted(
-        endpoint for (endpoint, method), _ in MATRIX.items()
+        endpoint
+        for (endpoint, method), _ in MATRIX.items()
         if method == "GET" and not endpoint.startswith(NOT_PAGES) and endpoint not in NOT_PAGES_ALSO
     )
     return [k for k in keys if (k in FIELD_PAGES) == (role == "grid_worker")]

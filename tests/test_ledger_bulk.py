@@ -17,7 +17,11 @@ ROWS = 100_000
 
 @pytest.mark.slow
 def test_100k_rows_import_in_minutes(session, tmp_path):
-    points = session.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE level = 'grid' ORDER BY code")).all()
+    points = session.execute(
+        text(
+            "SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE level = 'grid' ORDER BY code"
+        )
+    ).all()
     cats = session.execute(text("SELECT name FROM categories ORDER BY id")).scalars().all()
     rng = np.random.default_rng(1)
     path = tmp_path / "big.csv"
@@ -27,8 +31,27 @@ def test_100k_rows_import_in_minutes(session, tmp_path):
         for i in range(ROWS):
             lon, lat = points[int(rng.integers(len(points)))]
             day = f"2025-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}"
-            w.writerow([i, day, f"批量{i}", f"139{i:08d}", "", cats[i % len(cats)], "来访", "1", "", "", lon, lat, "WGS84",
-                        f"批量导入事项{i}", "诉求", "办理中", ""])
+            w.writerow(
+                [
+                    i,
+                    day,
+                    f"批量{i}",
+                    f"139{i:08d}",
+                    "",
+                    cats[i % len(cats)],
+                    "来访",
+                    "1",
+                    "",
+                    "",
+                    lon,
+                    lat,
+                    "WGS84",
+                    f"批量导入事项{i}",
+                    "诉求",
+                    "办理中",
+                    "",
+                ]
+            )
     before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
     t0 = time.perf_counter()
     report = import_ledger(session, path)

@@ -16,21 +16,74 @@ from webapp.exchange.ledger import LedgerUnreadable, Place, Reference, normalise
 from webapp.geo import wgs84_to_gcj02
 
 TZ = ZoneInfo("Asia/Shanghai")
-HEADER = ["序号", "登记日期", "信访人", "联系电话", "身份证号", "问题类别", "来源", "人数", "乡镇", "村(社区)",
-          "经度", "纬度", "坐标系", "事由", "主要诉求", "办理状态", "办结日期", "村代码"]
+HEADER = [
+    "序号",
+    "登记日期",
+    "信访人",
+    "联系电话",
+    "身份证号",
+    "问题类别",
+    "来源",
+    "人数",
+    "乡镇",
+    "村(社区)",
+    "经度",
+    "纬度",
+    "坐标系",
+    "事由",
+    "主要诉求",
+    "办理状态",
+    "办结日期",
+    "村代码",
+]
 
 
-def _row(n, date="2026-03-05", name="赵六", category="征地拆迁", channel="来访", town="", village="", lon="", lat="",
-         crs="", title="反映征地补偿", demand="要求补足补偿款", status="办理中", done="", code=""):
-    return [n, date, name, "13800001111", "", category, channel, "1", town, village, lon, lat, crs, title, demand, status,
-            done, code]
+def _row(
+    n,
+    date="2026-03-05",
+    name="赵六",
+    category="征地拆迁",
+    channel="来访",
+    town="",
+    village="",
+    lon="",
+    lat="",
+    crs="",
+    title="反映征地补偿",
+    demand="要求补足补偿款",
+    status="办理中",
+    done="",
+    code="",
+):
+    return [
+        n,
+        date,
+        name,
+        "13800001111",
+        "",
+        category,
+        channel,
+        "1",
+        town,
+        village,
+        lon,
+        lat,
+        crs,
+        title,
+        demand,
+        status,
+        done,
+        code,
+    ]
 
 
 @pytest.fixture
 def places(session):
     """A grid label point, a village (with its township) and a stored case with a petitioner."""
     grid = session.execute(
-        text("SELECT code, ST_X(label_point) AS lon, ST_Y(label_point) AS lat FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1")
+        text(
+            "SELECT code, ST_X(label_point) AS lon, ST_Y(label_point) AS lat FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1"
+        )
     ).one()
     village = session.execute(
         text(
@@ -67,26 +120,53 @@ def every_kind(places) -> list[list]:
     glon, glat = wgs84_to_gcj02(g.lon, g.lat)
     day = c.reported_at.astimezone(TZ).date().isoformat()
     return [
-        _row(1, lon=g.lon, lat=g.lat, crs="WGS84"),                                  # row 3: ok, coordinates
-        _row(2, name="钱七", town=v.township, village=v.name, lon="", lat=""),       # row 4: ok, village name
-        _row(3, name="孙八", lon=float(glon), lat=float(glat), crs="GCJ-02"),        # row 5: ok, GCJ-02
-        _row(4, name="李九", date="2026-02-30", lon=g.lon, lat=g.lat),               # row 6: bad date
-        _row(5, name="周十", category="拆迁补偿款", lon=g.lon, lat=g.lat),           # row 7: unknown category
-        _row(6, name="吴一", village="不存在村"),                                     # row 8: unknown village
-        _row(7, name="郑二", lon=100.0, lat=30.0),                                   # row 9: outside the county
-        _row(8, lon=g.lon, lat=g.lat, crs="WGS84"),                                  # row 10: same as row 3
-        _row(9, name=c.petitioner_name, category=c.category, date=day, lon=g.lon, lat=g.lat),  # row 11: as a stored case
-        _row(10, name="王五", title="=HYPERLINK(\"http://x\")", lon=g.lon, lat=g.lat, status="已办结", done="2026-03-20"),  # row 12: ok
-        _row(11, name="冯三", lon=g.lon, lat=g.lat, crs="CGCS2000"),                # row 13: ok, CGCS2000
-        _row(12, name="陈四", code=v.code),                                          # row 14: ok, village code only
-        _row(13, name="褚五", code=g.code),                                          # row 15: ok, grid code only
-        _row(14, name="卫六", code="410726999999"),                                  # row 16: unknown village code
+        _row(1, lon=g.lon, lat=g.lat, crs="WGS84"),  # row 3: ok, coordinates
+        _row(
+            2, name="钱七", town=v.township, village=v.name, lon="", lat=""
+        ),  # row 4: ok, village name
+        _row(3, name="孙八", lon=float(glon), lat=float(glat), crs="GCJ-02"),  # row 5: ok, GCJ-02
+        _row(4, name="李九", date="2026-02-30", lon=g.lon, lat=g.lat),  # row 6: bad date
+        _row(
+            5, name="周十", category="拆迁补偿款", lon=g.lon, lat=g.lat
+        ),  # row 7: unknown category
+        _row(6, name="吴一", village="不存在村"),  # row 8: unknown village
+        _row(7, name="郑二", lon=100.0, lat=30.0),  # row 9: outside the county
+        _row(8, lon=g.lon, lat=g.lat, crs="WGS84"),  # row 10: same as row 3
+        _row(
+            9, name=c.petitioner_name, category=c.category, date=day, lon=g.lon, lat=g.lat
+        ),  # row 11: as a stored case
+        _row(
+            10,
+            name="王五",
+            title='=HYPERLINK("http://x")',
+            lon=g.lon,
+            lat=g.lat,
+            status="已办结",
+            done="2026-03-20",
+        ),  # row 12: ok
+        _row(11, name="冯三", lon=g.lon, lat=g.lat, crs="CGCS2000"),  # row 13: ok, CGCS2000
+        _row(12, name="陈四", code=v.code),  # row 14: ok, village code only
+        _row(13, name="褚五", code=g.code),  # row 15: ok, grid code only
+        _row(14, name="卫六", code="410726999999"),  # row 16: unknown village code
     ]
 
 
-EXPECTED = {3: "ok", 4: "ok", 5: "ok", 6: "bad_date", 7: "unknown_category", 8: "unknown_village",
-            9: "outside_county", 10: "duplicate", 11: "duplicate", 12: "ok", 13: "ok", 14: "ok", 15: "ok",
-            16: "unknown_village"}
+EXPECTED = {
+    3: "ok",
+    4: "ok",
+    5: "ok",
+    6: "bad_date",
+    7: "unknown_category",
+    8: "unknown_village",
+    9: "outside_county",
+    10: "duplicate",
+    11: "duplicate",
+    12: "ok",
+    13: "ok",
+    14: "ok",
+    15: "ok",
+    16: "unknown_village",
+}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
@@ -98,23 +178,43 @@ def test_dry_run_names_every_kind_of_bad_row(session, tmp_path, places, suffix):
     by_row = {r.row: r for r in report.rows}
     assert by_row[7].problems[0].suggestions and "征地拆迁" in by_row[7].problems[0].suggestions
     assert by_row[10].problems[0].code == "duplicate_row" and by_row[10].duplicate_of == "第 3 行"
-    assert by_row[11].problems[0].code == "duplicate_case" and by_row[11].duplicate_of == places["case"].number
+    assert (
+        by_row[11].problems[0].code == "duplicate_case"
+        and by_row[11].duplicate_of == places["case"].number
+    )
     assert by_row[4].approx and not by_row[3].approx
     # GCJ-02 was converted back to the WGS84 point it came from.
     assert by_row[5].lon == pytest.approx(places["grid"].lon, abs=1e-7)
     assert by_row[5].lat == pytest.approx(places["grid"].lat, abs=1e-7)
     # CGCS2000 (EPSG:4490) degrees are WGS84 to within centimetres: the same point.
     assert by_row[13].crs == "EPSG:4490" and not by_row[13].approx
-    assert (by_row[13].lon, by_row[13].lat) == (pytest.approx(places["grid"].lon, abs=1e-7),
-                                                pytest.approx(places["grid"].lat, abs=1e-7))
+    assert (by_row[13].lon, by_row[13].lat) == (
+        pytest.approx(places["grid"].lon, abs=1e-7),
+        pytest.approx(places["grid"].lat, abs=1e-7),
+    )
     # A village or grid code alone places the row at that area's label point, marked approximate.
-    village = session.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
-                              {"c": places["village"].code}).one()
+    village = session.execute(
+        text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
+        {"c": places["village"].code},
+    ).one()
     assert by_row[14].approx and (by_row[14].lon, by_row[14].lat) == tuple(village)
-    assert by_row[15].approx and (by_row[15].lon, by_row[15].lat) == (places["grid"].lon, places["grid"].lat)
-    assert by_row[16].problems[0].code == "unknown_village" and "410726999999" in by_row[16].problems[0].message
-    assert report.summary()["counts"] == {"ok": 7, "bad_date": 1, "unknown_category": 1, "unknown_village": 2,
-                                          "outside_county": 1, "duplicate": 2, "invalid": 0}
+    assert by_row[15].approx and (by_row[15].lon, by_row[15].lat) == (
+        places["grid"].lon,
+        places["grid"].lat,
+    )
+    assert (
+        by_row[16].problems[0].code == "unknown_village"
+        and "410726999999" in by_row[16].problems[0].message
+    )
+    assert report.summary()["counts"] == {
+        "ok": 7,
+        "bad_date": 1,
+        "unknown_category": 1,
+        "unknown_village": 2,
+        "outside_county": 1,
+        "duplicate": 2,
+        "invalid": 0,
+    }
     assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
     body = report.csv_bytes().decode("utf-8-sig")
     assert body.count("\n") == len(EXPECTED) + 1
@@ -136,7 +236,10 @@ def test_real_run_imports_the_good_rows_once(session, tmp_path, places):
     good = [3, 4, 5, 12, 13, 14, 15]
     assert [int(r.row) for r in rows] == good
     assert [r.location_approx for r in rows] == [False, True, False, False, False, True, True]
-    assert rows[3].status == "concluded" and rows[3].concluded_at.astimezone(TZ).date().isoformat() == "2026-03-20"
+    assert (
+        rows[3].status == "concluded"
+        and rows[3].concluded_at.astimezone(TZ).date().isoformat() == "2026-03-20"
+    )
     assert rows[3].title.startswith("=HYPERLINK")  # stored as typed; neutralised only in exports
     by_row = {int(r.row): r for r in rows}
     assert by_row[13].grid_code == places["grid"].code  # the CGCS2000 point, in the grid it names
@@ -146,7 +249,8 @@ def test_real_run_imports_the_good_rows_once(session, tmp_path, places):
     again = import_ledger(session, path)
     assert again.imported == 0
     assert {r.row: r.problems[0].code for r in again.rows if r.problems and r.row in good} == {
-        n: "already_imported" for n in good}
+        n: "already_imported" for n in good
+    }
     assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 7
 
 
@@ -155,7 +259,9 @@ def test_headers_are_found_by_their_words(session, tmp_path, places):
     path = tmp_path / "variants.csv"
     with path.open("w", newline="", encoding="gb18030") as fh:  # Excel in China saves CSV as GBK
         w = csv.writer(fh)
-        w.writerow(["受理日期", "姓名", "问题类型", "信访方式", " 经 度 ", "纬度", "反映问题", "其他备注"])
+        w.writerow(
+            ["受理日期", "姓名", "问题类型", "信访方式", " 经 度 ", "纬度", "反映问题", "其他备注"]
+        )
         w.writerow(["2026年3月5日", "冯三", "劳资纠纷", "12345热线", g.lon, g.lat, "拖欠工资", "x"])
     report = check_ledger(session, path)
     assert report.ledger.header_row == 1 and report.ledger.unmapped == ["其他备注"]

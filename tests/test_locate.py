@@ -50,18 +50,30 @@ def _category(session) -> int:
 
 @pytest.mark.parametrize(("point", "grid"), CASES)
 def test_insert_case_uses_the_same_rule(session, test_county, point, grid):
-    new = NewCase(title="测试", category_id=_category(session), channel=Channel.VISIT, lon=u(*point)[0], lat=u(*point)[1])
+    new = NewCase(
+        title="测试",
+        category_id=_category(session),
+        channel=Channel.VISIT,
+        lon=u(*point)[0],
+        lat=u(*point)[1],
+    )
     if grid is None:
         with pytest.raises(OutsideCounty):
             insert_case(session, new)
         return
     stored = insert_case(session, new)
     row = session.execute(
-        text("SELECT grid_code, village_code, township_code, county_code, number FROM cases WHERE id = :id"),
+        text(
+            "SELECT grid_code, village_code, township_code, county_code, number FROM cases WHERE id = :id"
+        ),
         {"id": stored.id},
     ).one()
     assert row.grid_code == grid
-    assert (row.village_code, row.township_code, row.county_code) == (VILLAGE, VILLAGE[:9], VILLAGE[:6])
+    assert (row.village_code, row.township_code, row.county_code) == (
+        VILLAGE,
+        VILLAGE[:9],
+        VILLAGE[:6],
+    )
     assert row.number == stored.number and row.number.startswith("990100-")
 
 
@@ -73,9 +85,21 @@ def test_bulk_insert_uses_the_same_rule(session, test_county):
         lon, lat = u(x, y)
         row = dict.fromkeys(COLUMNS)
         row.update(
-            ord=i, title=f"批量{i}", description="", category_id=cat, channel="visit", case_class="request",
-            people_count=1, batch_count=1, lon=lon, lat=lat, location_approx=False, status="registered",
-            reported_at="2026-01-01T00:00:00+00:00", is_first=True, skip_level=False,
+            ord=i,
+            title=f"批量{i}",
+            description="",
+            category_id=cat,
+            channel="visit",
+            case_class="request",
+            people_count=1,
+            batch_count=1,
+            lon=lon,
+            lat=lat,
+            location_approx=False,
+            status="registered",
+            reported_at="2026-01-01T00:00:00+00:00",
+            is_first=True,
+            skip_level=False,
         )
         rows.append(tuple(row[c] for c in COLUMNS))
     result = bulk_insert_cases(session, rows)
@@ -97,35 +121,70 @@ def test_bulk_insert_skips_client_ids_already_stored_or_repeated_in_the_load(ses
     stored, fresh = uuid.uuid4(), uuid.uuid4()
     insert_case(
         session,
-        NewCase(title="已有", category_id=cat, channel=Channel.GRID_SWEEP, lon=lon, lat=lat, client_id=stored),
+        NewCase(
+            title="已有",
+            category_id=cat,
+            channel=Channel.GRID_SWEEP,
+            lon=lon,
+            lat=lat,
+            client_id=stored,
+        ),
     )
     rows = []
     for i, cid in enumerate([stored, fresh, None, fresh, None, stored]):
         row = dict.fromkeys(COLUMNS)
         row.update(
-            ord=i, client_id=str(cid) if cid else None, title=f"重发{i}", description="", category_id=cat,
-            channel="visit", case_class="request", people_count=1, batch_count=1, lon=lon, lat=lat,
-            location_approx=False, status="registered", reported_at="2026-01-01T00:00:00+00:00",
-            is_first=True, skip_level=False,
+            ord=i,
+            client_id=str(cid) if cid else None,
+            title=f"重发{i}",
+            description="",
+            category_id=cat,
+            channel="visit",
+            case_class="request",
+            people_count=1,
+            batch_count=1,
+            lon=lon,
+            lat=lat,
+            location_approx=False,
+            status="registered",
+            reported_at="2026-01-01T00:00:00+00:00",
+            is_first=True,
+            skip_level=False,
         )
         rows.append(tuple(row[c] for c in COLUMNS))
     result = bulk_insert_cases(session, rows)
     assert result.duplicates == 3 and result.inserted == 3  # ords 0, 3, 5 are resends
-    titles = session.execute(
-        text("SELECT title FROM cases WHERE id BETWEEN :a AND :b ORDER BY title"),
-        {"a": result.first_id, "b": result.last_id},
-    ).scalars().all()
+    titles = (
+        session.execute(
+            text("SELECT title FROM cases WHERE id BETWEEN :a AND :b ORDER BY title"),
+            {"a": result.first_id, "b": result.last_id},
+        )
+        .scalars()
+        .all()
+    )
     assert titles == ["重发1", "重发2", "重发4"]
 
 
 def test_resend_with_same_client_id_returns_the_first_case(session, test_county):
     cid = uuid.uuid4()
-    new = NewCase(title="重发", category_id=_category(session), channel=Channel.GRID_SWEEP, lon=u(1, 1.5)[0], lat=u(1, 1.5)[1], client_id=cid)
+    new = NewCase(
+        title="重发",
+        category_id=_category(session),
+        channel=Channel.GRID_SWEEP,
+        lon=u(1, 1.5)[0],
+        lat=u(1, 1.5)[1],
+        client_id=cid,
+    )
     first = insert_case(session, new)
     again = insert_case(session, new)
     assert first.created and not again.created
     assert (again.id, again.number) == (first.id, first.number)
-    assert session.execute(text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": cid}).scalar_one() == 1
+    assert (
+        session.execute(
+            text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": cid}
+        ).scalar_one()
+        == 1
+    )
 
 
 def test_locate_api(client, session, test_county, login):
@@ -176,10 +235,19 @@ def test_every_new_case_gets_its_reporter_and_first_deadline(session, test_count
 
     user = make_user("county_staff")
     reported = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, no holiday in the next 15 days
-    new = NewCase(title="期限", category_id=_category(session), channel=Channel.VISIT, lon=u(1, 1.5)[0], lat=u(1, 1.5)[1],
-                  reported_at=reported, reporter_id=user.id)
+    new = NewCase(
+        title="期限",
+        category_id=_category(session),
+        channel=Channel.VISIT,
+        lon=u(1, 1.5)[0],
+        lat=u(1, 1.5)[1],
+        reported_at=reported,
+        reporter_id=user.id,
+    )
     stored = insert_case(session, new)
-    row = session.execute(text("SELECT reporter_id, due_at FROM cases WHERE id = :i"), {"i": stored.id}).one()
+    row = session.execute(
+        text("SELECT reporter_id, due_at FROM cases WHERE id = :i"), {"i": stored.id}
+    ).one()
     assert row.reporter_id == user.id
     # 15 calendar days to register and assign (第22条), ending at local midnight.
     assert row.due_at.astimezone().date().isoformat() >= "2026-03-17"

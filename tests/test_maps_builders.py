@@ -320,9 +320,18 @@ def test_a_maps_figures_are_the_statistics_figures():
     """Names, units and definitions come from webapp.stats.figures; the map only formats them."""
     for key, fig in FIGURES.items():
         assert fig.definition is stats_figures.BY_KEY[key]
-        assert fig.label == stats_figures.BY_KEY[key].name and fig.unit == stats_figures.BY_KEY[key].unit
-    assert FIGURES["resolution_rate"].format(0.75) == "75.0%" and FIGURES["cases"].format(1234) == "1,234"
-    assert FIGURES["per_1000"].format(2.5) == "2.50" and FIGURES["satisfaction_rate"].format(None) == "—"
+        assert (
+            fig.label == stats_figures.BY_KEY[key].name
+            and fig.unit == stats_figures.BY_KEY[key].unit
+        )
+    assert (
+        FIGURES["resolution_rate"].format(0.75) == "75.0%"
+        and FIGURES["cases"].format(1234) == "1,234"
+    )
+    assert (
+        FIGURES["per_1000"].format(2.5) == "2.50"
+        and FIGURES["satisfaction_rate"].format(None) == "—"
+    )
     f = AreaFigures({"cases": 40, "people": 90, "satisfaction_rate": None}, 8000)
     assert f.cases == 40 and f.people == 90 and f.value("satisfaction_rate") is None
     assert AreaFigures().cases == 0 and AreaFigures().value("overdue") is None

@@ -179,7 +179,9 @@ def test_figures_count_only_the_cases_in_scope(session, make_user, demo_areas):
     county = queries.area_info(session, "410726")
 
     def figures(level, within, user):
-        return queries.area_figures(session, level, within, ALL_TIME, Filters(), case_scope_sql(user))
+        return queries.area_figures(
+            session, level, within, ALL_TIME, Filters(), case_scope_sql(user)
+        )
 
     mine = figures(AreaLevel.TOWNSHIP, "410726", in_charge)
     assert sum(f.cases for f in mine.values()) == 0  # no case is theirs yet
@@ -395,7 +397,9 @@ def test_a_village_full_of_cases_still_gets_a_bounded_cases_map(client, login, s
     assert len(html) < 400_000
 
 
-def test_configured_tiles_are_allowed_in_the_map_documents_csp_only(app, client, login, monkeypatch):
+def test_configured_tiles_are_allowed_in_the_map_documents_csp_only(
+    app, client, login, monkeypatch
+):
     key = "0123456789abcdef0123456789abcdef"
     monkeypatch.setitem(app.config, "MAP_BASEMAP", "tianditu")
     monkeypatch.setitem(app.config, "MAP_TIANDITU_KEY", key)

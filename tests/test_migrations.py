@@ -17,7 +17,8 @@ def _ignore(obj, name, type_, reflected, compare_to):
 
 def test_models_match_migrations(connection):
     ctx = MigrationContext.configure(
-        connection, opts={"include_object": _ignore, "compare_type": True, "compare_server_default": False}
+        connection,
+        opts={"include_object": _ignore, "compare_type": True, "compare_server_default": False},
     )
     diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], diff
@@ -30,7 +31,13 @@ def test_append_only_event_log(session):
 
     with pytest.raises(DBAPIError, match="append-only"):
         with session.begin_nested():
-            session.execute(text("UPDATE case_events SET note = 'x' WHERE id = (SELECT min(id) FROM case_events)"))
+            session.execute(
+                text(
+                    "UPDATE case_events SET note = 'x' WHERE id = (SELECT min(id) FROM case_events)"
+                )
+            )
     with pytest.raises(DBAPIError, match="append-only"):
         with session.begin_nested():
-            session.execute(text("DELETE FROM case_events WHERE id = (SELECT min(id) FROM case_events)"))
+            session.execute(
+                text("DELETE FROM case_events WHERE id = (SELECT min(id) FROM case_events)")
+            )

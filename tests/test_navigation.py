@@ -51,12 +51,19 @@ def test_planners_reach_sweep_coverage_from_the_navigation(client, login):
 
 @pytest.mark.parametrize(
     "url, active",
-    [("/cases/new", "登记"), ("/cases/", "案件"), ("/cases/due", "案件"), ("/field/coverage", "排查")],
+    [
+        ("/cases/new", "登记"),
+        ("/cases/", "案件"),
+        ("/cases/due", "案件"),
+        ("/field/coverage", "排查"),
+    ],
 )
 def test_one_entry_is_marked_for_the_page_shown(client, login, url, active):
     """Regression: a page of a feature with two entries (案件/登记, 上报/排查) marked both."""
     login("county_staff")
-    marked = [label for label, is_active in nav_of(client.get(url).get_data(as_text=True)) if is_active]
+    marked = [
+        label for label, is_active in nav_of(client.get(url).get_data(as_text=True)) if is_active
+    ]
     assert marked == [active]
 
 
@@ -69,6 +76,14 @@ def test_role_lists_live_in_auth_permissions():
     assert maps_views.MAP_ROLES is permissions.MAP_ROLES == permissions.STATS_ROLES
     assert field_views.COVERAGE_ROLES is permissions.COVERAGE_ROLES
     assert exchange_views.EXCHANGE_ROLES is permissions.EXCHANGE_ROLES
-    for module in ("field.queries", "visits.planning", "visits.queries", "visits.views", "stats.params"):
+    for module in (
+        "field.queries",
+        "visits.planning",
+        "visits.queries",
+        "visits.views",
+        "stats.params",
+    ):
         source = (ROOT / "webapp" / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8")
-        assert not re.search(r"^[A-Z_]*ROLES\s*=|^SWEEP_FILERS\s*=|^def may_plan\(", source, re.M), module
+        assert not re.search(
+            r"^[A-Z_]*ROLES\s*=|^SWEEP_FILERS\s*=|^def may_plan\(", source, re.M
+        ), module

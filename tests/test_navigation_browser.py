@@ -53,7 +53,12 @@ def test_every_nav_link_and_home_shortcut_opens_cleanly(page, live_user, role, a
         response = page.goto(href)
         page.wait_for_load_state("networkidle")
         visited[href] = label
-        assert response is not None and response.ok, (role, label, href, response and response.status)
+        assert response is not None and response.ok, (
+            role,
+            label,
+            href,
+            response and response.status,
+        )
         assert page.locator("section.error").count() == 0, (role, label, href)
         # The page shown is marked in the navigation (one entry at most).
         assert page.locator("nav.mainnav a.active").count() <= 1, (role, href)

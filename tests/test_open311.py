@@ -36,45 +36,92 @@ def test_discovery_and_services_are_public_in_json_and_xml(client, session):
 
 
 def _file(client, token, point, fmt="json", **form):
-    data = {"api_key": token, "service_code": "water_supply", "lat": point[1], "long": point[0],
-            "description": "自来水水压不足", "first_name": "五", "last_name": "王", "phone": "13900001111", **form}
+    data = {
+        "api_key": token,
+        "service_code": "water_supply",
+        "lat": point[1],
+        "long": point[0],
+        "description": "自来水水压不足",
+        "first_name": "五",
+        "last_name": "王",
+        "phone": "13900001111",
+        **form,
+    }
     return client.post(f"{BASE}/requests.{fmt}", data=data)
 
 
 def test_file_and_follow_a_request(client, token_for, demo_point, session):
     _, token = token_for("county_staff")
-    r = _file(client, token, demo_point, **{"attribute[channel]": "online", "attribute[people_count]": "7"})
+    r = _file(
+        client,
+        token,
+        demo_point,
+        **{"attribute[channel]": "online", "attribute[people_count]": "7"},
+    )
     assert r.status_code == 201
     answer = r.get_json()[0]
     number, tok = answer["service_request_id"], answer["token"]
-    row = session.execute(text("SELECT channel, people_count, petitioner_name, status FROM cases WHERE number = :n"), {"n": number}).one()
+    row = session.execute(
+        text("SELECT channel, people_count, petitioner_name, status FROM cases WHERE number = :n"),
+        {"n": number},
+    ).one()
     assert tuple(row) == ("online", 7, "王五", "registered")
     one = client.get(f"{BASE}/requests/{number}.json?api_key={token}").get_json()[0]
-    assert one["status"] == "open" and "已登记" in one["status_notes"] and one["service_code"] == "water_supply"
+    assert (
+        one["status"] == "open"
+        and "已登记" in one["status_notes"]
+        and one["service_code"] == "water_supply"
+    )
     assert "王" not in str(one) and "13900001111" not in str(one)  # personal data is never answered
-    assert client.get(f"{BASE}/tokens/{tok}.json?api_key={token}").get_json() == [{"service_request_id": number, "token": tok}]
+    assert client.get(f"{BASE}/tokens/{tok}.json?api_key={token}").get_json() == [
+        {"service_request_id": number, "token": tok}
+    ]
     xml = ET.fromstring(client.get(f"{BASE}/requests/{number}.xml?api_key={token}").get_data())
     assert xml.tag == "service_requests" and xml.findtext("request/service_request_id") == number
-    listed = client.get(f"{BASE}/requests.json?api_key={token}&service_code=water_supply&status=open").get_json()
+    listed = client.get(
+        f"{BASE}/requests.json?api_key={token}&service_code=water_supply&status=open"
+    ).get_json()
     assert number in [x["service_request_id"] for x in listed]
     # Closed and open map from the detailed statuses.
     session.execute(text("UPDATE cases SET status = 'resolved' WHERE number = :n"), {"n": number})
-    assert client.get(f"{BASE}/requests/{number}.json?api_key={token}").get_json()[0]["status"] == "closed"
+    assert (
+        client.get(f"{BASE}/requests/{number}.json?api_key={token}").get_json()[0]["status"]
+        == "closed"
+    )
     closed = client.get(f"{BASE}/requests.json?api_key={token}&status=closed").get_json()
-    assert number in [x["service_request_id"] for x in closed] and all(x["status"] == "closed" for x in closed)
+    assert number in [x["service_request_id"] for x in closed] and all(
+        x["status"] == "closed" for x in closed
+    )
 
 
-PUBLIC_FIELDS = {"service_request_id", "status", "status_notes", "service_name", "service_code",
-                 "requested_datetime", "updated_datetime", "expected_datetime"}
+PUBLIC_FIELDS = {
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+}
 
 
-def test_a_keyless_client_follows_the_requests_filed_through_open311(client, token_for, demo_point, session):
+def test_a_keyless_client_follows_the_requests_filed_through_open311(
+    client, token_for, demo_point, session
+):
     """GeoReport v2 asks for a key only to post: without one, a request's status is there, nothing more."""
     _, token = token_for("county_staff")
-    filed = _file(client, token, demo_point, description="村口自来水管破裂，水流到路上", id_number="")
+    filed = _file(
+        client, token, demo_point, description="村口自来水管破裂，水流到路上", id_number=""
+    )
     number, tok = filed.get_json()[0]["service_request_id"], filed.get_json()[0]["token"]
-    session.execute(text("UPDATE cases SET status = 'concluded', opinion = 'support', satisfaction = 'satisfied' "
-                         "WHERE number = :n"), {"n": number})
+    session.execute(
+        text(
+            "UPDATE cases SET status = 'concluded', opinion = 'support', satisfaction = 'satisfied' "
+            "WHERE number = :n"
+        ),
+        {"n": number},
+    )
 
     one = client.get(f"{BASE}/requests/{number}.json")
     assert one.status_code == 200
@@ -89,12 +136,21 @@ def test_a_keyless_client_follows_the_requests_filed_through_open311(client, tok
     xml = ET.fromstring(client.get(f"{BASE}/requests/{number}.xml").get_data())
     assert xml.findtext("request/service_request_id") == number
     assert {c.tag for c in xml.find("request")} == PUBLIC_FIELDS
-    assert client.get(f"{BASE}/tokens/{tok}.json").get_json() == [{"service_request_id": number, "token": tok}]
-    assert ET.fromstring(client.get(f"{BASE}/tokens/{tok}.xml").get_data()).findtext("request/service_request_id") == number
+    assert client.get(f"{BASE}/tokens/{tok}.json").get_json() == [
+        {"service_request_id": number, "token": tok}
+    ]
+    assert (
+        ET.fromstring(client.get(f"{BASE}/tokens/{tok}.xml").get_data()).findtext(
+            "request/service_request_id"
+        )
+        == number
+    )
 
     # With its key, the same client gets every field (and lists); without, it lists nothing.
     full = client.get(f"{BASE}/requests/{number}.json?api_key={token}").get_json()[0]
-    assert full["description"] == "村口自来水管破裂，水流到路上" and full["lat"] == pytest.approx(demo_point[1], abs=1e-6)
+    assert full["description"] == "村口自来水管破裂，水流到路上" and full["lat"] == pytest.approx(
+        demo_point[1], abs=1e-6
+    )
     assert "回访满意度" in full["status_notes"]
     assert client.get(f"{BASE}/requests.json").status_code == 401
     assert client.get(f"{BASE}/requests.json?service_request_id={number}").status_code == 401
@@ -105,7 +161,10 @@ def test_keyless_reads_see_only_requests_filed_through_open311(client, session, 
     """A case from the desk, the phone or a ledger answers only to a key: 404 like a missing one."""
     token = uuid.uuid4()
     number = session.execute(
-        text("UPDATE cases SET client_id = :t WHERE id = (SELECT min(id) FROM cases) RETURNING number"), {"t": token}
+        text(
+            "UPDATE cases SET client_id = :t WHERE id = (SELECT min(id) FROM cases) RETURNING number"
+        ),
+        {"t": token},
     ).scalar_one()
     missing = client.get(f"{BASE}/requests/410726-0000-9999999.json")
     other = client.get(f"{BASE}/requests/{number}.json")
@@ -116,25 +175,48 @@ def test_keyless_reads_see_only_requests_filed_through_open311(client, session, 
     # The same case answers to a key that may see it.
     _, key = token_for("county_staff")
     assert client.get(f"{BASE}/requests/{number}.json?api_key={key}").status_code == 200
-    assert client.get(f"{BASE}/tokens/{token}.json?api_key={key}").get_json()[0]["service_request_id"] == number
+    assert (
+        client.get(f"{BASE}/tokens/{token}.json?api_key={key}").get_json()[0]["service_request_id"]
+        == number
+    )
 
 
 def test_request_list_filters_follow_the_spec(client, token_for, session):
     _, token = token_for("county_staff")
     now = datetime.now(UTC)
     default = client.get(f"{BASE}/requests.json?api_key={token}").get_json()
-    recent = session.execute(text("SELECT count(*) FROM cases WHERE reported_at >= :s AND reported_at < :e"),
-                             {"s": now - timedelta(days=90), "e": now}).scalar_one()
+    recent = session.execute(
+        text("SELECT count(*) FROM cases WHERE reported_at >= :s AND reported_at < :e"),
+        {"s": now - timedelta(days=90), "e": now},
+    ).scalar_one()
     assert len(default) == min(recent, 1000)
-    assert all(datetime.fromisoformat(x["requested_datetime"]) >= now - timedelta(days=91) for x in default)
+    assert all(
+        datetime.fromisoformat(x["requested_datetime"]) >= now - timedelta(days=91) for x in default
+    )
     numbers = session.execute(text("SELECT number FROM cases ORDER BY id LIMIT 3")).scalars().all()
-    by_id = client.get(f"{BASE}/requests.json?api_key={token}&service_request_id={','.join(numbers)}&start_date=2000-01-01T00:00:00Z").get_json()
-    assert sorted(x["service_request_id"] for x in by_id) == sorted(numbers)  # ids override the other filters
-    window = client.get(f"{BASE}/requests.json?api_key={token}&start_date=2025-01-01T00:00:00Z&end_date=2025-03-01T00:00:00Z").get_json()
+    by_id = client.get(
+        f"{BASE}/requests.json?api_key={token}&service_request_id={','.join(numbers)}&start_date=2000-01-01T00:00:00Z"
+    ).get_json()
+    assert sorted(x["service_request_id"] for x in by_id) == sorted(
+        numbers
+    )  # ids override the other filters
+    window = client.get(
+        f"{BASE}/requests.json?api_key={token}&start_date=2025-01-01T00:00:00Z&end_date=2025-03-01T00:00:00Z"
+    ).get_json()
     assert window and all("2025-01" <= x["requested_datetime"][:7] <= "2025-03" for x in window)
-    too_long = client.get(f"{BASE}/requests.json?api_key={token}&start_date=2025-01-01T00:00:00Z&end_date=2025-06-01T00:00:00Z")
-    assert too_long.status_code == 400 and too_long.get_json()[0]["error_code"] == "date_range_too_long"
-    for bad in ["status=pending", "start_date=yesterday", "page_size=0", "service_code=%27%20OR%201=1"]:
+    too_long = client.get(
+        f"{BASE}/requests.json?api_key={token}&start_date=2025-01-01T00:00:00Z&end_date=2025-06-01T00:00:00Z"
+    )
+    assert (
+        too_long.status_code == 400
+        and too_long.get_json()[0]["error_code"] == "date_range_too_long"
+    )
+    for bad in [
+        "status=pending",
+        "start_date=yesterday",
+        "page_size=0",
+        "service_code=%27%20OR%201=1",
+    ]:
         r = client.get(f"{BASE}/requests.xml?api_key={token}&{bad}")
         assert r.status_code == 400 and ET.fromstring(r.get_data()).tag == "errors", bad
 
@@ -145,10 +227,18 @@ def test_keys_and_scope(client, token_for, session, demo_areas, demo_point):
     _, planner = token_for("planner")
     assert _file(client, planner, demo_point).status_code == 403
     _, worker = token_for("grid_worker")
-    outside = session.execute(text("SELECT number FROM cases WHERE grid_code <> :g ORDER BY id LIMIT 1"), {"g": demo_areas["grid_worker"]}).scalar_one()
+    outside = session.execute(
+        text("SELECT number FROM cases WHERE grid_code <> :g ORDER BY id LIMIT 1"),
+        {"g": demo_areas["grid_worker"]},
+    ).scalar_one()
     assert client.get(f"{BASE}/requests/{outside}.json?api_key={worker}").status_code == 404
     listed = client.get(f"{BASE}/requests.json?api_key={worker}").get_json()
-    grids = set(session.execute(text("SELECT grid_code FROM cases WHERE number = ANY(:n)"), {"n": [x["service_request_id"] for x in listed]}).scalars())
+    grids = set(
+        session.execute(
+            text("SELECT grid_code FROM cases WHERE number = ANY(:n)"),
+            {"n": [x["service_request_id"] for x in listed]},
+        ).scalars()
+    )
     assert grids <= {demo_areas["grid_worker"]}
     mine = _file(client, worker, demo_point)
     assert mine.status_code == 201
@@ -160,7 +250,10 @@ def test_bad_posts(client, token_for, demo_point):
     assert _file(client, token, demo_point, service_code="nope").status_code == 400
     assert _file(client, token, (200, 95)).status_code == 400
     assert _file(client, token, (float("nan"), 35)).status_code == 400
-    r = client.post(f"{BASE}/requests.json", data={"api_key": token, "service_code": "other", "description": "x"})
+    r = client.post(
+        f"{BASE}/requests.json",
+        data={"api_key": token, "service_code": "other", "description": "x"},
+    )
     assert r.status_code == 400 and r.get_json()[0]["error_code"] == "location_required"
     r = _file(client, token, (100.0, 30.0))
     assert r.status_code == 422 and r.get_json()[0]["error_code"] == "outside_county"
@@ -168,15 +261,25 @@ def test_bad_posts(client, token_for, demo_point):
 
 def test_address_id_places_the_request_at_the_village(client, token_for, session, demo_areas):
     _, token = token_for("county_staff")
-    r = client.post(f"{BASE}/requests.json", data={"api_key": token, "service_code": "other", "description": "村里路灯不亮",
-                                                   "address_id": demo_areas["village_informant"]})
+    r = client.post(
+        f"{BASE}/requests.json",
+        data={
+            "api_key": token,
+            "service_code": "other",
+            "description": "村里路灯不亮",
+            "address_id": demo_areas["village_informant"],
+        },
+    )
     assert r.status_code == 201
-    row = session.execute(text("SELECT village_code, location_approx FROM cases WHERE number = :n"),
-                          {"n": r.get_json()[0]["service_request_id"]}).one()
+    row = session.execute(
+        text("SELECT village_code, location_approx FROM cases WHERE number = :n"),
+        {"n": r.get_json()[0]["service_request_id"]},
+    ).one()
     assert tuple(row) == (demo_areas["village_informant"], True)
 
 
 # -- an independent client against the running app ----------------------------------------------
+
 
 @pytest.fixture
 def live_token(live_app, demo_areas):  # noqa: F811
@@ -184,10 +287,14 @@ def live_token(live_app, demo_areas):  # noqa: F811
 
     with live_app.app_context():
         s = database(live_app).sessions()
-        user = create_user(s, f"o311_{uuid.uuid4().hex[:6]}", "county_staff", "410726", "test-password-123")
+        user = create_user(
+            s, f"o311_{uuid.uuid4().hex[:6]}", "county_staff", "410726", "test-password-123"
+        )
         token = issue_token(s, user, "open311 test")
-        point = s.execute(text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
-                          {"c": demo_areas["grid_worker"]}).one()
+        point = s.execute(
+            text("SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE code = :c"),
+            {"c": demo_areas["grid_worker"]},
+        ).one()
         s.commit()
         s.close()
     return token, tuple(point)
@@ -208,15 +315,27 @@ def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  #
 
     endpoint = Endpoint(id="gridcase", name="GridCase", base_url=f"{live_server}{BASE}", write=True)
     # A standard client: no key but for posting, as the specification has it.
-    client = Open311Client(endpoint, HttpTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726")
-    keyed = Open311Client(endpoint, KeyedTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726")
+    client = Open311Client(
+        endpoint, HttpTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726"
+    )
+    keyed = Open311Client(
+        endpoint, KeyedTransport(rate_limiter=RateLimiter(min_interval=0)), jurisdiction_id="410726"
+    )
     services = client.list_services()
     assert "neighbour_family" in {s["service_code"] for s in services}
     definition = client.get_service_definition("neighbour_family")
     assert {a["code"] for a in definition["attributes"]} >= {"channel", "people_count"}
     sent = client.create_request(
-        "neighbour_family", dry_run=False, confirm=CONFIRM_TOKEN, api_key=token, validate_remote=True,
-        lat=lat, lng=lon, description="两户因排水沟问题发生争执", first_name="四", last_name="李",
+        "neighbour_family",
+        dry_run=False,
+        confirm=CONFIRM_TOKEN,
+        api_key=token,
+        validate_remote=True,
+        lat=lat,
+        lng=lon,
+        description="两户因排水沟问题发生争执",
+        first_name="四",
+        last_name="李",
         attributes={"channel": "hotline", "people_count": 2},
     )
     filed = sent.response[0]
@@ -228,7 +347,10 @@ def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  #
     assert client.get_token(filed["token"])[0]["service_request_id"] == filed["service_request_id"]
     # With the key: every field, and the list.
     full = keyed.get_request(filed["service_request_id"])
-    assert full["lat"] == pytest.approx(lat, abs=1e-6) and full["description"] == "两户因排水沟问题发生争执"
+    assert (
+        full["lat"] == pytest.approx(lat, abs=1e-6)
+        and full["description"] == "两户因排水沟问题发生争执"
+    )
     listed = keyed.list_requests(service_code="neighbour_family", status="open")
     assert filed["service_request_id"] in [r["service_request_id"] for r in listed]
     with pytest.raises(HttpError) as refused:
@@ -238,13 +360,21 @@ def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  #
 
 def test_concurrent_creates_with_one_key_make_one_case(live_server, live_token, live_app):  # noqa: F811
     token, (lon, lat) = live_token
-    body = {"title": "并发提交", "category": "other", "lon": lon, "lat": lat, "petitioner_phone": uuid.uuid4().hex[:11]}
+    body = {
+        "title": "并发提交",
+        "category": "other",
+        "lon": lon,
+        "lat": lat,
+        "petitioner_phone": uuid.uuid4().hex[:11],
+    }
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
     results, barrier = [], threading.Barrier(6)
 
     def send():
         barrier.wait()
-        results.append(requests.post(f"{live_server}/api/v1/cases", json=body, headers=headers, timeout=30))
+        results.append(
+            requests.post(f"{live_server}/api/v1/cases", json=body, headers=headers, timeout=30)
+        )
 
     threads = [threading.Thread(target=send) for _ in range(6)]
     for t in threads:
@@ -256,6 +386,9 @@ def test_concurrent_creates_with_one_key_make_one_case(live_server, live_token, 
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in results) == 5
     with live_app.app_context():
         s = database(live_app).sessions()
-        n = s.execute(text("SELECT count(*) FROM cases WHERE petitioner_phone = :p"), {"p": body["petitioner_phone"]}).scalar_one()
+        n = s.execute(
+            text("SELECT count(*) FROM cases WHERE petitioner_phone = :p"),
+            {"p": body["petitioner_phone"]},
+        ).scalar_one()
         s.close()
     assert n == 1

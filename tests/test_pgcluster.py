@@ -33,7 +33,12 @@ def test_embedded_cluster_lifecycle(tmp_path):
                 ).all()
             )
         engine.dispose()
-        assert settings == {"fsync": "on", "synchronous_commit": "on", "listen_addresses": "", "full_page_writes": "on"}
+        assert settings == {
+            "fsync": "on",
+            "synchronous_commit": "on",
+            "listen_addresses": "",
+            "full_page_writes": "on",
+        }
         if os.geteuid() == 0:  # PostgreSQL refuses root: it runs as an unprivileged user
             assert (cluster.data_dir.stat().st_uid) != 0
     finally:

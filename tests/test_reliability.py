@@ -74,16 +74,20 @@ FILL = [
 
 def app_tables(conn) -> list[str]:
     """Every table of the database's public schema but those of extensions (PostGIS's)."""
-    return conn.execute(
-        text(
-            """
+    return (
+        conn.execute(
+            text(
+                """
             SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
             ORDER BY 1
             """
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
 
 
 def fingerprint(url: str) -> dict[str, str]:
@@ -93,7 +97,9 @@ def fingerprint(url: str) -> dict[str, str]:
     with engine.connect() as conn:
         for t in app_tables(conn):
             out[t] = conn.execute(
-                text(f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') FROM {t} x")
+                text(
+                    f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') FROM {t} x"
+                )
             ).scalar_one()
         for name, last in conn.execute(
             text("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'")
@@ -109,7 +115,9 @@ def filled_url(server_url, template_url):
     from sqlalchemy.engine import make_url
 
     name = f"{make_url(template_url).database}_backup_src"
-    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template_url).database}"'))
@@ -130,10 +138,23 @@ def test_backup_and_restore_round_trip_exactly(filled_url, server_url, tmp_path)
     before = fingerprint(filled_url)
     empty = sorted(t for t, digest in before.items() if digest.startswith("0:"))
     assert not empty, f"tables without a row to round-trip (add one to FILL): {empty}"
-    assert {"users", "audit_log", "visit_plans", "visit_stops", "visit_records", "case_photos", "sweeps", "case_tallies"} <= set(before)
+    assert {
+        "users",
+        "audit_log",
+        "visit_plans",
+        "visit_stops",
+        "visit_records",
+        "case_photos",
+        "sweeps",
+        "case_tallies",
+    } <= set(before)
     dump = backup(filled_url, tmp_path / "gridcase.dump")
     assert dump.stat().st_size > 100_000
-    target = make_url(server_url).set(database=f"{make_url(filled_url).database}_restored").render_as_string(hide_password=False)
+    target = (
+        make_url(server_url)
+        .set(database=f"{make_url(filled_url).database}_restored")
+        .render_as_string(hide_password=False)
+    )
     create_database(target)
     try:
         restore(target, dump)
@@ -182,7 +203,9 @@ def test_unsafe_server_is_refused(tmp_path):
     cluster.start()
     try:
         url = cluster.url("unsafe")
-        app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
+        app = create_app(
+            {"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"}
+        )
         create_database(url)
         with pytest.raises(UnsafeDatabase, match="fsync"):
             database(app).ensure_ready()
@@ -203,7 +226,9 @@ def restartable(tmp_path):
         engine = create_engine(url)
         upgrade(engine)
         engine.dispose()
-        app = create_app({"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"})
+        app = create_app(
+            {"DATABASE_URL": url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "SECRET_KEY": "x"}
+        )
         yield cluster, app
         database(app).engine.dispose()
     finally:
@@ -279,14 +304,22 @@ def test_backup_and_restore_commands_round_trip_the_demo_county(filled_url, serv
     def run(url: str, *args: str) -> str:
         env = {**os.environ, "DATABASE_URL": url, "GRIDCASE_SECRET_KEY": "backup-test"}
         proc = subprocess.run(
-            [flask, "--app", "webapp", "db", *args], env=env, capture_output=True, text=True, timeout=120
+            [flask, "--app", "webapp", "db", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout
 
     assert "已备份到" in run(filled_url, "backup", str(dump))
     assert dump.exists() and not dump.with_suffix(".dump.partial").exists()
-    target = make_url(server_url).set(database=f"{make_url(filled_url).database}_cli").render_as_string(hide_password=False)
+    target = (
+        make_url(server_url)
+        .set(database=f"{make_url(filled_url).database}_cli")
+        .render_as_string(hide_password=False)
+    )
     create_database(target)
     try:
         engine = create_engine(target)

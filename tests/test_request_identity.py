@@ -31,7 +31,9 @@ def statements(connection):
 
 
 def _fresh(connection) -> Session:
-    return Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    return Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
 
 
 def test_user_by_id_is_the_orm_user(connection, make_user):
@@ -60,7 +62,10 @@ def test_user_by_id_changes_are_flushed(connection, make_user, statements):
     user.display_name = "改过的名字"
     s.flush()
     assert any(st.lstrip().upper().startswith("UPDATE USERS") for st in statements)
-    assert connection.scalar(text("SELECT display_name FROM users WHERE id = :i"), {"i": made.id}) == "改过的名字"
+    assert (
+        connection.scalar(text("SELECT display_name FROM users WHERE id = :i"), {"i": made.id})
+        == "改过的名字"
+    )
     s.close()
 
 
@@ -162,9 +167,12 @@ def test_a_grid_of_another_county_stores_nothing(session, make_user, app_ctx, de
     elsewhere.area_code = "999999" + worker.area_code[6:]  # the same person, another county
     with pytest.raises(OutsideCounty):
         file_report(session, elsewhere, parse_report(body, now), now)
-    assert session.execute(
-        text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}
-    ).scalar_one() == 0
+    assert (
+        session.execute(
+            text("SELECT count(*) FROM cases WHERE client_id = :c"), {"c": body["client_id"]}
+        ).scalar_one()
+        == 0
+    )
     filed = file_report(session, worker, parse_report(body, now), now)
     assert filed.created and filed.grid_code == demo_areas["grid_worker"]
 
@@ -242,10 +250,13 @@ def test_a_report_runs_in_autocommit_and_commits_before_it_answers(live_reporter
         r = client.post("/api/v1/field/reports", json=away, headers=CSRF_HEADERS)
         assert r.status_code == 422
         with engine.connect() as other:
-            assert other.execute(
-                text("SELECT count(*) FROM cases WHERE client_id IN (:a, :b)"),
-                {"a": body["client_id"], "b": away["client_id"]},
-            ).scalar_one() == 1
+            assert (
+                other.execute(
+                    text("SELECT count(*) FROM cases WHERE client_id IN (:a, :b)"),
+                    {"a": body["client_id"], "b": away["client_id"]},
+                ).scalar_one()
+                == 1
+            )
         # Other views keep their transaction: the pooled connection is back out of autocommit.
         del seen[:]
         assert client.get("/api/v1/field/session").status_code == 200
@@ -264,13 +275,18 @@ def test_the_session_cookie_is_flasks_own(app):
     data = {"uid": 7, "sv": 1, "csrf": "abc"}
     made = ours.get_signing_serializer(app).dumps(data)
     assert flasks.get_signing_serializer(app).loads(made) == data
-    assert ours.get_signing_serializer(app).loads(flasks.get_signing_serializer(app).dumps(data)) == data
+    assert (
+        ours.get_signing_serializer(app).loads(flasks.get_signing_serializer(app).dumps(data))
+        == data
+    )
     assert ours.get_signing_serializer(app) is ours.get_signing_serializer(app)
     payload, _, sig = made.rpartition(".")
     from itsdangerous import BadSignature
 
     with pytest.raises(BadSignature):
-        ours.get_signing_serializer(app).loads(payload + "." + ("A" if sig[0] != "A" else "B") + sig[1:])
+        ours.get_signing_serializer(app).loads(
+            payload + "." + ("A" if sig[0] != "A" else "B") + sig[1:]
+        )
     # Another secret: a new signer, and the old cookie no longer verifies.
     old = app.secret_key
     try:
@@ -285,7 +301,9 @@ def test_the_session_cookie_is_flasks_own(app):
 @pytest.mark.parametrize("char", ["\x00", "\x08", "\x0c", "\x1b", "\x7f", "\x85", "\x9f", "\ufffd"])
 @pytest.mark.parametrize("ascii_only", [True, False], ids=["escaped", "raw"])
 @pytest.mark.parametrize("where", ["value", "key", "nested"])
-def test_the_json_fast_path_still_refuses_every_unsafe_character(client, login, char, ascii_only, where):
+def test_the_json_fast_path_still_refuses_every_unsafe_character(
+    client, login, char, ascii_only, where
+):
     """The byte scan that spares most bodies the walk over their strings lets none through."""
     import json
 
@@ -300,7 +318,9 @@ def test_the_json_fast_path_still_refuses_every_unsafe_character(client, login, 
     }[where]
     raw = json.dumps(body, ensure_ascii=ascii_only).encode()
     r = client.post(
-        "/api/v1/field/reports", data=raw, headers={**CSRF_HEADERS, "Content-Type": "application/json"}
+        "/api/v1/field/reports",
+        data=raw,
+        headers={**CSRF_HEADERS, "Content-Type": "application/json"},
     )
     code = r.get_json()["error"]["code"]
     assert r.status_code == 400
@@ -310,7 +330,9 @@ def test_the_json_fast_path_still_refuses_every_unsafe_character(client, login, 
 def test_the_json_fast_path_skips_only_bodies_it_can_vouch_for():
     from webapp.security import _json_may_hold_unsafe_text
 
-    assert not _json_may_hold_unsafe_text('{"description": "现场\\n情况\\t", "lon": 114.2}'.encode())
+    assert not _json_may_hold_unsafe_text(
+        '{"description": "现场\\n情况\\t", "lon": 114.2}'.encode()
+    )
     assert _json_may_hold_unsafe_text(b'{"a": "C:\\\\bin"}')  # may be an escape: walked
     assert _json_may_hold_unsafe_text('{"a": "x"}'.encode("utf-16"))
     assert _json_may_hold_unsafe_text(b"[" * 33 + b"]" * 33)

@@ -130,7 +130,9 @@ def _bad_file(kind: str, tmp_path):
         )
     if kind == "no_crs":
         return write_lines(
-            tmp_path / "nocrs.shp", [({"name": "路"}, line((0, 0), (100, 0)))], None,
+            tmp_path / "nocrs.shp",
+            [({"name": "路"}, line((0, 0), (100, 0)))],
+            None,
             "ESRI Shapefile",
         )
     if kind == "impossible":

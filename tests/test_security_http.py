@@ -24,7 +24,13 @@ def app_with(db_url, monkeypatch):
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         app = create_app(
-            {"DATABASE_URL": db_url, "EMBEDDED_DB": False, "AUTO_MIGRATE": False, "TESTING": True, "SECRET_KEY": "s"}
+            {
+                "DATABASE_URL": db_url,
+                "EMBEDDED_DB": False,
+                "AUTO_MIGRATE": False,
+                "TESTING": True,
+                "SECRET_KEY": "s",
+            }
         )
         made.append(app)
         return app
@@ -39,7 +45,9 @@ def _sign_in(client, username, password=TEST_PASSWORD, **headers):
     with client.session_transaction() as s:
         token = s["csrf"]
     return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}, headers=headers
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        headers=headers,
     )
 
 
@@ -85,9 +93,14 @@ def test_secure_cookie_and_hsts_behind_https(app_with, committed_user):
     assert doc["servers"][0]["url"].startswith("https://")
     engine = database(app).engine
     with engine.connect() as conn:
-        ips = conn.execute(
-            text("SELECT host(ip) FROM audit_log WHERE username = :u AND action = 'sign_in'"), {"u": user.username}
-        ).scalars().all()
+        ips = (
+            conn.execute(
+                text("SELECT host(ip) FROM audit_log WHERE username = :u AND action = 'sign_in'"),
+                {"u": user.username},
+            )
+            .scalars()
+            .all()
+        )
     assert ips == ["203.0.113.9"]
 
 
@@ -97,12 +110,19 @@ def test_forwarded_headers_are_ignored_without_a_proxy(app_with, committed_user)
     app = app_with(GRIDCASE_PROXY_COUNT="0")
     client = app.test_client()
     for i in range(5):
-        r = _sign_in(client, user.username, "wrong-password", **{"X-Forwarded-For": f"198.51.100.{i}"})
+        r = _sign_in(
+            client, user.username, "wrong-password", **{"X-Forwarded-For": f"198.51.100.{i}"}
+        )
         assert r.status_code == 401
     r = _sign_in(client, user.username, **{"X-Forwarded-For": "198.51.100.77"})
     assert r.status_code == 429
     with database(app).engine.connect() as conn:
-        ips = set(conn.execute(text("SELECT host(ip) FROM login_attempts WHERE username = :u"), {"u": user.username}).scalars())
+        ips = set(
+            conn.execute(
+                text("SELECT host(ip) FROM login_attempts WHERE username = :u"),
+                {"u": user.username},
+            ).scalars()
+        )
     assert ips == {"127.0.0.1"}
     assert "Strict-Transport-Security" not in r.headers
     assert "Secure" not in _sign_in(app.test_client(), user.username).headers.get("Set-Cookie", "")
@@ -126,7 +146,16 @@ def test_passwords_are_hashed_with_scrypt_and_salted(session, make_user):
     assert a.password_hash != b.password_hash  # same password, different salts
 
 
-PAGES = ["/login", "/", "/cases/", "/stats", "/exchange/", "/field/report", "/api/v1/categories", "/nowhere"]
+PAGES = [
+    "/login",
+    "/",
+    "/cases/",
+    "/stats",
+    "/exchange/",
+    "/field/report",
+    "/api/v1/categories",
+    "/nowhere",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -134,7 +163,9 @@ def test_security_headers_on_every_kind_of_answer(client, login, path):
     login("county_staff")
     r = client.get(path)
     csp = dict(
-        part.strip().split(" ", 1) for part in r.headers["Content-Security-Policy"].split(";") if part.strip()
+        part.strip().split(" ", 1)
+        for part in r.headers["Content-Security-Policy"].split(";")
+        if part.strip()
     )
     assert csp["default-src"] == "'self'"
     assert "'unsafe-inline'" not in csp["script-src"] and "'unsafe-eval'" not in csp["script-src"]

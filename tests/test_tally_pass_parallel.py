@@ -33,8 +33,12 @@ def _u01():
 
 def _as_at_scale(session) -> None:
     """The planner's parallel thresholds lowered, so a small table gets a parallel plan."""
-    for setting in ("min_parallel_table_scan_size = 0", "parallel_setup_cost = 0",
-                    "parallel_tuple_cost = 0", "max_parallel_workers_per_gather = 1"):
+    for setting in (
+        "min_parallel_table_scan_size = 0",
+        "parallel_setup_cost = 0",
+        "parallel_tuple_cost = 0",
+        "max_parallel_workers_per_gather = 1",
+    ):
         session.execute(text(f"SET LOCAL {setting}"))
 
 
@@ -65,10 +69,12 @@ def test_each_tallys_groups_are_aggregated_in_parallel_with_the_conditions_once(
 
 def test_a_rebuild_with_parallel_workers_gives_the_same_tallies(session):
     before = digests(session)
-    session.execute(text(
-        "UPDATE case_tallies SET cases = cases + 1"
-        " WHERE month = (SELECT max(month) FROM case_tallies)"
-    ))
+    session.execute(
+        text(
+            "UPDATE case_tallies SET cases = cases + 1"
+            " WHERE month = (SELECT max(month) FROM case_tallies)"
+        )
+    )
     session.execute(text("DELETE FROM heat_tallies WHERE cx = (SELECT min(cx) FROM heat_tallies)"))
     assert tallies.differences(session)
     _as_at_scale(session)

@@ -110,8 +110,7 @@ def _records(live_app, stop_id: int) -> list:
 
 @pytest.mark.phone
 def test_a_worker_records_an_outcome_on_a_phone_even_offline(
-    in_browser,
-    live_server, live_app, worker_with_a_plan, artifacts
+    in_browser, live_server, live_app, worker_with_a_plan, artifacts
 ):
     worker, _plan_id = worker_with_a_plan
     in_browser(

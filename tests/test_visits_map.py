@@ -68,7 +68,10 @@ def test_only_local_assets_are_linked():
     links = set(re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html))
     known = {prefixes.url(a) for a in (*KNOWN_JS.values(), *KNOWN_CSS.values())}
     assert links <= known
-    assert {"/root/vendor/leaflet/dist/leaflet.js", "/root/vendor/leaflet/dist/leaflet.css"} <= links
+    assert {
+        "/root/vendor/leaflet/dist/leaflet.js",
+        "/root/vendor/leaflet/dist/leaflet.css",
+    } <= links
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", html)
 
 

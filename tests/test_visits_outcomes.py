@@ -421,9 +421,7 @@ def test_a_follow_up_visit_is_the_workflows_follow_up_action(session, field):
     first = outcomes.record_outcome(session, field["worker"], field["follow_up"].id, sent)
     assert first.follow_up == outcomes.FollowUp(True)
     audit = session.execute(
-        text(
-            "SELECT user_id, detail FROM audit_log WHERE action = 'case_action' AND case_id = :i"
-        ),
+        text("SELECT user_id, detail FROM audit_log WHERE action = 'case_action' AND case_id = :i"),
         {"i": case_id},
     ).all()
     assert [(a.user_id, a.detail["action"], a.detail["to"]) for a in audit] == [
@@ -471,12 +469,17 @@ def test_the_rules_decide_whether_a_visit_is_a_follow_up(session, field):
         "SELECT count(*) FROM case_events WHERE case_id = :i AND action = 'follow_up'",
         i=case_id,
     )
-    assert _count(session, "SELECT state FROM visit_stops WHERE id = :i", i=field["follow_up"].id) == "done"
+    assert (
+        _count(session, "SELECT state FROM visit_stops WHERE id = :i", i=field["follow_up"].id)
+        == "done"
+    )
     resent = outcomes.record_outcome(session, field["worker"], field["follow_up"].id, sent)
     assert resent.follow_up == outcomes.FollowUp(False)
 
 
-def test_a_follow_up_outside_the_visitors_scope_is_not_written(session, field, make_user, busy_place):
+def test_a_follow_up_outside_the_visitors_scope_is_not_written(
+    session, field, make_user, busy_place
+):
     """Scope is the case workflow's too: a stop handed to someone who may not see the case."""
     other = make_user("grid_worker", busy_place.other_grid)
     session.execute(
@@ -484,10 +487,15 @@ def test_a_follow_up_outside_the_visitors_scope_is_not_written(session, field, m
         {"u": other.id, "s": field["follow_up"].id},
     )
     got = outcomes.record_outcome(
-        session, other, field["follow_up"].id, inp(session, outcome="done", satisfaction="satisfied")
+        session,
+        other,
+        field["follow_up"].id,
+        inp(session, outcome="done", satisfaction="satisfied"),
     )
     assert got.created and got.follow_up.code == "not_found"
-    assert _count(session, "SELECT satisfaction FROM cases WHERE id = :i", i=field["case_id"]) is None
+    assert (
+        _count(session, "SELECT satisfaction FROM cases WHERE id = :i", i=field["case_id"]) is None
+    )
 
 
 def test_follow_up_stops_are_those_the_workflow_takes_a_follow_up_in():
@@ -501,7 +509,9 @@ def test_follow_up_stops_are_those_the_workflow_takes_a_follow_up_in():
 def test_a_new_problem_is_stored_with_its_reporter_and_first_deadline(session, field):
     """insert_case sets the reporter and the first deadline itself (no UPDATE afterwards)."""
     category = _count(session, "SELECT id FROM categories WHERE code = 'fire_safety'")
-    sent = inp(session, outcome="done", problem={"title": "电动车楼道充电", "category_id": category})
+    sent = inp(
+        session, outcome="done", problem={"title": "电动车楼道充电", "category_id": category}
+    )
     got = outcomes.record_outcome(session, field["worker"], field["plain"].id, sent)
     row = session.execute(
         text("SELECT reporter_id, due_at, reported_at, status FROM cases WHERE number = :n"),

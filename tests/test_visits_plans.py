@@ -37,7 +37,9 @@ def test_a_village_plan_stays_in_the_village_and_within_capacity(session, app, c
     assert all(n <= caps[u] for (u, _), n in load.items())
     # nothing is left unassigned while someone who may take it has room on a day: the
     # informant takes any target of the village, a grid worker those of their grid
-    days = [plan.date_from + timedelta(days=i) for i in range((plan.date_to - plan.date_from).days + 1)]
+    days = [
+        plan.date_from + timedelta(days=i) for i in range((plan.date_to - plan.date_from).days + 1)
+    ]
     for r in rows:
         if r.user_id is None:
             eligible = [crew["informant"].id]

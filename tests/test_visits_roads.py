@@ -205,9 +205,10 @@ def test_a_demo_plan_on_roads_is_never_longer_than_nearest_neighbour(
         m = roads.distance_matrix(session, net, [start] + [(s.lon, s.lat) for s in stops])
         stored = list(range(len(stops)))  # the stored walking order
         nn = routing.nearest_neighbour_on(m.metres)
-        assert sum(routing.matrix_legs(m.metres, stored)) <= sum(
-            routing.matrix_legs(m.metres, nn)
-        ) + 1e-6
+        assert (
+            sum(routing.matrix_legs(m.metres, stored))
+            <= sum(routing.matrix_legs(m.metres, nn)) + 1e-6
+        )
         # the stored legs are the legs of the matrix the route was ordered on
         assert [s.leg_m for s in stops] == pytest.approx(
             list(routing.matrix_legs(m.metres, stored)), abs=0.01

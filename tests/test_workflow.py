@@ -622,7 +622,9 @@ def test_limits_are_configurable_per_county():
 def test_open_windows_name_their_last_day():
     assigned = facts_for("object", "assigned", assigned_at=at(2025, 9, 26, 16))
     assert deadlines.last_day_of(open_windows(assigned, RULES)["objection"]) == date(2025, 10, 10)
-    concluded = facts_for("request_review", "concluded", answered_at=at(2025, 3, 3, 9), review_stage=None)
+    concluded = facts_for(
+        "request_review", "concluded", answered_at=at(2025, 3, 3, 9), review_stage=None
+    )
     assert deadlines.last_day_of(open_windows(concluded, RULES)["review"]) == date(2025, 4, 2)
     reviewed = facts_for("request_reexam", "concluded", answered_at=at(2025, 3, 3, 9))
     assert set(open_windows(reviewed, RULES)) == {"reexam"}

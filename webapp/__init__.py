@@ -10,7 +10,17 @@ from flask import Flask
 # Feature packages, each with a ``views.py`` (pages), ``api.py`` (JSON under /api/v1)
 # and ``cli.py`` (flask commands) where it has them. Order only matters for the nav.
 FEATURES = [
-    "auth", "grid", "cases", "field", "maps", "stats", "visits", "api", "open311", "exchange", "demo",
+    "auth",
+    "grid",
+    "cases",
+    "field",
+    "maps",
+    "stats",
+    "visits",
+    "api",
+    "open311",
+    "exchange",
+    "demo",
 ]
 
 

@@ -35,7 +35,9 @@ def check_archive(path: Path, max_unpacked: int = MAX_UNPACKED_BYTES) -> None:
     except (zipfile.BadZipFile, OSError):
         return
     if len(members) > MAX_MEMBERS:
-        raise ArchiveTooLarge("archive_too_many_files", f"压缩包中的文件过多（超过 {MAX_MEMBERS} 个）")
+        raise ArchiveTooLarge(
+            "archive_too_many_files", f"压缩包中的文件过多（超过 {MAX_MEMBERS} 个）"
+        )
     total = sum(m.file_size for m in members)
     bomb = any(
         m.file_size > RATIO_FROM_BYTES and m.file_size > MAX_RATIO * max(m.compress_size, 1)

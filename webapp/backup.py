@@ -49,7 +49,9 @@ def backup(url: str, path: Path) -> Path:
     tmp = path.with_suffix(path.suffix + ".partial")
     proc = subprocess.run(
         [_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(tmp), *args],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -64,9 +66,19 @@ def restore(url: str, path: Path) -> None:
         raise ClusterError(f"备份文件不存在：{path}")
     args, env = _conn_args(url)
     proc = subprocess.run(
-        [_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-         "--exit-on-error", *args, str(path)],
-        capture_output=True, text=True, env=env,
+        [
+            _tool("pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "--exit-on-error",
+            *args,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if proc.returncode != 0:
         raise ClusterError(f"pg_restore 失败：{proc.stderr.strip()}")

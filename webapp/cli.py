@@ -21,7 +21,9 @@ def _cluster() -> EmbeddedCluster:
 
 def _require_embedded(action: str) -> None:
     if not current_app.config["EMBEDDED_DB"]:
-        click.echo(f"已设置 DATABASE_URL，不管理内置数据库（{action} skipped: DATABASE_URL is set）")
+        click.echo(
+            f"已设置 DATABASE_URL，不管理内置数据库（{action} skipped: DATABASE_URL is set）"
+        )
         sys.exit(0)
 
 
@@ -55,7 +57,9 @@ def status_command():
     cfg = current_app.config
     if cfg["EMBEDDED_DB"]:
         cluster = _cluster()
-        click.echo(f"内置数据库：{cluster.data_dir}（{'运行中' if cluster.is_running() else '未运行'}）")
+        click.echo(
+            f"内置数据库：{cluster.data_dir}（{'运行中' if cluster.is_running() else '未运行'}）"
+        )
     else:
         click.echo("外部数据库：DATABASE_URL")
 

@@ -39,8 +39,14 @@ DEFAULTS: dict[str, Any] = {
 
 # Base-map settings read from GRIDCASE_<name> (see webapp/maps/basemap.py).
 MAP_SETTINGS = (
-    "MAP_BASEMAP", "MAP_TIANDITU_KEY", "MAP_TIANDITU_STYLE", "MAP_TILE_URL",
-    "MAP_TILE_ATTRIBUTION", "MAP_TILE_SUBDOMAINS", "MAP_TILE_CRS", "MAP_TILE_MAX_ZOOM",
+    "MAP_BASEMAP",
+    "MAP_TIANDITU_KEY",
+    "MAP_TIANDITU_STYLE",
+    "MAP_TILE_URL",
+    "MAP_TILE_ATTRIBUTION",
+    "MAP_TILE_SUBDOMAINS",
+    "MAP_TILE_CRS",
+    "MAP_TILE_MAX_ZOOM",
 )
 
 
@@ -63,13 +69,15 @@ def load_config(app, test_config: dict[str, Any] | None) -> None:
     if url:
         # Heroku-style URLs name the dialect "postgres"; SQLAlchemy wants the driver too.
         if url.startswith("postgres://"):
-            url = "postgresql+psycopg2://" + url[len("postgres://"):]
+            url = "postgresql+psycopg2://" + url[len("postgres://") :]
         elif url.startswith("postgresql://"):
-            url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg2://" + url[len("postgresql://") :]
         app.config["DATABASE_URL"] = url
         app.config["EMBEDDED_DB"] = False
     else:
-        app.config["DATABASE_URL"] = EmbeddedCluster(var_dir).url(env.get("GRIDCASE_DB_NAME", "gridcase"))
+        app.config["DATABASE_URL"] = EmbeddedCluster(var_dir).url(
+            env.get("GRIDCASE_DB_NAME", "gridcase")
+        )
         app.config["EMBEDDED_DB"] = True
     app.config["AUTO_MIGRATE"] = _env_bool("GRIDCASE_AUTO_MIGRATE", app.config["EMBEDDED_DB"])
 

@@ -141,8 +141,7 @@ def watch_liveness(engine: Engine) -> None:
         if idle_since is None:  # a fresh connection
             return
         if (
-            not _socket_quiet(dbapi_connection)
-            or time.monotonic() - idle_since > IDLE_PING_SECONDS
+            not _socket_quiet(dbapi_connection) or time.monotonic() - idle_since > IDLE_PING_SECONDS
         ) and not _ping(engine, dbapi_connection):
             raise exc.InvalidatePoolError("the database connection is gone")
 
@@ -214,7 +213,11 @@ def check_durability(engine: Engine) -> dict[str, str]:
                 )
             ).all()
         )
-    bad = [name for name in ("fsync", "full_page_writes", "synchronous_commit") if settings.get(name) != "on"]
+    bad = [
+        name
+        for name in ("fsync", "full_page_writes", "synchronous_commit")
+        if settings.get(name) != "on"
+    ]
     if bad:
         raise UnsafeDatabase(
             f"数据库设置 {', '.join(bad)} 未开启，已确认的上报可能在崩溃后丢失，拒绝启动。"

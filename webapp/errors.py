@@ -59,7 +59,10 @@ def wants_json() -> bool:
     if request.path.startswith(("/api/", "/open311/", "/healthz")):
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def render_error(err: AppError):
@@ -89,7 +92,9 @@ def init_app(app: Flask) -> None:
 
         if isinstance(exc, UnsafeDatabase | ClusterError):
             app.logger.error("database not usable: %s", exc)
-            return render_error(AppError("db_unavailable", "数据库暂时不可用，请联系管理员", 503, str(exc)))
+            return render_error(
+                AppError("db_unavailable", "数据库暂时不可用，请联系管理员", 503, str(exc))
+            )
 
         lost = isinstance(exc, OperationalError | InterfaceError) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -97,7 +102,9 @@ def init_app(app: Flask) -> None:
         if lost:
             app.logger.warning("database unavailable: %s", exc)
             return render_error(
-                AppError("db_unavailable", "数据库暂时不可用，请稍后重试", 503, "database unavailable")
+                AppError(
+                    "db_unavailable", "数据库暂时不可用，请稍后重试", 503, "database unavailable"
+                )
             )
         app.logger.exception("unhandled error")
         code, zh, en = HTTP_MESSAGES[500]

@@ -184,9 +184,12 @@ class EmbeddedCluster:
         self._prepare_dirs()
         self._check(
             bindir / "initdb",
-            "-D", self.data_dir,
-            "-U", DB_USER,
-            "-E", "UTF8",
+            "-D",
+            self.data_dir,
+            "-U",
+            DB_USER,
+            "-E",
+            "UTF8",
             "--locale=C.UTF-8",
             "--lc-collate=C",  # code point order, compared fast (db.create_database_sql)
             "--auth-local=trust",
@@ -245,9 +248,14 @@ class EmbeddedCluster:
                 stale.unlink()
             self._check(
                 find_bindir() / "pg_ctl",
-                "start", "-w", "-t", str(int(timeout)),
-                "-D", self.data_dir,
-                "-l", self.log_file,
+                "start",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-D",
+                self.data_dir,
+                "-l",
+                self.log_file,
             )
             self._wait_ready(timeout)
             return True

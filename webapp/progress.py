@@ -49,7 +49,9 @@ class TerminalProgress:
         self.stage = None
 
 
-def commit_or_exit(session, progress: TerminalProgress, work: Callable[[], T], rejected: type[Exception]) -> T:
+def commit_or_exit(
+    session, progress: TerminalProgress, work: Callable[[], T], rejected: type[Exception]
+) -> T:
     """Run one import of a CLI command: commit what ``work`` did, or, when it raises
     ``rejected`` (an exception carrying ``report.lines()``), roll back, print the
     report on stderr and exit with status 1. Nothing of a refused file stays."""

@@ -103,7 +103,9 @@ def check_text_input() -> None:
         try:
             body = request.get_json(silent=True)
         except RecursionError:
-            raise AppError("invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply") from None
+            raise AppError(
+                "invalid_json", "提交的 JSON 嵌套过深", 400, "JSON nested too deeply"
+            ) from None
         if body is not None and _json_may_hold_unsafe_text(request.get_data(cache=True)):
             for field, text in _strings(body):
                 _check(field, text)
@@ -120,8 +122,7 @@ def _json_may_hold_unsafe_text(raw: bytes) -> bool:
     """False only if no string in the JSON text ``raw`` can fail :func:`_check` (one scan
     of the bytes instead of walking every string: most bodies have none of these)."""
     return (
-        raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH
-        or _UNSAFE_JSON_BYTES.search(raw) is not None
+        raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH or _UNSAFE_JSON_BYTES.search(raw) is not None
     )
 
 
@@ -155,7 +156,9 @@ def _undecodable() -> AppError:
 def _check(field: str | None, text: str | None) -> None:
     if not isinstance(field, str) or not isinstance(text, str):
         # A multipart part whose header the parser could not read has no name.
-        raise AppError("invalid_form", "提交的表单格式不正确，无法读取", 400, "a form part could not be read")
+        raise AppError(
+            "invalid_form", "提交的表单格式不正确，无法读取", 400, "a form part could not be read"
+        )
     if _CONTROL.search(text):
         message = "提交的内容含有不可见的控制字符，请删除后重试"
         raise AppError(
@@ -193,7 +196,10 @@ def init_app(app: Flask) -> None:
         if "content-security-policy" not in present:
             csp = g.get("csp")
             added.append(
-                ("Content-Security-Policy", _DEFAULT_CSP_HEADER if csp is None else _csp_header(csp))
+                (
+                    "Content-Security-Policy",
+                    _DEFAULT_CSP_HEADER if csp is None else _csp_header(csp),
+                )
             )
         response.headers.extend(added)
         return response

@@ -93,11 +93,21 @@ class Shortcut:
 # The home page's shortcuts: a role's daily work, first things first (label, hint,
 # endpoint, who may use it).
 SHORTCUTS = [
-    ("现场上报", "在现场用手机上报矛盾纠纷，可离线", "field.report", permissions.may_report_from_field),
+    (
+        "现场上报",
+        "在现场用手机上报矛盾纠纷，可离线",
+        "field.report",
+        permissions.may_report_from_field,
+    ),
     ("本期排查", "报送本网格本期排查，无发现也要零报告", "field.sweeps", permissions.files_sweeps),
     ("今日走访", "按路线入户走访，记录结果和回访满意度", "visits.today", permissions.may_visit),
     ("走访计划", "确定走访对象，分派人员和路线", "visits.index", permissions.may_plan_visits),
-    ("登记来访来信", "窗口登记来访、来信、网上信访", "cases.register", permissions.may_register_cases),
+    (
+        "登记来访来信",
+        "窗口登记来访、来信、网上信访",
+        "cases.register",
+        permissions.may_register_cases,
+    ),
     ("临期和超期案件", "按期限督办", "cases.due", _anyone),
     ("统计", "辖区指标、排名、趋势和月报", "stats.index", permissions.may_read_stats),
     ("地图", "热力图、指标地图和热点分析", "maps.index", permissions.may_read_maps),

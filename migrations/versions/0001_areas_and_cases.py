@@ -53,7 +53,9 @@ def upgrade() -> None:
         sa.Column("code", sa.String(20), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("level", sa.String(16), nullable=False),
-        sa.Column("parent_id", sa.Integer(), sa.ForeignKey("areas.id", name="fk_areas_parent_id_areas")),
+        sa.Column(
+            "parent_id", sa.Integer(), sa.ForeignKey("areas.id", name="fk_areas_parent_id_areas")
+        ),
         sa.Column("county_code", sa.String(6), nullable=False),
         sa.Column("township_code", sa.String(9)),
         sa.Column("village_code", sa.String(12)),
@@ -70,13 +72,21 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("area_m2", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_areas"),
         sa.UniqueConstraint("code", name="uq_areas_code"),
-        sa.CheckConstraint("level IN ('county','township','village','grid')", name=op.f("ck_areas_level")),
+        sa.CheckConstraint(
+            "level IN ('county','township','village','grid')", name=op.f("ck_areas_level")
+        ),
         sa.CheckConstraint("code ~ '^[0-9]{6,20}$'", name=op.f("ck_areas_code_digits")),
-        sa.CheckConstraint("population IS NULL OR population >= 0", name=op.f("ck_areas_population")),
-        sa.CheckConstraint("households IS NULL OR households >= 0", name=op.f("ck_areas_households")),
+        sa.CheckConstraint(
+            "population IS NULL OR population >= 0", name=op.f("ck_areas_population")
+        ),
+        sa.CheckConstraint(
+            "households IS NULL OR households >= 0", name=op.f("ck_areas_households")
+        ),
     )
     op.create_index("ix_areas_parent_id", "areas", ["parent_id"])
     op.create_index(
@@ -133,7 +143,9 @@ def upgrade() -> None:
         sa.Column("people_count", sa.Integer(), server_default="1", nullable=False),
         sa.Column("batch_count", sa.Integer(), server_default="1", nullable=False),
         sa.Column(
-            "location", geoalchemy2.Geometry("POINT", srid=4326, spatial_index=False), nullable=False
+            "location",
+            geoalchemy2.Geometry("POINT", srid=4326, spatial_index=False),
+            nullable=False,
         ),
         sa.Column("location_approx", sa.Boolean(), server_default="false", nullable=False),
         sa.Column("location_accuracy_m", sa.Float()),
@@ -143,7 +155,9 @@ def upgrade() -> None:
         sa.Column("township_code", sa.String(9), nullable=False),
         sa.Column("county_code", sa.String(6), nullable=False),
         sa.Column("status", sa.String(16), server_default="registered", nullable=False),
-        sa.Column("reported_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "reported_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("accepted_at", sa.DateTime(timezone=True)),
         sa.Column("concluded_at", sa.DateTime(timezone=True)),
         sa.Column("resolved_at", sa.DateTime(timezone=True)),
@@ -157,19 +171,28 @@ def upgrade() -> None:
         sa.Column("petitioner_name", sa.String(100)),
         sa.Column("petitioner_phone", sa.String(32)),
         sa.Column("petitioner_id_number", sa.String(32)),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_cases"),
         sa.UniqueConstraint("number", name="uq_cases_number"),
-        sa.ForeignKeyConstraint(["category_id"], ["categories.id"], name="fk_cases_category_id_categories"),
+        sa.ForeignKeyConstraint(
+            ["category_id"], ["categories.id"], name="fk_cases_category_id_categories"
+        ),
         sa.ForeignKeyConstraint(["grid_id"], ["areas.id"], name="fk_cases_grid_id_areas"),
         sa.ForeignKeyConstraint(["repeat_of_id"], ["cases.id"], name="fk_cases_repeat_of_id_cases"),
         sa.CheckConstraint(f"channel IN {CHANNELS}", name=op.f("ck_cases_channel")),
-        sa.CheckConstraint("case_class IN ('suggestion','accusation','request')", name=op.f("ck_cases_case_class")),
+        sa.CheckConstraint(
+            "case_class IN ('suggestion','accusation','request')", name=op.f("ck_cases_case_class")
+        ),
         sa.CheckConstraint(f"status IN {STATUSES}", name=op.f("ck_cases_status")),
         sa.CheckConstraint(
-            "opinion IS NULL OR opinion IN ('support','explain','not_support')", name=op.f("ck_cases_opinion")
+            "opinion IS NULL OR opinion IN ('support','explain','not_support')",
+            name=op.f("ck_cases_opinion"),
         ),
         sa.CheckConstraint(
             "satisfaction IS NULL OR satisfaction IN ('satisfied','basically','dissatisfied')",
@@ -185,11 +208,16 @@ def upgrade() -> None:
     # Only cases sent by a device carry a client id: a partial unique index keeps bulk
     # loads (no client id) from paying for a million NULL entries.
     op.create_index(
-        "uq_cases_client_id", "cases", ["client_id"], unique=True,
+        "uq_cases_client_id",
+        "cases",
+        ["client_id"],
+        unique=True,
         postgresql_where=sa.text("client_id IS NOT NULL"),
     )
     op.create_index(
-        "ix_cases_repeat_of_id", "cases", ["repeat_of_id"],
+        "ix_cases_repeat_of_id",
+        "cases",
+        ["repeat_of_id"],
         postgresql_where=sa.text("repeat_of_id IS NOT NULL"),
     )
     op.create_index("ix_cases_township_reported", "cases", ["township_code", "reported_at"])

@@ -33,7 +33,9 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("active", sa.Boolean(), server_default="true", nullable=False),
         sa.Column("session_version", sa.Integer(), server_default="1", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("last_login_at", sa.DateTime(timezone=True)),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.UniqueConstraint("username", name="uq_users_username"),
@@ -50,7 +52,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("label", sa.String(100), server_default="", nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("last_used_at", sa.DateTime(timezone=True)),
         sa.Column("revoked", sa.Boolean(), server_default="false", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
@@ -99,10 +103,16 @@ def upgrade() -> None:
     op.create_foreign_key("fk_cases_reporter_id_users", "cases", "users", ["reporter_id"], ["id"])
     op.create_foreign_key("fk_cases_leader_id_users", "cases", "users", ["leader_id"], ["id"])
     op.create_index(
-        "ix_cases_reporter_id", "cases", ["reporter_id"], postgresql_where=sa.text("reporter_id IS NOT NULL")
+        "ix_cases_reporter_id",
+        "cases",
+        ["reporter_id"],
+        postgresql_where=sa.text("reporter_id IS NOT NULL"),
     )
     op.create_index(
-        "ix_cases_leader_id", "cases", ["leader_id"], postgresql_where=sa.text("leader_id IS NOT NULL")
+        "ix_cases_leader_id",
+        "cases",
+        ["leader_id"],
+        postgresql_where=sa.text("leader_id IS NOT NULL"),
     )
 
 

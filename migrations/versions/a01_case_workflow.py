@@ -28,7 +28,9 @@ def upgrade() -> None:
     op.add_column("cases", sa.Column("review_stage", sa.String(16)))
     op.add_column("cases", sa.Column("answered_at", sa.DateTime(timezone=True)))
     op.create_check_constraint(
-        op.f("ck_cases_assigned_level"), "cases", f"assigned_level IS NULL OR assigned_level IN {LEVELS}"
+        op.f("ck_cases_assigned_level"),
+        "cases",
+        f"assigned_level IS NULL OR assigned_level IN {LEVELS}",
     )
     op.create_check_constraint(
         op.f("ck_cases_supervision"),

@@ -67,7 +67,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("grid_id", "period_kind", "period_start", name="uq_sweeps_grid_period"),
         sa.ForeignKeyConstraint(["grid_id"], ["areas.id"], name="fk_sweeps_grid_id_areas"),
         sa.ForeignKeyConstraint(["reporter_id"], ["users.id"], name="fk_sweeps_reporter_id_users"),
-        sa.CheckConstraint("period_kind IN ('daily','monthly')", name=op.f("ck_sweeps_period_kind")),
+        sa.CheckConstraint(
+            "period_kind IN ('daily','monthly')", name=op.f("ck_sweeps_period_kind")
+        ),
         sa.CheckConstraint(
             "period_kind <> 'monthly' OR extract(day FROM period_start) = 1",
             name=op.f("ck_sweeps_monthly_start"),

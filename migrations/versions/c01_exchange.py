@@ -23,10 +23,15 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),
         sa.Column("response", postgresql.JSONB(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("user_id", "key", name="pk_api_idempotency_keys"),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_api_idempotency_keys_user_id_users", ondelete="CASCADE"
+            ["user_id"],
+            ["users.id"],
+            name="fk_api_idempotency_keys_user_id_users",
+            ondelete="CASCADE",
         ),
     )
     op.create_index("ix_api_idempotency_keys_created_at", "api_idempotency_keys", ["created_at"])
@@ -45,8 +50,12 @@ def upgrade() -> None:
         sa.Column("summary", postgresql.JSONB()),
         sa.Column("error", sa.String(2000)),
         sa.Column("imported", sa.Integer()),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_ledger_imports"),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name="fk_ledger_imports_user_id_users", ondelete="SET NULL"

@@ -30,7 +30,9 @@ def upgrade() -> None:
         ["repeat_of_id", "reported_at"],
         postgresql_where="repeat_of_id IS NOT NULL",
     )
-    op.create_index("ix_cases_open", "cases", ["reported_at"], postgresql_where=f"status NOT IN {OPEN}")
+    op.create_index(
+        "ix_cases_open", "cases", ["reported_at"], postgresql_where=f"status NOT IN {OPEN}"
+    )
     op.create_index("ix_cases_resolved_brin", "cases", ["resolved_at"], postgresql_using="brin")
     for column in EVENTS:
         op.create_index(
@@ -45,5 +47,8 @@ def downgrade() -> None:
     op.drop_index("ix_cases_open", table_name="cases")
     op.drop_index("ix_cases_repeat_of_id", table_name="cases")
     op.create_index(
-        "ix_cases_repeat_of_id", "cases", ["repeat_of_id"], postgresql_where="repeat_of_id IS NOT NULL"
+        "ix_cases_repeat_of_id",
+        "cases",
+        ["repeat_of_id"],
+        postgresql_where="repeat_of_id IS NOT NULL",
     )

@@ -139,7 +139,9 @@ def _one_pass() -> str:
     category_key = ", ".join(x01.KEY)
     cx, cy = _cells("x", COARSE)
     upsert_grids = _upsert(
-        "case_tallies", t01.KEY, t01.FACTS,
+        "case_tallies",
+        t01.KEY,
+        t01.FACTS,
         ",\n        ahead_at = greatest(case_tallies.ahead_at, EXCLUDED.ahead_at)",
     )
     return f"""

@@ -67,7 +67,9 @@ def _added() -> str:
     facts = ", ".join(t01.FACTS)
     cx, cy = m01._cells("x", m01.COARSE)
     upsert_grids = _upsert(
-        "case_tallies", t01.KEY, t01.FACTS,
+        "case_tallies",
+        t01.KEY,
+        t01.FACTS,
         ",\n        ahead_at = greatest(case_tallies.ahead_at, EXCLUDED.ahead_at)",
     )
     return f"""

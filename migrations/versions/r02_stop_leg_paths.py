@@ -25,9 +25,7 @@ def upgrade() -> None:
     op.add_column("visit_stops", sa.Column("leg_kind", sa.String(8)))
     op.add_column(
         "visit_stops",
-        sa.Column(
-            "leg_path", geoalchemy2.Geometry("LINESTRING", srid=4326, spatial_index=False)
-        ),
+        sa.Column("leg_path", geoalchemy2.Geometry("LINESTRING", srid=4326, spatial_index=False)),
     )
     op.create_check_constraint(
         "ck_visit_stops_leg_kind",

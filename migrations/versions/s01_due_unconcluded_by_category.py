@@ -25,8 +25,14 @@ depends_on = None
 # What ix_cases_due_unconcluded carries besides the deadline (migration x01), less the
 # category, which leads this index.
 INCLUDE = (
-    "reported_at", "status", "resolved_at",
-    "county_code", "township_code", "village_code", "grid_code", "accused_unit",
+    "reported_at",
+    "status",
+    "resolved_at",
+    "county_code",
+    "township_code",
+    "village_code",
+    "grid_code",
+    "accused_unit",
 )
 
 

@@ -33,9 +33,23 @@ KEY = ("county_code", "township_code", "village_code", "grid_code", "month")
 COND_MARK = "\x00"
 # The columns of cases the facts, keys and ahead_at read.
 READ = (
-    "id", "county_code", "township_code", "village_code", "grid_code", "reported_at",
-    "concluded_at", "resolved_at", "due_at", "status", "satisfaction", "is_first",
-    "people_count", "batch_count", "channel", "skip_level", "resolved_level",
+    "id",
+    "county_code",
+    "township_code",
+    "village_code",
+    "grid_code",
+    "reported_at",
+    "concluded_at",
+    "resolved_at",
+    "due_at",
+    "status",
+    "satisfaction",
+    "is_first",
+    "people_count",
+    "batch_count",
+    "channel",
+    "skip_level",
+    "resolved_level",
 )
 
 
@@ -125,7 +139,9 @@ def _unsigned_sums() -> str:
 def _summed(rows_sql: str) -> str:
     """``summed``: the rows' signed facts (column ``sign``) per key, zero groups left out."""
     facts = {name: sql.split(COND_MARK)[0] for name, sql in _facts("x").items()}
-    sums = ",\n    ".join(f"sum(x.sign * ({sql}))::integer AS {name}" for name, sql in facts.items())
+    sums = ",\n    ".join(
+        f"sum(x.sign * ({sql}))::integer AS {name}" for name, sql in facts.items()
+    )
     nonzero = " OR ".join(f"sum(x.sign * ({sql})) <> 0" for sql in facts.values())
     return f"""summed AS (
   SELECT {", ".join(f"k.{k}" for k in KEY)},
@@ -196,6 +212,7 @@ $fn$
 
 _NONE = "SELECT * FROM cases WHERE false"
 
+
 def _add_cases() -> str:
     """``case_tallies_add_cases(ids)``: add the cases of table ``ids`` (column ``id``), not yet tallied.
 
@@ -209,7 +226,8 @@ def _add_cases() -> str:
     # and county codes), by hashing (the function turns sorting off): a million rows
     # into ~40,000 groups in about 4 s where sorting them on five keys first took 10 s;
     # only the groups are sorted, for the upsert's lock order.
-    added = f"""
+    added = (
+        f"""
     INSERT INTO case_tallies ({", ".join(KEY)}, {", ".join(FACTS)}, ahead_at)
     SELECT * FROM (
     SELECT min(x.county_code), min(x.township_code), min(x.village_code), x.grid_code, k.month,
@@ -227,9 +245,12 @@ def _add_cases() -> str:
     ) g
     ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT ({", ".join(KEY)}) DO UPDATE SET
-    """ + ",\n    ".join(f"{f} = case_tallies.{f} + EXCLUDED.{f}" for f in FACTS) + """,
+    """
+        + ",\n    ".join(f"{f} = case_tallies.{f} + EXCLUDED.{f}" for f in FACTS)
+        + """,
         ahead_at = greatest(case_tallies.ahead_at, EXCLUDED.ahead_at)
     """
+    )
     repeated = (
         "{c}.id IN (SELECT repeat_of_id FROM cases WHERE repeat_of_id IS NOT NULL"
         " AND reported_at < 'infinity'{extra})"
@@ -272,7 +293,9 @@ $fn$
 
 
 def upgrade() -> None:
-    fact_columns = [sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in FACTS]
+    fact_columns = [
+        sa.Column(name, sa.Integer(), nullable=False, server_default="0") for name in FACTS
+    ]
     op.create_table(
         "case_tallies",
         sa.Column("county_code", sa.String(6), nullable=False),
@@ -295,14 +318,21 @@ def upgrade() -> None:
         "cases",
         ["due_at"],
         postgresql_include=[
-            "reported_at", "status", "resolved_at",
-            "county_code", "township_code", "village_code", "grid_code",
+            "reported_at",
+            "status",
+            "resolved_at",
+            "county_code",
+            "township_code",
+            "village_code",
+            "grid_code",
         ],
         postgresql_where="concluded_at IS NULL AND due_at IS NOT NULL",
     )
     op.execute(_trigger_function("case_tallies_after_insert", _NONE, "SELECT * FROM new_rows"))
     op.execute(
-        _trigger_function("case_tallies_after_update", "SELECT * FROM old_rows", "SELECT * FROM new_rows")
+        _trigger_function(
+            "case_tallies_after_update", "SELECT * FROM old_rows", "SELECT * FROM new_rows"
+        )
     )
     op.execute(_trigger_function("case_tallies_after_delete", "SELECT * FROM old_rows", _NONE))
     op.execute(_add_cases())

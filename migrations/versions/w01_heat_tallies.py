@@ -45,7 +45,14 @@ PER_DEGREE_X = 900
 PER_DEGREE_Y = 1200
 COARSE = 5
 KEY = (
-    "scale", "county_code", "township_code", "month", "village_code", "grid_code", "cx", "cy",
+    "scale",
+    "county_code",
+    "township_code",
+    "month",
+    "village_code",
+    "grid_code",
+    "cx",
+    "cy",
 )
 COLUMNS = (*KEY, "cases", "people")
 
@@ -84,7 +91,9 @@ _UPSERT = (
     "  people = heat_tallies.people + EXCLUDED.people"
 )
 
-_COLUMNS_READ = "county_code, township_code, village_code, grid_code, reported_at, location, people_count"
+_COLUMNS_READ = (
+    "county_code, township_code, village_code, grid_code, reported_at, location, people_count"
+)
 
 
 def _heat_statement(old: str, new: str) -> str:

@@ -55,8 +55,13 @@ FACTS = t01.FACTS
 KEY = ("county_code", "month", "category_id", "township_code", "village_code")
 # What t01 made ix_cases_due_unconcluded carry besides the deadline.
 DUE_INCLUDE = (
-    "reported_at", "status", "resolved_at",
-    "county_code", "township_code", "village_code", "grid_code",
+    "reported_at",
+    "status",
+    "resolved_at",
+    "county_code",
+    "township_code",
+    "village_code",
+    "grid_code",
 )
 
 
@@ -79,7 +84,9 @@ _UPSERT = (
 def _summed(rows_sql: str) -> str:
     """``summed_categories``: the rows' signed facts per key, zero groups left out."""
     facts = {name: sql.split(t01.COND_MARK)[0] for name, sql in t01._facts("x").items()}
-    sums = ",\n    ".join(f"sum(x.sign * ({sql}))::integer AS {name}" for name, sql in facts.items())
+    sums = ",\n    ".join(
+        f"sum(x.sign * ({sql}))::integer AS {name}" for name, sql in facts.items()
+    )
     nonzero = " OR ".join(f"sum(x.sign * ({sql})) <> 0" for sql in facts.values())
     return f"""summed_categories AS (
   SELECT {", ".join(f"k.{k}" for k in KEY)},
@@ -119,10 +126,14 @@ def _written(old: str, new: str) -> str:
 def _trigger_function(name: str, old: str, new: str, categories: bool = True) -> str:
     """t01's trigger function; with ``categories``, also keeping ``case_category_tallies``."""
     # -- x01: the per-category part (the rest is t01's, with its rows computed once) --
-    category_ctes = f""",
+    category_ctes = (
+        f""",
     {_summed("SELECT * FROM written")},
     up_categories AS ({_UPSERT}
-        RETURNING ctid, cases)""" if categories else ""
+        RETURNING ctid, cases)"""
+        if categories
+        else ""
+    )
     category_emptied = (
         ", (SELECT array_agg(ctid) FROM up_categories WHERE cases = 0)" if categories else ", NULL"
     )

@@ -117,7 +117,9 @@ def _one_pass(upsert: bool) -> str:
     grid_upsert = category_upsert = heat_upsert = ""
     if upsert:
         grid_upsert = m01._upsert(
-            "case_tallies", t01.KEY, t01.FACTS,
+            "case_tallies",
+            t01.KEY,
+            t01.FACTS,
             ",\n        ahead_at = greatest(case_tallies.ahead_at, EXCLUDED.ahead_at)",
         )
         category_upsert = m01._upsert("case_category_tallies", x01.KEY, t01.FACTS)
@@ -136,22 +138,36 @@ def _one_pass(upsert: bool) -> str:
             (x.county_code, x.township_code, x.village_code, x.category_id, x.month)
         )
     ),
-    grids AS ({_insert(
-        "case_tallies", t01.KEY, f"{grid_key}, {facts}, ahead_at",
-        f"SELECT {grid_key}, {facts}, ahead_at FROM g WHERE kind = {GRID_SET}", grid_upsert,
-    )}),
-    categories AS ({_insert(
-        "case_category_tallies", x01.KEY, f"{category_key}, {facts}",
-        f"SELECT {category_key}, {facts} FROM g WHERE kind = {CATEGORY_SET}", category_upsert,
-    )}),
-    heat AS ({_insert(
-        "heat_tallies", heat_order, heat_columns,
-        f"SELECT {m01.COARSE}::smallint, x.county_code, x.township_code, x.month, '', '',"
-        f" {cx} AS cx, {cy} AS cy, count(*)::integer,"
-        " sum(coalesce(x.people_count, 0))::integer FROM x"
-        f" GROUP BY x.county_code, x.township_code, x.month, {cx}, {cy}",
-        heat_upsert,
-    )})
+    grids AS ({
+        _insert(
+            "case_tallies",
+            t01.KEY,
+            f"{grid_key}, {facts}, ahead_at",
+            f"SELECT {grid_key}, {facts}, ahead_at FROM g WHERE kind = {GRID_SET}",
+            grid_upsert,
+        )
+    }),
+    categories AS ({
+        _insert(
+            "case_category_tallies",
+            x01.KEY,
+            f"{category_key}, {facts}",
+            f"SELECT {category_key}, {facts} FROM g WHERE kind = {CATEGORY_SET}",
+            category_upsert,
+        )
+    }),
+    heat AS ({
+        _insert(
+            "heat_tallies",
+            heat_order,
+            heat_columns,
+            f"SELECT {m01.COARSE}::smallint, x.county_code, x.township_code, x.month, '', '',"
+            f" {cx} AS cx, {cy} AS cy, count(*)::integer,"
+            " sum(coalesce(x.people_count, 0))::integer FROM x"
+            f" GROUP BY x.county_code, x.township_code, x.month, {cx}, {cy}",
+            heat_upsert,
+        )
+    })
     -- Evaluated in this order, the order every trigger locks tally rows in (grid,
     -- category, heat): a load beside concurrent reports cannot deadlock with them.
     SELECT (SELECT count(*) FROM grids), (SELECT count(*) FROM categories),

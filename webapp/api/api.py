@@ -51,7 +51,10 @@ def _wants_geojson() -> bool:
     if fmt is not None:
         return fmt == "geojson"
     best = request.accept_mimetypes.best_match(["application/json", GEOJSON])
-    return best == GEOJSON and request.accept_mimetypes[GEOJSON] > request.accept_mimetypes["application/json"]
+    return (
+        best == GEOJSON
+        and request.accept_mimetypes[GEOJSON] > request.accept_mimetypes["application/json"]
+    )
 
 
 @lru_cache(maxsize=1)
@@ -73,7 +76,7 @@ def refuse_unknown_parameters():
     rule = request.url_rule
     if rule is None or not rule.rule.startswith(PREFIX + "/"):
         return
-    template = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(PREFIX):])
+    template = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule[len(PREFIX) :])
     allowed = documented_query_params().get((template, request.method))
     if allowed is None:  # an endpoint of another feature, described in its own place
         return
@@ -110,7 +113,11 @@ def _area_level() -> AreaLevel | None:
     try:
         return AreaLevel(text)
     except ValueError:
-        raise params.bad_param("level", "可选值为 county、township、village、grid", "must be county, township, village or grid") from None
+        raise params.bad_param(
+            "level",
+            "可选值为 county、township、village、grid",
+            "must be county, township, village or grid",
+        ) from None
 
 
 def _geometry_flag() -> bool:
@@ -125,7 +132,9 @@ def areas():
     user = current_user()
     parent = request.args.get("parent")
     if parent is not None and not params.AREA_CODE.fullmatch(parent):
-        raise params.bad_param("parent", "应为 6 至 20 位数字的区划代码", "must be an area code of 6 to 20 digits")
+        raise params.bad_param(
+            "parent", "应为 6 至 20 位数字的区划代码", "must be an area code of 6 to 20 digits"
+        )
     if parent is not None and not may_see_area(user, parent):
         raise NotFound("区划")
     features = queries.areas_geojson(
@@ -146,7 +155,11 @@ def area(code: str):
         raise NotFound("区划")
     tolerance = params.parse_float("tolerance", request.args.get("tolerance"), 0, 10000) or 0.0
     features = queries.areas_geojson(
-        get_session(), user.area_code, code=code, tolerance_m=tolerance, with_geometry=_geometry_flag()
+        get_session(),
+        user.area_code,
+        code=code,
+        tolerance_m=tolerance,
+        with_geometry=_geometry_flag(),
     )
     if not features:
         raise NotFound("区划")
@@ -157,11 +170,15 @@ def area(code: str):
 def cases():
     user = current_user()
     flt = params.case_filter(request.args)
-    limit = params.parse_int("limit", request.args.get("limit"), params.DEFAULT_LIMIT, 1, params.MAX_LIMIT)
+    limit = params.parse_int(
+        "limit", request.args.get("limit"), params.DEFAULT_LIMIT, 1, params.MAX_LIMIT
+    )
     after = params.decode_cursor(request.args.get("cursor"))
     geojson = _wants_geojson()
     rows, more = queries.case_page(get_session(), user, flt, limit, after)
-    next_cursor = params.encode_cursor(rows[-1].Case.reported_at, rows[-1].Case.id) if more else None
+    next_cursor = (
+        params.encode_cursor(rows[-1].Case.reported_at, rows[-1].Case.id) if more else None
+    )
     headers = {}
     if next_cursor:
         args = request.args.to_dict()
@@ -175,7 +192,11 @@ def cases():
             "next_cursor": next_cursor,
         }
         return _json(body, mimetype=GEOJSON, headers=headers)
-    body = {"items": [documents.case_item(r, user) for r in rows], "limit": limit, "next_cursor": next_cursor}
+    body = {
+        "items": [documents.case_item(r, user) for r in rows],
+        "limit": limit,
+        "next_cursor": next_cursor,
+    }
     return _json(body, headers=headers)
 
 
@@ -215,9 +236,13 @@ def create_case():
     user = current_user()
     desk = may_register_cases(user)
     if not (desk or may_report_from_field(user)):
-        raise AppError("forbidden_role", "您的角色无权登记案件", 403, "this role may not create cases")
+        raise AppError(
+            "forbidden_role", "您的角色无权登记案件", 403, "this role may not create cases"
+        )
     if request.mimetype != "application/json":
-        raise AppError("unsupported_media_type", "请以 application/json 提交", 415, "send application/json")
+        raise AppError(
+            "unsupported_media_type", "请以 application/json 提交", 415, "send application/json"
+        )
     if (request.content_length or 0) > MAX_BODY:
         raise AppError("payload_too_large", "提交的内容过大", 413, "payload too large")
     key = _idempotency_key()
@@ -234,25 +259,42 @@ def create_case():
         ) from None
     if replay is not None:
         session.rollback()
-        return _json(replay.body, replay.status, headers=_created_headers(replay.body) | {"Idempotent-Replayed": "true"})
+        return _json(
+            replay.body,
+            replay.status,
+            headers=_created_headers(replay.body) | {"Idempotent-Replayed": "true"},
+        )
     body = params.case_body(data, Channel.VISIT if desk else Channel.GRID_SWEEP)
     if not desk and body.channel not in FIELD_CHANNELS:
         raise AppError(
-            "channel_not_allowed", "您只能上报网格员排查发现的事项（grid_sweep）", 403,
+            "channel_not_allowed",
+            "您只能上报网格员排查发现的事项（grid_sweep）",
+            403,
             "field roles may only file grid_sweep cases",
         )
     category = queries.category_by_code(session, body.category)
     if category is None:
         raise AppError(
-            "unknown_category", f"未知的问题类别 {body.category}", 422, "unknown category",
+            "unknown_category",
+            f"未知的问题类别 {body.category}",
+            422,
+            "unknown category",
             {"category": "见 /api/v1/categories (see /api/v1/categories)"},
         )
     lon, lat = _to_wgs84(body.lon, body.lat, body.crs)
     new = NewCase(
-        title=body.title, category_id=category.id, channel=body.channel, lon=lon, lat=lat,
-        description=body.description, case_class=body.case_class, people_count=body.people_count,
-        reported_at=body.reported_at, petitioner_name=body.petitioner_name,
-        petitioner_phone=body.petitioner_phone, petitioner_id_number=body.petitioner_id_number,
+        title=body.title,
+        category_id=category.id,
+        channel=body.channel,
+        lon=lon,
+        lat=lat,
+        description=body.description,
+        case_class=body.case_class,
+        people_count=body.people_count,
+        reported_at=body.reported_at,
+        petitioner_name=body.petitioner_name,
+        petitioner_phone=body.petitioner_phone,
+        petitioner_id_number=body.petitioner_id_number,
     )
     case_id = queries.register_case(session, user, new, "通过接口登记", {"source": "api"})
     session.expire_all()

@@ -69,20 +69,53 @@ def created_or_resent(schema: str, created: str, resent: str) -> dict:
 
 
 def query(name: str, description: str, schema: dict, **extra) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema, **extra}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        **extra,
+    }
 
 
 CASE_FILTERS = [
     query(
-        "bbox", "西,南,东,北 (WGS84). Bounding box west,south,east,north.",
-        {"type": "string", "example": "114.1,35.2,114.3,35.3"}, explode=False,
+        "bbox",
+        "西,南,东,北 (WGS84). Bounding box west,south,east,north.",
+        {"type": "string", "example": "114.1,35.2,114.3,35.3"},
+        explode=False,
     ),
-    query("area", "区划代码：县 6 位、乡镇 9 位、村 12 位，或网格代码。Area code of any level.", AREA_CODE),
-    query("from", "登记时间起（含）：日期或 ISO 8601 时间。Reported on or after.", {"type": "string", "example": "2026-01-01"}),
-    query("to", "登记时间止：日期（含当天）或时间（不含）。Reported before (a date includes that day).", {"type": "string", "example": "2026-03-31"}),
-    query("category", "类别代码，逗号分隔。Category codes, comma-separated.", {"type": "string", "example": "land_acquisition,migrant_wages"}),
-    query("status", "状态，逗号分隔。Statuses, comma-separated: " + ", ".join(s.value for s in Status), {"type": "string", "example": "registered,in_progress"}),
-    query("channel", "渠道，逗号分隔。Channels, comma-separated: " + ", ".join(c.value for c in Channel), {"type": "string", "example": "visit"}),
+    query(
+        "area",
+        "区划代码：县 6 位、乡镇 9 位、村 12 位，或网格代码。Area code of any level.",
+        AREA_CODE,
+    ),
+    query(
+        "from",
+        "登记时间起（含）：日期或 ISO 8601 时间。Reported on or after.",
+        {"type": "string", "example": "2026-01-01"},
+    ),
+    query(
+        "to",
+        "登记时间止：日期（含当天）或时间（不含）。Reported before (a date includes that day).",
+        {"type": "string", "example": "2026-03-31"},
+    ),
+    query(
+        "category",
+        "类别代码，逗号分隔。Category codes, comma-separated.",
+        {"type": "string", "example": "land_acquisition,migrant_wages"},
+    ),
+    query(
+        "status",
+        "状态，逗号分隔。Statuses, comma-separated: " + ", ".join(s.value for s in Status),
+        {"type": "string", "example": "registered,in_progress"},
+    ),
+    query(
+        "channel",
+        "渠道，逗号分隔。Channels, comma-separated: " + ", ".join(c.value for c in Channel),
+        {"type": "string", "example": "visit"},
+    ),
 ]
 
 CASE_PROPERTIES = {
@@ -146,7 +179,11 @@ def _schemas() -> dict:
                 "area": {
                     "type": "object",
                     "required": ["code", "name", "level"],
-                    "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "level": {"type": "string"}},
+                    "properties": {
+                        "code": {"type": "string"},
+                        "name": {"type": "string"},
+                        "level": {"type": "string"},
+                    },
                 },
                 "request": {"type": "object", "additionalProperties": True},
                 "figures": {
@@ -154,7 +191,10 @@ def _schemas() -> dict:
                     "items": {
                         "type": "object",
                         "required": ["key", "name", "unit", "kind", "basis", "definition"],
-                        "properties": {k: {"type": "string"} for k in ("key", "name", "unit", "kind", "basis", "definition")},
+                        "properties": {
+                            k: {"type": "string"}
+                            for k in ("key", "name", "unit", "kind", "basis", "definition")
+                        },
                     },
                 },
                 "total": stats_row,
@@ -172,10 +212,16 @@ def _schemas() -> dict:
                     "type": "object",
                     "required": ["code", "message", "message_en"],
                     "properties": {
-                        "code": {"type": "string", "description": "稳定的错误代码 (stable machine code)"},
+                        "code": {
+                            "type": "string",
+                            "description": "稳定的错误代码 (stable machine code)",
+                        },
                         "message": {"type": "string", "description": "中文说明"},
                         "message_en": {"type": "string", "description": "English message"},
-                        "details": {"description": "逐字段的问题 (problems per field)", "oneOf": [{"type": "object"}, {"type": "array"}]},
+                        "details": {
+                            "description": "逐字段的问题 (problems per field)",
+                            "oneOf": [{"type": "object"}, {"type": "array"}],
+                        },
                     },
                 }
             },
@@ -196,9 +242,21 @@ def _schemas() -> dict:
             "properties": {
                 "lon": NUM,
                 "lat": NUM,
-                "grid": {"type": "object", "required": ["code", "name"], "properties": {"code": STR, "name": STR}},
-                "village": {"type": "object", "required": ["code", "name"], "properties": {"code": STR, "name": STR}},
-                "township": {"type": "object", "required": ["code", "name"], "properties": {"code": STR, "name": STR}},
+                "grid": {
+                    "type": "object",
+                    "required": ["code", "name"],
+                    "properties": {"code": STR, "name": STR},
+                },
+                "village": {
+                    "type": "object",
+                    "required": ["code", "name"],
+                    "properties": {"code": STR, "name": STR},
+                },
+                "township": {
+                    "type": "object",
+                    "required": ["code", "name"],
+                    "properties": {"code": STR, "name": STR},
+                },
                 "county": {"type": "object", "required": ["code"], "properties": {"code": STR}},
             },
         },
@@ -220,7 +278,16 @@ def _schemas() -> dict:
                 "geometry": {**ref("MultiPolygon"), "nullable": True},
                 "properties": {
                     "type": "object",
-                    "required": ["code", "name", "level", "parent_code", "population", "households", "area_m2", "label_point"],
+                    "required": [
+                        "code",
+                        "name",
+                        "level",
+                        "parent_code",
+                        "population",
+                        "households",
+                        "area_m2",
+                        "label_point",
+                    ],
                     "properties": {
                         "code": STR,
                         "name": STR,
@@ -253,7 +320,11 @@ def _schemas() -> dict:
             "properties": {
                 "items": {"type": "array", "items": ref("Case")},
                 "limit": INT,
-                "next_cursor": {**STR, "nullable": True, "description": "下一页的 cursor；null 表示没有更多。"},
+                "next_cursor": {
+                    **STR,
+                    "nullable": True,
+                    "description": "下一页的 cursor；null 表示没有更多。",
+                },
             },
         },
         "CaseFeature": {
@@ -265,9 +336,16 @@ def _schemas() -> dict:
                 "geometry": {
                     "type": "object",
                     "required": ["type", "coordinates"],
-                    "properties": {"type": {"type": "string", "enum": ["Point"]}, "coordinates": POSITION},
+                    "properties": {
+                        "type": {"type": "string", "enum": ["Point"]},
+                        "coordinates": POSITION,
+                    },
                 },
-                "properties": {"type": "object", "required": CASE_REQUIRED, "properties": CASE_PROPERTIES},
+                "properties": {
+                    "type": "object",
+                    "required": CASE_REQUIRED,
+                    "properties": CASE_PROPERTIES,
+                },
             },
         },
         "CaseCollection": {
@@ -285,7 +363,16 @@ def _schemas() -> dict:
                 ref("Case"),
                 {
                     "type": "object",
-                    "required": ["description", "batch_count", "is_first", "repeat_of_id", "accepted_at", "concluded_at", "updated_at", "events"],
+                    "required": [
+                        "description",
+                        "batch_count",
+                        "is_first",
+                        "repeat_of_id",
+                        "accepted_at",
+                        "concluded_at",
+                        "updated_at",
+                        "events",
+                    ],
                     "properties": {
                         "description": STR,
                         "batch_count": INT,
@@ -306,13 +393,25 @@ def _schemas() -> dict:
             "properties": {
                 "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
                 "description": {"type": "string", "maxLength": 5000},
-                "category": {"type": "string", "pattern": "^[a-z0-9_]{1,40}$", "description": "见 /categories"},
-                "channel": {"type": "string", "enum": [c.value for c in Channel], "description": "默认 visit（网格员等默认 grid_sweep）"},
+                "category": {
+                    "type": "string",
+                    "pattern": "^[a-z0-9_]{1,40}$",
+                    "description": "见 /categories",
+                },
+                "channel": {
+                    "type": "string",
+                    "enum": [c.value for c in Channel],
+                    "description": "默认 visit（网格员等默认 grid_sweep）",
+                },
                 "case_class": {"type": "string", "enum": [c.value for c in CaseClass]},
                 "people_count": {"type": "integer", "minimum": 1, "maximum": 10000},
                 "lon": {"type": "number", "minimum": -180, "maximum": 180},
                 "lat": {"type": "number", "minimum": -90, "maximum": 90},
-                "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02"], "description": "lon/lat 的坐标系，默认 wgs84"},
+                "crs": {
+                    "type": "string",
+                    "enum": ["wgs84", "cgcs2000", "gcj02"],
+                    "description": "lon/lat 的坐标系，默认 wgs84",
+                },
                 "reported_at": {"type": "string", "format": "date-time"},
                 "petitioner_name": {"type": "string", "maxLength": 100},
                 "petitioner_phone": {"type": "string", "maxLength": 32},
@@ -340,7 +439,7 @@ def openapi_document(server: str = "") -> dict:
                 "（`flask --app webapp user token 用户名`）；所见范围与网页相同，信访人信息除经办人外一律打码。\n\n"
                 "Areas, cases and locating over REST/GeoJSON (RFC 7946). Authenticate with a bearer token; "
                 "every scope rule of the web pages holds, and the petitioner's data is masked unless the "
-                "token's user handles the case. Errors are `{\"error\": {\"code\", \"message\", \"message_en\"}}`.\n\n"
+                'token\'s user handles the case. Errors are `{"error": {"code", "message", "message_en"}}`.\n\n'
                 "现场上报（/field/*）与入户走访（/visits/*）同时供手机页面使用：也接受登录会话的 Cookie，"
                 "POST 时须带 X-CSRF-Token 头。Field reporting (/field/*) and visits (/visits/*) also accept the "
                 "session cookie of the phone pages, with the X-CSRF-Token header on POST."
@@ -354,11 +453,24 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "locate",
                     "summary": "定位：一个点所在的网格、村、乡镇 (which grid a point is in)",
                     "parameters": [
-                        {"name": "lon", "in": "query", "required": True, "schema": {"type": "number", "minimum": -180, "maximum": 180}},
-                        {"name": "lat", "in": "query", "required": True, "schema": {"type": "number", "minimum": -90, "maximum": 90}},
+                        {
+                            "name": "lon",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "number", "minimum": -180, "maximum": 180},
+                        },
+                        {
+                            "name": "lat",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "number", "minimum": -90, "maximum": 90},
+                        },
                     ],
                     "responses": {
-                        "200": {"description": "所在网格", "content": {"application/json": {"schema": ref("Located")}}},
+                        "200": {
+                            "description": "所在网格",
+                            "content": {"application/json": {"schema": ref("Located")}},
+                        },
                         **read_errors,
                         "404": error_response("不在本县任何网格内 (outside_county)"),
                     },
@@ -369,7 +481,10 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "listCategories",
                     "summary": "问题类别 (categories)",
                     "responses": {
-                        "200": {"description": "类别", "content": {"application/json": {"schema": ref("CategoryList")}}},
+                        "200": {
+                            "description": "类别",
+                            "content": {"application/json": {"schema": ref("CategoryList")}},
+                        },
                         "401": {"$ref": "#/components/responses/Unauthorized"},
                     },
                 }
@@ -379,15 +494,32 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "listAreas",
                     "summary": "区划及边界（本人辖区及以下）(areas within the user's area, as GeoJSON)",
                     "parameters": [
-                        query("level", "层级 (level)", {"type": "string", "enum": [lv.value for lv in AreaLevel]}),
+                        query(
+                            "level",
+                            "层级 (level)",
+                            {"type": "string", "enum": [lv.value for lv in AreaLevel]},
+                        ),
                         query("parent", "上级区划代码 (parent area code)", AREA_CODE),
-                        query("tolerance", "边界简化容差，米 (simplification tolerance in metres)", {"type": "number", "minimum": 0, "maximum": 10000}),
-                        query("geometry", "是否返回边界 (include geometry)", {"type": "string", "enum": ["true", "false"]}),
+                        query(
+                            "tolerance",
+                            "边界简化容差，米 (simplification tolerance in metres)",
+                            {"type": "number", "minimum": 0, "maximum": 10000},
+                        ),
+                        query(
+                            "geometry",
+                            "是否返回边界 (include geometry)",
+                            {"type": "string", "enum": ["true", "false"]},
+                        ),
                     ],
                     "responses": {
-                        "200": {"description": "GeoJSON FeatureCollection", "content": {"application/geo+json": {"schema": ref("AreaCollection")}}},
+                        "200": {
+                            "description": "GeoJSON FeatureCollection",
+                            "content": {"application/geo+json": {"schema": ref("AreaCollection")}},
+                        },
                         **read_errors,
-                        "404": error_response("上级区划不存在或不在辖区内 (parent not found or out of scope)"),
+                        "404": error_response(
+                            "上级区划不存在或不在辖区内 (parent not found or out of scope)"
+                        ),
                     },
                 }
             },
@@ -396,12 +528,28 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "getArea",
                     "summary": "一个区划及其边界 (one area)",
                     "parameters": [
-                        {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
-                        query("tolerance", "边界简化容差，米", {"type": "number", "minimum": 0, "maximum": 10000}),
-                        query("geometry", "是否返回边界", {"type": "string", "enum": ["true", "false"]}),
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        query(
+                            "tolerance",
+                            "边界简化容差，米",
+                            {"type": "number", "minimum": 0, "maximum": 10000},
+                        ),
+                        query(
+                            "geometry",
+                            "是否返回边界",
+                            {"type": "string", "enum": ["true", "false"]},
+                        ),
                     ],
                     "responses": {
-                        "200": {"description": "GeoJSON Feature", "content": {"application/geo+json": {"schema": ref("AreaFeature")}}},
+                        "200": {
+                            "description": "GeoJSON Feature",
+                            "content": {"application/geo+json": {"schema": ref("AreaFeature")}},
+                        },
                         **read_errors,
                         "404": error_response("不存在或不在辖区内 (not found or out of scope)"),
                     },
@@ -413,14 +561,24 @@ def openapi_document(server: str = "") -> dict:
                     "summary": "案件列表，最新在前，按游标翻页 (cases, newest first, keyset pages)",
                     "parameters": [
                         *CASE_FILTERS,
-                        query("limit", "每页条数 (page size)", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+                        query(
+                            "limit",
+                            "每页条数 (page size)",
+                            {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                        ),
                         query("cursor", "上一页返回的 next_cursor", {"type": "string"}),
-                        query("format", "json（默认）或 geojson", {"type": "string", "enum": ["json", "geojson"]}),
+                        query(
+                            "format",
+                            "json（默认）或 geojson",
+                            {"type": "string", "enum": ["json", "geojson"]},
+                        ),
                     ],
                     "responses": {
                         "200": {
                             "description": "一页案件；Link 头给出下一页",
-                            "headers": {"Link": {"schema": {"type": "string"}, "description": 'rel="next"'}},
+                            "headers": {
+                                "Link": {"schema": {"type": "string"}, "description": 'rel="next"'}
+                            },
                             "content": {
                                 "application/json": {"schema": ref("CaseList")},
                                 "application/geo+json": {"schema": ref("CaseCollection")},
@@ -446,7 +604,10 @@ def openapi_document(server: str = "") -> dict:
                             "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
                         }
                     ],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("NewCase")}}},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("NewCase")}},
+                    },
                     "responses": {
                         "201": {
                             "description": "已登记（或重放的首次结果）",
@@ -454,10 +615,14 @@ def openapi_document(server: str = "") -> dict:
                             "content": {"application/json": {"schema": ref("CaseDetail")}},
                         },
                         **read_errors,
-                        "403": error_response("角色无权登记，或该渠道不允许 (role or channel not allowed)"),
+                        "403": error_response(
+                            "角色无权登记，或该渠道不允许 (role or channel not allowed)"
+                        ),
                         "413": error_response("请求体过大 (payload too large)"),
                         "415": error_response("不是 application/json"),
-                        "422": error_response("字段无效、类别未知、位置不在县内或辖区外，或幂等键已用于不同请求"),
+                        "422": error_response(
+                            "字段无效、类别未知、位置不在县内或辖区外，或幂等键已用于不同请求"
+                        ),
                     },
                 },
             },
@@ -475,7 +640,10 @@ def openapi_document(server: str = "") -> dict:
                         }
                     ],
                     "responses": {
-                        "200": {"description": "案件", "content": {"application/json": {"schema": ref("CaseDetail")}}},
+                        "200": {
+                            "description": "案件",
+                            "content": {"application/json": {"schema": ref("CaseDetail")}},
+                        },
                         **read_errors,
                         "404": error_response("不存在或无权查看 (not found or out of scope)"),
                     },
@@ -491,18 +659,46 @@ def openapi_document(server: str = "") -> dict:
                         "docs/stats.md). For township leaders, county staff, leaders in charge, planners and admins."
                     ),
                     "parameters": [
-                        query("area", "区划代码（默认：本人辖区）", {"type": "string", "pattern": "^[0-9]{6,20}$"}),
-                        query("level", "行的层级", {"type": "string", "enum": ["county", "town", "township", "village", "grid"]}),
-                        query("by", "按区划、类别、渠道或月份分行", {"type": "string", "enum": ["area", "category", "channel", "month"]}),
-                        query("from", "起始日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
-                        query("to", "截止日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}),
-                        query("as_of", "按该日结束时的状态统计", {"type": "string", "format": "date"}),
+                        query(
+                            "area",
+                            "区划代码（默认：本人辖区）",
+                            {"type": "string", "pattern": "^[0-9]{6,20}$"},
+                        ),
+                        query(
+                            "level",
+                            "行的层级",
+                            {
+                                "type": "string",
+                                "enum": ["county", "town", "township", "village", "grid"],
+                            },
+                        ),
+                        query(
+                            "by",
+                            "按区划、类别、渠道或月份分行",
+                            {"type": "string", "enum": ["area", "category", "channel", "month"]},
+                        ),
+                        query(
+                            "from", "起始日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}
+                        ),
+                        query(
+                            "to", "截止日期（含）YYYY-MM-DD", {"type": "string", "format": "date"}
+                        ),
+                        query(
+                            "as_of", "按该日结束时的状态统计", {"type": "string", "format": "date"}
+                        ),
                         query("category", "类别代码，逗号分隔", {"type": "string"}),
                         query("channel", "渠道，逗号分隔", {"type": "string"}),
-                        query("backlog_years", "积案年限（年）", {"type": "integer", "minimum": 1, "maximum": 30}),
+                        query(
+                            "backlog_years",
+                            "积案年限（年）",
+                            {"type": "integer", "minimum": 1, "maximum": 30},
+                        ),
                     ],
                     "responses": {
-                        "200": {"description": "指标", "content": {"application/json": {"schema": ref("Stats")}}},
+                        "200": {
+                            "description": "指标",
+                            "content": {"application/json": {"schema": ref("Stats")}},
+                        },
                         **read_errors,
                         "403": error_response("角色无权查看统计 (forbidden_role)"),
                         "404": error_response("区划不存在或不在辖区内 (not found or out of scope)"),
@@ -514,7 +710,12 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "openapi",
                     "summary": "本文档 (this document)",
                     "security": [],
-                    "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.0",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
         },
@@ -535,7 +736,7 @@ def openapi_document(server: str = "") -> dict:
                     "type": "apiKey",
                     "in": "header",
                     "name": "X-CSRF-Token",
-                    "description": "会话的 CSRF 令牌（页面 <meta name=\"csrf-token\">，或 GET /field/session）；以令牌认证时不需要",
+                    "description": '会话的 CSRF 令牌（页面 <meta name="csrf-token">，或 GET /field/session）；以令牌认证时不需要',
                 },
             },
             "responses": {

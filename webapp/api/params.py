@@ -31,17 +31,27 @@ MAX_LIST_ITEMS = 20
 
 
 def bad_param(name: str, zh: str, en: str) -> AppError:
-    return AppError("invalid_parameter", f"参数 {name} 无效：{zh}", 400, f"invalid parameter {name}: {en}", {"parameter": name})
+    return AppError(
+        "invalid_parameter",
+        f"参数 {name} 无效：{zh}",
+        400,
+        f"invalid parameter {name}: {en}",
+        {"parameter": name},
+    )
 
 
 def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
     if text is None:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", text.strip()):
-        raise bad_param(name, f"应为 {lo} 至 {hi} 之间的整数", f"must be an integer from {lo} to {hi}")
+        raise bad_param(
+            name, f"应为 {lo} 至 {hi} 之间的整数", f"must be an integer from {lo} to {hi}"
+        )
     value = int(text)
     if not lo <= value <= hi:
-        raise bad_param(name, f"应为 {lo} 至 {hi} 之间的整数", f"must be an integer from {lo} to {hi}")
+        raise bad_param(
+            name, f"应为 {lo} 至 {hi} 之间的整数", f"must be an integer from {lo} to {hi}"
+        )
     return value
 
 
@@ -69,7 +79,11 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     e = parse_float("bbox", parts[2], -180, 180)
     n = parse_float("bbox", parts[3], -90, 90)
     if None in (w, s, e, n) or w > e or s > n:  # type: ignore[operator]
-        raise bad_param("bbox", "应为 西,南,东,北，且西 ≤ 东、南 ≤ 北", "must be west,south,east,north with west <= east, south <= north")
+        raise bad_param(
+            "bbox",
+            "应为 西,南,东,北，且西 ≤ 东、南 ≤ 北",
+            "must be west,south,east,north with west <= east, south <= north",
+        )
     return w, s, e, n  # type: ignore[return-value]
 
 
@@ -89,7 +103,11 @@ def parse_moment(name: str, text: str | None, end: bool = False) -> datetime | N
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=LOCAL_TZ)
     except (ValueError, OverflowError):
-        raise bad_param(name, "应为日期（2026-03-01）或带时区的时间（2026-03-01T08:00:00+08:00）", "must be an ISO 8601 date or date-time") from None
+        raise bad_param(
+            name,
+            "应为日期（2026-03-01）或带时区的时间（2026-03-01T08:00:00+08:00）",
+            "must be an ISO 8601 date or date-time",
+        ) from None
     if not EARLIEST <= moment <= datetime(2100, 1, 1, tzinfo=UTC):
         raise bad_param(name, "日期超出范围（1990 至 2100 年）", "date out of range (1990-2100)")
     return moment
@@ -102,7 +120,11 @@ def parse_choices(name: str, text: str | None, allowed: type[Status] | type[Chan
     known = {v.value for v in allowed}
     bad = [v for v in values if v not in known]
     if bad or len(values) > MAX_LIST_ITEMS:
-        raise bad_param(name, f"可选值为 {', '.join(sorted(known))}", f"allowed values are {', '.join(sorted(known))}")
+        raise bad_param(
+            name,
+            f"可选值为 {', '.join(sorted(known))}",
+            f"allowed values are {', '.join(sorted(known))}",
+        )
     return values
 
 
@@ -144,7 +166,9 @@ def case_filter(args) -> CaseFilter:
     """Parse the case filters of a query string (``request.args``)."""
     area = args.get("area")
     if area is not None and not AREA_CODE.fullmatch(area):
-        raise bad_param("area", "应为 6 至 20 位数字的区划代码", "must be an area code of 6 to 20 digits")
+        raise bad_param(
+            "area", "应为 6 至 20 位数字的区划代码", "must be an area code of 6 to 20 digits"
+        )
     since = parse_moment("from", args.get("from"))
     until = parse_moment("to", args.get("to"), end=True)
     if since and until and since >= until:
@@ -162,6 +186,7 @@ def case_filter(args) -> CaseFilter:
 
 # -- keyset cursor ------------------------------------------------------------------
 
+
 def encode_cursor(reported_at: datetime, case_id: int) -> str:
     raw = json.dumps([reported_at.isoformat(), case_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -170,7 +195,11 @@ def encode_cursor(reported_at: datetime, case_id: int) -> str:
 def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
     if text is None:
         return None
-    problem = bad_param("cursor", "翻页标记无效，请使用上一页返回的 next_cursor", "use the next_cursor of the previous page")
+    problem = bad_param(
+        "cursor",
+        "翻页标记无效，请使用上一页返回的 next_cursor",
+        "use the next_cursor of the previous page",
+    )
     if len(text) > 200:
         raise problem
     try:
@@ -179,7 +208,12 @@ def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
         moment = datetime.fromisoformat(at)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise problem from None
-    if not isinstance(case_id, int) or isinstance(case_id, bool) or not 0 < case_id < 2**63 or moment.tzinfo is None:
+    if (
+        not isinstance(case_id, int)
+        or isinstance(case_id, bool)
+        or not 0 < case_id < 2**63
+        or moment.tzinfo is None
+    ):
         raise problem
     return moment, case_id
 
@@ -221,15 +255,30 @@ def load_json_object(data: bytes) -> dict:
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise AppError("invalid_json", "请求体不是有效的 JSON", 400, "the body is not valid JSON") from None
+        raise AppError(
+            "invalid_json", "请求体不是有效的 JSON", 400, "the body is not valid JSON"
+        ) from None
     if not isinstance(value, dict):
-        raise AppError("invalid_json", "请求体应为 JSON 对象", 400, "the body must be a JSON object")
+        raise AppError(
+            "invalid_json", "请求体应为 JSON 对象", 400, "the body must be a JSON object"
+        )
     return value
 
 
 BODY_FIELDS = {
-    "title", "description", "category", "channel", "case_class", "people_count", "lon", "lat",
-    "crs", "reported_at", "petitioner_name", "petitioner_phone", "petitioner_id_number",
+    "title",
+    "description",
+    "category",
+    "channel",
+    "case_class",
+    "people_count",
+    "lon",
+    "lat",
+    "crs",
+    "reported_at",
+    "petitioner_name",
+    "petitioner_phone",
+    "petitioner_id_number",
 }
 
 
@@ -316,7 +365,11 @@ def case_body(data: dict, default_channel: Channel) -> CaseBody:
     id_number = text("petitioner_id_number", False, 32)
     if problems:
         raise AppError(
-            "validation_failed", "提交的案件信息有误，请检查后重试", 422, "the case is not valid", problems
+            "validation_failed",
+            "提交的案件信息有误，请检查后重试",
+            422,
+            "the case is not valid",
+            problems,
         )
     return CaseBody(
         title=title or "",

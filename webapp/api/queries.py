@@ -28,6 +28,7 @@ COORD_DIGITS = 6  # ~0.1 m: enough for a case, small enough for a map
 
 # -- areas ----------------------------------------------------------------------------
 
+
 def areas_geojson(
     session: Session,
     root: str,
@@ -68,7 +69,7 @@ def areas_geojson(
                    ST_XMin(a.geom) AS w, ST_YMin(a.geom) AS s, ST_XMax(a.geom) AS e, ST_YMax(a.geom) AS n,
                    {geometry} AS geometry
             FROM areas a LEFT JOIN areas p ON p.id = a.parent_id
-            WHERE {' AND '.join(conds)}
+            WHERE {" AND ".join(conds)}
             ORDER BY a.code
             """
         ),
@@ -88,7 +89,10 @@ def areas_geojson(
                 "population": r["population"],
                 "households": r["households"],
                 "area_m2": r["area_m2"],
-                "label_point": [round(r["label_lon"], COORD_DIGITS), round(r["label_lat"], COORD_DIGITS)],
+                "label_point": [
+                    round(r["label_lon"], COORD_DIGITS),
+                    round(r["label_lat"], COORD_DIGITS),
+                ],
             },
         }
         for r in rows
@@ -132,13 +136,17 @@ def filtered_cases(user, flt: CaseFilter) -> Select:
     return stmt
 
 
-def case_page(session: Session, user, flt: CaseFilter, limit: int, after: tuple[datetime, int] | None):
+def case_page(
+    session: Session, user, flt: CaseFilter, limit: int, after: tuple[datetime, int] | None
+):
     """Return up to ``limit`` rows, newest first, after the keyset ``after``; and whether more follow.
 
     The order (reported_at DESC, id DESC) is total, so pages never overlap or skip
     a case even while new cases arrive.
     """
-    stmt = filtered_cases(user, flt).order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)
+    stmt = (
+        filtered_cases(user, flt).order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit + 1)
+    )
     if after is not None:
         key = tuple_(literal(after[0], DateTime(timezone=True)), literal(after[1], BigInteger))
         stmt = stmt.where(tuple_(Case.reported_at, Case.id) < key)
@@ -162,7 +170,11 @@ def case_in_scope(session: Session, user, case_ref: str):
 
 def case_events(session: Session, case_id: int) -> list[CaseEvent]:
     return list(
-        session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at, CaseEvent.id))
+        session.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.at, CaseEvent.id)
+        )
     )
 
 
@@ -172,21 +184,39 @@ def category_by_code(session: Session, code: str) -> Category | None:
 
 def categories(session: Session) -> list[Category]:
     return list(
-        session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.sort_order, Category.id))
+        session.scalars(
+            select(Category)
+            .where(Category.active.is_(True))
+            .order_by(Category.sort_order, Category.id)
+        )
     )
 
 
-def add_event(session: Session, case_id: int, user, action: str, to_status: str, note: str, data: dict | None = None) -> None:
+def add_event(
+    session: Session,
+    case_id: int,
+    user,
+    action: str,
+    to_status: str,
+    note: str,
+    data: dict | None = None,
+) -> None:
     session.add(
         CaseEvent(
-            case_id=case_id, action=action, actor_id=user.id if user else None,
-            actor_name=user.display_name if user else None, to_status=to_status, note=note, data=data,
+            case_id=case_id,
+            action=action,
+            actor_id=user.id if user else None,
+            actor_name=user.display_name if user else None,
+            to_status=to_status,
+            note=note,
+            data=data,
         )
     )
     session.flush()
 
 
 # -- idempotency ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Replay:
@@ -235,10 +265,12 @@ def store_answer(session: Session, user_id: int, key: str, status: int, body: di
 def forget_old_keys(session: Session, days: int = 30) -> int:
     """Delete keys older than ``days`` (a retry after a month is a new request)."""
     result = session.execute(
-        text("DELETE FROM api_idempotency_keys WHERE created_at < now() - make_interval(days => :d)"), {"d": days}
+        text(
+            "DELETE FROM api_idempotency_keys WHERE created_at < now() - make_interval(days => :d)"
+        ),
+        {"d": days},
     )
     return result.rowcount or 0
-
 
 
 def register_case(session: Session, user, new, note: str, data: dict) -> int:
@@ -255,8 +287,15 @@ def register_case(session: Session, user, new, note: str, data: dict) -> int:
     add_event(session, stored.id, user, "register", "registered", note, data)
     visible = session.scalar(select(Case.id).where(Case.id == stored.id, case_scope(user)))
     if visible is None:
-        raise AppError("outside_your_area", "该位置不在您的辖区内，无法登记", 422, "the location is outside your area")
+        raise AppError(
+            "outside_your_area",
+            "该位置不在您的辖区内，无法登记",
+            422,
+            "the location is outside your area",
+        )
     from webapp.auth import audit
 
-    audit.record(session, "case_register", user, case_id=stored.id, detail={"number": stored.number, **data})
+    audit.record(
+        session, "case_register", user, case_id=stored.id, detail={"number": stored.number, **data}
+    )
     return stored.id

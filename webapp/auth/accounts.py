@@ -48,7 +48,9 @@ def get_user(session: Session, username: str) -> User | None:
 
 # (attribute, column) of every column of User, in the order of _USER_BY_ID's columns.
 _USER_FIELDS = tuple((prop.key, prop.columns[0].name) for prop in User.__mapper__.column_attrs)
-_USER_BY_ID = f"SELECT {', '.join(column for _, column in _USER_FIELDS)} FROM users WHERE id = %(id)s"
+_USER_BY_ID = (
+    f"SELECT {', '.join(column for _, column in _USER_FIELDS)} FROM users WHERE id = %(id)s"
+)
 
 
 def user_by_id(session: Session, user_id: int) -> User | None:
@@ -99,7 +101,10 @@ def create_user(
         raise AppError("area_not_found", f"区划 {area_code} 不存在", 404)
     if AreaLevel(area.level) not in role.area_levels:
         allowed = "、".join(lv.label for lv in role.area_levels)
-        raise AppError("area_level_mismatch", f"{role.label}的辖区应为{allowed}，而 {area.name} 是{AreaLevel(area.level).label}")
+        raise AppError(
+            "area_level_mismatch",
+            f"{role.label}的辖区应为{allowed}，而 {area.name} 是{AreaLevel(area.level).label}",
+        )
     if len(password) < MIN_PASSWORD:
         raise AppError("password_too_short", f"密码至少 {MIN_PASSWORD} 个字符")
     user = User(
@@ -147,19 +152,26 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.execute(
         select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked.is_(False), User.active.is_(True))
+        .where(
+            ApiToken.token_hash == _token_hash(token),
+            ApiToken.revoked.is_(False),
+            User.active.is_(True),
+        )
     ).first()
     if row is None:
         return None
     api_token, user = row
     session.execute(
-        text("UPDATE api_tokens SET last_used_at = now() WHERE id = :i AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"),
+        text(
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = :i AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+        ),
         {"i": api_token.id},
     )
     return user
 
 
 # -- sign-in limits -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SignInLimits:
@@ -172,17 +184,21 @@ def sign_in_blocked(session: Session, username: str, ip: str | None, limits: Sig
     """Whether too many recent sign-ins failed for this account or from this address."""
     since = func.now() - limits.window
     by_user = session.scalar(
-        select(func.count()).select_from(LoginAttempt).where(
-            LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.at > since
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(
+            LoginAttempt.username == username,
+            LoginAttempt.success.is_(False),
+            LoginAttempt.at > since,
         )
     )
     if by_user >= limits.per_account:
         return True
     if ip:
         by_ip = session.scalar(
-            select(func.count()).select_from(LoginAttempt).where(
-                LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.at > since
-            )
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(LoginAttempt.ip == ip, LoginAttempt.success.is_(False), LoginAttempt.at > since)
         )
         if by_ip >= limits.per_address:
             return True

@@ -31,7 +31,9 @@ def sign_in(user: User) -> None:
     """Start a fresh session for ``user`` (a new CSRF secret, no fixation)."""
     session.clear()
     now = int(time.time())
-    session.update(uid=user.id, sv=user.session_version, at=now, seen=now, csrf=secrets.token_hex(16))
+    session.update(
+        uid=user.id, sv=user.session_version, at=now, seen=now, csrf=secrets.token_hex(16)
+    )
     session.permanent = True
 
 
@@ -68,7 +70,9 @@ def _load_user() -> None:
         csrf = session.get("csrf")
         session.clear()
         if csrf:
-            session["csrf"] = csrf  # a queued offline form can still be posted after signing in again
+            session["csrf"] = (
+                csrf  # a queued offline form can still be posted after signing in again
+            )
         g.session_expired = True
         return
     if now - session.get("seen", 0) > 60:
@@ -77,6 +81,7 @@ def _load_user() -> None:
 
 
 # -- the session cookie -----------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=16)
 def _derived_key(secret_key: bytes, salt: bytes, key_derivation: str, digest_method) -> bytes:
@@ -116,13 +121,17 @@ class CookieSessionInterface(SecureCookieSessionInterface):
             salt=self.salt,
             serializer=self.serializer,
             signer=_KeyCachingSigner,
-            signer_kwargs={"key_derivation": self.key_derivation, "digest_method": self.digest_method},
+            signer_kwargs={
+                "key_derivation": self.key_derivation,
+                "digest_method": self.digest_method,
+            },
         )
         self._cached = (keys, serializer)
         return serializer
 
 
 # -- CSRF -----------------------------------------------------------------------
+
 
 def csrf_token() -> str:
     """The CSRF token of this session (made on first use)."""
@@ -156,6 +165,7 @@ def csrf_exempt(view: Callable) -> Callable:
 
 # -- guards ---------------------------------------------------------------------
 
+
 def _unauthenticated():
     if wants_json() or g.get("auth_method") == "token":
         code = "session_expired" if g.get("session_expired") else "login_required"
@@ -184,7 +194,9 @@ def roles_required(*roles: Role) -> Callable[[Callable], Callable]:
             if user is None:
                 return _unauthenticated()
             if user.role_enum not in roles:
-                raise AppError("forbidden_role", "您的角色无权执行此操作", 403, "not allowed for this role")
+                raise AppError(
+                    "forbidden_role", "您的角色无权执行此操作", 403, "not allowed for this role"
+                )
             return view(*args, **kwargs)
 
         return wrapped

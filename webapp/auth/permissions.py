@@ -44,7 +44,9 @@ def case_scope(user: User) -> ColumnElement[bool]:
 
 
 def _within(area_code: str) -> ColumnElement[bool]:
-    column = {6: Case.county_code, 9: Case.township_code, 12: Case.village_code}.get(len(area_code), Case.grid_code)
+    column = {6: Case.county_code, 9: Case.township_code, 12: Case.village_code}.get(
+        len(area_code), Case.grid_code
+    )
     return column == area_code
 
 
@@ -63,7 +65,11 @@ def case_scope_sql(user: User, alias: str = "c") -> tuple[str, dict]:
     """
     role = user.role_enum
     a = alias
-    params: dict = {"scope_area": user.area_code, "scope_user": user.id, "scope_county": user.county_code}
+    params: dict = {
+        "scope_area": user.area_code,
+        "scope_user": user.id,
+        "scope_county": user.county_code,
+    }
     if role in (Role.ADMIN, Role.COUNTY_STAFF):
         cond = f"{a}.county_code = :scope_county"
     elif role is Role.PLANNER:
@@ -105,6 +111,7 @@ def may_see_single_cases(user: User) -> bool:
 
 # -- personal data -------------------------------------------------------------
 
+
 def sees_personal_data(user: User, case: Case) -> bool:
     """Whether ``user`` handles ``case`` and so sees the petitioner's data unmasked."""
     role = user.role_enum
@@ -145,9 +152,7 @@ STATS_ROLES = frozenset(
 )
 MAP_ROLES = STATS_ROLES
 # Door-to-door visits: who plans them (township leaders for their township), who walks them.
-VISIT_PLANNER_ROLES = frozenset(
-    {Role.PLANNER, Role.ADMIN, Role.COUNTY_STAFF, Role.TOWNSHIP_LEADER}
-)
+VISIT_PLANNER_ROLES = frozenset({Role.PLANNER, Role.ADMIN, Role.COUNTY_STAFF, Role.TOWNSHIP_LEADER})
 VISITOR_ROLES = frozenset(
     {Role.GRID_WORKER, Role.VILLAGE_INFORMANT, Role.TOWNSHIP_LEADER, Role.LEADER_IN_CHARGE}
 )

@@ -410,8 +410,12 @@ def _place_and_insert(
         )
         result.duplicates = dup.rowcount or 0
         if result.duplicates:
-            session.execute(text("DELETE FROM case_point p WHERE NOT EXISTS "
-                                 "(SELECT 1 FROM case_load l WHERE l.ord = p.ord)"))
+            session.execute(
+                text(
+                    "DELETE FROM case_point p WHERE NOT EXISTS "
+                    "(SELECT 1 FROM case_load l WHERE l.ord = p.ord)"
+                )
+            )
         lap("duplicates")
     session.execute(text("CREATE INDEX ON case_point USING gist (geom)"))
     session.execute(text("ANALYZE case_point"))
@@ -620,9 +624,7 @@ def _sparse_in_load(session: Session, predicates: Sequence[str | None]) -> set[s
     counts = ", ".join(["count(*)"] + [f"count(*) FILTER (WHERE {p})" for p in readable])
     total, *met = session.execute(text(f"SELECT {counts} FROM case_load")).one()
     meeting.update(zip(readable, met, strict=True))
-    return {
-        p for p, m in meeting.items() if m is not None and m <= SPARSE_SHARE * total
-    }
+    return {p for p, m in meeting.items() if m is not None and m <= SPARSE_SHARE * total}
 
 
 def _take_apart(session: Session) -> list[str]:

@@ -43,10 +43,16 @@ from webapp.db import Base
 OPEN_SQL = sql_in(sorted(FINAL_STATUSES))
 # What ix_cases_due_unconcluded carries besides the deadline.
 DUE_UNCONCLUDED_INCLUDE = (
-    "reported_at", "status", "resolved_at",
-    "county_code", "township_code", "village_code", "grid_code",
+    "reported_at",
+    "status",
+    "resolved_at",
+    "county_code",
+    "township_code",
+    "village_code",
+    "grid_code",
     # a category filter, and a scope hiding the cases accusing the user's unit
-    "category_id", "accused_unit",
+    "category_id",
+    "accused_unit",
 )
 
 
@@ -89,15 +95,21 @@ class Case(Base):
             f"assigned_level IS NULL OR assigned_level IN {sql_in(ResolvedLevel)}",
             name="assigned_level",
         ),
-        CheckConstraint(f"supervision IS NULL OR supervision IN {sql_in(Supervision)}", name="supervision"),
-        CheckConstraint(f"review_stage IS NULL OR review_stage IN {sql_in(ReviewStage)}", name="review_stage"),
+        CheckConstraint(
+            f"supervision IS NULL OR supervision IN {sql_in(Supervision)}", name="supervision"
+        ),
+        CheckConstraint(
+            f"review_stage IS NULL OR review_stage IN {sql_in(ReviewStage)}", name="review_stage"
+        ),
         CheckConstraint("extension_days >= 0", name="extension_days"),
         Index("ix_cases_township_reported", "township_code", "reported_at"),
         Index("ix_cases_village_reported", "village_code", "reported_at"),
         Index("ix_cases_grid_reported", "grid_id", "reported_at"),
         Index("ix_cases_reported_brin", "reported_at", postgresql_using="brin"),
         # Sparse columns: partial indexes, so bulk loads do not index a million NULLs.
-        Index("uq_cases_client_id", "client_id", unique=True, postgresql_where="client_id IS NOT NULL"),
+        Index(
+            "uq_cases_client_id", "client_id", unique=True, postgresql_where="client_id IS NOT NULL"
+        ),
         # With its time: "no repeat before as_of" (stats) reads this index alone.
         Index(
             "ix_cases_repeat_of_id",
@@ -133,11 +145,13 @@ class Case(Base):
             postgresql_where="concluded_at IS NULL AND due_at IS NOT NULL",
         ),
         Index(
-            "ix_cases_petitioner_phone", "petitioner_phone",
+            "ix_cases_petitioner_phone",
+            "petitioner_phone",
             postgresql_where="petitioner_phone IS NOT NULL",
         ),
         Index(
-            "ix_cases_petitioner_id_number", "petitioner_id_number",
+            "ix_cases_petitioner_id_number",
+            "petitioner_id_number",
             postgresql_where="petitioner_id_number IS NOT NULL",
         ),
         # Statistics find the cases a figure counts through these (stats.queries): the
@@ -180,7 +194,9 @@ class Case(Base):
     county_code: Mapped[str] = mapped_column(String(6))
 
     status: Mapped[str] = mapped_column(String(16), server_default=Status.REGISTERED.value)
-    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reported_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     concluded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -256,7 +272,11 @@ class RepeatDismissal(Base):
 
     __tablename__ = "case_repeat_dismissals"
 
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
-    other_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    other_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -332,7 +332,7 @@ class ChunkReader:
                 self._on_chunk(piece)
             self._current, self._offset = memoryview(piece), 0
         end = len(self._current) if size < 0 else self._offset + size
-        out = self._current[self._offset:end]
+        out = self._current[self._offset : end]
         self._offset += len(out)
         return bytes(out)
 

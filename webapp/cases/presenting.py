@@ -77,6 +77,7 @@ def repeat_candidate(candidate, url: str) -> dict:
 
 def case_file(case: Case) -> dict:
     """Labels of the coded fields of a case, for the case file."""
+
     def label(enum_type, value):
         return enum_type(value).label if value else None
 

@@ -140,7 +140,9 @@ def insert_case(session: Session, new: NewCase, now: datetime | None = None) -> 
     if row is not None:
         if new.due_at is None and Status(new.status) is Status.REGISTERED:
             due = workflow.initial_due(reported_at, rules_for(row.county_code))
-            session.execute(text("UPDATE cases SET due_at = :d WHERE id = :i"), {"d": due, "i": row.id})
+            session.execute(
+                text("UPDATE cases SET due_at = :d WHERE id = :i"), {"d": due, "i": row.id}
+            )
         return StoredCase(row.id, row.number, True, row.county_code)
     if new.client_id is not None:
         existing = session.execute(
@@ -198,6 +200,7 @@ def category_by_code(session: Session, code: str) -> Category | None:
 
 
 # -- the case file and its scope ------------------------------------------------------
+
 
 def scoped_case(session: Session, user: User, case_id: int, for_update: bool = False) -> Case:
     """The case ``case_id`` if ``user`` may see it, else :class:`NotFound` (like a missing one).
@@ -335,7 +338,9 @@ def _apply(
     data: dict | None = None,
 ) -> Decision:
     now = now or _db_now(session)
-    decision = workflow.decide(case_facts(session, case), action, user.role_enum, inputs, now, rules)
+    decision = workflow.decide(
+        case_facts(session, case), action, user.role_enum, inputs, now, rules
+    )
     if "leader_id" in decision.changes and decision.changes["leader_id"] is not None:
         leader = session.get(User, decision.changes["leader_id"])
         if (
@@ -344,7 +349,12 @@ def _apply(
             or leader.role_enum is not Role.LEADER_IN_CHARGE
             or leader.county_code != case.county_code
         ):
-            raise AppError("leader_invalid", "请选择本县在岗的包案领导", 422, "not a leader in charge of this county")
+            raise AppError(
+                "leader_invalid",
+                "请选择本县在岗的包案领导",
+                422,
+                "not a leader in charge of this county",
+            )
         decision.data["leader_name"] = leader.display_name
     decision.data.update(data or {})
     for column, value in decision.changes.items():
@@ -352,13 +362,27 @@ def _apply(
     case.version += 1
     case.updated_at = now
     add_event(
-        session, case, decision.action.value, user, decision.from_status.value,
-        decision.to_status.value, decision.note, decision.data, at=now,
+        session,
+        case,
+        decision.action.value,
+        user,
+        decision.from_status.value,
+        decision.to_status.value,
+        decision.note,
+        decision.data,
+        at=now,
     )
     audit.record(
-        session, "case_action", user, case_id=case.id,
-        detail={"action": decision.action.value, "from": decision.from_status.value,
-                "to": decision.to_status.value, "version": case.version},
+        session,
+        "case_action",
+        user,
+        case_id=case.id,
+        detail={
+            "action": decision.action.value,
+            "from": decision.from_status.value,
+            "to": decision.to_status.value,
+            "version": case.version,
+        },
     )
     session.flush()
     return decision
@@ -367,15 +391,20 @@ def _apply(
 def timeline(session: Session, case_id: int) -> list[CaseEvent]:
     """The case's events, oldest first (the order they happened, then were written)."""
     return list(
-        session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at, CaseEvent.id))
+        session.scalars(
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.at, CaseEvent.id)
+        )
     )
 
 
 def case_places(session: Session, case: Case) -> dict:
     """Names of the case's grid, village and township, and its map as GeoJSON (made in SQL)."""
-    row = session.execute(
-        text(
-            """
+    row = (
+        session.execute(
+            text(
+                """
             SELECT g.name AS grid_name, v.name AS village_name, t.name AS township_name,
                    ST_AsGeoJSON(g.geom, 6)::json AS grid_geojson,
                    ST_AsGeoJSON(c.location, 6)::json AS point_geojson,
@@ -386,9 +415,12 @@ def case_places(session: Session, case: Case) -> dict:
             LEFT JOIN areas t ON t.code = c.township_code
             WHERE c.id = :id
             """
-        ),
-        {"id": case.id},
-    ).mappings().one()
+            ),
+            {"id": case.id},
+        )
+        .mappings()
+        .one()
+    )
     return dict(row)
 
 
@@ -397,8 +429,11 @@ def leaders(session: Session, county_code: str) -> list[User]:
     return list(
         session.scalars(
             select(User)
-            .where(User.role == Role.LEADER_IN_CHARGE.value, User.active.is_(True),
-                   User.area_code.startswith(county_code, autoescape=True))
+            .where(
+                User.role == Role.LEADER_IN_CHARGE.value,
+                User.active.is_(True),
+                User.area_code.startswith(county_code, autoescape=True),
+            )
             .order_by(User.display_name)
         )
     )
@@ -413,7 +448,10 @@ def user_names(session: Session, ids: list[int]) -> dict[int, str]:
 
 # -- desk registration -------------------------------------------------------------
 
-def village_label_point(session: Session, code: str, county_code: str) -> tuple[float, float] | None:
+
+def village_label_point(
+    session: Session, code: str, county_code: str
+) -> tuple[float, float] | None:
     """The label point (a point inside the area) of a village of the county, or None."""
     row = session.execute(
         text(
@@ -446,12 +484,22 @@ def register_case(
     stored = insert_case(
         session,
         NewCase(
-            title=reg.title, description=reg.description, category_id=reg.category_id,
-            channel=reg.channel, case_class=reg.case_class, people_count=reg.people_count,
-            batch_count=reg.batch_count, lon=lon, lat=lat, location_approx=reg.approximate,
-            reported_at=now, petitioner_name=reg.petitioner_name,
-            petitioner_phone=reg.petitioner_phone, petitioner_id_number=reg.petitioner_id_number,
-            reporter_id=user.id, due_at=workflow.initial_due(now, rules),
+            title=reg.title,
+            description=reg.description,
+            category_id=reg.category_id,
+            channel=reg.channel,
+            case_class=reg.case_class,
+            people_count=reg.people_count,
+            batch_count=reg.batch_count,
+            lon=lon,
+            lat=lat,
+            location_approx=reg.approximate,
+            reported_at=now,
+            petitioner_name=reg.petitioner_name,
+            petitioner_phone=reg.petitioner_phone,
+            petitioner_id_number=reg.petitioner_id_number,
+            reporter_id=user.id,
+            due_at=workflow.initial_due(now, rules),
         ),
     )
     case = session.get(Case, stored.id)
@@ -461,7 +509,9 @@ def register_case(
     data = {"channel": reg.channel.value, "people": reg.people_count, "batches": reg.batch_count}
     if reg.collective:
         data["collective"] = True
-    add_event(session, case, "register", user, None, Status.REGISTERED.value, reg.title, data, at=now)
+    add_event(
+        session, case, "register", user, None, Status.REGISTERED.value, reg.title, data, at=now
+    )
     if repeat_of is not None:
         _link(session, user, case, repeat_of)
     audit.record(session, "case_register", user, case_id=case.id, detail={"number": case.number})
@@ -470,6 +520,7 @@ def register_case(
 
 
 # -- repeats ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RepeatCandidate:
@@ -540,9 +591,17 @@ def repeat_candidates(
     rows = session.execute(
         text(REPEAT_SQL.format(scope=scope)),
         {
-            **scope_params, "phone": phone, "id_number": id_number, "category_id": category_id,
-            "lon": lon, "lat": lat if lon is not None else None, "radius_m": radius_m,
-            "radius_deg": radius_deg, "since": since, "exclude": exclude_id, "limit": limit,
+            **scope_params,
+            "phone": phone,
+            "id_number": id_number,
+            "category_id": category_id,
+            "lon": lon,
+            "lat": lat if lon is not None else None,
+            "radius_m": radius_m,
+            "radius_deg": radius_deg,
+            "since": since,
+            "exclude": exclude_id,
+            "limit": limit,
         },
     ).all()
     return [RepeatCandidate(*r) for r in rows]
@@ -556,8 +615,15 @@ def repeat_candidates_for(
         text("SELECT ST_X(location), ST_Y(location) FROM cases WHERE id = :i"), {"i": case.id}
     ).one()
     found = repeat_candidates(
-        session, user, phone=case.petitioner_phone, id_number=case.petitioner_id_number,
-        category_id=case.category_id, lon=lon, lat=lat, radius_m=radius_m, since=since,
+        session,
+        user,
+        phone=case.petitioner_phone,
+        id_number=case.petitioner_id_number,
+        category_id=case.category_id,
+        lon=lon,
+        lat=lat,
+        radius_m=radius_m,
+        since=since,
         exclude_id=case.id,
     )
     return [c for c in found if (c.reported_at, c.id) < (case.reported_at, case.id)]
@@ -569,12 +635,20 @@ def _link(session: Session, user: User, case: Case, other: Case) -> None:
     case.is_first = False
     case.repeat_of_id = other.id
     add_event(
-        session, case, "link_repeat", user, case.status, case.status,
-        f"关联为 {other.number} 的重复信访", {"repeat_of_id": other.id, "repeat_of_number": other.number},
+        session,
+        case,
+        "link_repeat",
+        user,
+        case.status,
+        case.status,
+        f"关联为 {other.number} 的重复信访",
+        {"repeat_of_id": other.id, "repeat_of_number": other.number},
     )
 
 
-def link_repeat(session: Session, user: User, case_id: int, seen_version: int | None, other_id: int) -> Case:
+def link_repeat(
+    session: Session, user: User, case_id: int, seen_version: int | None, other_id: int
+) -> Case:
     """Mark the case as a repeat of ``other_id`` (not a first petition); flush."""
     case = scoped_case(session, user, case_id, for_update=True)
     if seen_version != case.version:
@@ -582,7 +656,9 @@ def link_repeat(session: Session, user: User, case_id: int, seen_version: int | 
     other = scoped_case(session, user, other_id)
     _link(session, user, case, other)
     case.version += 1
-    audit.record(session, "case_link_repeat", user, case_id=case.id, detail={"repeat_of_id": other.id})
+    audit.record(
+        session, "case_link_repeat", user, case_id=case.id, detail={"repeat_of_id": other.id}
+    )
     session.flush()
     return case
 
@@ -598,11 +674,14 @@ def dismiss_repeat(session: Session, user: User, case_id: int, other_id: int) ->
         ),
         {"c": case.id, "o": other_id, "u": user.id},
     )
-    audit.record(session, "case_dismiss_repeat", user, case_id=case.id, detail={"other_id": other_id})
+    audit.record(
+        session, "case_dismiss_repeat", user, case_id=case.id, detail={"other_id": other_id}
+    )
     session.flush()
 
 
 # -- lists ---------------------------------------------------------------------------
+
 
 def case_list(user: User, filters: CaseFilters, now: datetime, due_soon: timedelta) -> Select:
     """The cases ``user`` may see that match ``filters``, newest first (a stable order)."""
@@ -625,13 +704,18 @@ def case_list(user: User, filters: CaseFilters, now: datetime, due_soon: timedel
     if filters.text:
         pattern = f"%{_like_escape(filters.text)}%"
         stmt = stmt.where(
-            or_(Case.number.ilike(pattern, escape="\\"), Case.title.ilike(pattern, escape="\\"),
-                Case.description.ilike(pattern, escape="\\"))
+            or_(
+                Case.number.ilike(pattern, escape="\\"),
+                Case.title.ilike(pattern, escape="\\"),
+                Case.description.ilike(pattern, escape="\\"),
+            )
         )
     if filters.due == "overdue":
         stmt = stmt.where(Case.due_at <= now, Case.status.not_in(_FINAL))
     elif filters.due == "due_soon":
-        stmt = stmt.where(Case.due_at > now, Case.due_at <= now + due_soon, Case.status.not_in(_FINAL))
+        stmt = stmt.where(
+            Case.due_at > now, Case.due_at <= now + due_soon, Case.status.not_in(_FINAL)
+        )
     return stmt.order_by(Case.reported_at.desc(), Case.id.desc())
 
 
@@ -671,9 +755,10 @@ def paginate(session: Session, stmt: Select, page: int, per_page: int = 50) -> P
 def due_by_area(session: Session, user: User, now: datetime, due_soon: timedelta) -> list[dict]:
     """Per township (within the user's scope): open cases overdue and due soon."""
     scope, params = case_scope_sql(user)
-    rows = session.execute(
-        text(
-            f"""
+    rows = (
+        session.execute(
+            text(
+                f"""
             SELECT c.township_code AS code, coalesce(t.name, c.township_code) AS name,
                    count(*) FILTER (WHERE c.due_at <= :now) AS overdue,
                    count(*) FILTER (WHERE c.due_at > :now AND c.due_at <= :soon) AS due_soon
@@ -683,9 +768,12 @@ def due_by_area(session: Session, user: User, now: datetime, due_soon: timedelta
             GROUP BY c.township_code, t.name
             ORDER BY overdue DESC, due_soon DESC, c.township_code
             """
-        ).bindparams(bindparam("final", expanding=True)),
-        {**params, "now": now, "soon": now + due_soon, "final": _FINAL},
-    ).mappings().all()
+            ).bindparams(bindparam("final", expanding=True)),
+            {**params, "now": now, "soon": now + due_soon, "final": _FINAL},
+        )
+        .mappings()
+        .all()
+    )
     return [dict(r) for r in rows]
 
 
@@ -707,7 +795,9 @@ def townships(session: Session, user: User) -> list[Area]:
     return list(session.scalars(stmt.order_by(Area.code)))
 
 
-def villages_by_township(session: Session, county_code: str) -> list[tuple[str, list[tuple[str, str]]]]:
+def villages_by_township(
+    session: Session, county_code: str
+) -> list[tuple[str, list[tuple[str, str]]]]:
     """The county's villages grouped by township (for the desk's village picker)."""
     rows = session.execute(
         text(

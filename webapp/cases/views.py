@@ -112,7 +112,11 @@ def register():
         status = 422
         if wants_json():  # a script posting the form gets the problems with a stable code
             raise AppError(
-                "invalid_form", "；".join(errors.values()), 422, "invalid form: " + ", ".join(errors), errors
+                "invalid_form",
+                "；".join(errors.values()),
+                422,
+                "invalid form: " + ", ".join(errors),
+                errors,
             )
     return render_template(
         "cases/register.html",

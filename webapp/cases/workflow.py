@@ -138,7 +138,6 @@ TRANSITIONS: dict[Action, dict[Status, Status]] = {
 }
 
 
-
 def allowed_from(action: Action) -> frozenset[Status]:
     """The statuses in which ``action`` may be done (its rows of the transition table)."""
     return frozenset(TRANSITIONS[Action(action)])
@@ -374,12 +373,18 @@ def open_windows(facts: CaseFacts, rules: Rules) -> dict[str, datetime]:
     limits, cal = rules.limits, rules.calendar
     out: dict[str, datetime] = {}
     if facts.status is S.ASSIGNED and facts.assigned_at is not None:
-        out["objection"] = deadlines.workdays_limit(facts.assigned_at, limits.objection_workdays, cal)
+        out["objection"] = deadlines.workdays_limit(
+            facts.assigned_at, limits.objection_workdays, cal
+        )
     if facts.status is S.CONCLUDED and facts.answered_at is not None:
         if facts.review_stage is None:
-            out["review"] = deadlines.days_limit(facts.answered_at, limits.review_request_days, limits, cal)
+            out["review"] = deadlines.days_limit(
+                facts.answered_at, limits.review_request_days, limits, cal
+            )
         elif facts.review_stage == ReviewStage.REVIEWED:
-            out["reexam"] = deadlines.days_limit(facts.answered_at, limits.reexam_request_days, limits, cal)
+            out["reexam"] = deadlines.days_limit(
+                facts.answered_at, limits.reexam_request_days, limits, cal
+            )
     return out
 
 

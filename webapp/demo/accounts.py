@@ -107,7 +107,12 @@ def create_demo_accounts(
         else:
             password, hashed = passwords.take(acc.username)
         accounts.create_user(
-            session, acc.username, acc.role, areas[acc.role], password, acc.display_name,
+            session,
+            acc.username,
+            acc.role,
+            areas[acc.role],
+            password,
+            acc.display_name,
             unit="延津县信访局" if acc.role is Role.COUNTY_STAFF else None,
             password_hash=hashed,
         )

@@ -63,15 +63,23 @@ def load_command(n, seed, if_empty, events, no_events):
     progress = TerminalProgress()
     t0 = time.perf_counter()
     reports = commit_or_exit(
-        session, progress, lambda: loader.load_boundaries(session, progress=progress), ImportRejected
+        session,
+        progress,
+        lambda: loader.load_boundaries(session, progress=progress),
+        ImportRejected,
     )
     for r in reports:
-        click.echo(f"{r.level}: {r.features} 个（新增 {r.inserted}，更新 {r.updated}，未变化 {r.unchanged}）")
+        click.echo(
+            f"{r.level}: {r.features} 个（新增 {r.inserted}，更新 {r.updated}，未变化 {r.unchanged}）"
+        )
     if if_empty and loader.road_count(session):
         click.echo("已有道路图层，不再加载演示道路。")
     else:
         roads = commit_or_exit(
-            session, progress, lambda: loader.load_roads(session, progress=progress), RoadImportRejected
+            session,
+            progress,
+            lambda: loader.load_roads(session, progress=progress),
+            RoadImportRejected,
         )
         click.echo("演示道路：" + "；".join(roads.lines()[1:]))
     steps = {"区划与道路": time.perf_counter() - t0}
@@ -100,9 +108,10 @@ def load_command(n, seed, if_empty, events, no_events):
         )
         for s in spots:
             click.echo(f"  热点「{s.name}」：网格 {s.grid_code}")
-        click.echo("  入库各步用时：" + "，".join(
-            f"{STAGE_NAMES.get(k, k)} {v:.1f} 秒" for k, v in result.timings.items()
-        ))
+        click.echo(
+            "  入库各步用时："
+            + "，".join(f"{STAGE_NAMES.get(k, k)} {v:.1f} 秒" for k, v in result.timings.items())
+        )
     if not n:  # else made in the load's transaction, above
         t3 = time.perf_counter()
         created = accounts.create_demo_accounts(session, loader.DEMO_COUNTY, passwords)

@@ -39,7 +39,9 @@ class DemoReport:
     skipped_cases: int = 0  # cases already there, not loaded again
 
 
-def load_boundaries(session: Session, progress=None, data_dir: Path = DEMO_DIR) -> list[ImportReport]:
+def load_boundaries(
+    session: Session, progress=None, data_dir: Path = DEMO_DIR
+) -> list[ImportReport]:
     """Import the demo county's four levels (idempotent) and mark the database as demo."""
     reports = [
         import_areas(session, data_dir / name, level, progress=progress) for level, name in FILES
@@ -115,7 +117,9 @@ def history_for(n: int, events: str) -> str:
 OPEN_ONLY = f"AND c.status NOT IN {OPEN_SQL}"
 
 
-def synthesize_events(session: Session, first_id: int, last_id: int, only_open: bool = False) -> int:
+def synthesize_events(
+    session: Session, first_id: int, last_id: int, only_open: bool = False
+) -> int:
     """Write the event history the demo cases' timestamps imply, in one statement.
 
     ``only_open``: only for the cases still open (not resolved, closed or refused).

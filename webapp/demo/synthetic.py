@@ -25,18 +25,66 @@ from webapp.cases.bulk import CaseColumns
 
 # (category code, weight, title templates). {v} is the village or community name.
 CATEGORY_MIX: list[tuple[str, float, list[str]]] = [
-    ("neighbour_family", 17, ["{v}村民因宅基地界址发生邻里纠纷", "{v}两户因排水沟问题发生争执", "{v}家庭赡养纠纷请求调解"]),
-    ("land_acquisition", 9, ["{v}村民反映征地补偿款未足额发放", "{v}拆迁安置房交付延期", "{v}群众对征收补偿标准有异议"]),
-    ("natural_resources", 9, ["{v}村民反映耕地被违规占用", "{v}土地承包经营权纠纷", "{v}宅基地审批问题"]),
-    ("labour_dispute", 8, ["{v}村民反映务工单位拒签劳动合同", "{v}工伤赔偿纠纷", "{v}村民反映被无故辞退"]),
-    ("migrant_wages", 8, ["{v}村民反映工地拖欠农民工工资", "{v}务工人员年底工资未结清", "{v}村民讨要劳务费"]),
-    ("housing_property", 7, ["{v}业主反映商品房逾期交房", "{v}业主反映房产证迟迟未办", "{v}业主反映房屋质量问题"]),
-    ("compound_management", 6, ["{v}居民反映物业服务不到位", "{v}小区公共收益不公开", "{v}居民反映小区电梯长期停用"]),
-    ("labour_security", 6, ["{v}村民咨询养老保险待遇", "{v}村民反映医保报销问题", "{v}退役人员待遇诉求"]),
-    ("law_litigation", 5, ["{v}当事人反映判决执行不到位", "{v}村民对案件处理结果不服", "{v}申请法律援助"]),
-    ("environment", 4, ["{v}群众反映养殖场异味扰民", "{v}村民反映企业夜间施工噪声", "{v}河道垃圾堆积"]),
+    (
+        "neighbour_family",
+        17,
+        [
+            "{v}村民因宅基地界址发生邻里纠纷",
+            "{v}两户因排水沟问题发生争执",
+            "{v}家庭赡养纠纷请求调解",
+        ],
+    ),
+    (
+        "land_acquisition",
+        9,
+        ["{v}村民反映征地补偿款未足额发放", "{v}拆迁安置房交付延期", "{v}群众对征收补偿标准有异议"],
+    ),
+    (
+        "natural_resources",
+        9,
+        ["{v}村民反映耕地被违规占用", "{v}土地承包经营权纠纷", "{v}宅基地审批问题"],
+    ),
+    (
+        "labour_dispute",
+        8,
+        ["{v}村民反映务工单位拒签劳动合同", "{v}工伤赔偿纠纷", "{v}村民反映被无故辞退"],
+    ),
+    (
+        "migrant_wages",
+        8,
+        ["{v}村民反映工地拖欠农民工工资", "{v}务工人员年底工资未结清", "{v}村民讨要劳务费"],
+    ),
+    (
+        "housing_property",
+        7,
+        ["{v}业主反映商品房逾期交房", "{v}业主反映房产证迟迟未办", "{v}业主反映房屋质量问题"],
+    ),
+    (
+        "compound_management",
+        6,
+        ["{v}居民反映物业服务不到位", "{v}小区公共收益不公开", "{v}居民反映小区电梯长期停用"],
+    ),
+    (
+        "labour_security",
+        6,
+        ["{v}村民咨询养老保险待遇", "{v}村民反映医保报销问题", "{v}退役人员待遇诉求"],
+    ),
+    (
+        "law_litigation",
+        5,
+        ["{v}当事人反映判决执行不到位", "{v}村民对案件处理结果不服", "{v}申请法律援助"],
+    ),
+    (
+        "environment",
+        4,
+        ["{v}群众反映养殖场异味扰民", "{v}村民反映企业夜间施工噪声", "{v}河道垃圾堆积"],
+    ),
     ("utilities", 4, ["{v}村民反映频繁停电", "{v}天然气接入收费问题", "{v}路灯损坏长期未修"]),
-    ("traffic_parking", 4, ["{v}群众反映村道破损", "{v}学校门口停车混乱", "{v}村民反映公交班次减少"]),
+    (
+        "traffic_parking",
+        4,
+        ["{v}群众反映村道破损", "{v}学校门口停车混乱", "{v}村民反映公交班次减少"],
+    ),
     ("water_supply", 3, ["{v}村民反映自来水水压不足", "{v}供水管网漏水", "{v}饮水水质浑浊"]),
     ("old_compound", 2, ["{v}居民反映老旧小区改造进度慢", "{v}改造后雨水管道倒灌"]),
     ("education", 2, ["{v}家长反映入学划片问题", "{v}村小撤并后上学远"]),
@@ -48,8 +96,15 @@ CATEGORY_MIX: list[tuple[str, float, list[str]]] = [
 
 # Channels, from the seeds' mix (延津县 2017: mostly visits) plus grid sweeps and 12345.
 CHANNEL_MIX = [
-    ("visit", 34), ("grid_sweep", 24), ("hotline", 15), ("online", 10), ("sms", 5),
-    ("letter", 4), ("leader", 5), ("mailbox", 1), ("video", 2),
+    ("visit", 34),
+    ("grid_sweep", 24),
+    ("hotline", 15),
+    ("online", 10),
+    ("sms", 5),
+    ("letter", 4),
+    ("leader", 5),
+    ("mailbox", 1),
+    ("video", 2),
 ]
 
 GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰建国志红梅林海波斌宇浩凯")
@@ -61,14 +116,23 @@ DAY = 86400.0
 
 # The county department a county-level case goes to (交办), by category.
 COUNTY_UNITS = {
-    "land_acquisition": "县自然资源局", "natural_resources": "县自然资源局",
-    "labour_dispute": "县人力资源和社会保障局", "migrant_wages": "县人力资源和社会保障局",
-    "labour_security": "县人力资源和社会保障局", "housing_property": "县住房和城乡建设局",
-    "compound_management": "县住房和城乡建设局", "old_compound": "县住房和城乡建设局",
-    "social_housing": "县住房和城乡建设局", "law_litigation": "县人民法院",
-    "environment": "市生态环境局延津分局", "utilities": "县发展和改革委员会",
-    "traffic_parking": "县交通运输局", "water_supply": "县水利局", "education": "县教育局",
-    "fire_safety": "县消防救援大队", "mass_finance": "县金融工作局",
+    "land_acquisition": "县自然资源局",
+    "natural_resources": "县自然资源局",
+    "labour_dispute": "县人力资源和社会保障局",
+    "migrant_wages": "县人力资源和社会保障局",
+    "labour_security": "县人力资源和社会保障局",
+    "housing_property": "县住房和城乡建设局",
+    "compound_management": "县住房和城乡建设局",
+    "old_compound": "县住房和城乡建设局",
+    "social_housing": "县住房和城乡建设局",
+    "law_litigation": "县人民法院",
+    "environment": "市生态环境局延津分局",
+    "utilities": "县发展和改革委员会",
+    "traffic_parking": "县交通运输局",
+    "water_supply": "县水利局",
+    "education": "县教育局",
+    "fire_safety": "县消防救援大队",
+    "mass_finance": "县金融工作局",
 }
 
 
@@ -84,8 +148,10 @@ def seasonal_ages(n: int, span: float, now_ts: float, rng: np.random.Generator) 
         t = now_ts - age
         doy = (t / DAY) % 365.25  # close enough to the day of the year for a season
         grown = 1 + 0.04 * ((span - age) / (365.25 * DAY) - years / 2)
-        season = 1 + 0.22 * np.cos(2 * np.pi * (doy - 20) / 365.25) + 0.08 * np.cos(
-            2 * np.pi * (doy - 300) / 365.25
+        season = (
+            1
+            + 0.22 * np.cos(2 * np.pi * (doy - 20) / 365.25)
+            + 0.08 * np.cos(2 * np.pi * (doy - 300) / 365.25)
         )
         keep = rng.random(len(age)) * 1.45 < grown * season
         out = np.concatenate([out, age[keep]])
@@ -171,8 +237,15 @@ def _points_in_grids(
 # Small vocabularies: rows carry codes into them (text is written once per word).
 CASE_CLASSES = ["request", "suggestion", "accusation"]
 STATUSES = [
-    "closed", "resolved", "concluded", "reviewing", "in_progress", "assigned",
-    "registered", "not_accepted", "accepted",
+    "closed",
+    "resolved",
+    "concluded",
+    "reviewing",
+    "in_progress",
+    "assigned",
+    "registered",
+    "not_accepted",
+    "accepted",
 ]
 OPINIONS = ["support", "explain", "not_support"]
 SATISFACTIONS = ["satisfied", "basically", "dissatisfied"]
@@ -238,7 +311,12 @@ def generate(
             age[rows] = np.minimum(age[rows], span - DAY)
     reported = now_ts - age
     order = np.argsort(reported, kind="stable")
-    reported, lonlat, spot_of, backlog = reported[order], lonlat[order], spot_of[order], backlog[order]
+    reported, lonlat, spot_of, backlog = (
+        reported[order],
+        lonlat[order],
+        spot_of[order],
+        backlog[order],
+    )
     grid_of = grid_of[order]
 
     # --- what -------------------------------------------------------------------
@@ -309,9 +387,15 @@ def generate(
     # --- where it was sent (交办) -----------------------------------------------------
     # Matters end where they were sent, mostly; open ones are split the same way.
     assigned = has_acc & (status != S["accepted"])
-    to_level = np.where(is_resolved, np.minimum(level, 2), rng.choice(3, size=n, p=[0.3, 0.55, 0.15]))
-    tnames = dict(session.execute(text("SELECT code, name FROM areas WHERE level = 'township'")).all())
-    county_name = session.execute(text("SELECT name FROM areas WHERE level = 'county' LIMIT 1")).scalar()
+    to_level = np.where(
+        is_resolved, np.minimum(level, 2), rng.choice(3, size=n, p=[0.3, 0.55, 0.15])
+    )
+    tnames = dict(
+        session.execute(text("SELECT code, name FROM areas WHERE level = 'township'")).all()
+    )
+    county_name = session.execute(
+        text("SELECT name FROM areas WHERE level = 'county' LIMIT 1")
+    ).scalar()
     tcodes = sorted(set(townships))
     units = [v + ("居民委员会" if v.endswith("社区") else "村民委员会") for v in vnames]
     units += [tnames.get(t, t) + "人民政府" for t in tcodes]
@@ -324,7 +408,9 @@ def generate(
     )
 
     # --- who ----------------------------------------------------------------------
-    has_person = np.where(channel == ch_codes.index("grid_sweep"), rng.random(n) < 0.5, rng.random(n) < 0.9)
+    has_person = np.where(
+        channel == ch_codes.index("grid_sweep"), rng.random(n) < 0.5, rng.random(n) < 0.9
+    )
     sur = rng.integers(0, len(SURNAMES), n)
     given1 = rng.integers(0, len(GIVEN), n)
     # 0 = a one-character given name, else 1 + the second character.
@@ -348,7 +434,9 @@ def generate(
     ncat = len(cat_codes)
     names_vocab = [
         SURNAMES[a] + GIVEN[b] + ("" if c == 0 else GIVEN[c - 1])
-        for a in range(len(SURNAMES)) for b in range(len(GIVEN)) for c in range(len(GIVEN) + 1)
+        for a in range(len(SURNAMES))
+        for b in range(len(GIVEN))
+        for c in range(len(GIVEN) + 1)
     ]
     name_code = (sur * len(GIVEN) + given1) * (len(GIVEN) + 1) + given2
     templates = [t for _, _, t in CATEGORY_MIX]
@@ -412,9 +500,9 @@ def generate(
 # The ASCII digits of 0-999, zero-padded: row v is b"%03d" % v. Numbers are written
 # three digits at a time by looking them up here (one integer division per three
 # digits; dividing int64 columns digit by digit cost a second per million IDs).
-_ASCII3 = np.frombuffer(
-    "".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8
-).reshape(1000, 3)
+_ASCII3 = np.frombuffer("".join(f"{i:03d}" for i in range(1000)).encode(), dtype=np.uint8).reshape(
+    1000, 3
+)
 
 
 def _ascii_digits(values: np.ndarray, width: int) -> np.ndarray:
@@ -424,8 +512,8 @@ def _ascii_digits(values: np.ndarray, width: int) -> np.ndarray:
     out = np.empty((len(x), 3 * groups), dtype=np.uint8)
     for g in range(groups - 1, -1, -1):
         x, r = np.divmod(x, 1000)
-        out[:, 3 * g:3 * g + 3] = _ASCII3[r]
-    return out[:, 3 * groups - width:]
+        out[:, 3 * g : 3 * g + 3] = _ASCII3[r]
+    return out[:, 3 * groups - width :]
 
 
 def _phone_digits(second: np.ndarray, rest: np.ndarray) -> np.ndarray:

@@ -21,11 +21,28 @@ cases_cli = AppGroup("cases", help="案件 (cases): 台账导入 (ledger import)
 @cases_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="只检查并报告每一行，不写入")
-@click.option("--crs", default="wgs84", show_default=True, help="没有“坐标系”列时经纬度的坐标系：wgs84、cgcs2000、gcj02")
+@click.option(
+    "--crs",
+    default="wgs84",
+    show_default=True,
+    help="没有“坐标系”列时经纬度的坐标系：wgs84、cgcs2000、gcj02",
+)
 @click.option("--user", "username", help="记为导入人的用户名（写入办理记录）")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="把逐行结果写入 CSV 文件")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="把逐行结果写入 CSV 文件",
+)
 @click.option("--all-rows", is_flag=True, help="终端上也列出可导入的行")
-def import_command(file: Path, dry_run: bool, crs: str, username: str | None, report_path: Path | None, all_rows: bool):
+def import_command(
+    file: Path,
+    dry_run: bool,
+    crs: str,
+    username: str | None,
+    report_path: Path | None,
+    all_rows: bool,
+):
     """Import the cases of a ledger FILE (.xlsx or .csv); the good rows in one transaction."""
     crs_name = CRS_WORDS.get(normalise(crs))
     if crs_name is None:

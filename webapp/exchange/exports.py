@@ -38,12 +38,30 @@ FORMATS = {
 }
 
 CASE_COLUMNS = [
-    Case.id, Case.number, Case.title, Case.description, Category.code.label("category_code"),
-    Category.name.label("category_name"), Case.channel, Case.case_class, Case.status, Case.people_count,
-    Case.reported_at, Case.concluded_at, Case.resolved_at, Case.grid_code, Case.village_code,
-    Case.township_code, Case.location_approx, Case.petitioner_name, Case.petitioner_phone,
-    Case.petitioner_id_number, Case.leader_id, Case.reporter_id,
-    func.ST_X(Case.location).label("lon"), func.ST_Y(Case.location).label("lat"),
+    Case.id,
+    Case.number,
+    Case.title,
+    Case.description,
+    Category.code.label("category_code"),
+    Category.name.label("category_name"),
+    Case.channel,
+    Case.case_class,
+    Case.status,
+    Case.people_count,
+    Case.reported_at,
+    Case.concluded_at,
+    Case.resolved_at,
+    Case.grid_code,
+    Case.village_code,
+    Case.township_code,
+    Case.location_approx,
+    Case.petitioner_name,
+    Case.petitioner_phone,
+    Case.petitioner_id_number,
+    Case.leader_id,
+    Case.reporter_id,
+    func.ST_X(Case.location).label("lon"),
+    func.ST_Y(Case.location).label("lat"),
 ]
 
 
@@ -55,7 +73,11 @@ def count_cases(session: Session, user, flt: CaseFilter) -> int:
 
 def case_records(session: Session, user, flt: CaseFilter) -> Iterator[dict]:
     """The cases in scope and filter, oldest first, as flat records with masked personal data."""
-    stmt = filtered_cases(user, flt).with_only_columns(*CASE_COLUMNS).order_by(Case.reported_at, Case.id)
+    stmt = (
+        filtered_cases(user, flt)
+        .with_only_columns(*CASE_COLUMNS)
+        .order_by(Case.reported_at, Case.id)
+    )
     for row in session.execute(stmt.execution_options(yield_per=5000)):
         personal = personal_fields(row, masked=not sees_personal_data(user, row))
         yield {
@@ -71,8 +93,12 @@ def case_records(session: Session, user, flt: CaseFilter) -> Iterator[dict]:
             "status": row.status,
             "status_label": Status(row.status).label,
             "people_count": row.people_count,
-            "concluded_at": row.concluded_at.astimezone(LOCAL_TZ).isoformat() if row.concluded_at else None,
-            "resolved_at": row.resolved_at.astimezone(LOCAL_TZ).isoformat() if row.resolved_at else None,
+            "concluded_at": row.concluded_at.astimezone(LOCAL_TZ).isoformat()
+            if row.concluded_at
+            else None,
+            "resolved_at": row.resolved_at.astimezone(LOCAL_TZ).isoformat()
+            if row.resolved_at
+            else None,
             "township_code": row.township_code,
             "village_code": row.village_code,
             "grid_code": row.grid_code,
@@ -88,11 +114,23 @@ def case_records(session: Session, user, flt: CaseFilter) -> Iterator[dict]:
 
 # Ledger column names (see ``ledger.HEADERS``) for the CSV, so it can be imported again.
 CSV_CASE_FIELDS = [
-    ("number", "编号"), ("reported_at", "登记日期"), ("petitioner_name", "信访人"),
-    ("petitioner_phone", "联系电话"), ("petitioner_id_number", "身份证号"), ("category_name", "问题类别"),
-    ("channel_label", "来源"), ("people_count", "人数"), ("grid_code", "网格代码"), ("lon", "经度"),
-    ("lat", "纬度"), ("crs", "坐标系"), ("title", "事由"), ("description", "主要诉求"),
-    ("status_label", "办理状态"), ("concluded_at", "办结日期"), ("location_approx", "位置为近似"),
+    ("number", "编号"),
+    ("reported_at", "登记日期"),
+    ("petitioner_name", "信访人"),
+    ("petitioner_phone", "联系电话"),
+    ("petitioner_id_number", "身份证号"),
+    ("category_name", "问题类别"),
+    ("channel_label", "来源"),
+    ("people_count", "人数"),
+    ("grid_code", "网格代码"),
+    ("lon", "经度"),
+    ("lat", "纬度"),
+    ("crs", "坐标系"),
+    ("title", "事由"),
+    ("description", "主要诉求"),
+    ("status_label", "办理状态"),
+    ("concluded_at", "办结日期"),
+    ("location_approx", "位置为近似"),
 ]
 
 
@@ -116,7 +154,12 @@ def cases_csv(records: Iterator[dict]) -> Iterator[bytes]:
     w.writerow([label for _, label in CSV_CASE_FIELDS])
     yield ("\ufeff" + buf.getvalue()).encode("utf-8")
     for rec in records:
-        rec = {**rec, "crs": "WGS84", "reported_at": _local(rec["reported_at"]), "concluded_at": _local(rec["concluded_at"])}
+        rec = {
+            **rec,
+            "crs": "WGS84",
+            "reported_at": _local(rec["reported_at"]),
+            "concluded_at": _local(rec["concluded_at"]),
+        }
         buf.seek(0)
         buf.truncate()
         w.writerow([_csv_cell(rec[key]) for key, _ in CSV_CASE_FIELDS])
@@ -140,7 +183,9 @@ def cases_geojson(records: Iterator[dict]) -> Iterator[bytes]:
     yield b"]}"
 
 
-def _write_gpkg(path: Path, layer: str, geometry_type: str, wkb: list[bytes], fields: dict[str, list]) -> None:
+def _write_gpkg(
+    path: Path, layer: str, geometry_type: str, wkb: list[bytes], fields: dict[str, list]
+) -> None:
     import pyogrio.raw
 
     names = list(fields)
@@ -156,8 +201,15 @@ def _write_gpkg(path: Path, layer: str, geometry_type: str, wkb: list[bytes], fi
         else:
             data.append(np.array(["" if v is None else str(v) for v in values], dtype=object))
     pyogrio.raw.write(
-        str(path), np.array(wkb, dtype=object), data, names, driver="GPKG", layer=layer,
-        geometry_type=geometry_type, crs="EPSG:4326", encoding="UTF-8",
+        str(path),
+        np.array(wkb, dtype=object),
+        data,
+        names,
+        driver="GPKG",
+        layer=layer,
+        geometry_type=geometry_type,
+        crs="EPSG:4326",
+        encoding="UTF-8",
     )
 
 
@@ -165,13 +217,16 @@ def cases_gpkg(records: Iterator[dict], path: Path) -> int:
     """Write the cases as a GeoPackage point layer ``cases``; return how many."""
     recs = list(records)
     keys = [k for k in (recs[0] if recs else {"id": 0}) if k not in ("lon", "lat")]
-    points = shapely.points(np.array([[r["lon"], r["lat"]] for r in recs], dtype=float).reshape(-1, 2))
+    points = shapely.points(
+        np.array([[r["lon"], r["lat"]] for r in recs], dtype=float).reshape(-1, 2)
+    )
     fields = {k: [r[k] for r in recs] for k in keys}
     _write_gpkg(path, "cases", "Point", list(shapely.to_wkb(points)), fields)
     return len(recs)
 
 
 # -- areas ------------------------------------------------------------------------------
+
 
 def area_records(session: Session, root: str, level: str | None) -> list[dict]:
     """The areas under ``root`` (the user's area), with WKB geometry made in SQL."""
@@ -187,7 +242,7 @@ def area_records(session: Session, root: str, level: str | None) -> list[dict]:
                    round(a.area_m2::numeric, 1)::float AS area_m2, ST_AsBinary(a.geom) AS wkb,
                    ST_AsGeoJSON(a.geom, 7) AS geojson, ST_AsText(a.geom) AS wkt
             FROM areas a LEFT JOIN areas p ON p.id = a.parent_id
-            WHERE {' AND '.join(conds)} ORDER BY a.code
+            WHERE {" AND ".join(conds)} ORDER BY a.code
             """
         ),
         params,
@@ -208,7 +263,9 @@ def areas_geojson(records: list[dict]) -> bytes:
         }
         for r in records
     ]
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {"type": "FeatureCollection", "features": features}, ensure_ascii=False
+    ).encode("utf-8")
 
 
 def areas_csv(records: list[dict]) -> bytes:

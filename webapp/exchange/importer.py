@@ -28,7 +28,16 @@ from sqlalchemy.orm import Session
 from webapp import geo
 from webapp.auth.masking import mask_name
 from webapp.cases import bulk
-from webapp.exchange.ledger import LOCAL_TZ, ROW_STATUSES, Ledger, LedgerRow, Place, Reference, normalise, read_ledger
+from webapp.exchange.ledger import (
+    LOCAL_TZ,
+    ROW_STATUSES,
+    Ledger,
+    LedgerRow,
+    Place,
+    Reference,
+    normalise,
+    read_ledger,
+)
 
 Progress = Callable[[str, int, int], None]
 _IMPORT_LOCK = 7_261_947_007
@@ -38,9 +47,16 @@ def load_reference(session: Session) -> Reference:
     """Categories and villages (with their label points) of the database, for the checks."""
     categories: dict[str, int] = {}
     names: list[str] = []
-    for cid, code, name in session.execute(text("SELECT id, code, name FROM categories WHERE active ORDER BY sort_order, id")):
+    for cid, code, name in session.execute(
+        text("SELECT id, code, name FROM categories WHERE active ORDER BY sort_order, id")
+    ):
         names.append(name)
-        for key in {normalise(code), normalise(name), normalise(name.replace("/", "")), *[normalise(p) for p in name.split("/")]}:
+        for key in {
+            normalise(code),
+            normalise(name),
+            normalise(name.replace("/", "")),
+            *[normalise(p) for p in name.split("/")],
+        }:
             categories.setdefault(key, cid)
     by_name: dict[str, list[Place]] = {}
     by_code: dict[str, Place] = {}
@@ -90,7 +106,10 @@ class ImportReport:
         for r in self.rows:
             if only_problems and not r.problems:
                 continue
-            out.append(f"第 {r.row} 行：{ROW_STATUSES[r.status_code]}" + (f" — {'；'.join(p.message for p in r.problems)}" if r.problems else ""))
+            out.append(
+                f"第 {r.row} 行：{ROW_STATUSES[r.status_code]}"
+                + (f" — {'；'.join(p.message for p in r.problems)}" if r.problems else "")
+            )
         s = self.summary()
         out.append(
             f"共 {s['rows']} 行："
@@ -105,7 +124,20 @@ class ImportReport:
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["行号", "结果", "结果代码", "问题", "建议", "登记日期", "信访人", "问题类别", "位置", "重复于"])
+        w.writerow(
+            [
+                "行号",
+                "结果",
+                "结果代码",
+                "问题",
+                "建议",
+                "登记日期",
+                "信访人",
+                "问题类别",
+                "位置",
+                "重复于",
+            ]
+        )
         for r in self.rows:
             w.writerow(
                 [
@@ -161,8 +193,15 @@ def _stage(session: Session, rows: list[LedgerRow]) -> None:
     w = csv.writer(buf, lineterminator="\n")
     for r in rows:
         w.writerow(
-            [r.row, r.fingerprint, r.lon, r.lat, r.category_id, r.petitioner_name or "",
-             r.reported_at.astimezone(LOCAL_TZ).date().isoformat()]
+            [
+                r.row,
+                r.fingerprint,
+                r.lon,
+                r.lat,
+                r.category_id,
+                r.petitioner_name or "",
+                r.reported_at.astimezone(LOCAL_TZ).date().isoformat(),
+            ]
         )
     buf.seek(0)
     raw = session.connection().connection.dbapi_connection
@@ -202,7 +241,9 @@ def _database_checks(session: Session, rows: list[LedgerRow], tick: Progress) ->
             r.add("outside_county", f"位置（{r.place_text[:40]}）不在本县任何网格内")
     tick("核对数据库", 1, 3)
     for n, number in session.execute(
-        text("SELECT s.row_no, c.number FROM ledger_stage s JOIN cases c ON c.client_id = s.client_id")
+        text(
+            "SELECT s.row_no, c.number FROM ledger_stage s JOIN cases c ON c.client_id = s.client_id"
+        )
     ):
         r = by_row[n]
         r.duplicate_of = number
@@ -229,7 +270,10 @@ def _database_checks(session: Session, rows: list[LedgerRow], tick: Progress) ->
 
 
 def check_ledger(
-    session: Session, path: Path, default_crs: str = geo.WGS84, filename: str | None = None,
+    session: Session,
+    path: Path,
+    default_crs: str = geo.WGS84,
+    filename: str | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
     """The dry run: read, check every row against the file and the database; store nothing."""
@@ -242,8 +286,13 @@ def check_ledger(
 
 
 def import_ledger(
-    session: Session, path: Path, user=None, import_id: int | None = None, default_crs: str = geo.WGS84,
-    filename: str | None = None, progress: Progress | None = None,
+    session: Session,
+    path: Path,
+    user=None,
+    import_id: int | None = None,
+    default_crs: str = geo.WGS84,
+    filename: str | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """The real run: check as the dry run does, then load the good rows; flush, no commit.
 
@@ -257,7 +306,9 @@ def import_ledger(
     good = [r for r in report.rows if r.status_code == "ok"]
     if not good:
         return report
-    result = bulk.bulk_insert_cases(session, (_bulk_row(r) for r in good), progress=tick, total=len(good))
+    result = bulk.bulk_insert_cases(
+        session, (_bulk_row(r) for r in good), progress=tick, total=len(good)
+    )
     report.imported = result.inserted
     if result.outside:  # cannot happen after the check, unless the grids changed meanwhile
         outside = set(result.outside)
@@ -323,4 +374,3 @@ def _bulk_row(r: LedgerRow) -> tuple:
         "petitioner_id_number": r.petitioner_id_number,
     }
     return tuple(values[c] for c in bulk.COLUMNS)
-

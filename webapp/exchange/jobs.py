@@ -47,7 +47,9 @@ def start(import_id: int, kind: str) -> None:
     if app.config.get("EXCHANGE_INLINE_JOBS", app.testing):
         run(app, import_id, kind)
         return
-    threading.Thread(target=run, args=(app, import_id, kind), name=f"ledger-{kind}-{import_id}", daemon=True).start()
+    threading.Thread(
+        target=run, args=(app, import_id, kind), name=f"ledger-{kind}-{import_id}", daemon=True
+    ).start()
 
 
 class _Progress:
@@ -96,8 +98,16 @@ def run(app: Flask, import_id: int, kind: str) -> None:
                 session.rollback()
                 report_path(imp, app).write_bytes(report.csv_bytes())
                 summary = report.summary() | {"problems": report.problem_rows(PROBLEM_ROWS_SHOWN)}
-                _finish(session, import_id, state="checked", summary=summary, error=None,
-                        progress_stage="检查完成", progress_done=len(report.rows), progress_total=len(report.rows))
+                _finish(
+                    session,
+                    import_id,
+                    state="checked",
+                    summary=summary,
+                    error=None,
+                    progress_stage="检查完成",
+                    progress_done=len(report.rows),
+                    progress_total=len(report.rows),
+                )
                 return
             report = import_ledger(session, path, user, import_id, imp.crs, imp.filename, progress)
             report_path(imp, app).write_bytes(report.csv_bytes())
@@ -107,7 +117,12 @@ def run(app: Flask, import_id: int, kind: str) -> None:
             imp.summary = report.summary() | {"problems": report.problem_rows(PROBLEM_ROWS_SHOWN)}
             imp.progress_stage = "导入完成"
             imp.progress_done = imp.progress_total = len(report.rows)
-            audit.record(session, "ledger_import", user, detail={"import_id": import_id, "file": imp.filename, "imported": report.imported})
+            audit.record(
+                session,
+                "ledger_import",
+                user,
+                detail={"import_id": import_id, "file": imp.filename, "imported": report.imported},
+            )
             session.commit()
         except LedgerUnreadable as exc:
             session.rollback()
@@ -115,6 +130,11 @@ def run(app: Flask, import_id: int, kind: str) -> None:
         except Exception as exc:  # a job must always end in a state the page can show
             session.rollback()
             app.logger.exception("ledger import %s failed", import_id)
-            _finish(session, import_id, state="failed", error=f"导入失败（内部错误：{type(exc).__name__}），未写入任何案件。")
+            _finish(
+                session,
+                import_id,
+                state="failed",
+                error=f"导入失败（内部错误：{type(exc).__name__}），未写入任何案件。",
+            )
         finally:
             session.close()

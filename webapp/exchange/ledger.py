@@ -37,23 +37,68 @@ MAX_ROWS = 1_000_000
 
 # field -> header words (normalised: no spaces, ASCII brackets, lower case).
 HEADERS: dict[str, tuple[str, ...]] = {
-    "reported_at": ("登记日期", "登记时间", "来访日期", "来信日期", "信访日期", "反映日期", "日期", "时间", "收件日期"),
+    "reported_at": (
+        "登记日期",
+        "登记时间",
+        "来访日期",
+        "来信日期",
+        "信访日期",
+        "反映日期",
+        "日期",
+        "时间",
+        "收件日期",
+    ),
     "accepted_at": ("受理日期", "受理时间"),
     "concluded_at": ("办结日期", "办结时间", "结案日期", "化解日期"),
-    "petitioner_name": ("信访人", "信访人姓名", "姓名", "来访人", "反映人", "当事人", "申请人", "信访人(代表)"),
+    "petitioner_name": (
+        "信访人",
+        "信访人姓名",
+        "姓名",
+        "来访人",
+        "反映人",
+        "当事人",
+        "申请人",
+        "信访人(代表)",
+    ),
     "petitioner_phone": ("联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "电话号码"),
     "petitioner_id_number": ("身份证号", "身份证号码", "身份证", "证件号码", "公民身份号码"),
-    "category": ("问题类别", "问题类型", "问题分类", "类别", "事项类别", "信访类别", "纠纷类型", "矛盾类别", "内容分类"),
+    "category": (
+        "问题类别",
+        "问题类型",
+        "问题分类",
+        "类别",
+        "事项类别",
+        "信访类别",
+        "纠纷类型",
+        "矛盾类别",
+        "内容分类",
+    ),
     "channel": ("来源", "渠道", "来源渠道", "信访渠道", "信访方式", "信访形式", "登记方式"),
     "people_count": ("人数", "信访人数", "来访人数", "涉及人数"),
     "township": ("乡镇", "乡镇(街道)", "乡镇街道", "所属乡镇", "乡(镇)", "镇(街道)"),
     "village": ("村(社区)", "村", "社区", "村社区", "所属村", "村(居)", "村(居委会)", "所在村"),
-    "village_code": ("村代码", "村(社区)代码", "区划代码", "行政区划代码", "网格代码", "统计用区划代码"),
+    "village_code": (
+        "村代码",
+        "村(社区)代码",
+        "区划代码",
+        "行政区划代码",
+        "网格代码",
+        "统计用区划代码",
+    ),
     "lon": ("经度", "lon", "lng", "longitude", "x"),
     "lat": ("纬度", "lat", "latitude", "y"),
     "crs": ("坐标系", "坐标系统", "crs"),
     "title": ("事由", "标题", "信访事由", "事项名称", "问题摘要", "内容摘要"),
-    "description": ("主要诉求", "诉求", "诉求内容", "反映问题", "问题描述", "信访内容", "主要内容", "具体诉求"),
+    "description": (
+        "主要诉求",
+        "诉求",
+        "诉求内容",
+        "反映问题",
+        "问题描述",
+        "信访内容",
+        "主要内容",
+        "具体诉求",
+    ),
     "status": ("办理状态", "状态", "办理情况", "处理状态", "办理进度"),
     "case_class": ("事项性质", "信访性质", "事项类型"),
 }
@@ -120,15 +165,29 @@ CLASS_WORDS = {
 }
 
 CRS_WORDS = {
-    "": geo.WGS84, "wgs84": geo.WGS84, "wgs-84": geo.WGS84, "wgs1984": geo.WGS84, "4326": geo.WGS84,
-    "epsg:4326": geo.WGS84, "gps": geo.WGS84,
-    "cgcs2000": "EPSG:4490", "2000": "EPSG:4490", "国家2000": "EPSG:4490", "2000国家大地坐标系": "EPSG:4490",
-    "4490": "EPSG:4490", "epsg:4490": "EPSG:4490",
-    "gcj02": geo.GCJ02, "gcj-02": geo.GCJ02, "火星坐标": geo.GCJ02, "高德": geo.GCJ02, "腾讯": geo.GCJ02,
+    "": geo.WGS84,
+    "wgs84": geo.WGS84,
+    "wgs-84": geo.WGS84,
+    "wgs1984": geo.WGS84,
+    "4326": geo.WGS84,
+    "epsg:4326": geo.WGS84,
+    "gps": geo.WGS84,
+    "cgcs2000": "EPSG:4490",
+    "2000": "EPSG:4490",
+    "国家2000": "EPSG:4490",
+    "2000国家大地坐标系": "EPSG:4490",
+    "4490": "EPSG:4490",
+    "epsg:4490": "EPSG:4490",
+    "gcj02": geo.GCJ02,
+    "gcj-02": geo.GCJ02,
+    "火星坐标": geo.GCJ02,
+    "高德": geo.GCJ02,
+    "腾讯": geo.GCJ02,
 }
 
 
 # -- problems -----------------------------------------------------------------------------
+
 
 @dataclass
 class Problem:
@@ -175,6 +234,7 @@ def row_status(problems: list[Problem]) -> str:
 
 
 # -- reference data the checks need ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Place:
@@ -223,6 +283,7 @@ class Reference:
 
 
 # -- parsed rows -----------------------------------------------------------------------------------
+
 
 @dataclass
 class LedgerRow:
@@ -280,6 +341,7 @@ class LedgerUnreadable(ValueError):
 
 # -- reading cells -------------------------------------------------------------------------------------
 
+
 def _read_csv(data: bytes) -> Iterator[tuple[int, list]]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -328,7 +390,9 @@ def read_cells(path: Path, filename: str | None = None) -> Iterator[tuple[int, l
         return _read_xlsx(path)
     if suffix in (".csv", ".txt"):
         return _read_csv(path.read_bytes())
-    raise LedgerUnreadable("只支持 .xlsx 或 .csv 文件（旧版 .xls 请另存为 .xlsx）", "ledger_file_type")
+    raise LedgerUnreadable(
+        "只支持 .xlsx 或 .csv 文件（旧版 .xls 请另存为 .xlsx）", "ledger_file_type"
+    )
 
 
 def _cell_text(value) -> str:
@@ -364,10 +428,18 @@ def parse_date(value, now: datetime) -> datetime:
             moment = datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=LOCAL_TZ)
         elif m := _DATE_RE.fullmatch(text):
             moment = datetime(
-                int(m[1]), int(m[2]), int(m[3]), int(m[4] or 0), int(m[5] or 0), int(m[6] or 0), tzinfo=LOCAL_TZ
+                int(m[1]),
+                int(m[2]),
+                int(m[3]),
+                int(m[4] or 0),
+                int(m[5] or 0),
+                int(m[6] or 0),
+                tzinfo=LOCAL_TZ,
             )
         else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # ValueError if not ISO 8601
+            moment = datetime.fromisoformat(
+                text.replace("Z", "+00:00")
+            )  # ValueError if not ISO 8601
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=LOCAL_TZ)
     if not EARLIEST <= moment <= now + timedelta(days=1):
@@ -400,7 +472,10 @@ def fingerprint(r: LedgerRow, village_code: str | None) -> uuid.UUID:
 
 # -- the whole file -------------------------------------------------------------------------------------
 
-def _find_header(cells: Iterator[tuple[int, list]]) -> tuple[int, dict[int, str], dict[str, str], list[str], list]:
+
+def _find_header(
+    cells: Iterator[tuple[int, list]],
+) -> tuple[int, dict[int, str], dict[str, str], list[str], list]:
     best: tuple[int, int, list] | None = None
     buffered = []
     for n, row in cells:
@@ -411,7 +486,10 @@ def _find_header(cells: Iterator[tuple[int, list]]) -> tuple[int, dict[int, str]
         if len(buffered) >= HEADER_SCAN_ROWS:
             break
     if best is None:
-        raise LedgerUnreadable("前 10 行中没有找到表头（如 登记日期、信访人、问题类别、乡镇、村(社区)、事由）", "ledger_no_header")
+        raise LedgerUnreadable(
+            "前 10 行中没有找到表头（如 登记日期、信访人、问题类别、乡镇、村(社区)、事由）",
+            "ledger_no_header",
+        )
     header_no, _, header = best
     index: dict[int, str] = {}
     columns: dict[str, str] = {}
@@ -430,8 +508,12 @@ def _find_header(cells: Iterator[tuple[int, list]]) -> tuple[int, dict[int, str]
 
 
 def read_ledger(
-    path: Path, reference: Reference, default_crs: str = geo.WGS84, filename: str | None = None,
-    now: datetime | None = None, progress=None,
+    path: Path,
+    reference: Reference,
+    default_crs: str = geo.WGS84,
+    filename: str | None = None,
+    now: datetime | None = None,
+    progress=None,
 ) -> Ledger:
     """Read and check every row of a ledger file (everything that needs no database)."""
     now = now or datetime.now(LOCAL_TZ)
@@ -446,7 +528,9 @@ def read_ledger(
     missing = needed - set(columns)
     if missing or not ({"title", "description"} & set(columns)):
         labels = {"reported_at": "登记日期", "category": "问题类别"}
-        names = [labels[m] for m in sorted(missing)] + ([] if {"title", "description"} & set(columns) else ["事由或主要诉求"])
+        names = [labels[m] for m in sorted(missing)] + (
+            [] if {"title", "description"} & set(columns) else ["事由或主要诉求"]
+        )
         raise LedgerUnreadable("缺少必需的列：" + "、".join(names), "ledger_missing_columns")
     rows: list[LedgerRow] = []
     village_codes: list[str | None] = []
@@ -481,7 +565,9 @@ def _chain(first, rest):
     yield from rest
 
 
-def _check_row(n: int, v: dict, ref: Reference, default_crs: str, now: datetime) -> tuple[LedgerRow, str | None]:
+def _check_row(
+    n: int, v: dict, ref: Reference, default_crs: str, now: datetime
+) -> tuple[LedgerRow, str | None]:
     r = LedgerRow(row=n)
     text = {k: _cell_text(x) for k, x in v.items()}
     # Dates.
@@ -546,8 +632,14 @@ def _check_row(n: int, v: dict, ref: Reference, default_crs: str, now: datetime)
     # Who.
     r.petitioner_name = text.get("petitioner_name") or None
     r.petitioner_phone = re.sub(r"[\s-]", "", text.get("petitioner_phone", "")) or None
-    r.petitioner_id_number = (text.get("petitioner_id_number") or "").replace(" ", "").upper() or None
-    for name, limit in (("petitioner_name", 100), ("petitioner_phone", 32), ("petitioner_id_number", 32)):
+    r.petitioner_id_number = (text.get("petitioner_id_number") or "").replace(
+        " ", ""
+    ).upper() or None
+    for name, limit in (
+        ("petitioner_name", 100),
+        ("petitioner_phone", 32),
+        ("petitioner_id_number", 32),
+    ):
         value = getattr(r, name)
         if value and len(value) > limit:
             r.add("too_long", f"{name} 超过 {limit} 个字符")
@@ -559,7 +651,10 @@ def _check_row(n: int, v: dict, ref: Reference, default_crs: str, now: datetime)
         if not text.get("crs"):
             crs = default_crs
         if crs is None:
-            r.add("unsupported_crs", f"坐标系“{text['crs'][:20]}”不支持（可用 WGS84、CGCS2000、GCJ-02）")
+            r.add(
+                "unsupported_crs",
+                f"坐标系“{text['crs'][:20]}”不支持（可用 WGS84、CGCS2000、GCJ-02）",
+            )
         try:
             r.lon, r.lat = _number(lon_text), _number(lat_text)
             if not (-180 <= r.lon <= 180 and -90 <= r.lat <= 90):
@@ -582,7 +677,11 @@ def _check_row(n: int, v: dict, ref: Reference, default_crs: str, now: datetime)
             place, candidates = ref.village(name, township)
             if place is None and candidates:
                 where = "、".join(f"{p.township_name}{p.name}" for p in candidates[:5])
-                r.add("ambiguous_village", f"村(社区)“{name[:20]}”有重名（{where}），请填写乡镇", [p.code for p in candidates[:5]])
+                r.add(
+                    "ambiguous_village",
+                    f"村(社区)“{name[:20]}”有重名（{where}），请填写乡镇",
+                    [p.code for p in candidates[:5]],
+                )
             elif place is None:
                 r.add("unknown_village", f"村(社区)“{(township + name)[:30]}”不在本县")
         else:

@@ -25,7 +25,9 @@ class LedgerImport(Base):
     __table_args__ = (CheckConstraint(f"state IN {IMPORT_STATES!r}", name="state"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     filename: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     crs: Mapped[str] = mapped_column(String(32), server_default="EPSG:4326")

@@ -34,8 +34,12 @@ from webapp.grid.models import AreaLevel
 bp = Blueprint("exchange", __name__, url_prefix="/exchange")
 
 STATE_LABELS = {
-    "uploaded": "已上传", "checking": "正在检查", "checked": "检查完成，待确认", "importing": "正在导入",
-    "done": "已导入", "failed": "失败",
+    "uploaded": "已上传",
+    "checking": "正在检查",
+    "checked": "检查完成，待确认",
+    "importing": "正在导入",
+    "done": "已导入",
+    "failed": "失败",
 }
 
 
@@ -60,6 +64,7 @@ def index():
 
 # -- exports ------------------------------------------------------------------------------
 
+
 def _filter_from_form() -> params.CaseFilter:
     """The export form sends empty fields for 'any': drop them, then parse like the API."""
     args = {k: v for k, v in request.args.items() if v.strip()}
@@ -81,7 +86,12 @@ def export_cases(fmt: str):
     session = get_session()
     flt = _filter_from_form()
     count = exports.count_cases(session, user, flt)
-    audit.record(session, "export", user, detail={"what": "cases", "format": fmt, "rows": count, "filter": flt.describe()})
+    audit.record(
+        session,
+        "export",
+        user,
+        detail={"what": "cases", "format": fmt, "rows": count, "filter": flt.describe()},
+    )
     session.commit()
     records = exports.case_records(session, user, flt)
     if fmt == "gpkg":
@@ -97,9 +107,16 @@ def export_areas(fmt: str):
     session = get_session()
     level = request.args.get("level") or None
     if level is not None and level not in {lv.value for lv in AreaLevel}:
-        raise params.bad_param("level", "可选值为 county、township、village、grid", "must be an area level")
+        raise params.bad_param(
+            "level", "可选值为 county、township、village、grid", "must be an area level"
+        )
     records = exports.area_records(session, user.area_code, level)
-    audit.record(session, "export", user, detail={"what": "areas", "format": fmt, "rows": len(records), "level": level})
+    audit.record(
+        session,
+        "export",
+        user,
+        detail={"what": "areas", "format": fmt, "rows": len(records), "level": level},
+    )
     session.commit()
     if fmt == "gpkg":
         return _gpkg(lambda path: exports.areas_gpkg(records, path), "areas")
@@ -119,6 +136,7 @@ def _gpkg(write, name: str) -> Response:
 
 # -- ledger import ----------------------------------------------------------------------------
 
+
 def _import(import_id: int) -> LedgerImport:
     imp = get_session().get(LedgerImport, import_id)
     if imp is None:
@@ -132,23 +150,39 @@ def upload():
     user = current_user()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise AppError("file_required", "请选择要导入的台账文件（.xlsx 或 .csv）", 400, "choose a file")
+        raise AppError(
+            "file_required", "请选择要导入的台账文件（.xlsx 或 .csv）", 400, "choose a file"
+        )
     suffix = Path(upload.filename).suffix.lower()
     if suffix not in (".xlsx", ".csv"):
-        raise AppError("unsupported_file", "只支持 .xlsx 或 .csv 文件（旧版 .xls 请另存为 .xlsx）", 400, "xlsx or csv only")
+        raise AppError(
+            "unsupported_file",
+            "只支持 .xlsx 或 .csv 文件（旧版 .xls 请另存为 .xlsx）",
+            400,
+            "xlsx or csv only",
+        )
     crs = CRS_WORDS.get(normalise(request.form.get("crs", "wgs84")))
     if crs is None:
         raise AppError("unsupported_crs", "不支持的坐标系", 400, "unsupported CRS")
     data = upload.read()
     session = get_session()
     imp = LedgerImport(
-        user_id=user.id, filename=Path(upload.filename).name[:255], sha256=hashlib.sha256(data).hexdigest(),
-        crs=crs, state="checking", progress_stage="排队中",
+        user_id=user.id,
+        filename=Path(upload.filename).name[:255],
+        sha256=hashlib.sha256(data).hexdigest(),
+        crs=crs,
+        state="checking",
+        progress_stage="排队中",
     )
     session.add(imp)
     session.flush()
     jobs.file_path(imp).write_bytes(data)
-    audit.record(session, "ledger_upload", user, detail={"import_id": imp.id, "file": imp.filename, "bytes": len(data)})
+    audit.record(
+        session,
+        "ledger_upload",
+        user,
+        detail={"import_id": imp.id, "file": imp.filename, "bytes": len(data)},
+    )
     session.commit()
     jobs.start(imp.id, "check")
     return redirect(url_for("exchange.show_import", import_id=imp.id))
@@ -159,7 +193,10 @@ def upload():
 def show_import(import_id: int):
     imp = _import(import_id)
     return render_template(
-        "exchange/import.html", imp=imp, state_labels=STATE_LABELS, row_statuses=ROW_STATUSES,
+        "exchange/import.html",
+        imp=imp,
+        state_labels=STATE_LABELS,
+        row_statuses=ROW_STATUSES,
         summary=imp.summary or {},
     )
 
@@ -189,7 +226,10 @@ def import_report(import_id: int):
     if not path.exists():
         raise NotFound("检查报告")
     return send_file(
-        io.BytesIO(path.read_bytes()), mimetype="text/csv", as_attachment=True, download_name=f"import-{imp.id}-report.csv"
+        io.BytesIO(path.read_bytes()),
+        mimetype="text/csv",
+        as_attachment=True,
+        download_name=f"import-{imp.id}-report.csv",
     )
 
 
@@ -201,11 +241,15 @@ def run_import(import_id: int):
     if imp is None:
         raise NotFound("导入记录")
     if imp.state != "checked":
-        raise AppError("import_not_ready", f"该导入当前状态为“{STATE_LABELS[imp.state]}”，不能执行导入", 409, "not ready to import")
+        raise AppError(
+            "import_not_ready",
+            f"该导入当前状态为“{STATE_LABELS[imp.state]}”，不能执行导入",
+            409,
+            "not ready to import",
+        )
     imp.state = "importing"
     imp.progress_stage = "排队中"
     imp.progress_done = 0
     session.commit()
     jobs.start(import_id, "import")
     return redirect(url_for("exchange.show_import", import_id=import_id))
-

@@ -99,8 +99,12 @@ FILE_REPORT_SQL = f"""
     {INSERT_CASE_CTES},
     ins AS (
         INSERT INTO cases ({INSERT_CASE_COLUMNS})
-        SELECT {INSERT_CASE_VALUES.replace(":title", "coalesce(:title, CASE WHEN :tail = '' "
-                                           "THEN cat.name ELSE cat.name || '：' || :tail END)")}
+        SELECT {
+    INSERT_CASE_VALUES.replace(
+        ":title",
+        "coalesce(:title, CASE WHEN :tail = '' THEN cat.name ELSE cat.name || '：' || :tail END)",
+    )
+}
         FROM g, n, p, cat
         WHERE g.county_code = :county
         ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
@@ -341,7 +345,10 @@ def add_photo(
     assert photo is not None
     if new_id is not None:
         audit.record(
-            session, "case_photo_add", user, case_id=case_id,
+            session,
+            "case_photo_add",
+            user,
+            case_id=case_id,
             detail={"photo_id": new_id, "sha256": stored.sha256},
         )
     return photo, new_id is not None
@@ -446,6 +453,7 @@ def grid_outlines(
 
 
 # -- sweeps -------------------------------------------------------------------------
+
 
 def sweep_grids(session: Session, user: User) -> list[Area]:
     """The grids ``user`` files sweeps for."""
@@ -613,9 +621,16 @@ def file_sweep(
 
 def _audit_sweep(session, user, action, sweep_id, grid, period, data) -> None:
     audit.record(
-        session, action, user,
-        detail={"sweep_id": sweep_id, "grid": grid.code, "period": period.start.isoformat(),
-                "zero_report": data.zero_report, "cases": list(data.case_ids)},
+        session,
+        action,
+        user,
+        detail={
+            "sweep_id": sweep_id,
+            "grid": grid.code,
+            "period": period.start.isoformat(),
+            "zero_report": data.zero_report,
+            "cases": list(data.case_ids),
+        },
     )
 
 

@@ -27,9 +27,15 @@ grid_cli = AppGroup("grid", help="区划与网格边界 (areas and boundaries)."
 @click.option("--name-field", help="名称字段名")
 @click.option("--parent-field", help="上级代码字段名（默认取代码前缀）")
 @click.option("--tolerance", type=float, help="允许位于上级之外的面积比例（默认 0.05）")
-@click.option("--repair", is_flag=True, help="自动修复无效多边形（自相交等）并列出；默认拒绝整个文件")
-@click.option("--allow-overlap", is_flag=True, help="允许同级区划相互重叠并列出重叠面积；默认拒绝整个文件")
-def import_command(file, level, crs, code_field, name_field, parent_field, tolerance, repair, allow_overlap):
+@click.option(
+    "--repair", is_flag=True, help="自动修复无效多边形（自相交等）并列出；默认拒绝整个文件"
+)
+@click.option(
+    "--allow-overlap", is_flag=True, help="允许同级区划相互重叠并列出重叠面积；默认拒绝整个文件"
+)
+def import_command(
+    file, level, crs, code_field, name_field, parent_field, tolerance, repair, allow_overlap
+):
     """Import one level of boundaries from GeoJSON, Shapefile (.shp or .zip) or GeoPackage.
 
     Invalid polygons and overlapping siblings refuse the whole file unless --repair or
@@ -41,21 +47,21 @@ def import_command(file, level, crs, code_field, name_field, parent_field, toler
         session,
         progress,
         lambda: import_areas(
-                session,
-                file,
-                level,
-                crs=crs,
-                code_field=code_field,
-                name_field=name_field,
-                parent_field=parent_field,
-                outside_tolerance=tolerance
-                if tolerance is not None
-                else current_app.config["IMPORT_OUTSIDE_TOLERANCE"],
-                area_epsilon_m2=current_app.config["IMPORT_AREA_EPSILON_M2"],
-                progress=progress,
-                repair=repair,
-                allow_overlap=allow_overlap,
-            ),
+            session,
+            file,
+            level,
+            crs=crs,
+            code_field=code_field,
+            name_field=name_field,
+            parent_field=parent_field,
+            outside_tolerance=tolerance
+            if tolerance is not None
+            else current_app.config["IMPORT_OUTSIDE_TOLERANCE"],
+            area_epsilon_m2=current_app.config["IMPORT_AREA_EPSILON_M2"],
+            progress=progress,
+            repair=repair,
+            allow_overlap=allow_overlap,
+        ),
         ImportRejected,
     )
     click.echo("\n".join(report.lines()))

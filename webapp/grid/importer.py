@@ -53,7 +53,16 @@ from webapp.grid.models import CODE_LENGTH, GRID_CODE_MAX, AreaLevel
 
 Progress = Callable[[str, int, int], None]
 
-CODE_FIELDS = ["code", "adcode", "区划代码", "统计用区划代码", "代码", "编码", "grid_code", "网格编码"]
+CODE_FIELDS = [
+    "code",
+    "adcode",
+    "区划代码",
+    "统计用区划代码",
+    "代码",
+    "编码",
+    "grid_code",
+    "网格编码",
+]
 NAME_FIELDS = ["name", "名称", "区划名称", "网格名称", "村名", "乡镇名称"]
 PARENT_FIELDS = ["parent", "parent_code", "上级代码", "上级区划代码", "所属代码"]
 POPULATION_FIELDS = ["population", "pop", "人口", "常住人口", "户籍人口"]
@@ -97,8 +106,14 @@ class ImportReport:
 
     def lines(self) -> list[str]:
         """Return the report as Chinese lines for people."""
-        level = AreaLevel(self.level).label if self.level in AreaLevel._value2member_map_ else self.level
-        out = [f"文件 {self.path}：{self.features} 个要素，层级 {level}，坐标系 {self.crs or '未知'}"]
+        level = (
+            AreaLevel(self.level).label
+            if self.level in AreaLevel._value2member_map_
+            else self.level
+        )
+        out = [
+            f"文件 {self.path}：{self.features} 个要素，层级 {level}，坐标系 {self.crs or '未知'}"
+        ]
         if self.errors:
             out.append(f"导入被拒绝，发现 {len(self.errors)} 个错误，未写入任何数据：")
             out += [f"  ✗ [{p.code}] {p}" for p in self.errors]
@@ -160,14 +175,18 @@ class Features:
         return f"第{i + 1}个要素 {self.codes[i] or '(无代码)'} {self.names[i] or ''}".rstrip()
 
 
-def _pick_field(fields: list[str], wanted: str | None, candidates: list[str], what: str) -> str | None:
+def _pick_field(
+    fields: list[str], wanted: str | None, candidates: list[str], what: str
+) -> str | None:
     lowered = {f.lower(): f for f in fields}
     if wanted:
         if wanted in fields:
             return wanted
         if wanted.lower() in lowered:
             return lowered[wanted.lower()]
-        raise _FileError("field_missing", f"文件中没有字段 {wanted!r}（{what}）；现有字段：{', '.join(fields)}")
+        raise _FileError(
+            "field_missing", f"文件中没有字段 {wanted!r}（{what}）；现有字段：{', '.join(fields)}"
+        )
     for c in candidates:
         if c.lower() in lowered:
             return lowered[c.lower()]
@@ -327,7 +346,10 @@ def import_areas(
         elif path.suffix.lower() in {".geojson", ".json"}:
             source = parse_crs("EPSG:4326")  # RFC 7946: GeoJSON is WGS84 unless it says otherwise
         else:
-            raise reject("crs_unknown", "文件未声明坐标系，请用 --crs 指定（如 EPSG:4490、EPSG:4526 或 gcj02）")
+            raise reject(
+                "crs_unknown",
+                "文件未声明坐标系，请用 --crs 指定（如 EPSG:4490、EPSG:4526 或 gcj02）",
+            )
     except CRSProblem as exc:
         raise reject("crs_invalid", str(exc)) from None
     report.crs = source.label
@@ -388,7 +410,11 @@ def _check_attributes(feats: Features, level: AreaLevel, report: ImportReport) -
             feats.parents[i] = None
         elif parent and expected and parent != expected:
             report.errors.append(
-                Problem("parent_mismatch", f"上级代码 {parent} 与区划代码的前缀 {expected} 不一致", label)
+                Problem(
+                    "parent_mismatch",
+                    f"上级代码 {parent} 与区划代码的前缀 {expected} 不一致",
+                    label,
+                )
             )
         else:
             feats.parents[i] = expected
@@ -411,7 +437,11 @@ def _check_and_transform(
         kind = shapely.get_type_id(g)
         if kind not in (3, 6):  # Polygon, MultiPolygon
             report.errors.append(
-                Problem("geometry_not_polygon", f"几何类型为 {g.geom_type}，应为面（Polygon/MultiPolygon）", label)
+                Problem(
+                    "geometry_not_polygon",
+                    f"几何类型为 {g.geom_type}，应为面（Polygon/MultiPolygon）",
+                    label,
+                )
             )
             continue
         good.append(i)
@@ -442,7 +472,10 @@ def _check_and_transform(
         if not bad_features:
             transformed = shapely.set_coordinates(chunk.copy(), lonlat)
             transformed = np.array(
-                [g if shapely.get_type_id(g) == 6 else shapely.multipolygons([g]) for g in transformed],
+                [
+                    g if shapely.get_type_id(g) == 6 else shapely.multipolygons([g])
+                    for g in transformed
+                ],
                 dtype=object,
             )
             for j, i in enumerate(idx):
@@ -479,8 +512,12 @@ def _stage(session: Session, feats: Features, geoms: np.ndarray, level: AreaLeve
                 feats.codes[i],
                 feats.names[i],
                 feats.parents[i] or "",
-                "" if feats.populations is None or feats.populations[i] is None else feats.populations[i],
-                "" if feats.households is None or feats.households[i] is None else feats.households[i],
+                ""
+                if feats.populations is None or feats.populations[i] is None
+                else feats.populations[i],
+                ""
+                if feats.households is None or feats.households[i] is None
+                else feats.households[i],
                 hexes[i],
             ]
         )
@@ -495,11 +532,18 @@ def _stage(session: Session, feats: Features, geoms: np.ndarray, level: AreaLeve
 
 
 def _check_in_sql(
-    session: Session, feats: Features, level: AreaLevel, tolerance: float, repair: bool, report: ImportReport
+    session: Session,
+    feats: Features,
+    level: AreaLevel,
+    tolerance: float,
+    repair: bool,
+    report: ImportReport,
 ) -> None:
     if not repair:
         invalid = session.execute(
-            text("SELECT ord, ST_IsValidReason(geom) FROM area_import WHERE NOT ST_IsValid(geom) ORDER BY ord")
+            text(
+                "SELECT ord, ST_IsValidReason(geom) FROM area_import WHERE NOT ST_IsValid(geom) ORDER BY ord"
+            )
         ).all()
         for ord_, reason in invalid:
             report.errors.append(
@@ -526,7 +570,9 @@ def _check_in_sql(
     ).all()
     for ord_, reason, empty in sorted(repaired):
         if empty:
-            report.errors.append(Problem("geometry_empty", f"无效几何修复后为空（{reason}）", feats.label(ord_)))
+            report.errors.append(
+                Problem("geometry_empty", f"无效几何修复后为空（{reason}）", feats.label(ord_))
+            )
         else:
             report.repaired.append(Problem("geometry_repaired", reason, feats.label(ord_)))
 
@@ -578,7 +624,11 @@ def _check_in_sql(
             )
         elif share > 1e-4:
             report.warnings.append(
-                Problem("partly_outside_parent", f"{share:.2%} 的面积位于上级 {parent_name} 之外", feats.label(ord_))
+                Problem(
+                    "partly_outside_parent",
+                    f"{share:.2%} 的面积位于上级 {parent_name} 之外",
+                    feats.label(ord_),
+                )
             )
 
 
@@ -628,7 +678,9 @@ def _upsert(session: Session, level: AreaLevel, feats: Features, report: ImportR
     report.inserted = sum(1 for r in rows if r.inserted)
     report.updated = len(rows) - report.inserted
     report.unchanged = report.features - len(rows)
-    return [r.id for r in rows if r.reshaped and not r.inserted] + [r.id for r in rows if r.inserted]
+    return [r.id for r in rows if r.reshaped and not r.inserted] + [
+        r.id for r in rows if r.inserted
+    ]
 
 
 def _reassign_cases(session: Session, grid_ids: list[int], report: ImportReport) -> None:
@@ -708,13 +760,19 @@ def _check_overlaps(
         ),
         {"level": level.value},
     ).all()
-    overlaps = sorted((r for r in rows if r.m2 > epsilon), key=lambda r: sorted([r.a_code, r.b_code]))
+    overlaps = sorted(
+        (r for r in rows if r.m2 > epsilon), key=lambda r: sorted([r.a_code, r.b_code])
+    )
     for r in overlaps:
         if allow:
             first, second = sorted([f"{r.a_code} {r.a_name}", f"{r.b_code} {r.b_name}"])
             report.overlaps.append((first, second, float(r.m2)))
             continue
-        other = feats.label(r.b_ord) if r.b_ord is not None else f"已有{level.label} {r.b_code} {r.b_name}"
+        other = (
+            feats.label(r.b_ord)
+            if r.b_ord is not None
+            else f"已有{level.label} {r.b_code} {r.b_name}"
+        )
         report.errors.append(
             Problem(
                 "overlap",
@@ -741,4 +799,3 @@ def _report_gaps(session: Session, level: AreaLevel, epsilon: float, report: Imp
         )
     ).all()
     report.gaps = [(p, float(m2)) for p, m2 in gaps if m2 > epsilon]
-

@@ -21,7 +21,9 @@ def index():
     if len(user.area_code) != 6:
         return redirect(url_for("grid.area", code=user.area_code))
     county = queries.get_area(session, user.area_code)
-    townships = queries.children_with_case_counts(session, county, case_scope_sql(user)) if county else []
+    townships = (
+        queries.children_with_case_counts(session, county, case_scope_sql(user)) if county else []
+    )
     return render_template("grid/index.html", county=county, townships=townships)
 
 

@@ -119,7 +119,9 @@ class HotSpots:
                 "bin": int(b),
                 "label": BIN_LABELS[int(b)],
             }
-            for c, v, z, p, b in zip(self.codes, self.values, self.z, self.p, self.bins, strict=True)
+            for c, v, z, p, b in zip(
+                self.codes, self.values, self.z, self.p, self.bins, strict=True
+            )
         ]
 
 

@@ -86,7 +86,13 @@ def area_counts(
             ORDER BY a.code
             """
         ),
-        {**fparams, **sparams, "level": level.value, "prefix": (within or "") + "%", "within": within},
+        {
+            **fparams,
+            **sparams,
+            "level": level.value,
+            "prefix": (within or "") + "%",
+            "within": within,
+        },
     ).all()
     codes = tuple(r[0] for r in rows)
     counts = np.array([r[1] for r in rows], dtype=float)
@@ -132,7 +138,9 @@ def tally_query(
     return None if plan is None else (q, plan)
 
 
-def ragged_days(case_filter: CaseFilter, months: tuple[date, date]) -> list[tuple[datetime, datetime]]:
+def ragged_days(
+    case_filter: CaseFilter, months: tuple[date, date]
+) -> list[tuple[datetime, datetime]]:
     """The instants ``[from, to)`` of ``case_filter``'s period outside the whole ``months``.
 
     Empty when the months cover the period (a period that reaches now may end inside
@@ -163,7 +171,9 @@ def _tallied_counts(
     rows = rows_of(session, q, *build_tally_sql(q, plan))
     codes = tuple(r["code"] for r in rows)
     counts = np.array([r["cases"] for r in rows], dtype=float)
-    pops = np.array([r["population"] if r["population"] is not None else np.nan for r in rows], dtype=float)
+    pops = np.array(
+        [r["population"] if r["population"] is not None else np.nan for r in rows], dtype=float
+    )
     return codes, counts, pops
 
 
@@ -210,4 +220,6 @@ def _subset(nb: weights.Neighbours, keep: np.ndarray) -> weights.Neighbours:
     new_index = np.cumsum(keep) - 1
     mask = keep[nb.i] & keep[nb.j]
     codes = tuple(c for c, k in zip(nb.codes, keep.tolist(), strict=True) if k)
-    return weights.Neighbours(codes, new_index[nb.i[mask]], new_index[nb.j[mask]], nb.kind, nb.threshold_m)
+    return weights.Neighbours(
+        codes, new_index[nb.i[mask]], new_index[nb.j[mask]], nb.kind, nb.threshold_m
+    )

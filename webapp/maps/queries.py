@@ -95,7 +95,9 @@ def child_areas(session: Session, area: AreaInfo) -> list[tuple[str, str]]:
     if child is None:
         return []
     rows = session.execute(
-        text("SELECT code, name FROM areas WHERE level = :level AND code LIKE :prefix ORDER BY code"),
+        text(
+            "SELECT code, name FROM areas WHERE level = :level AND code LIKE :prefix ORDER BY code"
+        ),
         {"level": child.value, "prefix": area.code + "%"},
     ).all()
     return [(r[0], r[1]) for r in rows]
@@ -253,7 +255,10 @@ def lattice_for(
     while True:
         side = cells / split
         per_x, per_y = HEAT_PER_DEGREE_X * split, HEAT_PER_DEGREE_Y * split
-        x0, y0 = math.floor(math.floor(w * per_x) / cells), math.floor(math.floor(s * per_y) / cells)
+        x0, y0 = (
+            math.floor(math.floor(w * per_x) / cells),
+            math.floor(math.floor(s * per_y) / cells),
+        )
         cols = math.floor(math.floor(e * per_x) / cells) - x0 + 1
         rows = math.floor(math.floor(n * per_y) / cells) - y0 + 1
         small = side * min(fine_x, fine_y) < min_cell_m

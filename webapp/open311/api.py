@@ -61,6 +61,7 @@ NUMBER = re.compile(r"^[0-9A-Za-z-]{1,32}$")
 
 # -- errors in the spec's shape -------------------------------------------------------
 
+
 def _fmt() -> str:
     fmt = (request.view_args or {}).get("fmt")
     return fmt if fmt in ("json", "xml") else "json"
@@ -68,7 +69,9 @@ def _fmt() -> str:
 
 def _error_response(status: int, code: str, message: str, message_en: str):
     return render_errors(
-        _fmt(), status, [{"code": status, "description": f"{message} ({message_en})", "error_code": code}]
+        _fmt(),
+        status,
+        [{"code": status, "description": f"{message} ({message_en})", "error_code": code}],
     )
 
 
@@ -88,6 +91,7 @@ def _bad(code: str, zh: str, en: str, status: int = 400) -> AppError:
 
 
 # -- who is asking ----------------------------------------------------------------------
+
 
 def _key_user_or_none():
     """The user of the request's ``api_key`` (or bearer token), None without one.
@@ -116,10 +120,16 @@ def _key_user():
 def _check_jurisdiction() -> None:
     jurisdiction = request.values.get("jurisdiction_id")
     if jurisdiction and jurisdiction != current_app.config["COUNTY_CODE"]:
-        raise _bad("unknown_jurisdiction", f"本服务只受理辖区 {current_app.config['COUNTY_CODE']}", "unknown jurisdiction_id", 404)
+        raise _bad(
+            "unknown_jurisdiction",
+            f"本服务只受理辖区 {current_app.config['COUNTY_CODE']}",
+            "unknown jurisdiction_id",
+            404,
+        )
 
 
 # -- discovery and services ------------------------------------------------------------------
+
 
 @bp.get(f"/discovery.{FMT}")
 @public
@@ -169,40 +179,70 @@ def _values(labels: dict) -> list[dict]:
 @public
 def service_definition(code: str, fmt: str):
     _check_jurisdiction()
-    category = category_by_code(get_session(), code) if params.CATEGORY_CODE.fullmatch(code) else None
+    category = (
+        category_by_code(get_session(), code) if params.CATEGORY_CODE.fullmatch(code) else None
+    )
     if category is None:
         raise _bad("unknown_service", f"服务 {code[:40]} 不存在", "unknown service_code", 404)
     attributes = [
         {
-            "variable": True, "code": "title", "datatype": "string", "required": False,
-            "datatype_description": "不超过 200 字", "order": 1,
-            "description": "事项标题（不填则取描述的前 40 字）", "values": [],
+            "variable": True,
+            "code": "title",
+            "datatype": "string",
+            "required": False,
+            "datatype_description": "不超过 200 字",
+            "order": 1,
+            "description": "事项标题（不填则取描述的前 40 字）",
+            "values": [],
         },
         {
-            "variable": True, "code": "channel", "datatype": "singlevaluelist", "required": False,
-            "datatype_description": "默认 hotline（网格员等只能用 grid_sweep）", "order": 2,
-            "description": "信访渠道", "values": _values(CHANNEL_LABELS),
+            "variable": True,
+            "code": "channel",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "datatype_description": "默认 hotline（网格员等只能用 grid_sweep）",
+            "order": 2,
+            "description": "信访渠道",
+            "values": _values(CHANNEL_LABELS),
         },
         {
-            "variable": True, "code": "case_class", "datatype": "singlevaluelist", "required": False,
-            "datatype_description": "默认 request", "order": 3,
-            "description": "事项类型（《信访工作条例》第29-31条）", "values": _values(CLASS_LABELS),
+            "variable": True,
+            "code": "case_class",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "datatype_description": "默认 request",
+            "order": 3,
+            "description": "事项类型（《信访工作条例》第29-31条）",
+            "values": _values(CLASS_LABELS),
         },
         {
-            "variable": True, "code": "people_count", "datatype": "number", "required": False,
-            "datatype_description": "1 至 10000 的整数，默认 1", "order": 4,
-            "description": "人数（5 人及以上为集体访）", "values": [],
+            "variable": True,
+            "code": "people_count",
+            "datatype": "number",
+            "required": False,
+            "datatype_description": "1 至 10000 的整数，默认 1",
+            "order": 4,
+            "description": "人数（5 人及以上为集体访）",
+            "values": [],
         },
         {
-            "variable": True, "code": "id_number", "datatype": "string", "required": False,
-            "datatype_description": "18 位居民身份证号", "order": 5,
-            "description": "信访人身份证号", "values": [],
+            "variable": True,
+            "code": "id_number",
+            "datatype": "string",
+            "required": False,
+            "datatype_description": "18 位居民身份证号",
+            "order": 5,
+            "description": "信访人身份证号",
+            "values": [],
         },
     ]
-    return render(fmt, {"service_code": category.code, "attributes": attributes}, "service_definition")
+    return render(
+        fmt, {"service_code": category.code, "attributes": attributes}, "service_definition"
+    )
 
 
 # -- filing a request ---------------------------------------------------------------------------
+
 
 def _attribute(name: str) -> str | None:
     value = request.form.get(f"attribute[{name}]")
@@ -239,7 +279,9 @@ def _choice(name: str, enum_type, default):
     try:
         return enum_type(value)
     except ValueError:
-        raise _bad("invalid_attribute", f"attribute[{name}] 的取值无效", f"invalid attribute[{name}]") from None
+        raise _bad(
+            "invalid_attribute", f"attribute[{name}] 的取值无效", f"invalid attribute[{name}]"
+        ) from None
 
 
 @bp.post(f"/requests.{FMT}")
@@ -263,10 +305,15 @@ def create_request(fmt: str):
         raise _bad("invalid_location", "lat 与 long 须同时提供", "lat and long go together")
     if lat is None:
         address_id = _text("address_id", 20)
-        area = get_area(session, address_id) if address_id and params.AREA_CODE.fullmatch(address_id) else None
+        area = (
+            get_area(session, address_id)
+            if address_id and params.AREA_CODE.fullmatch(address_id)
+            else None
+        )
         if area is None:
             raise _bad(
-                "location_required", "请提供 lat/long，或以 address_id 给出村(社区)或网格代码",
+                "location_required",
+                "请提供 lat/long，或以 address_id 给出村(社区)或网格代码",
                 "give lat/long, or an address_id that is a village or grid code",
             )
         point = session.execute(
@@ -280,23 +327,46 @@ def create_request(fmt: str):
         raise _bad("invalid_attribute", "标题不能超过 200 字", "title too long")
     channel = _choice("channel", Channel, Channel.HOTLINE if desk else Channel.GRID_SWEEP)
     if not desk and channel is not Channel.GRID_SWEEP:
-        raise _bad("channel_not_allowed", "您只能上报网格员排查发现的事项（grid_sweep）", "field roles file grid_sweep only", 403)
+        raise _bad(
+            "channel_not_allowed",
+            "您只能上报网格员排查发现的事项（grid_sweep）",
+            "field roles file grid_sweep only",
+            403,
+        )
     people = _attribute("people_count") or "1"
     if not re.fullmatch(r"[0-9]{1,5}", people) or not 1 <= int(people) <= 10000:
-        raise _bad("invalid_attribute", "人数应为 1 至 10000 的整数", "people_count must be 1 to 10000")
+        raise _bad(
+            "invalid_attribute", "人数应为 1 至 10000 的整数", "people_count must be 1 to 10000"
+        )
     name = "".join(p for p in (_text("last_name", 50), _text("first_name", 50)) if p) or None
     token = uuid.uuid4()
     new = NewCase(
-        title=title, category_id=category.id, channel=channel, lon=lon, lat=lat, description=description,
-        case_class=_choice("case_class", CaseClass, CaseClass.REQUEST), people_count=int(people),
-        location_approx=approx, client_id=token, petitioner_name=name,
-        petitioner_phone=_text("phone", 32), petitioner_id_number=_attribute("id_number") or None,
+        title=title,
+        category_id=category.id,
+        channel=channel,
+        lon=lon,
+        lat=lat,
+        description=description,
+        case_class=_choice("case_class", CaseClass, CaseClass.REQUEST),
+        people_count=int(people),
+        location_approx=approx,
+        client_id=token,
+        petitioner_name=name,
+        petitioner_phone=_text("phone", 32),
+        petitioner_id_number=_attribute("id_number") or None,
     )
     if new.petitioner_id_number and len(new.petitioner_id_number) > 32:
         raise _bad("invalid_attribute", "身份证号过长", "id_number too long")
-    extra = {k: _text(k, 500) for k in ("email", "device_id", "account_id", "media_url", "address_string")}
+    extra = {
+        k: _text(k, 500)
+        for k in ("email", "device_id", "account_id", "media_url", "address_string")
+    }
     case_id = register_case(
-        session, user, new, "通过 Open311 接口登记", {"source": "open311", **{k: v for k, v in extra.items() if v}}
+        session,
+        user,
+        new,
+        "通过 Open311 接口登记",
+        {"source": "open311", **{k: v for k, v in extra.items() if v}},
     )
     number = session.execute(
         text("SELECT number FROM cases WHERE id = :i"), {"i": case_id}
@@ -315,13 +385,18 @@ def create_request(fmt: str):
 
 # -- reading requests ----------------------------------------------------------------------------
 
+
 def _w3c(name: str, text: str | None) -> datetime | None:
     if text is None or text == "":
         return None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise _bad("invalid_date", f"{name} 应为 W3C 时间，如 2026-01-01T00:00:00Z", f"{name} must be a W3C datetime") from None
+        raise _bad(
+            "invalid_date",
+            f"{name} 应为 W3C 时间，如 2026-01-01T00:00:00Z",
+            f"{name} must be a W3C datetime",
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=params.LOCAL_TZ)
     if not params.EARLIEST <= moment <= datetime(2100, 1, 1, tzinfo=UTC):
@@ -343,7 +418,11 @@ def _period() -> tuple[datetime, datetime]:
     if end < start:
         raise _bad("invalid_date", "end_date 不能早于 start_date", "end_date is before start_date")
     if end - start > MAX_SPAN:
-        raise _bad("date_range_too_long", "start_date 与 end_date 相隔不能超过 90 天", "the range may not span more than 90 days")
+        raise _bad(
+            "date_range_too_long",
+            "start_date 与 end_date 相隔不能超过 90 天",
+            "the range may not span more than 90 days",
+        )
     return start, end
 
 
@@ -394,7 +473,9 @@ def _request_item(row) -> dict:
         "status_notes": _status_notes(case),
         "service_name": row.category_name,
         "service_code": row.category_code,
-        "description": case.description if case.description.startswith(case.title) else f"{case.title}\n{case.description}".strip(),
+        "description": case.description
+        if case.description.startswith(case.title)
+        else f"{case.title}\n{case.description}".strip(),
         "agency_responsible": f"{row.township_name}",
         "service_notice": "",
         "requested_datetime": case.reported_at.isoformat(),
@@ -416,12 +497,16 @@ def list_requests(fmt: str):
     _check_jurisdiction()
     session = get_session()
     ids = _list("service_request_id")
-    page_size = params.parse_int("page_size", request.args.get("page_size") or None, MAX_REQUESTS, 1, MAX_REQUESTS)
+    page_size = params.parse_int(
+        "page_size", request.args.get("page_size") or None, MAX_REQUESTS, 1, MAX_REQUESTS
+    )
     page = params.parse_int("page", request.args.get("page") or None, 1, 1, 100_000)
     if ids:
         # The spec: a list of ids overrides every other filter.
         if not all(NUMBER.fullmatch(i) for i in ids):
-            raise _bad("invalid_parameter", "service_request_id 格式不正确", "malformed service_request_id")
+            raise _bad(
+                "invalid_parameter", "service_request_id 格式不正确", "malformed service_request_id"
+            )
         stmt = queries.service_requests(user, CaseFilter(), numbers=ids)
     else:
         codes = _list("service_code")
@@ -429,8 +514,12 @@ def list_requests(fmt: str):
             raise _bad("invalid_parameter", "service_code 格式不正确", "malformed service_code")
         wanted = set(_list("status"))
         if wanted - {"open", "closed"}:
-            raise _bad("invalid_parameter", "status 可选 open、closed", "status must be open or closed")
-        statuses = sorted((OPEN if "open" in wanted else set()) | (CLOSED if "closed" in wanted else set()))
+            raise _bad(
+                "invalid_parameter", "status 可选 open、closed", "status must be open or closed"
+            )
+        statuses = sorted(
+            (OPEN if "open" in wanted else set()) | (CLOSED if "closed" in wanted else set())
+        )
         start, end = _period()
         flt = CaseFilter(since=start, until=end, categories=codes, statuses=statuses)
         stmt = queries.service_requests(user, flt)
@@ -478,5 +567,9 @@ def request_from_token(token: str, fmt: str):
         rows = queries.page_of_requests(get_session(), stmt, 1)
         number = rows[0].Case.number if rows else None
     if number is None:
-        raise _bad("not_found", "该令牌对应的请求不存在或您无权查看", "no request for this token", 404)
-    return render(fmt, [{"service_request_id": number, "token": token}], "service_requests", "request")
+        raise _bad(
+            "not_found", "该令牌对应的请求不存在或您无权查看", "no request for this token", 404
+        )
+    return render(
+        fmt, [{"service_request_id": number, "token": token}], "service_requests", "request"
+    )

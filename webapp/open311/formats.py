@@ -14,7 +14,12 @@ import xml.etree.ElementTree as ET
 
 from flask import Response
 
-SINGULAR = {"attributes": "attribute", "values": "value", "endpoints": "endpoint", "formats": "format"}
+SINGULAR = {
+    "attributes": "attribute",
+    "values": "value",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
 MIMETYPES = {"json": "application/json", "xml": "text/xml"}
 
 
@@ -42,7 +47,9 @@ def to_xml(root: str, item: str | None, data) -> bytes:
             _fill(ET.SubElement(top, item or "item"), entry)
     else:
         _fill(top, data)
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(
+        top, encoding="utf-8", xml_declaration=False
+    )
 
 
 def render(fmt: str, data, root: str, item: str | None = None, status: int = 200) -> Response:
@@ -51,7 +58,12 @@ def render(fmt: str, data, root: str, item: str | None = None, status: int = 200
         body = to_xml(root, item, data)
     else:
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-    return Response(body, status=status, mimetype=MIMETYPES[fmt], content_type=f"{MIMETYPES[fmt]}; charset=utf-8")
+    return Response(
+        body,
+        status=status,
+        mimetype=MIMETYPES[fmt],
+        content_type=f"{MIMETYPES[fmt]}; charset=utf-8",
+    )
 
 
 def render_errors(fmt: str, status: int, errors: list[dict]) -> Response:

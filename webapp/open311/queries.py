@@ -18,7 +18,9 @@ Village = aliased(Area)
 Township = aliased(Area)
 
 
-def service_requests(user, flt: CaseFilter, numbers: list[str] | None = None, token: uuid.UUID | None = None) -> Select:
+def service_requests(
+    user, flt: CaseFilter, numbers: list[str] | None = None, token: uuid.UUID | None = None
+) -> Select:
     """Return a Select of cases in scope with the grid, village and township names.
 
     ``numbers`` (case numbers) or ``token`` (the client id given when the request
@@ -27,7 +29,9 @@ def service_requests(user, flt: CaseFilter, numbers: list[str] | None = None, to
     stmt = (
         filtered_cases(user, flt)
         .add_columns(
-            Grid.name.label("grid_name"), Village.name.label("village_name"), Township.name.label("township_name")
+            Grid.name.label("grid_name"),
+            Village.name.label("village_name"),
+            Township.name.label("township_name"),
         )
         .join(Grid, Grid.id == Case.grid_id)
         .join(Village, Village.code == Case.village_code)
@@ -72,7 +76,9 @@ def public_request(session: Session, number: str | None = None, token: uuid.UUID
 
 def page_of_requests(session: Session, stmt: Select, limit: int, offset: int = 0) -> list:
     """Newest first, ties broken by id: a deterministic order for pages."""
-    return session.execute(stmt.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit).offset(offset)).all()
+    return session.execute(
+        stmt.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit).offset(offset)
+    ).all()
 
 
 def changeset(session: Session) -> datetime:

@@ -91,8 +91,7 @@ class RoadImportReport:
             )
         elif self.components > 1:
             out.append(
-                f"注意：道路网络分为 {self.components} 个互不连通的部分，"
-                "跨部分的路段按直线计算。"
+                f"注意：道路网络分为 {self.components} 个互不连通的部分，跨部分的路段按直线计算。"
             )
         else:
             out.append("道路网络连通。")
@@ -258,9 +257,10 @@ def import_roads(
 
     _stage(session, lines, names, kinds)
     tick("校验", 0, 1)
-    outside = session.execute(
-        text(
-            """
+    outside = (
+        session.execute(
+            text(
+                """
             WITH county AS MATERIALIZED (
                 SELECT ST_Buffer(geom::geography, :margin)::geometry AS geom
                 FROM areas WHERE code = :c
@@ -268,9 +268,12 @@ def import_roads(
             SELECT i.ord FROM road_import i, county c
             WHERE NOT ST_Intersects(i.geom, c.geom) ORDER BY i.ord
             """
-        ),
-        {"c": county_code, "margin": margin_m},
-    ).scalars().all()
+            ),
+            {"c": county_code, "margin": margin_m},
+        )
+        .scalars()
+        .all()
+    )
     for i in outside:
         report.errors.append(
             Problem(
@@ -279,9 +282,11 @@ def import_roads(
                 _label(i, names),
             )
         )
-    degenerate = session.execute(
-        text("SELECT ord FROM road_import WHERE ST_Length(geom) = 0 ORDER BY ord")
-    ).scalars().all()
+    degenerate = (
+        session.execute(text("SELECT ord FROM road_import WHERE ST_Length(geom) = 0 ORDER BY ord"))
+        .scalars()
+        .all()
+    )
     for i in degenerate:
         report.errors.append(
             Problem("geometry_degenerate", "线的长度为零（所有点重合）", _label(i, names))

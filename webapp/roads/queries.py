@@ -116,10 +116,7 @@ def components(session: Session, county_code: str) -> int | None:
     if pgrouting_version(session) is None:
         return None
     return session.execute(
-        text(
-            "SELECT count(DISTINCT component) FROM pgr_connectedComponents("
-            f"{EDGES_SQL})"
-        ),
+        text(f"SELECT count(DISTINCT component) FROM pgr_connectedComponents({EDGES_SQL})"),
         {"road_county": county_code},
     ).scalar_one()
 

@@ -95,7 +95,10 @@ class CaseCategoryTally(TallyFacts, Base):
     __table_args__ = (
         # The rows with open cases (a sixth at a million cases), as ix_case_tallies_open.
         Index(
-            "ix_case_category_tallies_open", "county_code", "category_id", "township_code",
+            "ix_case_category_tallies_open",
+            "county_code",
+            "category_id",
+            "township_code",
             postgresql_where="open <> 0",
         ),
     )

@@ -486,7 +486,9 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
     keys = {f.key for f in figures}
     counts = [f for f in F.COUNTS if f.key in keys]
     missing = [
-        f.key for f in counts if f.key not in TALLIED and f.key not in COMPOSED and f.basis != "event"
+        f.key
+        for f in counts
+        if f.key not in TALLIED and f.key not in COMPOSED and f.basis != "event"
     ]
     if missing:  # pragma: no cover - a test checks that every count is covered
         raise ValueError(f"no tally for {missing}")
@@ -549,8 +551,12 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
         ":p_from", ":p_to", ":pm_from", ":pm_to", q.period.start == m_from, stop <= m_to
     )
     conds["in_last_year"] = _ragged(
-        ":ly_from", ":ly_to", ":lm_from", ":lm_to",
-        year_before(q.period.start) == l_from, year_before(stop) <= l_to,
+        ":ly_from",
+        ":ly_to",
+        ":lm_from",
+        ":lm_to",
+        year_before(q.period.start) == l_from,
+        year_before(stop) <= l_to,
     )
     # Counted from the cases: the events, and the period's (the year before's) figures
     # when the period (the year before) has ragged days.
@@ -574,7 +580,9 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
     if with_villages or any(f.basis == "event" for f in counts):
         arms.extend(_EVENT_ARMS)
     cond_cols = "".join(f",\n    {sql} AS {key}" for key, sql in conds.items())
-    base_counts = ",\n".join(["    count(*) AS n_cases", *(f"    {f.sql} AS {f.key}" for f in period_counts)])
+    base_counts = ",\n".join(
+        ["    count(*) AS n_cases", *(f"    {f.sql} AS {f.key}" for f in period_counts)]
+    )
 
     # -- what depends on as_of through a deadline or the backlog cut-off ----------------
     # The backlog cut-off as the figures compute it, and its local month (each evaluated
@@ -582,9 +590,7 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
     cutoff = "(SELECT CAST(:as_of AS timestamptz) - make_interval(years => :backlog_years))"
     cut_month = f"(SELECT date_trunc('month', {cutoff} AT TIME ZONE 'Asia/Shanghai'))"
     # "open" (stats.figures) is TRUE exactly for these, whatever the as-of instant.
-    open_superset = (
-        f"(c.status NOT IN {OPEN_EXCLUDED_SQL} OR (c.status IN {F.RESOLVED_SQL} AND c.resolved_at >= :as_of))"
-    )
+    open_superset = f"(c.status NOT IN {OPEN_EXCLUDED_SQL} OR (c.status IN {F.RESOLVED_SQL} AND c.resolved_at >= :as_of))"
     all_conds = F.condition_sql()
     # Unconcluded cases whose deadline is not past at as_of: an index-only scan of
     # ix_cases_due_unconcluded, or ix_cases_due_unconcluded_category for a category filter
@@ -608,7 +614,9 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
     if "overdue" in keys:
         stock_cols.append("sum(c.overdue_pending) AS overdue")
     if "backlog" in keys:
-        stock_cols.append(f"sum(c.open) FILTER (WHERE c.month < CAST({cut_month} AS date)) AS backlog")
+        stock_cols.append(
+            f"sum(c.open) FILTER (WHERE c.month < CAST({cut_month} AS date)) AS backlog"
+        )
 
     counted = {f.key for f in period_counts}
 
@@ -690,7 +698,7 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
         # resolved_at find).
         ctes.append(
             f"""cut AS (
-  SELECT {key_sql} AS k, count(*) FILTER (WHERE {all_conds['backlog']}) AS backlog
+  SELECT {key_sql} AS k, count(*) FILTER (WHERE {all_conds["backlog"]}) AS backlog
   FROM cases c
   WHERE {where_area} AND c.reported_at < :as_of AND {open_superset}
     AND c.reported_at >= ({cut_month} AT TIME ZONE 'Asia/Shanghai') AND c.reported_at < {cutoff}
@@ -783,7 +791,9 @@ def rows_of(session: Session, q: StatsQuery, sql: str, params: dict) -> list[dic
     # than running the tallied statement (25 ms of planning at a million cases, 10
     # without the search), so the planner keeps the written order for this statement.
     previous = session.execute(
-        text("SELECT current_setting('join_collapse_limit'), set_config('join_collapse_limit', '1', true)")
+        text(
+            "SELECT current_setting('join_collapse_limit'), set_config('join_collapse_limit', '1', true)"
+        )
     ).scalar_one()
     result = session.execute(text(sql), params).mappings().all()
     session.execute(text("SELECT set_config('join_collapse_limit', :v, true)"), {"v": previous})
@@ -851,8 +861,12 @@ def _sum_rows(q: StatsQuery, rows: list[dict]) -> dict:
         elif f.kind == "flag":
             left, right = f.sql.split("=")
             total[f.key] = _arithmetic(left, values) == int(right)
-    return {"code": total["code"], "name": total["name"], "population": total["population"],
-            **{f.key: total[f.key] for f in figures}}
+    return {
+        "code": total["code"],
+        "name": total["name"],
+        "population": total["population"],
+        **{f.key: total[f.key] for f in figures},
+    }
 
 
 def _arithmetic(expression: str, values: dict) -> float | None:

@@ -104,8 +104,16 @@ def fresh_sql(key: tuple[str, ...] = KEY) -> str:
     return facts_sql("true", key)
 
 
-HEAT_KEY = ("scale", "county_code", "township_code", "month", "village_code", "grid_code",
-            "cx", "cy")
+HEAT_KEY = (
+    "scale",
+    "county_code",
+    "township_code",
+    "month",
+    "village_code",
+    "grid_code",
+    "cx",
+    "cy",
+)
 HEAT_COLUMNS = (*HEAT_KEY, "cases", "people")
 
 

@@ -358,13 +358,24 @@ def record_outcome(session: Session, user: User, stop_id: int, inp: OutcomeInput
     if inp.problem is not None:
         new_case = _open_case(session, user, stop, visit_id, inp)
     audit.record(
-        session, "visit_outcome", user, case_id=stop.case_id,
-        detail={"visit_id": visit_id, "stop_id": stop.id, "plan_id": stop.plan_id,
-                "outcome": inp.outcome.value, "follow_up": bool(stop.follow_up)},
+        session,
+        "visit_outcome",
+        user,
+        case_id=stop.case_id,
+        detail={
+            "visit_id": visit_id,
+            "stop_id": stop.id,
+            "plan_id": stop.plan_id,
+            "outcome": inp.outcome.value,
+            "follow_up": bool(stop.follow_up),
+        },
     )
     if new_case is not None:
         audit.record(
-            session, "case_register", user, case_id=new_case[0],
+            session,
+            "case_register",
+            user,
+            case_id=new_case[0],
             detail={"number": new_case[1], "channel": "grid_sweep", "visit_id": visit_id},
         )
     session.flush()

@@ -68,8 +68,15 @@ def local_today(session: Session) -> date:
 
 # The columns of a family member the facts are made of.
 MEMBER = (
-    "status", "satisfaction", "reported_at", "due_at", "concluded_at", "resolved_at",
-    "leader_id", "accused_unit", "grid_code",
+    "status",
+    "satisfaction",
+    "reported_at",
+    "due_at",
+    "concluded_at",
+    "resolved_at",
+    "leader_id",
+    "accused_unit",
+    "grid_code",
 )
 
 
@@ -177,22 +184,28 @@ HOUSEHOLD_FACTS = f"""
 
 # The facts of case targets, every live case walked through its chain (the reference
 # for RANKED_TARGETS_SQL, and one case added by hand).
-CASE_FACTS_SQL = """
+CASE_FACTS_SQL = (
+    """
 WITH RECURSIVE
 start AS MATERIALIZED (
     SELECT c.id, c.repeat_of_id, {member_c} FROM cases c
     WHERE c.{column} = :area AND {scope_c} AND {start}
 ),
-""" + CHAINS_SQL + """
+"""
+    + CHAINS_SQL
+    + """
 SELECT l.id AS case_id, c.number, c.title, l.grid_code,
        ST_X(c.location) AS lon, ST_Y(c.location) AS lat,
        l.leader_id, l.accused_unit,
-""" + HOUSEHOLD_FACTS + """
+"""
+    + HOUSEHOLD_FACTS
+    + """
 FROM chained l
 JOIN cases c ON c.id = l.id
 WHERE {extra}
 ORDER BY l.id
 """
+)
 
 # A live case: open, or followed up recently with the petitioner dissatisfied.
 LIVE = """({a}.status NOT IN {final}
@@ -359,10 +372,13 @@ def case_candidate(
 
 # Grids of the area where nobody recorded a visit for :min_days (or ever), and that
 # are not on another published plan; ``{extra}`` may leave out more.
-GRID_TARGETS = """
+GRID_TARGETS = (
+    """
 SELECT g.code AS grid_code, g.name, ST_X(g.label_point) AS lon, ST_Y(g.label_point) AS lat,
        CASE WHEN vi.at IS NULL THEN NULL
-            ELSE greatest(""" + days_since("vi.at") + """, 0) END AS unvisited_days
+            ELSE greatest("""
+    + days_since("vi.at")
+    + """, 0) END AS unvisited_days
 FROM areas g
 LEFT JOIN LATERAL (
     SELECT max(v.received_at) AS at FROM visit_records v
@@ -372,6 +388,7 @@ WHERE g.level = 'grid' AND g.code LIKE :prefix
   AND (vi.at IS NULL OR vi.at < :now - make_interval(days => :min_days))
   AND NOT {elsewhere} {extra}
 """
+)
 GRID_ELSEWHERE = PLANNED_ELSEWHERE.format(match="o.kind = 'grid' AND o.grid_code = g.code")
 GRID_FACTS_SQL = GRID_TARGETS.format(elsewhere=GRID_ELSEWHERE, extra="") + "ORDER BY g.code"
 
@@ -450,7 +467,8 @@ def grid_codes(session: Session, area_code: str) -> list[str]:
 # their own household, their facts read in the scan that finds them (the open ones
 # through ix_cases_open, the recently dissatisfied through ix_cases_dissatisfied).
 # Only the others walk their chains (CHAINS_SQL).
-RANKED_TARGETS_SQL = """
+RANKED_TARGETS_SQL = (
+    """
 WITH RECURSIVE
 live AS MATERIALIZED (
     SELECT u.*,
@@ -471,8 +489,12 @@ live AS MATERIALIZED (
 ),
 -- live cases in a repeat chain (``linked``: with a parent, or repeated, in scope or not)
 start AS (SELECT * FROM live l WHERE l.linked),
-""" + CHAINS_SQL + """,
-taken AS MATERIALIZED (""" + TAKEN_STOPS + """),
+"""
+    + CHAINS_SQL
+    + """,
+taken AS MATERIALIZED ("""
+    + TAKEN_STOPS
+    + """),
 done AS (
     SELECT v.case_id, max(v.received_at) AS at FROM visit_records v
     WHERE v.outcome = 'done' AND v.case_id IS NOT NULL
@@ -492,10 +514,14 @@ households AS (
 ),
 case_targets AS (
     SELECT 'case'::text AS kind, l.id AS case_id, l.grid_code, l.leader_id, l.accused_unit,
-""" + HOUSEHOLD_FACTS + """
+"""
+    + HOUSEHOLD_FACTS
+    + """
     FROM households l
 ),
-grid_targets AS (""" + GRID_TARGETS + """),
+grid_targets AS ("""
+    + GRID_TARGETS
+    + """),
 -- per grid: its Gi* bin, and the group and places of its people (assignment.Room);
 -- DISTINCT ON tells the planner that codes are unique (it hashes them then)
 grids AS (
@@ -601,6 +627,7 @@ LEFT JOIN (
 ) ON true
 ORDER BY {order_s}
 """
+)
 
 # Households not given to someone on another published plan that has not ended: a live
 # case of its own (``l`` from ``live``), a chain (``l`` from ``chained``).

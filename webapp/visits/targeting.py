@@ -267,9 +267,7 @@ def _points(weight: float, units: float) -> float:
     return round(weight * units, 1)
 
 
-def point_table(
-    factor: Factor, weights: Mapping[str, float], rules: Rules = Rules()
-) -> list[int]:
+def point_table(factor: Factor, weights: Mapping[str, float], rules: Rules = Rules()) -> list[int]:
     """The points ``factor`` adds at each level (index 0: does not apply), in tenths.
 
     The entries are :func:`points`' own per-factor values, which are whole tenths:
@@ -314,9 +312,7 @@ def _text(factor: str, facts: Facts) -> str:
     return f"包案领导积案，首次信访已 {facts.leader_case_days} 天"
 
 
-def _weighted(
-    facts: Facts, weights: Mapping[str, float], rules: Rules
-) -> list[tuple[str, float]]:
+def _weighted(facts: Facts, weights: Mapping[str, float], rules: Rules) -> list[tuple[str, float]]:
     """The factors that give ``facts`` points, with their points, in factor order."""
     out = []
     for factor, units in _units(facts, rules):

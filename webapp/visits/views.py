@@ -321,7 +321,9 @@ def sheet(plan_id: int):
 
 def _audit(session, user, action: str, plan: VisitPlan, **detail) -> None:
     """Every change to a plan is in the audit log, with the plan and what changed."""
-    audit.record(session, action, user, detail={"plan_id": plan.id, "area": plan.area_code, **detail})
+    audit.record(
+        session, action, user, detail={"plan_id": plan.id, "area": plan.area_code, **detail}
+    )
 
 
 def _log_contacts(session, user, views, **detail) -> None:
@@ -386,7 +388,14 @@ def optimise(plan_id: int):
     user, session, plan = _edit_target(plan_id)
     uid, day = _user_day(request.form.get("user_day", ""))
     n = planning.optimise(session, plan, uid, day)
-    _audit(session, user, "visit_plan_optimise", plan, user_id=uid, day=day.isoformat() if day else None)
+    _audit(
+        session,
+        user,
+        "visit_plan_optimise",
+        plan,
+        user_id=uid,
+        day=day.isoformat() if day else None,
+    )
     session.commit()
     flash(f"已重新优化 {n} 条路线（已走访的点保持原位）。", "info")
     return _back(plan.id)
