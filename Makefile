@@ -62,8 +62,9 @@ restore: setup
 	$(FLASK) db restore --yes $(BACKUP)
 
 lint: setup
-	@[ -x $(BIN)/ruff ] || $(BIN)/pip install --quiet -e '.[lint]'
-	$(BIN)/ruff check webapp tests gis_data migrations
+	@$(BIN)/pip install --quiet -e '.[lint]'
+	$(BIN)/ruff check webapp tests gis_data migrations bench
+	$(BIN)/ruff format --check webapp tests gis_data migrations bench
 
 clean: stop
 	rm -rf $(VENV) node_modules var

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from webapp.db import Base
 import webapp.models  # noqa: F401  (registers every table on Base.metadata)
+from webapp.db import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -77,7 +77,7 @@ def _grid_under(session, code: str) -> str:
 @pytest.fixture
 def targets(
     session, login, demo_areas, make_case, other_county_case, photo_dir, app, tmp_path, monkeypatch
-):  # noqa: F811
+):
     """targets(role) -> Targets, with the test client signed in as that role."""
     monkeypatch.setitem(app.config, "EXCHANGE_DIR", str(tmp_path / "imports"))
     from webapp.auth.accounts import issue_token

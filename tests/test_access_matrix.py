@@ -78,6 +78,19 @@ def const(url: str) -> Callable[[Targets, bool], str]:
     return lambda t, inside: url
 
 
+def plan_url(suffix: str) -> Callable[[Targets, bool], str]:
+    """The URL of a visit plan (the target's, or the other county's) with ``suffix``."""
+    return lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}{suffix}"
+
+
+def stop_url(suffix: str) -> Callable[[Targets, bool], str]:
+    """The URL of a plan's stop (the target's, or the other county's) with ``suffix``."""
+    return lambda t, i: (
+        f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}"
+        f"{suffix}"
+    )
+
+
 MATRIX: dict[tuple[str, str], Probe] = {
     # -- pages ----------------------------------------------------------------------
     ("grid.index", "GET"): Probe(const("/"), flat()),
@@ -215,9 +228,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ),
     **{
         ("visits." + name, method): Probe(
-            (lambda suffix: lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}{suffix}")(
-                suffix
-            ),
+            plan_url(suffix),
             scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
             data=(lambda t, i: form(version="1", number=case(t, i).number))
             if method == "POST"
@@ -238,20 +249,12 @@ MATRIX: dict[tuple[str, str], Probe] = {
         scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
     ),
     ("visits.stop", "GET"): Probe(
-        lambda t, i: (
-            f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}"
-        ),
+        stop_url(""),
         scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
     ),
     **{
         ("visits." + name, "POST"): Probe(
-            (
-                lambda suffix: (
-                    lambda t, i: (
-                        f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}/{suffix}"
-                    )
-                )
-            )(name),
+            stop_url("/" + name),
             scoped(PLANNERS) | {r: ("N", "N") for r in ALL - PLANNERS},
             data=lambda t, i: form(version="1", direction="up"),
         )

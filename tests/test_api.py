@@ -144,7 +144,8 @@ def test_case_filters(client, token_for, session):
     expected = session.execute(
         text(
             """SELECT count(*) FROM cases c JOIN categories k ON k.id = c.category_id
-           WHERE k.code IN ('migrant_wages','labour_dispute') AND c.status IN ('resolved','closed') AND c.channel = 'visit'
+           WHERE k.code IN ('migrant_wages','labour_dispute') AND c.status IN ('resolved','closed')
+             AND c.channel = 'visit'
              AND c.reported_at >= '2025-01-01T00:00:00+08:00' AND c.reported_at < '2026-01-01T00:00:00+08:00'"""
         )
     ).scalar_one()
@@ -414,7 +415,8 @@ def test_township_leader_cannot_file_outside_the_township(client, token_for, ses
     _, token = token_for("township_leader")
     lon, lat = session.execute(
         text(
-            "SELECT ST_X(label_point), ST_Y(label_point) FROM areas WHERE level = 'grid' AND township_code <> :t LIMIT 1"
+            "SELECT ST_X(label_point), ST_Y(label_point) FROM areas "
+            "WHERE level = 'grid' AND township_code <> :t LIMIT 1"
         ),
         {"t": demo_areas["township_leader"]},
     ).one()

@@ -185,7 +185,8 @@ class Ctx:
     def _stop(self) -> int:
         plan = self.session.execute(
             text(
-                "INSERT INTO visit_plans (title, area_code, date_from, date_to, status, weights, created_by, published_at) "
+                "INSERT INTO visit_plans "
+                "(title, area_code, date_from, date_to, status, weights, created_by, published_at) "
                 "VALUES ('计划', :a, current_date, current_date, 'published', '{}'::jsonb, :u, now()) RETURNING id"
             ),
             {"a": self.case.grid_code[:9], "u": self._user.id},

@@ -54,7 +54,8 @@ def test_a01_down_and_up(server_url):
             assert (
                 conn.execute(
                     text(
-                        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'cases' AND column_name = 'due_at'"
+                        "SELECT count(*) FROM information_schema.columns "
+                        "WHERE table_name = 'cases' AND column_name = 'due_at'"
                     )
                 ).scalar()
                 == 1

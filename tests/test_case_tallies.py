@@ -10,7 +10,6 @@ cases alone (``figure_rows(..., raw=True)``).
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np

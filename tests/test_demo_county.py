@@ -65,7 +65,8 @@ def test_every_case_sits_in_its_grid(session):
             """
             SELECT count(*) AS n,
                    count(*) FILTER (WHERE NOT ST_Covers(g.geom, c.location)) AS misplaced,
-                   count(*) FILTER (WHERE c.village_code <> g.village_code OR c.township_code <> g.township_code) AS wrong_codes
+                   count(*) FILTER (WHERE c.village_code <> g.village_code
+                                    OR c.township_code <> g.township_code) AS wrong_codes
             FROM cases c JOIN areas g ON g.id = c.grid_id
             WHERE c.county_code = '410726'
             """
@@ -123,7 +124,8 @@ def test_demo_cases_look_real(session):
     # Every case with its events: the history starts with registration.
     first = session.execute(
         text(
-            "SELECT count(*) FROM cases c WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'register')"
+            "SELECT count(*) FROM cases c WHERE NOT EXISTS "
+            "(SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'register')"
         )
     ).scalar_one()
     assert first == 0

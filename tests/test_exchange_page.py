@@ -16,7 +16,7 @@ def _upload(client, path):
     return client.post("/exchange/imports", data=data, content_type="multipart/form-data")
 
 
-def test_upload_check_confirm_import(client, login, session, tmp_path, places):  # noqa: F811
+def test_upload_check_confirm_import(client, login, session, tmp_path, places):
     user = login("county_staff")
     path = write_ledger(tmp_path / "台账.xlsx", every_kind(places))
     r = _upload(client, path)

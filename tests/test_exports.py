@@ -23,7 +23,8 @@ def marked_case(session, demo_areas):
     ).scalar_one()
     session.execute(
         text(
-            "UPDATE cases SET title = '=cmd|calc', petitioner_name = '欧阳娜娜', petitioner_phone = '13812345678' WHERE id = :i"
+            "UPDATE cases SET title = '=cmd|calc', petitioner_name = '欧阳娜娜', "
+            "petitioner_phone = '13812345678' WHERE id = :i"
         ),
         {"i": cid},
     )

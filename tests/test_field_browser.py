@@ -20,7 +20,6 @@ from tests.conftest import TEST_PASSWORD
 from tests.field_fixtures import category_id, grid_point, image_bytes, phone  # noqa: F401
 from webapp.field.photos import photo_path
 
-
 pytestmark = pytest.mark.browser
 
 

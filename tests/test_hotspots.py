@@ -55,7 +55,9 @@ def test_queen_neighbours_of_the_demo_grids(grid_queen):
     nb, band, _ = grid_queen
     k = nb.cardinalities()
     assert nb.n > 900 and k.min() >= 1 and 5 <= k.mean() <= 7  # a planar partition averages ~6
-    assert set(zip(nb.i.tolist(), nb.j.tolist())) == set(zip(nb.j.tolist(), nb.i.tolist()))
+    assert set(zip(nb.i.tolist(), nb.j.tolist(), strict=True)) == set(
+        zip(nb.j.tolist(), nb.i.tolist(), strict=True)
+    )
     assert (
         band.kind == "distance" and band.threshold_m == 2500.0 and band.cardinalities().mean() > 1
     )

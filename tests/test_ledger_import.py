@@ -82,13 +82,15 @@ def places(session):
     """A grid label point, a village (with its township) and a stored case with a petitioner."""
     grid = session.execute(
         text(
-            "SELECT code, ST_X(label_point) AS lon, ST_Y(label_point) AS lat FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1"
+            "SELECT code, ST_X(label_point) AS lon, ST_Y(label_point) AS lat FROM areas "
+            "WHERE level = 'grid' ORDER BY code LIMIT 1"
         )
     ).one()
     village = session.execute(
         text(
             """SELECT v.code, v.name, t.name AS township FROM areas v JOIN areas t ON t.code = v.township_code
-               WHERE v.level = 'village' AND (SELECT count(*) FROM areas o WHERE o.level = 'village' AND o.name = v.name) = 1
+               WHERE v.level = 'village'
+                 AND (SELECT count(*) FROM areas o WHERE o.level = 'village' AND o.name = v.name) = 1
                ORDER BY v.code LIMIT 1"""
         )
     ).one()

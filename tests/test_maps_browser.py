@@ -26,7 +26,8 @@ FIND_AREA = """(code) => {
     const map = Object.values(window).find(v => v instanceof L.Map);
     const layers = [];
     map.eachLayer(l => { if (l.feature && l.feature.properties && l.getElement && l.getElement()) layers.push(l); });
-    const wanted = layers.filter(l => code ? l.feature.properties.code === code : l.feature.properties.to !== undefined);
+    const wanted = layers.filter(
+        l => code ? l.feature.properties.code === code : l.feature.properties.to !== undefined);
     for (const layer of wanted) {
         const el = layer.getElement();
         const r = el.getBoundingClientRect();

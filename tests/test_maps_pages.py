@@ -294,7 +294,8 @@ def test_case_markers_link_the_case_file_and_hide_personal_data(client, login, s
     assert "/cases/" in html and "L.markerClusterGroup" in html
     names = session.execute(
         text(
-            "SELECT petitioner_name, petitioner_phone FROM cases WHERE township_code = :t AND petitioner_name IS NOT NULL"
+            "SELECT petitioner_name, petitioner_phone FROM cases "
+            "WHERE township_code = :t AND petitioner_name IS NOT NULL"
             " LIMIT 50"
         ),
         {"t": demo_areas["township_leader"]},

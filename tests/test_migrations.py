@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from webapp.db import Base
 import webapp.models  # noqa: F401
+from webapp.db import Base
 
 
 def _ignore(obj, name, type_, reflected, compare_to):

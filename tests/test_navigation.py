@@ -29,7 +29,7 @@ def test_each_role_sees_the_entries_it_may_use_and_they_open(client, login, role
     html = client.get("/", follow_redirects=True).get_data(as_text=True)
     labels = [label for label, _ in nav_of(html)]
     assert labels == [label for label, _, may in NAV if may(user)]
-    for label, endpoint, may in NAV:
+    for label, _endpoint, may in NAV:
         if may(user):
             url = re.search(rf'<a href="([^"]+)"[^>]*>{label}</a>', html).group(1)
             assert client.get(url, follow_redirects=True).status_code == 200, (role, label)

@@ -282,7 +282,7 @@ def test_address_id_places_the_request_at_the_village(client, token_for, session
 
 
 @pytest.fixture
-def live_token(live_app, demo_areas):  # noqa: F811
+def live_token(live_app, demo_areas):
     from webapp.auth.accounts import create_user
 
     with live_app.app_context():
@@ -300,7 +300,7 @@ def live_token(live_app, demo_areas):  # noqa: F811
     return token, tuple(point)
 
 
-def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  # noqa: F811
+def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):
     from civicbot.http import HttpError, HttpTransport, RateLimiter
     from civicbot.open311 import CONFIRM_TOKEN, Open311Client
     from civicbot.registry import Endpoint
@@ -358,7 +358,7 @@ def test_civicbot_client_lists_files_and_reads_back(live_server, live_token):  #
     assert refused.value.status == 401
 
 
-def test_concurrent_creates_with_one_key_make_one_case(live_server, live_token, live_app):  # noqa: F811
+def test_concurrent_creates_with_one_key_make_one_case(live_server, live_token, live_app):
     token, (lon, lat) = live_token
     body = {
         "title": "并发提交",

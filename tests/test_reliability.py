@@ -29,7 +29,8 @@ FILL = [
        SELECT (SELECT min(id) FROM cases), '1b0e3a7c-0f5c-4d7e-9b1e-3c7a2d9e4f10', id, repeat('cd', 32),
               1234, 640, 480, 'JPEG', 2345 FROM users WHERE username = 'backup_worker'""",
     """INSERT INTO case_repeat_dismissals (case_id, other_id, user_id)
-       SELECT (SELECT min(id) FROM cases), (SELECT max(id) FROM cases), id FROM users WHERE username = 'backup_worker'""",
+       SELECT (SELECT min(id) FROM cases), (SELECT max(id) FROM cases), id
+       FROM users WHERE username = 'backup_worker'""",
     """INSERT INTO sweeps (grid_id, grid_code, village_code, township_code, county_code, period_kind, period_start,
                            zero_report, note, reporter_id)
        SELECT a.id, a.code, a.village_code, a.township_code, a.county_code, 'monthly', DATE '2026-03-01', false,
@@ -60,7 +61,8 @@ FILL = [
               ST_SetSRID(ST_MakeLine(ST_MakePoint(114.2, 35.2), ST_MakePoint(114.201, 35.2)), 4326)
        FROM road_vertices""",
     """INSERT INTO ledger_imports (user_id, filename, sha256, state, summary, imported)
-       SELECT id, '台账.xlsx', repeat('ef', 32), 'done', '{"rows": 10}', 4 FROM users WHERE username = 'backup_worker'""",
+       SELECT id, '台账.xlsx', repeat('ef', 32), 'done', '{"rows": 10}', 4
+       FROM users WHERE username = 'backup_worker'""",
     """INSERT INTO api_idempotency_keys (user_id, key, request_hash, status, response)
        SELECT id, 'k-1', repeat('01', 32), 201, '{"id": 1}' FROM users WHERE username = 'backup_worker'""",
     # A case in a month of its own: the trigger adds its case_tallies row.
@@ -98,7 +100,9 @@ def fingerprint(url: str) -> dict[str, str]:
         for t in app_tables(conn):
             out[t] = conn.execute(
                 text(
-                    f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') FROM {t} x"
+                    "SELECT count(*) || ':' || "
+                    "coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') "
+                    f"FROM {t} x"
                 )
             ).scalar_one()
         for name, last in conn.execute(

@@ -71,7 +71,8 @@ def _facts(c: str) -> dict[str, str]:
         "cases": "1",
         "people": f"coalesce({c}.people_count, 0)",
         "visit_batches": f"CASE WHEN {c}.channel = 'visit' THEN coalesce({c}.batch_count, 0) ELSE 0 END",
-        "visit_persons": f"CASE WHEN {c}.channel = 'visit' THEN coalesce({c}.people_count * {c}.batch_count, 0) ELSE 0 END",
+        "visit_persons": f"CASE WHEN {c}.channel = 'visit' "
+        f"THEN coalesce({c}.people_count * {c}.batch_count, 0) ELSE 0 END",
         "resolved": b(resolved),
         "followups": b(followed),
         "satisfied": b(f"{followed} AND {c}.satisfaction IN ('satisfied','basically')"),

@@ -591,7 +591,8 @@ def openapi_document(server: str = "") -> dict:
                     "operationId": "createCase",
                     "summary": "登记案件（幂等）(create a case, idempotent)",
                     "description": (
-                        "同一 Idempotency-Key 与相同请求体返回首次结果（同样的状态码和内容，响应头 Idempotent-Replayed: true）；"
+                        "同一 Idempotency-Key 与相同请求体返回首次结果"
+                        "（同样的状态码和内容，响应头 Idempotent-Replayed: true）；"
                         "同一键与不同请求体返回 422。失败的请求不占用键。\n\n"
                         "The same key with the same body returns the first answer; with another body, 422. "
                         "Failed requests do not use up their key."
@@ -652,9 +653,13 @@ def openapi_document(server: str = "") -> dict:
             "/stats": {
                 "get": {
                     "operationId": "stats",
-                    "summary": "统计指标：辖区内各区划、类别、渠道或月份的指标 (figures by area, category, channel or month)",
+                    "summary": (
+                        "统计指标：辖区内各区划、类别、渠道或月份的指标 "
+                        "(figures by area, category, channel or month)"
+                    ),
                     "description": (
-                        "与统计页面和月报同一口径（见 /stats/glossary）。仅乡镇领导、县信访局、包案领导、研判人员和管理员可用。\n\n"
+                        "与统计页面和月报同一口径（见 /stats/glossary）。"
+                        "仅乡镇领导、县信访局、包案领导、研判人员和管理员可用。\n\n"
                         "The same figures as the dashboard and the monthly report (definitions: /stats/glossary, "
                         "docs/stats.md). For township leaders, county staff, leaders in charge, planners and admins."
                     ),
@@ -736,7 +741,10 @@ def openapi_document(server: str = "") -> dict:
                     "type": "apiKey",
                     "in": "header",
                     "name": "X-CSRF-Token",
-                    "description": '会话的 CSRF 令牌（页面 <meta name="csrf-token">，或 GET /field/session）；以令牌认证时不需要',
+                    "description": (
+                        '会话的 CSRF 令牌（页面 <meta name="csrf-token">，或 GET /field/session）；'
+                        "以令牌认证时不需要"
+                    ),
                 },
             },
             "responses": {

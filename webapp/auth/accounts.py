@@ -163,7 +163,8 @@ def user_for_token(session: Session, token: str) -> User | None:
     api_token, user = row
     session.execute(
         text(
-            "UPDATE api_tokens SET last_used_at = now() WHERE id = :i AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = :i "
+            "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
         ),
         {"i": api_token.id},
     )

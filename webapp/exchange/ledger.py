@@ -356,8 +356,7 @@ def _read_csv(data: bytes) -> Iterator[tuple[int, list]]:
         dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample else csv.excel
     except csv.Error:
         dialect = csv.excel
-    for i, row in enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1):
-        yield i, row
+    yield from enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1)
 
 
 def _read_xlsx(path: Path) -> Iterator[tuple[int, list]]:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import shapely
-from pyogrio.errors import DataSourceError, DataLayerError
+from pyogrio.errors import DataLayerError, DataSourceError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 

@@ -590,7 +590,10 @@ def build_tally_sql(q: StatsQuery, plan: TallyPlan) -> tuple[str, dict]:
     cutoff = "(SELECT CAST(:as_of AS timestamptz) - make_interval(years => :backlog_years))"
     cut_month = f"(SELECT date_trunc('month', {cutoff} AT TIME ZONE 'Asia/Shanghai'))"
     # "open" (stats.figures) is TRUE exactly for these, whatever the as-of instant.
-    open_superset = f"(c.status NOT IN {OPEN_EXCLUDED_SQL} OR (c.status IN {F.RESOLVED_SQL} AND c.resolved_at >= :as_of))"
+    open_superset = (
+        f"(c.status NOT IN {OPEN_EXCLUDED_SQL} "
+        f"OR (c.status IN {F.RESOLVED_SQL} AND c.resolved_at >= :as_of))"
+    )
     all_conds = F.condition_sql()
     # Unconcluded cases whose deadline is not past at as_of: an index-only scan of
     # ix_cases_due_unconcluded, or ix_cases_due_unconcluded_category for a category filter
