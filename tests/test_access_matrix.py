@@ -79,12 +79,12 @@ def const(url: str) -> Callable[[Targets, bool], str]:
 
 
 def plan_url(suffix: str) -> Callable[[Targets, bool], str]:
-    """The URL of a visit plan (the target's, or the other county's) with ``suffix``."""
+    """The URL of a visit plan (in the user's area, or the one outside) with ``suffix``."""
     return lambda t, i: f"/visits/plans/{t.plan_in if i else t.plan_out}{suffix}"
 
 
 def stop_url(suffix: str) -> Callable[[Targets, bool], str]:
-    """The URL of a plan's stop (the target's, or the other county's) with ``suffix``."""
+    """The URL of a plan's stop (in the user's area, or the one outside) with ``suffix``."""
     return lambda t, i: (
         f"/visits/plans/{t.plan_in if i else t.plan_out}/stops/{t.stop_in if i else t.stop_out}"
         f"{suffix}"

@@ -145,7 +145,6 @@ def _parallel_pass() -> str:
     queries = group_queries()
     out = []
     for table, temp in GROUPS.items():
-        out.append(f"DROP TABLE IF EXISTS pg_temp.{temp};")
         out.append(f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS {queries[table]};")
     for table, temp in GROUPS.items():
         key, cols = columns[table]
