@@ -121,3 +121,32 @@ def test_only_rebuilding_loads_of_rising_columns_without_client_ids_go_direct(se
     with_ids = [(r[0], f"00000000-0000-0000-0000-00000000000{r[0]}", *r[2:]) for r in rows]
     assert not bulk._can_copy_directly(session, bulk.columns_from_rows(with_ids), True)
     assert not bulk._can_copy_directly(session, rows, True)  # tuples: staged
+
+
+def test_a_first_load_into_empty_cases_takes_the_primary_key_apart_too_and_puts_all_back(
+    session, awkward_load
+):
+    """Into an empty table (nothing refers to a case), the load drops the primary key with
+    the other indexes and keys and builds it first when it puts them back; the numbers
+    are those the inserts spelt before k01, the tallies those of a fresh GROUP BY."""
+    from bench.load import schema_of_cases
+    from tests.test_case_number import OLD
+    from tests.test_heat_tallies import empty_the_cases
+    from webapp.stats import tallies
+
+    empty_the_cases(session)
+    before = schema_of_cases(session)
+    result = bulk.bulk_insert_cases(session, awkward_load, rebuild_indexes=True, defer_restore=True)
+    assert result.copied_directly and result.outside == [0, 7, 1234, 2499]
+    assert result.restore[0] == 'ALTER TABLE cases ADD CONSTRAINT "pk_cases" PRIMARY KEY (id)'
+    assert not session.execute(
+        text("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'pk_cases')")
+    ).scalar_one()
+    bulk.put_back(session, result)
+    assert schema_of_cases(session) == before
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == 2496
+    wrong = session.execute(
+        text(f"SELECT count(*) FROM cases WHERE number <> ({OLD})")
+    ).scalar_one()
+    assert wrong == 0
+    assert tallies.differences(session) == []
