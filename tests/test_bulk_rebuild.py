@@ -84,10 +84,10 @@ def test_a_rebuilding_load_gives_back_the_tally_trigger_as_it_was_and_it_tallies
     )
     session.execute(
         text(
-            "INSERT INTO cases (number, title, description, category_id, channel, case_class,"
+            "INSERT INTO cases (title, description, category_id, channel, case_class,"
             " people_count, batch_count, location, location_approx, grid_id, grid_code,"
             " village_code, township_code, county_code, status, reported_at, is_first, skip_level)"
-            " SELECT 'T-1', 't', 'd', category_id, channel, case_class, 1, 1, location, false,"
+            " SELECT 't', 'd', category_id, channel, case_class, 1, 1, location, false,"
             " grid_id, grid_code, village_code, township_code, county_code, status, now(),"
             " true, false FROM cases WHERE id = :id"
         ),

@@ -272,8 +272,8 @@ def _copy_cases(session, where: str, reported_at: str = "c.reported_at") -> int:
     return session.execute(
         text(
             f"""
-            INSERT INTO cases (id, number, reported_at, {listed})
-            SELECT new_id, 'COPY-' || new_id, {reported_at}, {listed}
+            INSERT INTO cases (id, reported_at, {listed})
+            SELECT new_id, {reported_at}, {listed}
             FROM (
                 SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS new_id, c.*
                 FROM cases c CROSS JOIN generate_series(1, 2) AS twice(k)

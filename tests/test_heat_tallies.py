@@ -450,7 +450,17 @@ def test_a_loads_one_pass_equals_a_rebuild_and_the_triggers(session, empty):
     )
     session.execute(text("DELETE FROM cases WHERE id IN (SELECT id FROM reloaded)"))
     assert digests(session) == before
-    session.execute(text("INSERT INTO cases SELECT * FROM reloaded"))
+    # Every column but the generated number (PostgreSQL computes it again, the same).
+    columns = ", ".join(
+        session.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'cases' "
+                "AND is_generated = 'NEVER' ORDER BY ordinal_position"
+            )
+        ).scalars()
+    )
+    session.execute(text(f"INSERT INTO cases ({columns}) SELECT {columns} FROM reloaded"))
     assert digests(session) == loaded
 
 

@@ -66,9 +66,9 @@ FILL = [
     """INSERT INTO api_idempotency_keys (user_id, key, request_hash, status, response)
        SELECT id, 'k-1', repeat('01', 32), 201, '{"id": 1}' FROM users WHERE username = 'backup_worker'""",
     # A case in a month of its own: the trigger adds its case_tallies row.
-    """INSERT INTO cases (number, title, category_id, channel, location, grid_id, grid_code, village_code,
+    """INSERT INTO cases (title, category_id, channel, location, grid_id, grid_code, village_code,
                           township_code, county_code, reported_at)
-       SELECT 'BACKUP-2001-1', '备份测试案件', (SELECT min(id) FROM categories), 'visit', label_point, id, code,
+       SELECT '备份测试案件', (SELECT min(id) FROM categories), 'visit', label_point, id, code,
               village_code, township_code, county_code, TIMESTAMPTZ '2001-03-05 10:00:00+08'
        FROM areas WHERE level = 'grid' ORDER BY code LIMIT 1""",
 ]

@@ -22,10 +22,17 @@ are dropped first and built again after the insert, as ``pg_restore`` does: sort
 builds of whole indexes cost a fraction of a million single insertions (measured in
 BENCHMARKS.md). A load into a table that already holds cases keeps every index and
 the table readable throughout.
+
+Such a rebuilding load given as columns without client ids (the demo loader) skips the
+staging of whole rows: steps 1-4 run on the points alone, and step 5 is a binary COPY
+straight into ``cases`` of the given columns with the ids and grids read back from step
+4 (:func:`_copy_into_cases`). The case number is not written by any of these: it is a
+generated column of ``cases`` (``models.NUMBER_SQL``).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -134,7 +141,7 @@ _POINTS_DDL = (
 )
 
 _TARGET = """
-    id, number, client_id, title, description, category_id, channel, case_class,
+    id, client_id, title, description, category_id, channel, case_class,
     people_count, batch_count, location, location_approx,
     grid_id, grid_code, village_code, township_code, county_code,
     status, reported_at, accepted_at, concluded_at, resolved_at, due_at,
@@ -145,10 +152,7 @@ _TARGET = """
 """
 
 _SOURCE = """
-    p.id,
-    g.county_code || '-' || to_char(l.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')
-        || '-' || lpad(p.id::text, 7, '0'),
-    l.client_id, l.title, l.description, l.category_id, l.channel, l.case_class,
+    p.id, l.client_id, l.title, l.description, l.category_id, l.channel, l.case_class,
     l.people_count, l.batch_count, l.geom, l.location_approx,
     g.id, g.code, g.village_code, g.township_code, g.county_code,
     l.status, l.reported_at, l.accepted_at, l.concluded_at, l.resolved_at, l.due_at,
@@ -173,6 +177,9 @@ class BulkResult:
     first_id: int | None = None
     last_id: int | None = None
     rebuilt_indexes: bool = False
+    # Copied straight into ``cases`` (only the points and a sample staged: see
+    # :func:`_can_copy_directly`).
+    copied_directly: bool = False
     # The DDL that puts back what a rebuilding load took apart, while it is pending
     # (``defer_restore``; see :func:`put_back`).
     restore: list[str] = field(default_factory=list)
@@ -323,6 +330,12 @@ def bulk_insert_cases(
         session.execute(text(f"DROP TABLE IF EXISTS {table}"))
     session.execute(text(_STAGING_DDL))
     session.execute(text(_POINTS_DDL))
+    if _can_copy_directly(session, rows, rebuild_indexes):
+        result.copied_directly = True
+        _stage_points_and_sample(session, rows, result, tick)
+        lap("copy")
+        _place_and_insert(session, result, tick, lap, False, True, defer_restore, direct=rows)
+        return result
     has_client_ids = False
     points: list[bytes] = [pgcopy.HEADER]
 
@@ -364,6 +377,176 @@ def bulk_insert_cases(
     return result
 
 
+# -- Straight into ``cases`` -------------------------------------------------------------
+#
+# A rebuilding load of columns (the demo loader) need not stage the whole cases only to
+# read them back once: it stages the points, places them (the same polygon-first join,
+# the same border rule, the same numbering from the cases' sequence), reads back each
+# placed row's id and grid (24 bytes a row), and copies the cases into ``cases``
+# themselves, with their grid's codes and their repeat link. The wide rows then cross the
+# server once instead of three times (COPY into the staging table, read by the INSERT's
+# joins, written into ``cases``). PostgreSQL still decides every place, in this
+# transaction, before any case is stored; the number is the table's own (a generated
+# column, migration k01), computed from the id, county and time copied here.
+
+# Whole rows staged for the predicates of the partial indexes (``_sparse_in_load``):
+# blocks spread over the load, so that a time-ordered load is sampled over its whole span.
+SAMPLE_BLOCKS = 20
+SAMPLE_BLOCK_ROWS = 1_000
+
+
+def _can_copy_directly(session: Session, rows, rebuild_indexes: bool | None) -> bool:
+    """Whether ``rows`` may be copied straight into ``cases`` (see above).
+
+    Only a rebuilding load of :class:`CaseColumns` without client ids (nothing to
+    deduplicate, no ON CONFLICT) whose ``ord`` rises strictly from row to row (load
+    order is row order, and a repeat's target is found by a binary search).
+    """
+    if not isinstance(rows, CaseColumns) or rows.n == 0 or rows.has_client_ids:
+        return False
+    ords = rows.columns[STAGE_NAMES.index("ord")]
+    values = getattr(ords, "values", None)
+    if values is None or _nonnull(ords) != rows.n:
+        return False
+    if not bool(np.all(np.diff(np.asarray(values, dtype=np.int64)) > 0)):
+        return False
+    if rebuild_indexes is None:
+        return rows.n >= REBUILD_MIN_ROWS and _cases_empty(session)
+    return bool(rebuild_indexes)
+
+
+def _copy(session: Session, sql: str, chunks: Iterator[bytes]) -> int:
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(sql, pgcopy.ChunkReader(chunks), size=1 << 20)
+        return cur.rowcount
+
+
+def _stage_points_and_sample(session: Session, rows: CaseColumns, result: BulkResult, tick) -> None:
+    """COPY every row's point into ``case_point`` and a sample of whole rows into ``case_load``."""
+    _copy(
+        session,
+        "COPY case_point (ord, geom) FROM STDIN (FORMAT binary)",
+        pgcopy.ahead(pgcopy.copy_chunks(rows.point_columns)),
+    )
+    result.loaded = rows.n
+    if rows.n <= SAMPLE_BLOCKS * SAMPLE_BLOCK_ROWS:
+        blocks = [(0, rows.n)]
+    else:
+        starts = np.linspace(0, rows.n - SAMPLE_BLOCK_ROWS, SAMPLE_BLOCKS).astype(np.int64)
+        blocks = [(int(a), int(a) + SAMPLE_BLOCK_ROWS) for a in starts]
+
+    def sample() -> Iterator[bytes]:
+        yield pgcopy.HEADER
+        for a, b in blocks:
+            yield pgcopy.encode(rows.columns, a, b).tobytes()
+        yield pgcopy.TRAILER
+
+    _copy(
+        session, f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)", sample()
+    )
+    tick("写入暂存表", result.loaded, result.loaded)
+
+
+# One row of ``COPY (SELECT ord, id, grid_id ...) TO STDOUT (FORMAT binary)``: three bigints.
+_PLACED_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l1", ">i4"),
+        ("ord", ">i8"),
+        ("l2", ">i4"),
+        ("id", ">i8"),
+        ("l3", ">i4"),
+        ("grid_id", ">i8"),
+    ]
+)
+
+
+def _placed(session: Session) -> np.ndarray:
+    """(ord, id, grid_id) of every placed row, in load order, read in binary."""
+    raw = session.connection().connection.dbapi_connection
+    out = io.BytesIO()
+    with raw.cursor() as cur:
+        cur.copy_expert(
+            "COPY (SELECT ord::int8, id::int8, grid_id::int8 FROM case_ids ORDER BY ord) "
+            "TO STDOUT (FORMAT binary)",
+            out,
+        )
+    data = out.getbuffer()
+    start = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, header extension
+    return np.frombuffer(data[start : len(data) - 2], dtype=_PLACED_ROW)
+
+
+def _copy_into_cases(session: Session, rows: CaseColumns, result: BulkResult) -> int:
+    """COPY the placed rows straight into ``cases`` with the ids and grids ``case_ids`` gave them.
+
+    Every value the INSERT of a staged load derives, derived alike: the grid's codes
+    from its row of ``areas``, the repeat link from the id of the row ``repeat_ord``
+    names (none when that row is outside every grid). Rows outside every grid are left
+    out and listed in ``result.outside``. Returns the number of cases copied.
+    """
+    got = _placed(session)
+    ords = np.asarray(rows.columns[STAGE_NAMES.index("ord")].values, dtype=np.int64)
+    n = rows.n
+    at = np.searchsorted(ords, got["ord"].astype(np.int64))
+    placed = np.zeros(n, dtype=bool)
+    placed[at] = True
+    ids = np.full(n, -1, dtype=np.int64)
+    ids[at] = got["id"]
+    grids = session.execute(
+        text(
+            "SELECT id, code, village_code, township_code, county_code "
+            "FROM areas WHERE level = 'grid' ORDER BY id"
+        )
+    ).all()
+    grid_ids = np.array([g[0] for g in grids], dtype=np.int64)
+    grid = np.full(n, -1, dtype=np.int64)  # index into ``grids``
+    grid[at] = np.searchsorted(grid_ids, got["grid_id"].astype(np.int64))
+
+    def codes(k: int) -> pgcopy.Categorical:
+        return pgcopy.Categorical(grid, [g[k] for g in grids])
+
+    rep = rows.columns[STAGE_NAMES.index("repeat_ord")]
+    rep_ord = np.asarray(rep.values, dtype=np.int64)
+    target = np.minimum(np.searchsorted(ords, rep_ord), n - 1)
+    found = ~rep.null & (ords[target] == rep_ord)
+    repeat_id = np.where(found, ids[target], -1)
+    derived = {
+        "id": pgcopy.int8(np.maximum(ids, 0)),
+        "location": rows.columns[STAGE_NAMES.index("geom")],
+        "grid_id": pgcopy.int4(grid_ids[np.maximum(grid, 0)]),
+        "grid_code": codes(1),
+        "village_code": codes(2),
+        "township_code": codes(3),
+        "county_code": codes(4),
+        "repeat_of_id": pgcopy.int8(np.maximum(repeat_id, 0), null=repeat_id < 0),
+    }
+    names = [c.strip() for c in _TARGET.split(",")]
+    columns = [derived[c] if c in derived else rows.columns[STAGE_NAMES.index(c)] for c in names]
+    # Runs of consecutive placed rows (all rows but the few outside), in chunks.
+    keep = np.flatnonzero(placed)
+    runs = [
+        (int(r[0]), int(r[-1]) + 1)
+        for r in np.split(keep, np.flatnonzero(np.diff(keep) > 1) + 1)
+        if len(r)
+    ]
+
+    def stream() -> Iterator[bytes]:
+        yield pgcopy.HEADER
+        for a, b in runs:
+            for lo in range(a, b, 50_000):
+                yield pgcopy.encode(columns, lo, min(lo + 50_000, b)).tobytes()
+        yield pgcopy.TRAILER
+
+    copied = _copy(
+        session,
+        f"COPY cases ({', '.join(names)}) FROM STDIN (FORMAT binary)",
+        pgcopy.ahead(stream()),
+    )
+    result.outside = [int(o) for o in ords[~placed]]
+    return copied
+
+
 def _row_chunks(rows: Iterable[Sequence], chunk: int) -> Iterator[tuple[CaseColumns, int, int]]:
     it = iter(rows)
     while part := list(islice(it, chunk)):
@@ -387,7 +570,15 @@ def _place_and_insert(
     has_client_ids: bool,
     rebuild: bool,
     defer_restore: bool,
+    direct: CaseColumns | None = None,
 ) -> None:
+    """Place the staged points, then insert the cases; ``direct``: COPY them from these columns.
+
+    Without ``direct`` the cases come from the staging table ``case_load`` (an INSERT
+    joined to their places); with it (:func:`_can_copy_directly`) only the points and a
+    sample were staged, and the cases are copied straight into ``cases`` with the ids
+    and grids the placement gave them (:func:`_copy_into_cases`).
+    """
     if has_client_ids:
         # Resends: rows whose client id is already a case, or came earlier in this load
         # (numbered by a window, hashed against the cases: no self-join of the staging).
@@ -510,23 +701,26 @@ def _place_and_insert(
         if insert_trigger:
             session.execute(text("DROP TRIGGER case_tallies_insert ON cases"))
     session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'on', true)"))
-    inserted = session.execute(
-        text(
-            f"""
-            INSERT INTO cases ({_TARGET})
-            SELECT {_SOURCE}
-            FROM case_load l
-            JOIN case_ids p ON p.ord = l.ord
-            JOIN areas g ON g.id = p.grid_id
-            LEFT JOIN case_ids r ON r.ord = l.repeat_ord
-            {on_conflict}
-            """
+    if direct is not None:
+        result.inserted = _copy_into_cases(session, direct, result)
+    else:
+        inserted = session.execute(
+            text(
+                f"""
+                INSERT INTO cases ({_TARGET})
+                SELECT {_SOURCE}
+                FROM case_load l
+                JOIN case_ids p ON p.ord = l.ord
+                JOIN areas g ON g.id = p.grid_id
+                LEFT JOIN case_ids r ON r.ord = l.repeat_ord
+                {on_conflict}
+                """
+            )
         )
-    )
+        result.inserted = inserted.rowcount or 0
     session.execute(text("SELECT set_config('gridcase.defer_case_tallies', 'off', true)"))
     if insert_trigger:
         session.execute(text(insert_trigger))
-    result.inserted = inserted.rowcount or 0
     tick("写入案件表", result.loaded, result.loaded)
     lap("insert")
     # Into an empty table every case is a loaded one: tallied with no look-up of which
@@ -545,7 +739,7 @@ def _place_and_insert(
     if not defer_restore:
         put_back(session, result, tick)
         lap("put_back")
-    if result.inserted + result.duplicates < result.loaded:
+    if direct is None and result.inserted + result.duplicates < result.loaded:
         result.outside = list(
             session.execute(
                 text(
@@ -588,14 +782,14 @@ def put_back(session: Session, result: BulkResult, progress=None) -> None:
     result.timings["analyze"] = result.timings.get("analyze", 0.0) + time.perf_counter() - built
 
 
-# Kept during a rebuild: the primary key (the repeat link's foreign key needs it) and
-# the unique index ON CONFLICT names as its arbiter.
+# Kept during a rebuild: the unique index ON CONFLICT names as its arbiter, and the
+# primary key while a foreign key refers to it (see _take_apart).
 _KEEP_INDEXES = ("pk_cases", "uq_cases_client_id")
 
 
 # Every column an inserted case gets from the load (staged, or derived: its place, id,
-# number, repeat link); the others stay NULL.
-_LOADED_COLUMNS = frozenset(c.strip() for c in _TARGET.split(","))
+# repeat link; its number is generated from those); the others stay NULL.
+_LOADED_COLUMNS = frozenset(c.strip() for c in _TARGET.split(",")) | {"number"}
 
 # A partial index that few loaded rows enter costs the load little when kept (its
 # predicate is checked per row, a few entries are added), where building it again
@@ -678,6 +872,20 @@ def _take_apart(session: Session) -> list[str]:
     for name, definition, _ in constraints:
         session.execute(text(f'ALTER TABLE cases DROP CONSTRAINT "{name}"'))
         restore.append(f'ALTER TABLE cases ADD CONSTRAINT "{name}" {definition}')
+    # The primary key too, once no foreign key refers to it (the repeat link's is away;
+    # those of other tables only when they were empty and taken away above): kept, it
+    # costs the insert about 1.5 s a million rows, built again from the sorted ids well
+    # under one. The load needs no unique id index (the ids come from the sequence).
+    primary = session.execute(
+        text(
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            "WHERE c.conrelid = 'cases'::regclass AND c.contype = 'p' AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = 'cases'::regclass)"
+        )
+    ).one_or_none()
+    if primary is not None:
+        session.execute(text(f'ALTER TABLE cases DROP CONSTRAINT "{primary[0]}"'))
+        restore.append(f'ALTER TABLE cases ADD CONSTRAINT "{primary[0]}" {primary[1]}')
     indexes = session.execute(
         text(
             """
@@ -696,5 +904,6 @@ def _take_apart(session: Session) -> list[str]:
             continue  # kept: the load gives it (almost) no entries
         session.execute(text(f'DROP INDEX "{name}"'))
         restore.append(definition)
-    # Indexes first (the unique one included), foreign keys last: each check is one join.
-    return sorted(restore, key=lambda ddl: "FOREIGN KEY" in ddl)
+    # The primary key first, indexes next (the unique one included), foreign keys last
+    # (each check is one join; the repeat link's needs the primary key).
+    return sorted(restore, key=lambda ddl: ("PRIMARY KEY" not in ddl, "FOREIGN KEY" in ddl))

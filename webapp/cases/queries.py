@@ -36,16 +36,13 @@ INSERT_CASE_CTES = """p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS
     ),
     n AS (SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS id)"""
 INSERT_CASE_COLUMNS = """
-        id, number, client_id, title, description, category_id, channel, case_class,
+        id, client_id, title, description, category_id, channel, case_class,
         people_count, batch_count, location, location_approx, location_accuracy_m,
         grid_id, grid_code, village_code, township_code, county_code,
         status, reported_at, due_at, reporter_id,
         petitioner_name, petitioner_phone, petitioner_id_number
 """
-INSERT_CASE_VALUES = """n.id,
-           g.county_code || '-' || to_char(:reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY')
-               || '-' || lpad(n.id::text, 7, '0'),
-           :client_id, :title, :description, :category_id, :channel, :case_class,
+INSERT_CASE_VALUES = """n.id, :client_id, :title, :description, :category_id, :channel, :case_class,
            :people_count, :batch_count, p.geom, :location_approx, :accuracy,
            g.id, g.code, g.village_code, g.township_code, g.county_code,
            :status, :reported_at, :due_at, :reporter_id,
