@@ -50,6 +50,10 @@ HOTSPOT_COLOURS = {
     -2: "#849eba",
     -3: "#4575b5",
 }
+# The figures each map's tooltips read of ``MapFrame.figures`` (the view asks for no more;
+# the choropleth reads them all, the hot spots none).
+HEAT_FIGURE_KEYS = ("cases", "people")
+CASES_FIGURE_KEYS = ("cases",)
 _SAFE_HREF = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.\-?=&%+~]*$")
 
 
