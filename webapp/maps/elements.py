@@ -58,7 +58,12 @@ class RenderedOnce(MacroElement):
 
 def script_json(value) -> str:
     """JSON that is safe inside a <script> element (no ``<``, ``>``, ``&`` or line separators)."""
-    return script_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return script_safe(_COMPACT_JSON.encode(value))
+
+
+# One encoder for every call (``json.dumps`` with options makes a new one each time: a map
+# of the county's grids encodes ~1,000 features' properties).
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def script_safe(text: str) -> str:

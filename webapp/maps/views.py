@@ -269,7 +269,16 @@ def _cases(session, user, params, area, basemap, assets):
     if total <= MARKER_LIMIT or area.level in (AreaLevel.VILLAGE, AreaLevel.GRID):
         points = queries.case_points(session, area.code, params.case_filter(), scope, MARKER_LIMIT)
     frame = _frame(
-        session, user, params, area, basemap, assets, level, "案件分布", (), builders.CASES_FIGURE_KEYS
+        session,
+        user,
+        params,
+        area,
+        basemap,
+        assets,
+        level,
+        "案件分布",
+        (),
+        builders.CASES_FIGURE_KEYS,
     )
     return builders.cases_map(
         frame, total, points, lambda case_id: url_for("cases.detail", case_id=case_id)
