@@ -60,6 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="load generator of the field bench (auto: wrk if installed)",
     )
+    p.add_argument(
+        "--field-rate",
+        type=float,
+        default=None,
+        help="reports a second of the field bench's paced scenario, all clients together "
+        "(default: the target's 300)",
+    )
     p.add_argument("--stops", type=int, default=1000, help="stops of the visit plan")
     p.add_argument("--province-grids", type=int, default=100_000)
     p.add_argument("--province-cases", type=int, default=500_000)
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                     log_dir,
                     args.field_server or field.SERVER,
                     args.field_generator,
+                    args.field_rate or field.RATE,
                 )
             if "maps" in only:
                 attempt("maps", r, maps.maps, url, args.repeat, log, log_dir)

@@ -29,6 +29,10 @@ from webapp.db import database
 PASSWORD = "bench-password-2026"
 # gunicorn's worker class, workers and threads, as `make run` serves the app.
 SERVER = "gthread:2:4"
+# The target's load: 300 reports a second from 20 clients, p95 under 50 ms. A closed loop
+# cannot measure that (its 20 clients at 300/s wait 67 ms on average by Little's law), so
+# that latency is measured with the clients paced at this rate.
+RATE = 300.0
 HOST = "127.0.0.1"
 
 
@@ -222,12 +226,15 @@ def field_reports(
     log_dir: Path,
     server: str = SERVER,
     generator: str = "auto",
+    rate: float = RATE,
 ) -> dict:
-    """Run the four scenarios (healthz and reports, 1 and ``concurrency`` clients).
+    """Run the four closed-loop scenarios (healthz and reports, 1 and ``concurrency``
+    clients), then ``concurrency`` clients posting reports paced at ``rate`` a second.
 
     ``server`` is gunicorn's worker class, workers and threads (``gthread:2:4``,
     ``sync:3``); ``generator`` is ``wrk``, ``python`` (bench/loadgen.py) or ``auto``
-    (wrk if installed).
+    (wrk if installed). The paced scenario needs wrk (the Python generator has no pacing:
+    it is left out there, and the report says so).
     """
     if generator == "auto":
         generator = "wrk" if wrkgen.available() else "python"
@@ -242,17 +249,29 @@ def field_reports(
     with Server(db_name, workers, threads, log_dir, url, worker_class) as srv:
         out["server"]["command"] = " ".join(srv.command[1:])
         sessions = [loadgen.sign_in(HOST, srv.port, p["username"], PASSWORD) for p in people]
-        for name, clients, make, scenario in (
-            ("healthz_1", 1, _healthz, _healthz_scenario),
-            ("reports_1", 1, _report_request(worker_of), _report_scenario(worker_of)),
-            (f"healthz_{concurrency}", concurrency, _healthz, _healthz_scenario),
+        scenarios = [
+            ("healthz_1", 1, _healthz, _healthz_scenario, None),
+            ("reports_1", 1, _report_request(worker_of), _report_scenario(worker_of), None),
+            (f"healthz_{concurrency}", concurrency, _healthz, _healthz_scenario, None),
             (
                 f"reports_{concurrency}",
                 concurrency,
                 _report_request(worker_of),
                 _report_scenario(worker_of),
+                None,
             ),
-        ):
+        ]
+        if generator == "wrk":
+            scenarios.append(
+                (
+                    f"paced_{concurrency}",
+                    concurrency,
+                    _report_request(worker_of),
+                    _report_scenario(worker_of),
+                    rate,
+                )
+            )
+        for name, clients, make, scenario, pace in scenarios:
             if generator == "wrk":
                 res = wrkgen.run(
                     HOST,
@@ -261,6 +280,7 @@ def field_reports(
                     scenario,
                     seconds,
                     server_pids=wrkgen.process_tree(srv.proc.pid),
+                    rate=pace,
                 )
             else:
                 res = loadgen.run(HOST, srv.port, sessions[:clients], make, seconds).to_dict()

@@ -7,8 +7,10 @@ own rusage) and reported beside every scenario, with the CPU of the server's
 processes (gunicorn and PostgreSQL, from /proc) so that the figures say where the two
 cores went.
 
-Closed loop like loadgen: one connection per client, the next request once the answer
-is complete; wrk's latency is from the first byte sent to the last byte received.
+Closed loop like loadgen by default: one connection per client, the next request once
+the answer is complete; wrk's latency is from the first byte sent to the last byte
+received. With ``rate`` the clients are paced instead (open loop, see the Lua script):
+the latencies reported are then counted from each request's due time.
 Clients sign in through the login form in Python first (``loadgen.sign_in``).
 """
 
@@ -108,8 +110,13 @@ def run(
     seconds: float,
     server_pids: list[int] | None = None,
     warmup: float = 1.0,
+    rate: float | None = None,
 ) -> dict:
-    """Run ``len(sessions)`` clients for ``warmup`` (not measured) then ``seconds``."""
+    """Run ``len(sessions)`` clients for ``warmup`` (not measured) then ``seconds``.
+
+    ``rate``: requests per second of all clients together, paced; None: as fast as the
+    answers come (closed loop).
+    """
     n = len(sessions)
     with tempfile.TemporaryDirectory(prefix="gridcase-wrk-") as tmp:
         clients = Path(tmp) / "clients.tsv"
@@ -121,12 +128,12 @@ def run(
             lines.append(f"{s.cookie}\t{s.csrf}\t{sc.method}\t{sc.path}\t{sc.body}\n")
         clients.write_text("".join(lines), encoding="utf-8")
         if warmup > 0:
-            _wrk(host, port, n, warmup, clients)
+            _wrk(host, port, n, warmup, clients, rate)
         server_pids = server_pids or []
         pg = _postgres_pids()
         app0, pg0, busy0 = _proc_cpu(server_pids), _proc_cpu(pg), _machine_busy()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = _wrk(host, port, n, seconds, clients)
+        out = _wrk(host, port, n, seconds, clients, rate)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         app1, pg1, busy1 = _proc_cpu(server_pids), _proc_cpu(_postgres_pids()), _machine_busy()
     app_cpu, pg_cpu = _cpu_delta(app0, app1), _cpu_delta(pg0, pg1)
@@ -137,17 +144,29 @@ def run(
     socket_errors = {k: v for k, v in out["errors"].items() if k != "status" and v}
     failed = out["requests"] - ok + sum(socket_errors.values())
     cores = os.cpu_count() or 1
+    latency = {
+        "p50_ms": out["p50_us"] / 1000,
+        "p95_ms": out["p95_us"] / 1000,
+        "p99_ms": out["p99_us"] / 1000,
+        "max_ms": out["max_us"] / 1000,
+    }
+    paced = out.get("paced")
+    if rate is not None:
+        if not paced or not paced["answered"]:
+            raise RuntimeError("wrk's paced run recorded no answered request")
+        # The figures that count are from each request's due time; wrk's own (from the
+        # moment the request could go out) are kept beside them as the service time.
+        paced_latency = {k: paced[f"{k[:-3]}_us"] / 1000 for k in latency}
+        latency = paced_latency | {f"service_{k}": v for k, v in latency.items()}
     return {
         "clients": n,
+        "rate_per_s": rate,
         "seconds": wall,
         "requests": out["requests"],
         "ok": ok,
         "failed": failed,
         "throughput_per_s": ok / wall if wall else 0.0,
-        "p50_ms": out["p50_us"] / 1000,
-        "p95_ms": out["p95_us"] / 1000,
-        "p99_ms": out["p99_us"] / 1000,
-        "max_ms": out["max_us"] / 1000,
+        **latency,
         "statuses": statuses,
         "errors": socket_errors,
         "generator": "wrk",
@@ -164,12 +183,17 @@ def run(
     }
 
 
-def _wrk(host: str, port: int, n: int, seconds: float, clients: Path) -> dict:
+def _wrk(host: str, port: int, n: int, seconds: float, clients: Path, rate: float | None) -> dict:
     env = {
         **os.environ,
         "GRIDCASE_WRK_CLIENTS": str(clients),
         "GRIDCASE_WRK_NONCE": secrets.token_hex(4),
     }
+    env.pop("GRIDCASE_WRK_RATE", None)
+    if rate is not None:
+        if rate <= 0:
+            raise ValueError("a paced run needs a rate above zero")
+        env["GRIDCASE_WRK_RATE"] = repr(float(rate))
     cmd = [
         "wrk",
         "-t",

@@ -3,15 +3,15 @@
 #   scripts/install-system-deps.sh [--browser | --bench]
 # Needs: python3 with venv, Node.js + npm (front-end assets from the npm registry),
 # PostgreSQL 15 + PostGIS 3 + pgRouting (unless DATABASE_URL points at a server;
-# without pgRouting routes are straight lines), and with --browser Debian's
-# chromium (the browser tests drive it through Playwright); with --bench also wrk, the
-# load generator of the field-report benchmark (bench/wrkgen.py).
+# without pgRouting routes are straight lines), and with --browser (the tests) or --bench
+# Debian's chromium (the browser tests drive it through Playwright) and wrk, the load
+# generator of the field-report benchmark (bench/wrkgen.py; the tests check its pacing).
 # As root it installs what is missing with apt-get; otherwise it says what to run.
 set -eu
 
 browser=no
 bench=no
-[ "${1:-}" = "--browser" ] && browser=yes
+[ "${1:-}" = "--browser" ] && browser=yes && bench=yes
 [ "${1:-}" = "--bench" ] && browser=yes && bench=yes
 need=""
 

@@ -58,8 +58,11 @@ def test_every_workload_runs_at_a_tiny_size(tmp_path, server_url):
     assert scale["load"]["rebuilt_indexes"] is True
     assert scale["field"]["reports_1"]["ok"] > 0 and scale["field"]["reports_1"]["failed"] == 0
     # Every acknowledged report is stored (warm-up requests are stored but not counted).
-    acknowledged = scale["field"]["reports_1"]["ok"] + scale["field"]["reports_2"]["ok"]
-    assert scale["field"]["reports_stored"] >= acknowledged > 0
+    field = scale["field"]
+    acknowledged = field["reports_1"]["ok"] + field["reports_2"]["ok"] + field["paced_2"]["ok"]
+    assert field["reports_stored"] >= acknowledged > 0
+    # The paced scenario (the latency target's load) ran at the rate asked.
+    assert field["paced_2"]["rate_per_s"] == 300 and field["paced_2"]["p95_ms"] > 0
     # Every county map page was built, measured and opened in chromium; the naive map
     # carries every case of the county.
     pages = scale["maps"]["pages"]
@@ -74,6 +77,7 @@ def test_every_workload_runs_at_a_tiny_size(tmp_path, server_url):
     assert results["province"]["gi_star"]["grids"] > 0
     assert results["counties"]["measure"]["checkpoints"]
     text = out.read_text(encoding="utf-8")
+    assert "reports paced at 300/s" in text
     for heading in (
         "## Machine",
         "## 1. Bulk load",
