@@ -413,3 +413,24 @@ def test_the_heaviest_map_draws_every_grid_and_shows_names_as_text(
     page.screenshot(path=str(artifacts / "map-choropleth-grids.png"))
     assert_clean(page, frame)
     assert dialogs == []
+
+
+@pytest.mark.phone
+def test_a_tap_on_an_area_opens_the_next_level_on_a_phone(page, live_user, artifacts):
+    """Phone layout: the canvas is drawn at the phone's pixel ratio and a tap (touch) drills down."""
+    sign_in_page(page, live_user("county_staff"))
+    page.goto("/maps/?map=choropleth&from=2020-01-01")
+    page.wait_for_load_state("networkidle")
+    frame = next(f for f in page.frames if "/maps/frame" in f.url)
+    frame.wait_for_function(AREAS_DRAWN)
+    page.locator("#map-frame").evaluate("e => e.scrollIntoView({block: 'start'})")
+    assert frame.evaluate("() => devicePixelRatio") == 2
+    spot = frame_spot(page, frame)
+    assert_filled(
+        spot
+    )  # the pixel under the finger (the canvas at twice the CSS size) is the area's fill
+    page.screenshot(path=str(artifacts / "map-phone.png"))
+    page.touchscreen.tap(spot["x"], spot["y"])
+    page.wait_for_url(re.compile(rf"area={spot['code'][:9]}(&|$)"))
+    assert page.locator("a.map-back").count() == 1
+    assert page.console_errors == [] and page.blocked == []
