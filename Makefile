@@ -18,7 +18,7 @@ run: setup
 	$(FLASK) db upgrade
 	$(FLASK) demo load --if-empty --cases $(CASES)
 	@echo "GridCase 已启动：http://$(HOST):$(PORT)/  （Ctrl-C 退出；make stop 停止内置数据库）"
-	$(BIN)/gunicorn --workers $(WORKERS) --worker-class gthread --threads 4 \
+	$(BIN)/gunicorn --workers $(WORKERS) --worker-class webapp.serving.BalancedThreadWorker --threads 4 \
 		--bind $(HOST):$(PORT) --access-logfile - 'webapp:create_app()'
 
 test: setup-test

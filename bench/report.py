@@ -244,7 +244,9 @@ def _targets(r: dict) -> list[str]:
             # The latency target is read at the target's load: the clients paced at 300
             # reports a second in all, latency counted from each request's due time. It is
             # met only if the server kept up with that pace, without a failure.
-            kept_up = paced["throughput_per_s"] >= 0.95 * paced["rate_per_s"] and not paced["failed"]
+            kept_up = (
+                paced["throughput_per_s"] >= 0.95 * paced["rate_per_s"] and not paced["failed"]
+            )
             rows.append(
                 (
                     f"p95 < 50 ms with {paced['clients']} clients at "

@@ -173,7 +173,7 @@ class Stack:
                     "--threads",
                     "4",
                     "--worker-class",
-                    "gthread",
+                    "webapp.serving.BalancedThreadWorker",
                     "--bind",
                     f"127.0.0.1:{self.port}",
                     "--timeout",
