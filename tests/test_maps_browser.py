@@ -20,31 +20,117 @@ document.addEventListener("securitypolicyviolation", function (e) {
 });
 """
 
-# A point well inside an area's drawn polygon (the polygon, not an edge, is what the mouse hits),
-# in the frame's coordinates; the first drillable area when no code is given.
+# The areas (the features of the map's interactive layer) are drawn on Leaflet's canvas, not
+# as an SVG path each: the tests find them through the Leaflet layers and check what the
+# canvas shows. The map's layers, each interactive area with its fill and its renderer.
+AREAS = """() => {
+    const map = Object.values(window).find(v => v instanceof L.Map);
+    if (!map) { return []; }
+    const out = [];
+    map.eachLayer(l => {
+        if (l.feature && l.feature.properties && l.feature.properties.code !== undefined
+                && l.options.interactive !== false) {
+            out.push({code: l.feature.properties.code, fill: l.options.fillColor,
+                      canvas: map.getRenderer(l) instanceof L.Canvas});
+        }
+    });
+    return out;
+}"""
+
+# The colours painted on the areas' canvas: {"#rrggbb": pixels} of the pixels painted at the
+# fill opacity of ``alpha`` (0..255, give or take 3), or of every painted pixel without it.
+PAINTED = """(alpha) => {
+    const c = document.querySelector(".leaflet-overlay-pane canvas:not(.leaflet-heatmap-layer)");
+    if (!c || !c.width) { return {}; }
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const hex = v => v.toString(16).padStart(2, "0");
+    const out = {};
+    for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 3] === 0 || (alpha !== null && Math.abs(d[i + 3] - alpha) > 3)) { continue; }
+        const k = "#" + hex(d[i]) + hex(d[i + 1]) + hex(d[i + 2]);
+        out[k] = (out[k] || 0) + 1;
+    }
+    return out;
+}"""
+
+# A point well inside an area's drawn polygon (8 px from any edge, so the pointer hits that area
+# and no other), on the areas' canvas with nothing over it (panels, controls), in the frame's
+# coordinates; the first drillable area when no code is given. The polygon test is done here on
+# the layer's own coordinates (even-odd over every ring), not by Leaflet's hit-test, which
+# the pointer then exercises for real.
 FIND_AREA = """(code) => {
     const map = Object.values(window).find(v => v instanceof L.Map);
     const layers = [];
-    map.eachLayer(l => { if (l.feature && l.feature.properties && l.getElement && l.getElement()) layers.push(l); });
+    map.eachLayer(l => {
+        if (l.feature && l.feature.properties && l.feature.properties.code !== undefined
+                && l.options.interactive !== false) { layers.push(l); }
+    });
+    const rings = [];
+    const flatten = (ll, into) => {
+        if (ll.length && ll[0].lat !== undefined) {
+            into.push(ll.map(p => map.latLngToContainerPoint(p)));
+        } else { ll.forEach(x => flatten(x, into)); }
+    };
+    const ringsOf = new Map(layers.map(l => { const r = []; flatten(l.getLatLngs(), r); return [l, r]; }));
+    const inside = (l, x, y) => {
+        let odd = false;
+        for (const ring of ringsOf.get(l)) {
+            for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+                const a = ring[i], b = ring[j];
+                if ((a.y > y) !== (b.y > y) && x < (b.x - a.x) * (y - a.y) / (b.y - a.y) + a.x) { odd = !odd; }
+            }
+        }
+        return odd;
+    };
+    const origin = map.getContainer().getBoundingClientRect();
     const wanted = layers.filter(
         l => code ? l.feature.properties.code === code : l.feature.properties.to !== undefined);
     for (const layer of wanted) {
-        const el = layer.getElement();
-        const r = el.getBoundingClientRect();
+        const canvas = map.getRenderer(layer)._container;
+        const b = layer.getBounds();
+        const nw = map.latLngToContainerPoint(b.getNorthWest()), se = map.latLngToContainerPoint(b.getSouthEast());
         for (let i = 1; i < 16; i++) {
             for (let j = 1; j < 16; j++) {
-                const x = r.left + r.width * i / 16, y = r.top + r.height * j / 16;
-                const inside = [[0, 0], [8, 0], [-8, 0], [0, 8], [0, -8]].every(([dx, dy]) =>
-                    x + dx > 0 && y + dy > 0 && x + dx < innerWidth && y + dy < innerHeight &&
-                    document.elementFromPoint(x + dx, y + dy) === el);
-                if (inside) {
-                    return {x: x, y: y, code: layer.feature.properties.code};
+                const x = nw.x + (se.x - nw.x) * i / 16, y = nw.y + (se.y - nw.y) * j / 16;
+                const ok = [[0, 0], [8, 0], [-8, 0], [0, 8], [0, -8], [6, 6], [-6, -6], [6, -6], [-6, 6]].every(
+                    ([dx, dy]) => {
+                        const px = origin.left + x + dx, py = origin.top + y + dy;
+                        return px > 0 && py > 0 && px < innerWidth && py < innerHeight &&
+                            document.elementFromPoint(px, py) === canvas &&
+                            layers.every(l => inside(l, x + dx, y + dy) === (l === layer));
+                    });
+                if (ok) {
+                    const r = canvas.getBoundingClientRect();
+                    const cx = Math.floor((origin.left + x - r.left) * canvas.width / r.width);
+                    const cy = Math.floor((origin.top + y - r.top) * canvas.height / r.height);
+                    const px = canvas.getContext("2d").getImageData(cx, cy, 1, 1).data;
+                    return {x: origin.left + x, y: origin.top + y, code: layer.feature.properties.code,
+                            pixel: [px[0], px[1], px[2], px[3]], fill: layer.options.fillColor,
+                            fillOpacity: layer.options.fillOpacity};
                 }
             }
         }
     }
     return null;
 }"""
+
+# The style of an area's layer now (the hover highlight restyles it).
+AREA_STYLE = """(code) => {
+    const map = Object.values(window).find(v => v instanceof L.Map);
+    let style = null;
+    map.eachLayer(l => {
+        if (l.feature && l.feature.properties && l.feature.properties.code === code
+                && l.options.interactive !== false) {
+            style = {weight: l.options.weight, color: l.options.color};
+        }
+    });
+    return style;
+}"""
+
+AREAS_DRAWN = f"""() => {{
+    const areas = ({AREAS})();
+    return areas.length > 0 && areas.every(a => a.canvas) && Object.keys(({PAINTED})(null)).length > 0;
+}}"""
 
 HEAT_PIXELS = """() => {
     const c = document.querySelector("canvas.leaflet-heatmap-layer");
@@ -67,16 +153,47 @@ def open_map(page, url: str | None = None):
         page.goto(url)
     page.wait_for_load_state("networkidle")
     frame = next(f for f in page.frames if "/maps/frame" in f.url)
-    frame.wait_for_selector("path.leaflet-interactive", state="attached")
+    frame.wait_for_function(AREAS_DRAWN)
     page.locator("#map-frame").evaluate("e => e.scrollIntoView({block: 'start'})")
     return frame
 
 
-def frame_point(page, frame, code=None):
+def frame_spot(page, frame, code=None) -> dict:
+    """An area's point (see FIND_AREA) in the page's coordinates, with the canvas pixel there."""
     spot = frame.evaluate(FIND_AREA, code)
     assert spot is not None, f"no visible area {code}"
     box = page.locator("#map-frame").bounding_box()
-    return box["x"] + spot["x"], box["y"] + spot["y"], spot["code"]
+    return {**spot, "x": box["x"] + spot["x"], "y": box["y"] + spot["y"]}
+
+
+def frame_point(page, frame, code=None):
+    spot = frame_spot(page, frame, code)
+    return spot["x"], spot["y"], spot["code"]
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def assert_filled(spot: dict) -> None:
+    """The canvas pixel inside the area is the area's fill, at its opacity."""
+    *colour, alpha = spot["pixel"]
+    assert abs(alpha - round(spot["fillOpacity"] * 255)) <= 3, spot
+    assert all(abs(a - b) <= 3 for a, b in zip(colour, rgb(spot["fill"]), strict=True)), spot
+
+
+def painted_fills(frame, areas: list[dict], opacity: float) -> set[str]:
+    """The areas' fill colours that the canvas shows (pixels of that colour at that opacity)."""
+    painted = frame.evaluate(PAINTED, round(opacity * 255))
+    colours = {rgb(c): n for c, n in painted.items()}
+    return {
+        a["fill"]
+        for a in areas
+        if any(
+            n >= 20 and all(abs(x - y) <= 3 for x, y in zip(c, rgb(a["fill"]), strict=True))
+            for c, n in colours.items()
+        )
+    }
 
 
 def assert_clean(page, frame):
@@ -95,24 +212,39 @@ def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(
     page.add_init_script(WATCH)
     sign_in_page(page, live_user("county_staff"))
     frame = open_map(page, f"/maps/?map={kind}&from=2020-01-01")
-    # Boundaries drawn (SVG paths), and the layer of this map.
+    # Boundaries drawn (on the canvas), and the layer of this map.
     # Townships, or the county's grids for hot spots (the analysis units).
-    assert frame.locator("path.leaflet-interactive").count() == (1026 if kind == "hotspots" else 12)
+    areas = frame.evaluate(AREAS)
+    assert len(areas) == (1026 if kind == "hotspots" else 12) and all(a["canvas"] for a in areas)
+    assert frame.locator("path.leaflet-interactive").count() == 0  # no SVG path per area
     if kind == "heat":
         frame.wait_for_function(f"({HEAT_PIXELS})() > 1000")
     elif kind == "cases":
         assert frame.locator(".gc-bubble").count() >= 10  # many cases: counts per township
     else:
-        fills = frame.evaluate(
-            "() => [...document.querySelectorAll('path.leaflet-interactive')].map(p => p.getAttribute('fill'))"
-        )
-        assert len(set(fills)) >= 2  # coloured by class
+        # Coloured by class: at least two classes' colours painted on the canvas.
+        opacity = 0.8 if kind == "hotspots" else 0.75
+        assert len(painted_fills(frame, areas, opacity)) >= 2
     assert frame.locator(".gc-legend").count() == 1 and frame.locator(".gc-info").count() == 1
-    x, y, code = frame_point(page, frame)
+    spot = frame_spot(page, frame)
+    x, y, code = spot["x"], spot["y"], spot["code"]
+    if kind in ("choropleth", "hotspots"):
+        assert_filled(spot)  # the pixel under the pointer is this area's own fill
+    before = frame.evaluate(AREA_STYLE, code)
     page.mouse.move(x, y)
     tooltip = frame.locator(".leaflet-tooltip")
     tooltip.wait_for(state="visible")
     assert "名称" in tooltip.inner_text()
+    # The tooltip is the area's own (hit-tested on the canvas), and hovering outlines it.
+    name = frame.evaluate(
+        """(code) => { let n = null; const map = Object.values(window).find(v => v instanceof L.Map);
+        map.eachLayer(l => { if (l.feature && l.feature.properties.code === code) n = l.feature.properties.name; });
+        return n && new DOMParser().parseFromString(n, 'text/html').documentElement.textContent; }""",
+        code,
+    )
+    assert name and name in tooltip.inner_text()
+    assert before["weight"] != 3
+    assert frame.evaluate(AREA_STYLE, code) == {"weight": 3, "color": "#111111"}
     page.screenshot(path=str(artifacts / f"map-{kind}.png"))
     assert_clean(page, frame)
     page.mouse.click(x, y)
@@ -122,7 +254,7 @@ def test_each_map_draws_hovers_and_drills_down_with_nothing_from_outside(
         page.locator("nav.breadcrumb span[aria-current]").inner_text()
         in page.locator("h1").inner_text()
     )
-    assert frame.locator("path.leaflet-interactive").count() > 1  # the township's villages
+    assert len(frame.evaluate(AREAS)) > 1  # the township's villages
     assert page.locator("a.map-back").count() == 1
     page.screenshot(path=str(artifacts / f"map-{kind}-township.png"))
     assert_clean(page, frame)
@@ -258,21 +390,21 @@ def test_the_heaviest_map_draws_every_grid_and_shows_names_as_text(
     page.add_init_script(WATCH)
     sign_in_page(page, live_user("county_staff"))
     frame = open_map(page, "/maps/?map=choropleth&level=grid&from=2020-01-01")
-    assert frame.locator("path.leaflet-interactive").count() == 1026
-    fills = frame.evaluate(
-        "() => new Set([...document.querySelectorAll('path.leaflet-interactive')]"
-        ".map(p => p.getAttribute('fill'))).size"
-    )
-    assert fills >= 3  # coloured by class
+    areas = frame.evaluate(AREAS)
+    assert len(areas) == 1026 and all(a["canvas"] for a in areas)
+    assert len(painted_fills(frame, areas, 0.75)) >= 3  # coloured by class, on the canvas
     # The renamed grid (its name from the database as it is now, not from before the rename).
     frame.evaluate(
-        """(code) => {
+        """(code) => new Promise(resolve => {
         const map = Object.values(window).find(v => v instanceof L.Map);
         map.eachLayer(l => { if (l.feature && l.feature.properties.code === code) map.fitBounds(l.getBounds()); });
-    }""",
+        requestAnimationFrame(() => requestAnimationFrame(resolve));  // redrawn at the new view
+    })""",
         grid,
     )
-    x, y, code = frame_point(page, frame, grid)
+    spot = frame_spot(page, frame, grid)
+    assert_filled(spot)
+    x, y = spot["x"], spot["y"]
     page.mouse.move(x, y)
     tooltip = frame.locator(".leaflet-tooltip")
     tooltip.wait_for(state="visible")
@@ -281,3 +413,24 @@ def test_the_heaviest_map_draws_every_grid_and_shows_names_as_text(
     page.screenshot(path=str(artifacts / "map-choropleth-grids.png"))
     assert_clean(page, frame)
     assert dialogs == []
+
+
+@pytest.mark.phone
+def test_a_tap_on_an_area_opens_the_next_level_on_a_phone(page, live_user, artifacts):
+    """Phone layout: the canvas is drawn at the phone's pixel ratio and a tap (touch) drills down."""
+    sign_in_page(page, live_user("county_staff"))
+    page.goto("/maps/?map=choropleth&from=2020-01-01")
+    page.wait_for_load_state("networkidle")
+    frame = next(f for f in page.frames if "/maps/frame" in f.url)
+    frame.wait_for_function(AREAS_DRAWN)
+    page.locator("#map-frame").evaluate("e => e.scrollIntoView({block: 'start'})")
+    assert frame.evaluate("() => devicePixelRatio") == 2
+    spot = frame_spot(page, frame)
+    assert_filled(
+        spot
+    )  # the pixel under the finger (the canvas at twice the CSS size) is the area's fill
+    page.screenshot(path=str(artifacts / "map-phone.png"))
+    page.touchscreen.tap(spot["x"], spot["y"])
+    page.wait_for_url(re.compile(rf"area={spot['code'][:9]}(&|$)"))
+    assert page.locator("a.map-back").count() == 1
+    assert page.console_errors == [] and page.blocked == []

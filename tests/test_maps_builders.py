@@ -469,3 +469,34 @@ def test_a_gcj02_base_map_shifts_boundaries_bubbles_and_heat():
     row = [c for c in bubbles._children.values() if type(c).__name__ == "AreaBubbles"][0].rows[0]
     label = features()["features"][0]["properties"]["label"]
     assert distance_m(row[1], row[0], *wgs2gcj(*label)) < 1.0
+
+
+def test_features_written_in_one_call_are_the_features_one_by_one():
+    """A collection's features are encoded in one call, with the same text as feature by feature,
+    and a property that equals the geometry's stand-in falls back to one by one."""
+    from webapp.grid.queries import GeoJSONGeometry
+    from webapp.maps.elements import _GEOMETRY_SLOT, _features_text, geojson_text
+
+    square = '{"type":"Polygon","coordinates":[[[114,35],[114.1,35],[114.1,35.1],[114,35]]]}'
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"code": str(i), "name": f"<b>网格{i}</b> & \u2028", "to": None},
+            "geometry": GeoJSONGeometry(square) if i % 2 else json.loads(square),
+        }
+        for i in range(5)
+    ]
+    one_by_one = ",".join(geojson_text(f) for f in features)
+    assert _features_text(features) == one_by_one
+    text = geojson_text({"type": "FeatureCollection", "features": features})
+    assert text == '{"type":"FeatureCollection","features":[' + one_by_one + "]}"
+    assert "<" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text)["features"][3]["properties"]["name"] == "<b>网格3</b> & \u2028"
+    features[2]["properties"]["name"] = _GEOMETRY_SLOT
+    assert _features_text(features) is None
+    text = geojson_text({"type": "FeatureCollection", "features": features})
+    data = json.loads(text)
+    assert data["features"][2]["properties"]["name"] == _GEOMETRY_SLOT
+    assert [f["geometry"]["type"] for f in data["features"]] == ["Polygon"] * 5
+    features[4] = {**features[4], "id": 7}  # not a plain feature: one by one, as it is
+    assert _features_text(features) is None

@@ -21,7 +21,7 @@ from webapp.grid.queries import area_features
 from webapp.maps import builders, queries
 from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import basemap_from_config
-from webapp.maps.figures import FIGURES
+from webapp.maps.figures import AREA_FIGURE_KEYS, FIGURES
 from webapp.maps.params import (
     MAP_KINDS,
     NEIGHBOURHOODS,
@@ -130,12 +130,28 @@ def drill_target(area: queries.AreaInfo, code: str) -> str | None:
 
 
 def _frame(
-    session, user, params, area, basemap, assets, level: AreaLevel, title: str, notes=()
+    session,
+    user,
+    params,
+    area,
+    basemap,
+    assets,
+    level: AreaLevel,
+    title: str,
+    notes=(),
+    figure_keys: tuple[str, ...] = AREA_FIGURE_KEYS,
 ) -> builders.MapFrame:
+    """What every map shows; ``figure_keys`` are the figures its tooltips read (none: no query)."""
     tolerance = queries.simplify_tolerance(area.bounds)
     features = area_features(session, level, area.code, tolerance)
     figures = queries.area_figures(
-        session, level, area.code, params.period(), params.filters(), case_scope_sql(user)
+        session,
+        level,
+        area.code,
+        params.period(),
+        params.filters(),
+        case_scope_sql(user),
+        figure_keys,
     )
     today = today_local()
     links: dict[str, str] = {}
@@ -184,6 +200,7 @@ def _heat(session, user, params, area, basemap, assets):
         _child_level(area),
         "热力图",
         (f"权重：{WEIGHTS[params.weight]}",),
+        builders.HEAT_FIGURE_KEYS,
     )
     return builders.heat_map(frame, heat)
 
@@ -239,7 +256,8 @@ def _hotspots(session, user, params, area, basemap, assets):
         nb += f" {params.band_m:,.0f} 米"
     counted = FIGURES["per_1000" if params.per_1000 else "cases"].label
     notes.append(f"邻域：{nb}；计数：{counted}")
-    frame = _frame(session, user, params, area, basemap, assets, level, "热点分析", notes)
+    # The tooltips show the analysis' own values: no figures of the areas are read.
+    frame = _frame(session, user, params, area, basemap, assets, level, "热点分析", notes, ())
     return builders.hotspot_map(frame, analysis)
 
 
@@ -250,7 +268,18 @@ def _cases(session, user, params, area, basemap, assets):
     points = None
     if total <= MARKER_LIMIT or area.level in (AreaLevel.VILLAGE, AreaLevel.GRID):
         points = queries.case_points(session, area.code, params.case_filter(), scope, MARKER_LIMIT)
-    frame = _frame(session, user, params, area, basemap, assets, level, "案件分布")
+    frame = _frame(
+        session,
+        user,
+        params,
+        area,
+        basemap,
+        assets,
+        level,
+        "案件分布",
+        (),
+        builders.CASES_FIGURE_KEYS,
+    )
     return builders.cases_map(
         frame, total, points, lambda case_id: url_for("cases.detail", case_id=case_id)
     )
