@@ -351,19 +351,13 @@ def bulk_insert_cases(
             tick("写入暂存表", result.loaded, total or result.loaded)
         yield pgcopy.TRAILER
 
-    raw = session.connection().connection.dbapi_connection
-    with raw.cursor() as cur:
-        cur.copy_expert(
-            f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
-            pgcopy.ChunkReader(pgcopy.ahead(stream())),
-            size=1 << 20,
-        )
-        points.append(pgcopy.TRAILER)
-        cur.copy_expert(
-            "COPY case_point (ord, geom) FROM STDIN (FORMAT binary)",
-            pgcopy.ChunkReader(iter(points)),
-            size=1 << 20,
-        )
+    _copy(
+        session,
+        f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
+        pgcopy.ahead(stream()),
+    )
+    points.append(pgcopy.TRAILER)
+    _copy(session, "COPY case_point (ord, geom) FROM STDIN (FORMAT binary)", iter(points))
     del points[:]
     tick("写入暂存表", result.loaded, total or result.loaded)
     lap("copy")
@@ -371,9 +365,8 @@ def bulk_insert_cases(
         session.execute(text("DROP TABLE case_load"))
         session.execute(text("DROP TABLE case_point"))
         return result
-    if rebuild_indexes is None:
-        rebuild_indexes = result.loaded >= REBUILD_MIN_ROWS and _cases_empty(session)
-    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild_indexes, defer_restore)
+    rebuild = _rebuilds(session, result.loaded, rebuild_indexes)
+    _place_and_insert(session, result, tick, lap, has_client_ids, rebuild, defer_restore)
     return result
 
 
@@ -410,8 +403,13 @@ def _can_copy_directly(session: Session, rows, rebuild_indexes: bool | None) -> 
         return False
     if not bool(np.all(np.diff(np.asarray(values, dtype=np.int64)) > 0)):
         return False
+    return _rebuilds(session, rows.n, rebuild_indexes)
+
+
+def _rebuilds(session: Session, n: int, rebuild_indexes: bool | None) -> bool:
+    """Whether a load of ``n`` rows drops and rebuilds the indexes (None: by size, into empty cases)."""
     if rebuild_indexes is None:
-        return rows.n >= REBUILD_MIN_ROWS and _cases_empty(session)
+        return n >= REBUILD_MIN_ROWS and _cases_empty(session)
     return bool(rebuild_indexes)
 
 

@@ -257,7 +257,9 @@ def _hotspots(session, user, params, area, basemap, assets):
     counted = FIGURES["per_1000" if params.per_1000 else "cases"].label
     notes.append(f"邻域：{nb}；计数：{counted}")
     # The tooltips show the analysis' own values: no figures of the areas are read.
-    frame = _frame(session, user, params, area, basemap, assets, level, "热点分析", notes, ())
+    frame = _frame(
+        session, user, params, area, basemap, assets, level, "热点分析", notes, figure_keys=()
+    )
     return builders.hotspot_map(frame, analysis)
 
 
@@ -277,8 +279,7 @@ def _cases(session, user, params, area, basemap, assets):
         assets,
         level,
         "案件分布",
-        (),
-        builders.CASES_FIGURE_KEYS,
+        figure_keys=builders.CASES_FIGURE_KEYS,
     )
     return builders.cases_map(
         frame, total, points, lambda case_id: url_for("cases.detail", case_id=case_id)
