@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import text
 
 from webapp import create_app
@@ -24,6 +26,17 @@ def test_healthz_reports_an_unreachable_database(tmp_path):
     assert r.status_code == 503
     body = r.get_json()
     assert body["db"] == "error" and body["reason"]
+
+
+def test_the_icon_is_served_where_browsers_look_for_it(client):
+    # Signed out: the sign-in page names the icon, and /favicon.ico (which browsers ask
+    # for when a document names none) answers with it rather than a 404.
+    html = client.get("/login").get_data(as_text=True)
+    href = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)"', html).group(1)
+    with client.get(href) as named, client.get("/favicon.ico") as r:
+        assert named.status_code == 200 and b"<svg" in named.data
+        assert r.status_code == 200
+        assert r.mimetype == "image/svg+xml" and r.data == named.data
 
 
 def test_home_lists_townships_with_case_counts(client, session, login):

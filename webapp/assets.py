@@ -2,6 +2,8 @@
 
 ``make setup`` installs them from the npm registry through ``package-lock.json``;
 only the packages that ``package.json`` depends on are served, under ``/vendor/``.
+The app's own icon is answered at ``/favicon.ico`` too, where browsers look for it
+on documents that do not name one (a 404 there is an error in every browser console).
 """
 
 from __future__ import annotations
@@ -51,3 +53,11 @@ def asset(subpath: str):
     response = send_from_directory(vendor_dir() / package, rest, max_age=7 * 24 * 3600)
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+@bp.get("/favicon.ico")
+@anonymous
+def favicon():
+    return send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=7 * 24 * 3600
+    )
