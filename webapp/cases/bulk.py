@@ -727,7 +727,12 @@ def _place_and_insert(
     # into empty tallies each one's groups by a parallel aggregate over ``cases``,
     # inserted without ON CONFLICT; otherwise one upserting pass over the loaded cases.
     ids = {"ids": "cases" if was_empty else "case_ids"}
+    # Empty tallies of a rebuilding load (locked with ``cases``: nothing reads them until
+    # the commit) take their groups without their keys and indexes, built once after.
+    bare = _take_indexes_off(session, TALLY_TABLES) if rebuild and was_empty else []
     session.execute(text("SELECT case_tallies_add_cases(:ids)"), ids)
+    for ddl in bare:
+        session.execute(text(ddl))
     if was_empty:
         # The planner's statistics of the tallies, empty a moment ago (without them the
         # statistics of 342 villages took 130-150 ms at a million cases instead of 70-95).
@@ -778,6 +783,43 @@ def put_back(session: Session, result: BulkResult, progress=None) -> None:
     session.execute(text("ANALYZE cases"))
     result.timings["rebuild_indexes"] = built - started
     result.timings["analyze"] = result.timings.get("analyze", 0.0) + time.perf_counter() - built
+
+
+def _take_indexes_off(session: Session, tables: Sequence[str]) -> list[str]:
+    """Drop the indexes (primary keys included) of ``tables`` if they are all empty.
+
+    Returns the DDL that builds them again, primary keys first. For the tallies of a
+    first load: inserting their groups (400,000 at a million cases) into bare tables and
+    building the four indexes and three keys after took 1.8 s against 3.0 s with the
+    indexes in place.
+    """
+    if not all(_empty(session, t) for t in tables):
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT x.indrelid::regclass::text, i.relname, pg_get_indexdef(x.indexrelid),
+                   c.conname, pg_get_constraintdef(c.oid)
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+                 AND c.contype IN ('p', 'u', 'x')
+            WHERE x.indrelid = ANY(CAST(:tables AS regclass[]))
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint f
+                              WHERE f.contype = 'f' AND f.conindid = x.indexrelid)
+            ORDER BY 1, 2
+            """
+        ),
+        {"tables": list(tables)},
+    ).all()
+    restore = []
+    for table, index, definition, constraint, constraint_def in rows:
+        if constraint:
+            session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"'))
+            restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {constraint_def}')
+        else:
+            session.execute(text(f'DROP INDEX "{index}"'))
+            restore.append(definition)
+    return sorted(restore, key=lambda ddl: "PRIMARY KEY" not in ddl)
 
 
 # Kept during a rebuild: the unique index ON CONFLICT names as its arbiter, and the
