@@ -461,12 +461,16 @@ _PLACED_ROW = np.dtype(
 
 
 def _placed(session: Session) -> np.ndarray:
-    """(ord, id, grid_id) of every placed row, in load order, read in binary."""
+    """(ord, id, grid_id) of every placed row, in no particular order, read in binary.
+
+    Each row is put in its place by its ``ord`` (a binary search), so the server need not
+    sort them (a sort of a million rows: 0.25-0.35 s of the read's 0.5-0.7 s).
+    """
     raw = session.connection().connection.dbapi_connection
     out = io.BytesIO()
     with raw.cursor() as cur:
         cur.copy_expert(
-            "COPY (SELECT ord::int8, id::int8, grid_id::int8 FROM case_ids ORDER BY ord) "
+            "COPY (SELECT ord::int8, id::int8, grid_id::int8 FROM case_ids) "
             "TO STDOUT (FORMAT binary)",
             out,
         )
