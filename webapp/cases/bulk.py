@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -219,6 +220,37 @@ class CaseColumns:
             yield self, a, min(a + chunk, self.n)
 
 
+class PendingColumns:
+    """Cases as columns of which only the points are known yet, the rest being made meanwhile.
+
+    ``points``: every case's point (``ord`` is its row number); ``rest``: a future of the
+    whole :class:`CaseColumns` (the same points, ``ord`` from 0, no client ids). A
+    rebuilding load copies such cases straight into ``cases`` (:func:`_can_copy_directly`)
+    and waits for the rest only once the points are placed, so the rows are made while
+    PostgreSQL places the points; any other load waits for them first.
+    """
+
+    def __init__(self, points: pgcopy.Point, rest: Future[CaseColumns]) -> None:
+        self.points = points
+        self.rest = rest
+        self.n = len(points)
+
+    def result(self) -> CaseColumns:
+        rows = self.rest.result()
+        ords = rows.columns[STAGE_NAMES.index("ord")]
+        if (
+            rows.n != self.n
+            or rows.has_client_ids
+            or not np.array_equal(ords.values, np.arange(self.n))
+        ):
+            raise ValueError("pending columns: not the promised rows (0..n-1, no client ids)")
+        return rows
+
+    @property
+    def point_columns(self) -> list:
+        return [pgcopy.int8(np.arange(self.n)), self.points]
+
+
 def _null_column(kind: str, n: int):
     if kind == "time":
         return pgcopy.timestamptz(np.zeros(n), null=np.ones(n, dtype=bool))
@@ -294,7 +326,7 @@ def columns_from_rows(rows: Sequence[Sequence]) -> CaseColumns:
 
 def bulk_insert_cases(
     session: Session,
-    rows: Iterable[Sequence] | CaseColumns,
+    rows: Iterable[Sequence] | CaseColumns | PendingColumns,
     progress: Callable[[str, int, int], None] | None = None,
     total: int | None = None,
     chunk: int = 50_000,
@@ -303,7 +335,8 @@ def bulk_insert_cases(
 ) -> BulkResult:
     """Load ``rows`` as cases in their grids; flush, no commit.
 
-    ``rows`` are tuples in ``COLUMNS`` order, or a :class:`CaseColumns`. A row whose
+    ``rows`` are tuples in ``COLUMNS`` order, a :class:`CaseColumns`, or a
+    :class:`PendingColumns`. A row whose
     ``client_id`` is already stored, or repeats one earlier in the load, is skipped
     (counted in ``duplicates``). ``repeat_ord`` links a row to an earlier row of the
     same load as its repeat. ``rebuild_indexes`` (default: when ``cases`` is empty and
@@ -330,9 +363,15 @@ def bulk_insert_cases(
         session.execute(text(f"DROP TABLE IF EXISTS {table}"))
     session.execute(text(_STAGING_DDL))
     session.execute(text(_POINTS_DDL))
-    if _can_copy_directly(session, rows, rebuild_indexes):
+    if isinstance(rows, PendingColumns) and not (
+        rows.n and _rebuilds(session, rows.n, rebuild_indexes)
+    ):
+        rows = rows.result()  # only a rebuilding load goes direct: the rows are needed now
+    if isinstance(rows, PendingColumns) or _can_copy_directly(session, rows, rebuild_indexes):
         result.copied_directly = True
-        _stage_points_and_sample(session, rows, result, tick)
+        _stage_points(session, rows, result, tick)
+        if isinstance(rows, CaseColumns):
+            _stage_sample(session, rows)
         lap("copy")
         _place_and_insert(session, result, tick, lap, False, True, defer_restore, direct=rows)
         return result
@@ -420,14 +459,21 @@ def _copy(session: Session, sql: str, chunks: Iterator[bytes]) -> int:
         return cur.rowcount
 
 
-def _stage_points_and_sample(session: Session, rows: CaseColumns, result: BulkResult, tick) -> None:
-    """COPY every row's point into ``case_point`` and a sample of whole rows into ``case_load``."""
+def _stage_points(
+    session: Session, rows: CaseColumns | PendingColumns, result: BulkResult, tick
+) -> None:
+    """COPY every row's point into ``case_point``."""
     _copy(
         session,
         "COPY case_point (ord, geom) FROM STDIN (FORMAT binary)",
         pgcopy.ahead(pgcopy.copy_chunks(rows.point_columns)),
     )
     result.loaded = rows.n
+    tick("写入暂存表", result.loaded, result.loaded)
+
+
+def _stage_sample(session: Session, rows: CaseColumns) -> None:
+    """COPY a sample of whole rows into ``case_load`` (for ``_sparse_in_load``)."""
     if rows.n <= SAMPLE_BLOCKS * SAMPLE_BLOCK_ROWS:
         blocks = [(0, rows.n)]
     else:
@@ -443,7 +489,6 @@ def _stage_points_and_sample(session: Session, rows: CaseColumns, result: BulkRe
     _copy(
         session, f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)", sample()
     )
-    tick("写入暂存表", result.loaded, result.loaded)
 
 
 # One row of ``COPY (SELECT ord, id, grid_id ...) TO STDOUT (FORMAT binary)``: three bigints.
@@ -572,7 +617,7 @@ def _place_and_insert(
     has_client_ids: bool,
     rebuild: bool,
     defer_restore: bool,
-    direct: CaseColumns | None = None,
+    direct: CaseColumns | PendingColumns | None = None,
 ) -> None:
     """Place the staged points, then insert the cases; ``direct``: COPY them from these columns.
 
@@ -667,6 +712,12 @@ def _place_and_insert(
     tick("空间匹配网格", result.loaded, result.loaded)
     lap("analyze")
 
+    if isinstance(direct, PendingColumns):
+        # Made in their thread while the points were placed; the sample of whole rows
+        # the partial indexes' predicates are counted on goes in now.
+        direct = direct.result()
+        _stage_sample(session, direct)
+        lap("generate_rest")
     restore: list[str] = []
     if rebuild:
         restore = _take_apart(session)
