@@ -224,10 +224,11 @@ class PendingColumns:
     """Cases as columns of which only the points are known yet, the rest being made meanwhile.
 
     ``points``: every case's point (``ord`` is its row number); ``rest``: a future of the
-    whole :class:`CaseColumns` (the same points, ``ord`` from 0, no client ids). A
-    rebuilding load copies such cases straight into ``cases`` (:func:`_can_copy_directly`)
-    and waits for the rest only once the points are placed, so the rows are made while
-    PostgreSQL places the points; any other load waits for them first.
+    whole :class:`CaseColumns` (the same points, ``ord`` from 0, no client ids: checked
+    when it comes). A rebuilding load copies such cases straight into ``cases`` and
+    waits for the rest only once the points are placed, so the rows are made while
+    PostgreSQL places the points (the demo load at a million: generation 2.5 s → 1.2 s
+    + 0.1 s of waiting); any other load waits for them first.
     """
 
     def __init__(self, points: pgcopy.Point, rest: Future[CaseColumns]) -> None:
@@ -846,7 +847,8 @@ def _take_indexes_off(session: Session, tables: Sequence[str]) -> list[str]:
     Returns the DDL that builds them again, primary keys first. For the tallies of a
     first load: inserting their groups (400,000 at a million cases) into bare tables and
     building the four indexes and three keys after took 1.8 s against 3.0 s with the
-    indexes in place.
+    indexes in place (on a loaded million; the demo load's tally stage: 6.3 → 6.0 s,
+    medians of four alternated loads).
     """
     if not all(_empty(session, t) for t in tables):
         return []
