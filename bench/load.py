@@ -122,7 +122,12 @@ def _join_plan(session) -> str:
 
 SCHEMA_SQL = """
 SELECT 'index ' || pg_get_indexdef(x.indexrelid)
-FROM pg_index x WHERE x.indrelid = 'cases'::regclass
+FROM pg_index x WHERE x.indrelid = ANY(
+    ARRAY['cases', 'case_tallies', 'case_category_tallies', 'heat_tallies']::regclass[])
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint
+WHERE conrelid = ANY(ARRAY['case_tallies', 'case_category_tallies', 'heat_tallies']::regclass[])
 UNION ALL
 SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
 FROM pg_constraint WHERE conrelid = 'cases'::regclass OR confrelid = 'cases'::regclass
@@ -137,7 +142,8 @@ _CAST = re.compile(r"::(?:character varying|[a-z_]+)(?:\[\])?")
 
 
 def schema_of_cases(session) -> list[str]:
-    """The indexes and constraints of ``cases`` (and those referring to it), every trigger.
+    """The indexes and constraints of ``cases`` (and those referring to it) and of the
+    tallies (a first load takes both apart), every trigger.
 
     Compared up to casts, brackets and spaces: PostgreSQL spells an index predicate
     again differently once it has been through ``pg_get_indexdef`` and back

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from sqlalchemy import text
 
 from webapp import create_app
+
+
+def test_the_app_starts_without_folium_openpyxl_or_a_password_hash():
+    """Every ``flask`` command (``demo load`` among them) makes the app, which imports every
+    view: the libraries only a map or a workbook needs (~0.6 s) wait for one, and no
+    scrypt hash is made at import (0.1-0.2 s)."""
+    code = (
+        "import sys, werkzeug.security as ws\n"
+        "ws.generate_password_hash = lambda *a, **k: sys.exit('hashed at import')\n"
+        "from webapp import create_app\n"
+        "app = create_app()\n"
+        "assert 'maps.frame' in app.view_functions, 'the map views are registered'\n"
+        "print(sorted(m for m in ('folium', 'branca', 'openpyxl') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_healthz(client):

@@ -44,6 +44,18 @@ def test_sign_in_and_out(client, make_user, session):
     assert client.get("/").status_code == 302
 
 
+def test_an_unknown_account_is_checked_against_a_hash_of_the_accounts_own_method_and_cost():
+    """The dummy hash (written out, not made at import) costs what a real account's does."""
+    from werkzeug.security import generate_password_hash
+
+    from webapp.auth import accounts
+
+    method = accounts._DUMMY_HASH.split("$")[0]
+    assert method == generate_password_hash("x").split("$")[0]
+    assert method == accounts.hash_password("x").split("$")[0]
+    assert not accounts.check_password(None, "not-a-password-")
+
+
 def test_wrong_password_is_refused_in_chinese(client, make_user):
     user = make_user("county_staff")
     r = sign_in(client, user.username, "wrong-password")

@@ -4,6 +4,9 @@ number included (the table generates it from the copied id, county and time)."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 from sqlalchemy import text
@@ -150,3 +153,40 @@ def test_a_first_load_into_empty_cases_takes_the_primary_key_apart_too_and_puts_
     ).scalar_one()
     assert wrong == 0
     assert tallies.differences(session) == []
+
+
+def test_cases_generated_while_their_points_are_placed_are_those_generated_first(session):
+    """The demo loader's pending columns (the points now, the rest made in a thread while
+    PostgreSQL places them) store the same cases as the whole columns of the same seed,
+    both straight into ``cases``; a load that does not rebuild waits for the rows first."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    whole, spots = synthetic.generate(session, 3000, seed=23, now=now)
+    pending, pending_spots = synthetic.generate_in_background(session, 3000, seed=23, now=now)
+    assert isinstance(pending, bulk.PendingColumns) and pending_spots == spots
+
+    nested = session.begin_nested()
+    first = bulk.bulk_insert_cases(session, pending, rebuild_indexes=True)
+    assert first.copied_directly and "generate_rest" in first.timings
+    by_pending = _stored(session, first)
+    nested.rollback()
+
+    nested = session.begin_nested()
+    again = bulk.bulk_insert_cases(session, whole, rebuild_indexes=True)
+    assert again.copied_directly
+    assert _stored(session, again) == by_pending
+    assert again.outside == first.outside and again.inserted == first.inserted > 2900
+    nested.rollback()
+
+    later, _ = synthetic.generate_in_background(session, 3000, seed=23, now=now)
+    kept = bulk.bulk_insert_cases(session, later, rebuild_indexes=False)
+    assert not kept.copied_directly and _stored(session, kept) == by_pending
+
+
+def test_pending_columns_that_break_their_promise_fail_the_load(session):
+    cols, _ = synthetic.generate(session, 200, seed=29)
+    shifted = _with(cols, ord=pgcopy.int8(np.arange(200) + 1))
+    done: Future = Future()
+    done.set_result(shifted)
+    pending = bulk.PendingColumns(cols.columns[bulk.STAGE_NAMES.index("geom")], done)
+    with pytest.raises(ValueError, match="promised"):
+        bulk.bulk_insert_cases(session, pending, rebuild_indexes=True)

@@ -19,9 +19,17 @@ from webapp.errors import AppError
 from webapp.grid.models import Area, AreaLevel
 
 MIN_PASSWORD = 10
+
 # A hash to check against when the account does not exist, so that the answer takes
-# as long as for a real account (no user enumeration by timing).
-_DUMMY_HASH = generate_password_hash("not-a-password-" + secrets.token_hex(8))
+# as long as for a real account (no user enumeration by timing): made once by
+# ``generate_password_hash`` (Werkzeug's default method and cost, those of every
+# account's hash, tests/test_auth.py) of a random password thrown away.
+# Written out rather than made at import, where its scrypt cost 0.1-0.2 s at the
+# start of every ``flask`` command.
+_DUMMY_HASH = (
+    "scrypt:32768:8:1$TMH7SM8TG1TwYVsl$0fdabc4b89244e89dbce47460f7997c4d97718b94640e8a7626ee7d333"
+    "eff0ab38ee5cc987dbb28fad2a981140f41af42bf01082c4630615b2a401dba5aa26a5"
+)
 
 
 def hash_password(password: str) -> str:

@@ -18,6 +18,7 @@ from webapp.roads.importer import RoadImportRejected
 # The loader's stages (cases.bulk timings), as the command reports them.
 STAGE_NAMES = {
     "generate": "生成",
+    "generate_rest": "等待其余列生成",
     "copy": "写入暂存表",
     "duplicates": "查重",
     "index": "暂存点索引",

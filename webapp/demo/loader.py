@@ -82,7 +82,9 @@ def load_cases(
     :data:`FULL_HISTORY_MAX` cases, else open (see :func:`history_for`).
     """
     started = time.perf_counter()
-    rows, spots = synthetic.generate(session, n, seed=seed, now=now)
+    # The points now, the other columns in a thread while PostgreSQL places the points
+    # (a first load into empty cases; any other load waits for them before it starts).
+    rows, spots = synthetic.generate_in_background(session, n, seed=seed, now=now)
     generated = time.perf_counter()
     # The history goes in before the indexes and keys of a rebuilding load come back:
     # its foreign key to the cases is then checked by one join, not once per event.

@@ -17,11 +17,13 @@ import re
 import secrets
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import folium
-from branca.element import Element
 from flask import Response, url_for
-from folium.elements import JSCSSMixin
+
+if TYPE_CHECKING:  # folium (~0.5 s to import) only when a map is made: not at app start
+    import folium
+    from branca.element import Element
 
 
 class ForeignAsset(RuntimeError):
@@ -139,6 +141,8 @@ def use_local_assets(
     not loaded at all. Call it last, once every layer is added. Only this map's
     elements change.
     """
+    from folium.elements import JSCSSMixin
+
     unknown = set(leave_out) - set(KNOWN_JS) - set(KNOWN_CSS)
     if unknown:
         raise ValueError(f"cannot leave out unknown assets: {sorted(unknown)}")

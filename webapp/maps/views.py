@@ -8,6 +8,8 @@ the user may not see answers 404, like one that does not exist.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, current_app, render_template, request, url_for
 
 from webapp.auth.identity import current_user, roles_required
@@ -18,7 +20,7 @@ from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import CODE_LENGTH, LEVEL_LABELS, AreaLevel
 from webapp.grid.queries import area_features
-from webapp.maps import builders, queries
+from webapp.maps import queries
 from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import basemap_from_config
 from webapp.maps.figures import AREA_FIGURE_KEYS, FIGURES
@@ -32,6 +34,9 @@ from webapp.maps.params import (
     parse,
     today_local,
 )
+
+if TYPE_CHECKING:
+    from webapp.maps import builders
 
 bp = Blueprint("maps", __name__, url_prefix="/maps")
 
@@ -142,6 +147,8 @@ def _frame(
     figure_keys: tuple[str, ...] = AREA_FIGURE_KEYS,
 ) -> builders.MapFrame:
     """What every map shows; ``figure_keys`` are the figures its tooltips read (none: no query)."""
+    from webapp.maps import builders  # folium: imported by a map, not at app start
+
     tolerance = queries.simplify_tolerance(area.bounds)
     features = area_features(session, level, area.code, tolerance)
     figures = queries.area_figures(
@@ -181,6 +188,8 @@ def _child_level(area: queries.AreaInfo) -> AreaLevel:
 
 
 def _heat(session, user, params, area, basemap, assets):
+    from webapp.maps import builders  # folium: imported by a map, not at app start
+
     heat = queries.heat_lattice(
         session,
         area,
@@ -206,6 +215,8 @@ def _heat(session, user, params, area, basemap, assets):
 
 
 def _choropleth(session, user, params, area, basemap, assets):
+    from webapp.maps import builders  # folium: imported by a map, not at app start
+
     level = _child_level(area)
     if params.level and list(AreaLevel).index(AreaLevel(params.level)) > list(AreaLevel).index(
         area.level
@@ -226,6 +237,8 @@ def _choropleth(session, user, params, area, basemap, assets):
 
 
 def _hotspots(session, user, params, area, basemap, assets):
+    from webapp.maps import builders  # folium: imported by a map, not at app start
+
     level = AreaLevel(params.hs_level)
     if area.level is AreaLevel.GRID:
         level = AreaLevel.GRID  # a grid holds no village: show the grid itself
@@ -264,6 +277,8 @@ def _hotspots(session, user, params, area, basemap, assets):
 
 
 def _cases(session, user, params, area, basemap, assets):
+    from webapp.maps import builders  # folium: imported by a map, not at app start
+
     scope = case_scope_sql(user)
     total = queries.count_cases(session, area.code, params.case_filter(), scope)
     level = _child_level(area)

@@ -15,8 +15,8 @@ from webapp.auth import audit
 from webapp.auth.roles import Role
 from webapp.db import get_session
 from webapp.errors import AppError
-from webapp.stats import exports, tallies
 from webapp.stats import figures as F
+from webapp.stats import tallies
 
 stats_cli = AppGroup("stats", help="统计与月报 (figures and the monthly report).")
 
@@ -28,6 +28,8 @@ stats_cli = AppGroup("stats", help="统计与月报 (figures and the monthly rep
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def monthly_report_command(area, month, as_of, out):
     """Write the monthly report (月报) of a county or township as an Excel workbook."""
+    from webapp.stats import exports  # openpyxl: imported by this command, not at every start
+
     session = get_session()
     county = current_app.config["COUNTY_CODE"]
     # The command line sees the whole county, as the petition bureau does.

@@ -14,7 +14,7 @@ from webapp.auth.permissions import STATS_ROLES, may_see_area
 from webapp.db import get_session
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import ancestors
-from webapp.stats import exports, figures, params, presenting, queries, warning
+from webapp.stats import figures, params, presenting, queries, warning
 from webapp.stats.queries import Grouping, Period, StatsQuery
 
 bp = Blueprint("stats", __name__, url_prefix="/stats")
@@ -52,6 +52,8 @@ def _with(q: StatsQuery, **changes) -> StatsQuery:
 @bp.get("")
 @roles_required(*STATS_ROLES)
 def index():
+    from webapp.stats import exports  # openpyxl: imported by a page that needs it, not at app start
+
     user = current_user()
     session = get_session()
     parsed = params.parse(session, user, request.args)
@@ -174,6 +176,8 @@ def ranking_csv():
 @bp.get("/monthly.xlsx")
 @roles_required(*STATS_ROLES)
 def monthly_report():
+    from webapp.stats import exports  # openpyxl: imported by a page that needs it, not at app start
+
     user = current_user()
     session = get_session()
     report = exports.parse_month_request(session, user, request.args)

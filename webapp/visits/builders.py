@@ -8,13 +8,16 @@ GeoJSON tooltips as HTML. No personal data is ever drawn on the map.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import folium
 import shapely
 import shapely.geometry
 
 from webapp.escaping import html_text
 from webapp.maps.assets import AssetPrefixes, use_local_assets
+
+if TYPE_CHECKING:  # imported by plan_map: folium takes ~0.5 s, not to be paid at app start
+    import folium
 
 DEFAULT_ASSETS = AssetPrefixes()
 # Distinct colours for people (ColorBrewer Dark2 + Set1, readable on white).
@@ -143,6 +146,8 @@ def plan_map(data: PlanMap, assets: AssetPrefixes = DEFAULT_ASSETS) -> folium.Ma
     Its scripts and styles are the app's own files (``webapp.maps.assets``, served
     under ``assets``).
     """
+    import folium
+
     m = folium.Map(tiles=None, control_scale=True, zoom_start=14, prefer_canvas=False)
     if data.tiles:
         folium.TileLayer(data.tiles, attr=html_text(data.attribution) or " ", name="底图").add_to(m)
