@@ -254,9 +254,10 @@ def test_every_kind_of_write_keeps_the_tallies(session, make_user, grids):
     assert_tallies_match(session)
 
 
-def _copy_cases(session, where: str, reported_at: str = "c.reported_at") -> int:
-    """Insert, in ONE statement, a copy of each case matching ``where`` (twice each, so a
-    statement brings several rows of one tally key); return how many rows it inserted."""
+def _copy_cases(session, where: str, reported_at: str = "c.reported_at", copies: int = 2) -> int:
+    """Insert, in ONE statement, a copy of each case matching ``where`` (twice each by
+    default, so a statement brings several rows of one tally key); return how many rows
+    it inserted."""
     columns = [
         c
         for c in session.execute(
@@ -276,11 +277,12 @@ def _copy_cases(session, where: str, reported_at: str = "c.reported_at") -> int:
             SELECT new_id, {reported_at}, {listed}
             FROM (
                 SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS new_id, c.*
-                FROM cases c CROSS JOIN generate_series(1, 2) AS twice(k)
+                FROM cases c CROSS JOIN generate_series(1, :copies) AS copy(k)
                 WHERE {where}
             ) c
             """
-        )
+        ),
+        {"copies": copies},
     ).rowcount
 
 
@@ -313,6 +315,43 @@ def test_an_insert_of_many_cases_in_one_statement_keeps_every_tally(session):
         "c.id = (SELECT min(id) FROM cases WHERE repeat_of_id IS NULL)",
         "now() + interval '2 days'",
     )
+    assert_tallies_match(session)
+    assert (
+        session.execute(text("SELECT count(*) FROM case_tallies WHERE ahead_at > now()")).scalar()
+        >= 1
+    )
+
+
+def test_an_insert_of_one_case_keeps_every_tally(session):
+    """The insert trigger's one-row path (u03, every field report): the row's own facts,
+    no aggregation. One statement per case, of every status (closed and resolved first
+    petitions with and without repeats, follow-ups, visits, not accepted), into existing
+    and new months and heat cells, and one ahead of the clock."""
+    source = session.execute(
+        text("SELECT prosrc FROM pg_proc WHERE proname = 'case_tallies_after_insert'")
+    ).scalar_one()
+    assert "(u03)" in source  # the path under test is the live one
+    picked = (
+        session.execute(
+            text(
+                """
+                SELECT DISTINCT ON (status, channel = 'visit', satisfaction IS NULL,
+                                    EXISTS (SELECT 1 FROM cases r WHERE r.repeat_of_id = c.id))
+                    id
+                FROM cases c WHERE repeat_of_id IS NULL
+                ORDER BY status, channel = 'visit', satisfaction IS NULL,
+                         EXISTS (SELECT 1 FROM cases r WHERE r.repeat_of_id = c.id), id
+                """
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert len(picked) > 15
+    for i, case_id in enumerate(picked):
+        when = "c.reported_at + interval '400 days'" if i % 3 == 0 else "c.reported_at"
+        assert _copy_cases(session, f"c.id = {case_id}", when, copies=1) == 1
+    assert _copy_cases(session, f"c.id = {picked[0]}", "now() + interval '3 days'", copies=1) == 1
     assert_tallies_match(session)
     assert (
         session.execute(text("SELECT count(*) FROM case_tallies WHERE ahead_at > now()")).scalar()

@@ -80,6 +80,21 @@ def test_user_by_id_missing_and_known(connection, make_user, statements):
     s.close()
 
 
+def test_user_by_id_is_prepared_once_per_connection(connection, make_user, statements):
+    made = make_user("grid_worker")
+    del statements[:]
+    for _ in range(3):  # a session per request, the same pooled connection
+        s = _fresh(connection)
+        assert user_by_id(s, made.id).id == made.id
+        s.close()
+    assert sum(1 for st in statements if st.startswith("PREPARE gridcase_user_by_id")) <= 1
+    assert _user_reads(statements) == 3
+    assert not any("FROM users" in st for st in statements if not st.startswith("PREPARE"))
+    s = _fresh(connection)
+    assert user_by_id(s, 0) is None and user_by_id(s, 2**31) is None  # no such row, no error
+    s.close()
+
+
 def test_disabled_account_is_signed_out(client, login, session):
     user = login("grid_worker")
     assert client.get("/api/v1/field/session").status_code == 200
@@ -90,7 +105,7 @@ def test_disabled_account_is_signed_out(client, login, session):
 
 
 def _user_reads(statements) -> int:
-    return sum(1 for st in statements if "FROM users" in st)
+    return sum(1 for st in statements if st.startswith("EXECUTE gridcase_user_by_id"))
 
 
 def test_health_check_and_static_files_load_no_user(client, login, statements):
@@ -229,9 +244,10 @@ def test_a_report_runs_in_autocommit_and_commits_before_it_answers(live_reporter
         r = client.post("/api/v1/field/reports", json=body, headers=CSRF_HEADERS)
         assert r.status_code == 201, r.get_json()
         case_id = r.get_json()["report"]["case_id"]
-        # The user's SELECT and the report's EXECUTE (and its PREPARE), all in autocommit.
+        # The user's and the report's prepared statements (and their PREPAREs), all in
+        # autocommit.
         assert seen and all(autocommit for autocommit, _ in seen), seen
-        assert [st for _, st in seen if st != "PREPARE"] == ["SELECT", "EXECUTE"]
+        assert [st for _, st in seen if st != "PREPARE"] == ["EXECUTE", "EXECUTE"]
         # Committed when it answered: another connection sees the case, its event and audit.
         with engine.connect() as other:
             row = other.execute(
