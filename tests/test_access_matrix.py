@@ -203,6 +203,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("vendor.asset", "GET"): Probe(
         const("/vendor/leaflet/dist/leaflet.js"), public(), anonymous="public"
     ),
+    ("vendor.favicon", "GET"): Probe(const("/favicon.ico"), public(), anonymous="public"),
     ("static", "GET"): Probe(const("/static/css/app.css"), public(), anonymous="public"),
     # -- maps -------------------------------------------------------------------------
     ("maps.index", "GET"): Probe(
