@@ -85,7 +85,10 @@ def open_page(browser, base_url: str, **options):
     """A new context and page on ``base_url``; other origins are blocked and recorded.
 
     The page carries ``blocked`` (requests to other origins), ``failed`` (failed
-    requests) and ``console_errors`` lists. Close it with ``page.context.close()``.
+    requests), ``aborted`` (requests the browser itself cancelled, ``net::ERR_ABORTED``:
+    a fetch still in flight when the page navigates away, as a look-up typed into a
+    form when the form is sent) and ``console_errors`` lists. Close it with
+    ``page.context.close()``.
     """
     context = browser.new_context(
         base_url=base_url, **{"locale": "zh-CN", "timezone_id": "Asia/Shanghai", **options}
@@ -94,6 +97,7 @@ def open_page(browser, base_url: str, **options):
     pg = context.new_page()
     pg.blocked = []
     pg.failed = []
+    pg.aborted = []
     pg.console_errors = []
 
     def route(r):
@@ -104,7 +108,12 @@ def open_page(browser, base_url: str, **options):
             r.abort()
 
     context.route("**/*", route)
-    pg.on("requestfailed", lambda req: pg.failed.append((req.url, req.failure)))
+
+    def failed(req):
+        cancelled = req.failure == "net::ERR_ABORTED"
+        (pg.aborted if cancelled else pg.failed).append((req.url, req.failure))
+
+    pg.on("requestfailed", failed)
     pg.on(
         "console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None
     )

@@ -23,3 +23,14 @@ def test_wrong_password_shows_a_chinese_error(page, live_user):
     user = live_user("county_staff")
     sign_in_page(page, user, password="not-the-password")
     assert "用户名或密码错误" in page.locator("[role=alert]").inner_text()
+
+
+def test_a_fetch_the_browser_cancels_is_not_a_failure(page, live_user):
+    # A look-up still in flight when the user sends the form (the page navigates) is
+    # cancelled by the browser (net::ERR_ABORTED): recorded apart, not as a failure.
+    sign_in_page(page, live_user("county_staff"))
+    with page.expect_event("requestfailed") as cancelled:
+        page.evaluate("fetch('/healthz?cancelled').catch(() => {}); window.stop()")
+    assert cancelled.value.failure == "net::ERR_ABORTED"
+    assert [url.rsplit("/", 1)[-1] for url, _ in page.aborted] == ["healthz?cancelled"]
+    assert page.failed == [] and page.console_errors == []
