@@ -31,7 +31,6 @@ from werkzeug.datastructures import MultiDict
 
 from webapp.auth.masking import MASKS
 from webapp.auth.permissions import case_scope_sql, may_see_area
-from webapp.cases.queries import categories as all_categories
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS, Channel
 from webapp.errors import NotFound
 from webapp.escaping import spreadsheet_text
@@ -55,14 +54,6 @@ REPORT_LEVELS = (AreaLevel.COUNTY, AreaLevel.TOWNSHIP)
 HEADER_FILL = PatternFill("solid", fgColor="EEF1F4")
 TOTAL_FILL = PatternFill("solid", fgColor="FFF4CE")
 BOLD = Font(bold=True)
-
-
-def category_choices(session: Session) -> list[tuple[str, str]]:
-    return [(c.code, c.name) for c in all_categories(session)]
-
-
-def channel_choices() -> list[tuple[str, str]]:
-    return [(ch.value, CHANNEL_LABELS[ch]) for ch in Channel]
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
+from webapp.cases.queries import categories as all_categories
+from webapp.cases.vocab import CHANNEL_LABELS, Channel
 from webapp.escaping import spreadsheet_text
 from webapp.stats import figures as F
 
 NONE = "—"
+
+
+def category_choices(session: Session) -> list[tuple[str, str]]:
+    """The filter form's categories: (code, name)."""
+    return [(c.code, c.name) for c in all_categories(session)]
+
+
+def channel_choices() -> list[tuple[str, str]]:
+    """The filter form's channels: (value, label)."""
+    return [(ch.value, CHANNEL_LABELS[ch]) for ch in Channel]
 
 
 def format_value(key: str, value) -> str:

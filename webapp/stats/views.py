@@ -52,8 +52,6 @@ def _with(q: StatsQuery, **changes) -> StatsQuery:
 @bp.get("")
 @roles_required(*STATS_ROLES)
 def index():
-    from webapp.stats import exports  # openpyxl: imported by a page that needs it, not at app start
-
     user = current_user()
     session = get_session()
     parsed = params.parse(session, user, request.args)
@@ -116,8 +114,8 @@ def index():
         columns=presenting.columns_for(rows) if rows else [],
         headline=figures.HEADLINE,
         levels=_rank_levels(AreaLevel(q.area.level)),
-        all_categories=exports.category_choices(session),
-        channels=exports.channel_choices(),
+        all_categories=presenting.category_choices(session),
+        channels=presenting.channel_choices(),
         trend_start=trend_start,
     )
 
@@ -176,7 +174,7 @@ def ranking_csv():
 @bp.get("/monthly.xlsx")
 @roles_required(*STATS_ROLES)
 def monthly_report():
-    from webapp.stats import exports  # openpyxl: imported by a page that needs it, not at app start
+    from webapp.stats import exports  # openpyxl: imported by the workbook, not at app start
 
     user = current_user()
     session = get_session()
