@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
+import psycopg2
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy, placing
@@ -180,6 +180,9 @@ class BulkResult:
     first_id: int | None = None
     last_id: int | None = None
     rebuilt_indexes: bool = False
+    # ``cases`` was truncated by this load (new files: written without WAL, and a COPY
+    # may store its rows frozen).
+    truncated: bool = False
     # Copied straight into ``cases`` (only the points and a sample staged: see
     # :func:`_can_copy_directly`).
     copied_directly: bool = False
@@ -587,9 +590,12 @@ def _copy_into_cases(
 
     beside = TalliesBeside.start(session, names, columns, slices) if tally_beside else None
     try:
+        # Into the table's new files the rows go in frozen and their pages all-visible,
+        # as VACUUM FREEZE would leave them: no reader sets hint bits on them later.
+        freeze = ", FREEZE" if result.truncated else ""
         copied = _copy(
             session,
-            f"COPY cases ({', '.join(names)}) FROM STDIN (FORMAT binary)",
+            f"COPY cases ({', '.join(names)}) FROM STDIN (FORMAT binary{freeze})",
             pgcopy.ahead(stream()),
         )
     except BaseException:
@@ -683,7 +689,7 @@ def _place_and_insert(
     tick("空间匹配网格", 0, result.loaded)
     if direct is not None:
         placed = _place_direct(session, direct, result)
-        lap("place")
+        lap("join")
     else:
         _place_staged(session, result, lap)
     tick("空间匹配网格", result.loaded, result.loaded)
@@ -696,7 +702,7 @@ def _place_and_insert(
         lap("generate_rest")
     restore: list[str] = []
     if rebuild:
-        restore = _take_apart(session)
+        restore = _take_apart(session, result)
         result.rebuilt_indexes = True
         lap("drop_indexes")
     tick("写入案件表", 0, result.loaded)
@@ -963,14 +969,21 @@ def _sparse_in_load(session: Session, predicates: Sequence[str | None]) -> set[s
     at all (leader, reporter ...) holds for no row.
     """
     readable, meeting = [], {}
-    for predicate in sorted({p for p in predicates if p}):
-        try:  # planned only, to learn whether it reads unstaged columns
-            with session.begin_nested():
-                session.execute(text(f"EXPLAIN SELECT 1 FROM case_load WHERE {predicate}"))
-            readable.append(predicate)
-        except DBAPIError:  # reads a column the load does not stage
-            m = _NOT_NULL.match(predicate)
-            meeting[predicate] = 0 if m and m.group(1) not in _LOADED_COLUMNS else None
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cur:
+        for predicate in sorted({p for p in predicates if p}):
+            # Planned only, to learn whether it reads unstaged columns, in a savepoint
+            # released either way: the load goes on in the subtransaction that took
+            # the table apart (COPY FREEZE needs it to be the current one).
+            cur.execute("SAVEPOINT sparse_probe")
+            try:
+                cur.execute(f"EXPLAIN SELECT 1 FROM case_load WHERE {predicate}")
+                readable.append(predicate)
+            except psycopg2.Error:  # reads a column the load does not stage
+                cur.execute("ROLLBACK TO SAVEPOINT sparse_probe")
+                m = _NOT_NULL.match(predicate)
+                meeting[predicate] = 0 if m and m.group(1) not in _LOADED_COLUMNS else None
+            cur.execute("RELEASE SAVEPOINT sparse_probe")
     # The staged rows that meet each readable predicate, all counted in one scan.
     counts = ", ".join(["count(*)"] + [f"count(*) FILTER (WHERE {p})" for p in readable])
     total, *met = session.execute(text(f"SELECT {counts} FROM case_load")).one()
@@ -978,7 +991,7 @@ def _sparse_in_load(session: Session, predicates: Sequence[str | None]) -> set[s
     return {p for p, m in meeting.items() if m is not None and m <= SPARSE_SHARE * total}
 
 
-def _take_apart(session: Session) -> list[str]:
+def _take_apart(session: Session, result: BulkResult) -> list[str]:
     """Prepare an empty ``cases`` for a big load; return the DDL that puts it back together.
 
     Drops the secondary indexes (an index that backs a unique constraint goes with
@@ -1010,6 +1023,7 @@ def _take_apart(session: Session) -> list[str]:
                 session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
                 restore.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
             session.execute(text("TRUNCATE cases"))
+            result.truncated = True
             # The tallies of no cases are empty too: new files for them as well, so that
             # the tally pass writes them without WAL like the cases (checked, not assumed).
             if all(_empty(session, t) for t in TALLY_TABLES):

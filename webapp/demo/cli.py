@@ -29,6 +29,8 @@ STAGE_NAMES = {
     "insert": "写入案件表",
     "rebuild_indexes": "重建索引",
     "tallies": "统计汇总",
+    # Computed in a second session while the stages above ran: not on top of them.
+    "tallies_beside": "统计汇总（另一会话同时计算）",
     "finish": "收尾",
     "events": "办理记录",
 }
