@@ -5,11 +5,13 @@ tallies in one: the cases and tallies it stores must be those of one session doi
 from __future__ import annotations
 
 import numpy as np
+import psycopg2
+import pytest
 from sqlalchemy import text
 
 from tests.test_bulk_direct import _lonlat
 from tests.test_heat_tallies import digests, empty_the_cases
-from webapp.cases import bulk, placing
+from webapp.cases import bulk, pgcopy, placing, tallies_beside
 from webapp.demo import synthetic
 from webapp.stats import tallies
 
@@ -92,3 +94,15 @@ def test_grids_changed_in_the_loads_own_transaction_are_placed_by_it(session):
     assert result.copied_directly
     assert result.inserted == inside < cols.n  # the moved grid's points stayed out
     assert code not in {r[1] for r in _grids_of(session, result)}
+
+
+def test_a_failure_in_the_tally_session_fails_the_load_that_waits_for_it(session):
+    """A column the tally session cannot read: its error reaches the load, nothing is copied."""
+    names = sorted(tallies_beside.read_columns(session))
+    columns = [pgcopy.Text(["x"] * 300) for _ in names]  # text where numbers are due
+    beside = tallies_beside.TalliesBeside.start(session, names, columns, lambda: iter([(0, 300)]))
+    assert beside is not None
+    with pytest.raises(psycopg2.Error):
+        beside.copy_into(session)
+    beside.cancel()  # ended already: returns at once
+    assert session.execute(text("SELECT count(*) FROM case_tallies")).scalar_one() > 0

@@ -19,13 +19,13 @@ sees are those (:func:`grids_fingerprint`), and places the points itself otherwi
 from __future__ import annotations
 
 import io
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 
 import numpy as np
 
 from webapp.cases import pgcopy
+from webapp.cases.beside import run_beside
 
 POINTS_DDL = (
     "CREATE TEMP TABLE {points} (ord bigint NOT NULL, geom geometry(Point, 4326) NOT NULL) "
@@ -147,7 +147,12 @@ def place_beside(
     futures: list[Future] = []
     for k in range(parts):
         a, b = int(bounds[k]), int(bounds[k + 1])
-        futures.append(_start(engine, lambda cur, a=a, b=b: place_rows(cur, columns, a, b), mine))
+        future, _ = run_beside(
+            engine,
+            lambda cur, a=a, b=b: _place_if_same_grids(cur, columns, a, b, mine),
+            "place-beside",
+        )
+        futures.append(future)
     results = [f.result() for f in futures]  # raises the first session's error
     if any(r is None for r in results):
         return None
@@ -155,32 +160,8 @@ def place_beside(
     return placed, sum(r[1] for r in results)
 
 
-def _start(engine, work: Callable, fingerprint: str | None) -> Future:
-    """Run ``work(cursor)`` in a thread on a connection of its own, rolled back after.
-
-    The result is None if the connection sees grids other than ``fingerprint``.
-    """
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            raw = engine.raw_connection()
-        except BaseException as exc:  # raised in the load
-            future.set_exception(exc)
-            return
-        try:
-            with raw.cursor() as cur:
-                if grids_fingerprint(cur) != fingerprint:
-                    future.set_result(None)
-                    return
-                future.set_result(work(cur))
-        except BaseException as exc:  # raised in the load
-            future.set_exception(exc)
-        finally:
-            try:
-                raw.rollback()
-            finally:
-                raw.close()
-
-    threading.Thread(target=run, name="place-beside", daemon=True).start()
-    return future
+def _place_if_same_grids(cur, columns: Sequence, a: int, b: int, fingerprint: str | None):
+    """:func:`place_rows` in a session that sees the grids ``fingerprint`` names, else None."""
+    if grids_fingerprint(cur) != fingerprint:
+        return None
+    return place_rows(cur, columns, a, b)

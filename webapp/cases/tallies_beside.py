@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -31,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from webapp.cases import pgcopy
+from webapp.cases.beside import run_beside
 from webapp.stats.tallies import ALL_TABLES as TALLY_TABLES
 
 _COLUMNS_SQL = """
@@ -62,9 +62,9 @@ def read_columns(session: Session) -> set[str]:
 class TalliesBeside:
     """The tally groups of the cases being copied, computed in a thread on a connection of its own."""
 
-    def __init__(self, future: Future, connection) -> None:
-        self._future = future
-        self._connection = connection
+    def __init__(self) -> None:
+        self._future: Future | None = None
+        self._connection = None
         self.seconds = 0.0
 
     @classmethod
@@ -110,45 +110,32 @@ class TalliesBeside:
                 yield pgcopy.encode(picked, a, b).tobytes()
             yield pgcopy.TRAILER
 
-        engine = session.get_bind().engine
-        raw = engine.raw_connection()
-        future: Future = Future()
-        beside = cls(future, raw)
-
-        def run() -> None:
+        def work(cur) -> dict[str, tuple[list[str], bytes]]:
             started = time.perf_counter()
-            try:
-                with raw.cursor() as cur:
-                    cur.execute("SET LOCAL search_path = pg_temp, public")
-                    for statement in ddl:
-                        cur.execute(statement)
-                    cur.copy_expert(
-                        f"COPY cases ({', '.join(sent)}) FROM STDIN (FORMAT binary)",
-                        pgcopy.ChunkReader(stream()),
-                        size=1 << 20,
-                    )
-                    cur.execute("ANALYZE cases")
-                    cur.execute("SELECT case_tallies_add_cases('cases')")
-                    out = {}
-                    for table, cols in tallies.items():
-                        buf = io.BytesIO()
-                        cur.copy_expert(
-                            f"COPY pg_temp.{table} ({', '.join(cols)}) TO STDOUT (FORMAT binary)",
-                            buf,
-                        )
-                        out[table] = (cols, buf.getvalue())
-                raw.rollback()
-                beside.seconds = time.perf_counter() - started
-                future.set_result(out)
-            except BaseException as exc:  # handed to the load, which raises it
-                future.set_exception(exc)
-            finally:
-                try:
-                    raw.rollback()
-                finally:
-                    raw.close()
+            cur.execute("SET LOCAL search_path = pg_temp, public")
+            for statement in ddl:
+                cur.execute(statement)
+            cur.copy_expert(
+                f"COPY cases ({', '.join(sent)}) FROM STDIN (FORMAT binary)",
+                pgcopy.ChunkReader(stream()),
+                size=1 << 20,
+            )
+            cur.execute("ANALYZE cases")
+            cur.execute("SELECT case_tallies_add_cases('cases')")
+            out = {}
+            for table, cols in tallies.items():
+                buf = io.BytesIO()
+                cur.copy_expert(
+                    f"COPY pg_temp.{table} ({', '.join(cols)}) TO STDOUT (FORMAT binary)", buf
+                )
+                out[table] = (cols, buf.getvalue())
+            beside.seconds = time.perf_counter() - started
+            return out
 
-        threading.Thread(target=run, name="tallies-beside", daemon=True).start()
+        beside = cls()
+        beside._future, beside._connection = run_beside(
+            session.get_bind().engine, work, "tallies-beside"
+        )
         return beside
 
     def copy_into(self, session: Session) -> int:
