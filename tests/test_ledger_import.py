@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gc
+import re
+import sys
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +16,14 @@ from openpyxl import Workbook
 from sqlalchemy import text
 
 from webapp.exchange.importer import check_ledger, import_ledger
-from webapp.exchange.ledger import LedgerUnreadable, Place, Reference, normalise, parse_date
+from webapp.exchange.ledger import (
+    LedgerUnreadable,
+    Place,
+    Reference,
+    normalise,
+    parse_date,
+    read_ledger,
+)
 from webapp.geo import wgs84_to_gcj02
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -313,6 +324,112 @@ def test_a_village_name_in_two_townships_needs_the_township():
     assert ref.village("新庄", "")[0] is None and len(ref.village("新庄", "")[1]) == 2
     assert ref.village("新庄村", "乙镇")[0] == b
     assert ref.village("新庄村委会", "甲镇")[0] == a
+
+
+def _reference(category_id: int = 1, villages: tuple[Place, ...] = ()) -> Reference:
+    by_name: dict[str, list[Place]] = {}
+    for p in villages:
+        by_name.setdefault(normalise(p.name), []).append(p)
+    return Reference(
+        {normalise("征地拆迁"): category_id, normalise("拆迁安置"): category_id + 1},
+        ["征地拆迁", "拆迁安置"],
+        by_name,
+        {p.code: p for p in villages},
+    )
+
+
+def test_what_a_text_meant_in_one_file_is_not_carried_to_the_next(tmp_path):
+    """Each read looks its values up afresh: another reference or clock, another answer."""
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    path = write_ledger(
+        tmp_path / "台账.csv",
+        [_row(1, name="甲", village="新庄村"), _row(2, name="乙", village="新庄村")],
+    )
+    now = datetime(2026, 11, 1, tzinfo=TZ)
+    first = read_ledger(path, _reference(1, (a,)), now=now).rows
+    assert [(r.category_id, r.lon, r.problems) for r in first] == [(1, 114.0, [])] * 2
+    second = read_ledger(path, _reference(5), now=now).rows
+    assert [r.category_id for r in second] == [5, 5]
+    assert [[p.code for p in r.problems] for r in second] == [["unknown_village"]] * 2
+    # 2026-03-05 lies in the future of a read on 2026-01-01.
+    earlier = read_ledger(path, _reference(1, (a,)), now=datetime(2026, 1, 1, tzinfo=TZ)).rows
+    assert [[p.code for p in r.problems] for r in earlier] == [["bad_date"]] * 2
+
+
+def test_rows_with_the_same_bad_values_get_problems_of_their_own(tmp_path):
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    b = Place("410726101001", "新庄村", "410726101", "乙镇", 114.1, 35.1)
+    same = {"date": "2026-02-30", "category": "拆迁补偿", "village": "新庄"}
+    path = write_ledger(tmp_path / "台账.csv", [_row(1, **same), _row(2, **same)])
+    rows = read_ledger(path, _reference(1, (a, b)), now=datetime(2026, 11, 1, tzinfo=TZ)).rows
+    assert [p.code for p in rows[0].problems] == [
+        "bad_date",
+        "unknown_category",
+        "ambiguous_village",
+    ]
+    assert [p.to_dict() for p in rows[0].problems] == [p.to_dict() for p in rows[1].problems]
+    assert rows[0].problems[1].suggestions == ["拆迁安置", "征地拆迁"]
+    assert rows[0].problems[2].suggestions == [a.code, b.code]
+    for p, q in zip(rows[0].problems, rows[1].problems, strict=True):
+        assert p is not q and p.suggestions is not q.suggestions
+    rows[0].problems[1].suggestions.append("别的")
+    assert rows[1].problems[1].suggestions == ["拆迁安置", "征地拆迁"]
+
+
+def test_a_full_memo_checks_every_row_all_the_same(tmp_path, monkeypatch):
+    """Past its limit a memo keeps nothing new: the rows come out the same."""
+    from webapp.exchange import ledger
+
+    rows = [
+        _row(
+            i,
+            name=f"人{i}",
+            date=f"2026-03-{1 + i % 4:02d}",
+            category=["征地拆迁", "拆迁补偿", "拆迁安置"][i % 3],
+            channel=["来访", "飞鸽", "12345"][i % 3],
+            status=["办理中", "已办结", "不知道", ""][i % 4],
+            village=["新庄村", "旧庄村"][i % 2],
+            done="2026-03-20" if i % 4 == 1 else "",
+        )
+        for i in range(1, 25)
+    ]
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    path = write_ledger(tmp_path / "台账.csv", rows)
+    now = datetime(2026, 11, 1, tzinfo=TZ)
+    remembered = read_ledger(path, _reference(1, (a,)), now=now).rows
+    monkeypatch.setattr(ledger._Memo, "LIMIT", 1)
+    assert read_ledger(path, _reference(1, (a,)), now=now).rows == remembered
+    assert {r.status_code for r in remembered} == {
+        "ok",
+        "unknown_category",
+        "unknown_village",
+        "invalid",
+    }
+
+
+def test_normalise_drops_every_space_the_regex_did():
+    """``normalise`` removes exactly what ``re.sub(r"\\s+", "", ...)`` removed, in any script."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1)]
+    assert [c for c in chars if c.isspace()] == [c for c in chars if re.fullmatch(r"\s", c)]
+    text = "Ａ b\u3000c\u00a0d\u2028e\tF\u200bＧ"
+    old = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
+    assert normalise(text) == old == "abcdef\u200bg"
+
+
+def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path):
+    path = write_ledger(tmp_path / "台账.csv", [_row(1, village="新庄村")])
+    assert gc.isenabled()
+    read_ledger(path, _reference())
+    assert gc.isenabled()
+    with pytest.raises(LedgerUnreadable):
+        read_ledger(tmp_path / "台账.xls", _reference())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_ledger(path, _reference())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
