@@ -259,8 +259,11 @@ def test_real_run_imports_the_good_rows_once(session, tmp_path, places):
     assert by_row[14].village_code == places["village"].code  # placed by the village code
     assert by_row[15].grid_code == places["grid"].code  # placed by the grid code
     assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 7
+    stage = text("SELECT to_regclass('pg_temp.ledger_stage')")
+    assert session.execute(stage).scalar() is None  # the check's stage, used for the events, gone
     again = import_ledger(session, path)
     assert again.imported == 0
+    assert session.execute(stage).scalar() is None  # also when nothing was new
     assert {r.row: r.problems[0].code for r in again.rows if r.problems and r.row in good} == {
         n: "already_imported" for n in good
     }
