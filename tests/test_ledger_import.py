@@ -7,7 +7,7 @@ import gc
 import re
 import sys
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -470,3 +470,62 @@ def test_cli_dry_run_then_import_then_nothing_new(app, connection, tmp_path, pla
         if status == "ok":
             assert f"第 {row} 行：{ROW_STATUSES['duplicate']}" in again.output, (row, again.output)
     assert count() == before + good
+
+
+def test_the_stage_holds_each_row_as_it_was_checked(session):
+    """The binary COPY of the stage: numbers, ids, names (or NULL) and local days exact."""
+    import uuid
+
+    from webapp.exchange.importer import _stage
+    from webapp.exchange.ledger import LedgerRow
+
+    rows = [
+        LedgerRow(
+            row=3,
+            fingerprint=uuid.UUID("12345678-1234-5678-9abc-def012345678"),
+            lon=114.123456789,
+            lat=35.1,
+            category_id=7,
+            petitioner_name='赵"六,七',
+            reported_at=datetime(2026, 3, 5, 0, 30, tzinfo=TZ),  # 2026-03-04 in UTC
+        ),
+        LedgerRow(
+            row=1_000_000,
+            fingerprint=uuid.UUID(int=0),
+            lon=-0.5,
+            lat=1e-9,
+            category_id=1,
+            petitioner_name=None,
+            reported_at=datetime(1990, 1, 1, 23, 59, tzinfo=ZoneInfo("UTC")),  # 01-02 locally
+        ),
+    ]
+    _stage(session, rows)
+    stored = session.execute(
+        text(
+            "SELECT row_no, client_id, lon, lat, category_id, petitioner_name, day, "
+            "ST_AsText(geom) FROM ledger_stage ORDER BY row_no"
+        )
+    ).all()
+    assert [tuple(r) for r in stored] == [
+        (
+            3,
+            rows[0].fingerprint,
+            114.123456789,
+            35.1,
+            7,
+            '赵"六,七',
+            date(2026, 3, 5),
+            "POINT(114.123456789 35.1)",
+        ),
+        (
+            1_000_000,
+            rows[1].fingerprint,
+            -0.5,
+            1e-9,
+            1,
+            None,
+            date(1990, 1, 2),
+            "POINT(-0.5 1e-9)",
+        ),
+    ]
+    session.execute(text("DROP TABLE ledger_stage"))

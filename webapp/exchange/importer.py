@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from webapp import geo
 from webapp.auth.masking import mask_name
-from webapp.cases import bulk
+from webapp.cases import bulk, pgcopy
 from webapp.exchange.ledger import (
     LOCAL_TZ,
     ROW_STATUSES,
@@ -188,29 +188,25 @@ CREATE TEMP TABLE ledger_stage (
 
 
 def _stage(session: Session, rows: list[LedgerRow]) -> None:
+    """Copy the rows (binary COPY, a column at a time) into the ``ledger_stage`` temp table."""
     session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
     session.execute(text(_STAGE_DDL))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    for r in rows:
-        w.writerow(
-            [
-                r.row,
-                r.fingerprint,
-                r.lon,
-                r.lat,
-                r.category_id,
-                r.petitioner_name or "",
-                r.reported_at.astimezone(LOCAL_TZ).date().isoformat(),
-            ]
-        )
-    buf.seek(0)
+    columns = [
+        pgcopy.int4([r.row for r in rows]),
+        pgcopy.uuids([r.fingerprint for r in rows]),
+        pgcopy.float8([r.lon for r in rows]),
+        pgcopy.float8([r.lat for r in rows]),
+        pgcopy.int4([r.category_id for r in rows]),
+        pgcopy.Text([r.petitioner_name or None for r in rows]),
+        pgcopy.dates([r.reported_at.astimezone(LOCAL_TZ).date() for r in rows]),
+    ]
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
         cur.copy_expert(
             "COPY ledger_stage (row_no, client_id, lon, lat, category_id, petitioner_name, day) "
-            "FROM STDIN WITH (FORMAT csv, NULL '')",
-            buf,
+            "FROM STDIN (FORMAT binary)",
+            pgcopy.ChunkReader(pgcopy.copy_chunks(columns)),
+            size=1 << 20,
         )
     session.execute(text("CREATE INDEX ON ledger_stage USING gist (geom)"))
     session.execute(text("ANALYZE ledger_stage"))
