@@ -529,3 +529,47 @@ def test_the_stage_holds_each_row_as_it_was_checked(session):
         ),
     ]
     session.execute(text("DROP TABLE ledger_stage"))
+
+
+def test_every_column_lands_in_its_own_field(tmp_path):
+    """One row with every column the headers name, each cell telling apart: each in its place."""
+    from webapp.exchange.ledger import FIELDS, HEADERS
+
+    assert sorted(FIELDS) == sorted(HEADERS)
+    header = ["事项性质", "办结日期", "受理日期", "身份证号", "联系电话", "信访人", "人数", "来源"]
+    header += ["问题类别", "事由", "主要诉求", "办理状态", "坐标系", "纬度", "经度", "村代码"]
+    header += ["村(社区)", "乡镇", "登记日期"]
+    cells = ["检举", "2026-03-20", "2026-03-06", "41072 619800101001x", "139-0000 1111", "赵六"]
+    cells += ["3", "来信", "拆迁安置", "补偿", "要求补偿", "已化解", "GCJ-02", "35.1", "114.2"]
+    cells += ["", "新庄村", "甲镇", "2026-03-05"]
+    path = tmp_path / "台账.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([header, cells])
+    ledger = read_ledger(path, _reference(), now=datetime(2026, 11, 1, tzinfo=TZ))
+    assert sorted(ledger.columns) == sorted(FIELDS) and ledger.unmapped == []
+    r = ledger.rows[0]
+    assert r.problems == []
+    assert (r.reported_at, r.accepted_at, r.concluded_at) == (
+        datetime(2026, 3, 5, tzinfo=TZ),
+        datetime(2026, 3, 6, tzinfo=TZ),
+        datetime(2026, 3, 20, tzinfo=TZ),
+    )
+    assert (r.petitioner_name, r.petitioner_phone, r.petitioner_id_number) == (
+        "赵六",
+        "13900001111",
+        "41072619800101001X",
+    )
+    assert (r.category_id, r.category_text, r.channel.value, r.people_count) == (
+        2,
+        "拆迁安置",
+        "letter",
+        3,
+    )
+    assert (r.title, r.description, r.status.value, r.case_class.value) == (
+        "补偿",
+        "要求补偿",
+        "resolved",
+        "accusation",
+    )
+    assert r.crs == "gcj02" and not r.approx and r.place_text == "114.2,35.1"
+    assert r.lon != 114.2 and abs(r.lon - 114.2) < 0.01 and abs(r.lat - 35.1) < 0.01

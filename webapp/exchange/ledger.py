@@ -579,18 +579,18 @@ def _read_ledger(
     rows: list[LedgerRow] = []
     village_codes: list[str | None] = []
     checks = _Checks(reference, default_crs, now)
-    fields = list(index.values())
-    pick = itemgetter(*index)  # a tuple: the check above leaves at least three columns
     width = max(index) + 1
+    column = {f: i for i, f in index.items()}
+    # A row's cells in FIELDS order; a field without a column reads the None after its end.
+    pick = itemgetter(*(column.get(f, width) for f in FIELDS))
     for n, cells_row in _chain(first, cells):
         if all(_cell_text(c) == "" for c in cells_row):
             continue
         if len(rows) >= MAX_ROWS:
             raise LedgerUnreadable(f"文件超过 {MAX_ROWS} 行，请分批导入", "ledger_too_many_rows")
-        if len(cells_row) < width:  # a short row: its missing cells are empty
-            cells_row = [*cells_row, *[None] * (width - len(cells_row))]
-        values = dict(zip(fields, pick(cells_row), strict=True))
-        r, village_code = _check_row(n, values, checks)
+        # Cut or padded (a short row's missing cells are empty) to the last column read.
+        cells_row = [*cells_row[:width], *[None] * (width - len(cells_row)), None]
+        r, village_code = _check_row(n, pick(cells_row), checks)
         rows.append(r)
         village_codes.append(village_code)
         if len(rows) % 10_000 == 0:
@@ -678,93 +678,131 @@ class _Checks:
         return place, tuple(candidates)
 
 
-def _check_row(n: int, v: dict, checks: _Checks) -> tuple[LedgerRow, str | None]:
+# Where _check_row finds a row's fields: every field of HEADERS, in this order.
+FIELDS = (
+    "reported_at",
+    "accepted_at",
+    "concluded_at",
+    "petitioner_name",
+    "petitioner_phone",
+    "petitioner_id_number",
+    "category",
+    "channel",
+    "people_count",
+    "township",
+    "village",
+    "village_code",
+    "lon",
+    "lat",
+    "crs",
+    "title",
+    "description",
+    "status",
+    "case_class",
+)
+
+
+def _check_row(n: int, cells: tuple, checks: _Checks) -> tuple[LedgerRow, str | None]:
+    """Check row ``n``: its cells in ``FIELDS`` order (None for a column the ledger lacks)."""
     r = LedgerRow(row=n)
-    text = {k: _cell_text(x) for k, x in v.items()}
+    (
+        reported_text,
+        accepted_text,
+        concluded_text,
+        name_text,
+        phone_text,
+        id_text,
+        category_text,
+        channel_text,
+        count_text,
+        township_text,
+        village_text,
+        code_text,
+        lon_text,
+        lat_text,
+        crs_text,
+        title_text,
+        description_text,
+        status_text,
+        class_text,
+    ) = [c.strip() if c.__class__ is str else _cell_text(c) for c in cells]
     # Dates.
-    if text.get("reported_at", "") == "":
+    if reported_text == "":
         r.add("missing_date", "登记日期为空")
     else:
-        r.reported_at = checks.date(v["reported_at"])
+        r.reported_at = checks.date(cells[0])
         if r.reported_at is None:
-            r.add("bad_date", f"登记日期“{text['reported_at'][:40]}”无效或不在 1990 年至今之间")
-    for name, label in (("accepted_at", "受理日期"), ("concluded_at", "办结日期")):
-        if text.get(name):
-            moment = checks.date(v[name])
-            if moment is None:
-                r.add("bad_date", f"{label}“{text[name][:40]}”无效")
-            else:
-                setattr(r, name, moment)
+            r.add("bad_date", f"登记日期“{reported_text[:40]}”无效或不在 1990 年至今之间")
+    if accepted_text:
+        r.accepted_at = checks.date(cells[1])
+        if r.accepted_at is None:
+            r.add("bad_date", f"受理日期“{accepted_text[:40]}”无效")
+    if concluded_text:
+        r.concluded_at = checks.date(cells[2])
+        if r.concluded_at is None:
+            r.add("bad_date", f"办结日期“{concluded_text[:40]}”无效")
     # What it is about.
-    r.title = text.get("title", "")
-    r.description = text.get("description", "")
-    if not r.title:
-        r.title = r.description[:40]
-    if not r.description:
-        r.description = r.title
+    r.title = title_text or description_text[:40]
+    r.description = description_text or r.title
     if not r.title:
         r.add("missing_title", "事由和主要诉求都为空")
     elif len(r.title) > 200:
         r.title = r.title[:199] + "…"
-    r.category_text = text.get("category", "")
-    if not r.category_text:
+    r.category_text = category_text
+    if not category_text:
         r.add("missing_category", "问题类别为空")
     else:
-        r.category_id, close = checks.category[r.category_text]
+        r.category_id, close = checks.category[category_text]
         if r.category_id is None:
             hint = "，最接近的是：" + "、".join(close) if close else ""
             r.add(
                 "unknown_category",
-                f"问题类别“{r.category_text[:40]}”不在类别表中{hint}",
+                f"问题类别“{category_text[:40]}”不在类别表中{hint}",
                 list(close),
             )
-    if text.get("channel"):
-        channel = checks.channel[text["channel"]]
+    if channel_text:
+        channel = checks.channel[channel_text]
         if channel is None:
-            r.add("unknown_channel", f"来源/渠道“{text['channel'][:20]}”无法识别")
+            r.add("unknown_channel", f"来源/渠道“{channel_text[:20]}”无法识别")
         else:
             r.channel = channel
-    if text.get("case_class"):
-        r.case_class = checks.case_class[text["case_class"]]
-    if text.get("status"):
-        status = checks.status[text["status"]]
+    if class_text:
+        r.case_class = checks.case_class[class_text]
+    if status_text:
+        status = checks.status[status_text]
         if status is None:
-            r.add("unknown_status", f"办理状态“{text['status'][:20]}”无法识别")
+            r.add("unknown_status", f"办理状态“{status_text[:20]}”无法识别")
         else:
             r.status = status
     elif r.concluded_at is not None:
         r.status = Status.CONCLUDED
-    if text.get("people_count"):
+    if count_text:
         try:
-            count = float(text["people_count"])
+            count = float(count_text)
             if not count.is_integer() or not 1 <= count <= 100000:
                 raise ValueError
             r.people_count = int(count)
         except ValueError:
-            r.add("bad_number", f"人数“{text['people_count'][:20]}”应为正整数")
+            r.add("bad_number", f"人数“{count_text[:20]}”应为正整数")
     # Who.
-    r.petitioner_name = text.get("petitioner_name") or None
-    r.petitioner_phone = _PHONE_SEPARATORS.sub("", text.get("petitioner_phone", "")) or None
-    r.petitioner_id_number = (text.get("petitioner_id_number") or "").replace(
-        " ", ""
-    ).upper() or None
-    for name, limit in (
-        ("petitioner_name", 100),
-        ("petitioner_phone", 32),
-        ("petitioner_id_number", 32),
+    r.petitioner_name = name_text or None
+    r.petitioner_phone = _PHONE_SEPARATORS.sub("", phone_text) or None
+    r.petitioner_id_number = id_text.replace(" ", "").upper() or None
+    for field_name, value, limit in (
+        ("petitioner_name", r.petitioner_name, 100),
+        ("petitioner_phone", r.petitioner_phone, 32),
+        ("petitioner_id_number", r.petitioner_id_number, 32),
     ):
-        value = getattr(r, name)
         if value and len(value) > limit:
-            r.add("too_long", f"{name} 超过 {limit} 个字符")
+            r.add("too_long", f"{field_name} 超过 {limit} 个字符")
     # Where: coordinates in their CRS, else the village by code or name.
     village_code = None
-    lon_text, lat_text = text.get("lon", ""), text.get("lat", "")
     if lon_text or lat_text:
-        crs = checks.crs[text["crs"]] if text.get("crs") else checks.default_crs
+        crs = checks.crs[crs_text] if crs_text else checks.default_crs
         if crs is None:
             r.add(
                 "unsupported_crs",
-                f"坐标系“{text['crs'][:20]}”不支持（可用 WGS84、CGCS2000、GCJ-02）",
+                f"坐标系“{crs_text[:20]}”不支持（可用 WGS84、CGCS2000、GCJ-02）",
             )
         try:
             r.lon, r.lat = _number(lon_text), _number(lat_text)
@@ -776,25 +814,22 @@ def _check_row(n: int, v: dict, checks: _Checks) -> tuple[LedgerRow, str | None]
             r.lon = r.lat = None
             r.add("bad_coordinates", f"经纬度“{lon_text[:20]},{lat_text[:20]}”无效")
     else:
-        code = text.get("village_code", "")
-        name = text.get("village", "")
-        township = text.get("township", "")
         place = None
-        if code:
-            place = checks.ref.places_by_code.get(code)
+        if code_text:
+            place = checks.ref.places_by_code.get(code_text)
             if place is None:
-                r.add("unknown_village", f"区划代码“{code[:20]}”不在本县")
-        elif name:
-            place, candidates = checks.village[name, township]
+                r.add("unknown_village", f"区划代码“{code_text[:20]}”不在本县")
+        elif village_text:
+            place, candidates = checks.village[village_text, township_text]
             if place is None and candidates:
                 where = "、".join(f"{p.township_name}{p.name}" for p in candidates[:5])
                 r.add(
                     "ambiguous_village",
-                    f"村(社区)“{name[:20]}”有重名（{where}），请填写乡镇",
+                    f"村(社区)“{village_text[:20]}”有重名（{where}），请填写乡镇",
                     [p.code for p in candidates[:5]],
                 )
             elif place is None:
-                r.add("unknown_village", f"村(社区)“{(township + name)[:30]}”不在本县")
+                r.add("unknown_village", f"村(社区)“{(township_text + village_text)[:30]}”不在本县")
         else:
             r.add("missing_location", "既无经纬度，也无村(社区)名称或代码")
         if place is not None:
