@@ -539,9 +539,10 @@ def _collector_paused() -> Iterator[None]:
     """Automatic garbage collection off meanwhile (back on after, unless it was off before).
 
     Reading keeps three objects a row (the row, its problems, its fingerprint), and the
-    collector's full passes over them, every quarter more, took a quarter of the time of
-    reading 100,000 rows. Their memory is freed as ever; cyclic garbage made meanwhile
-    (by any thread: the switch is the process's) waits until it is back on.
+    collector passes over the whole heap each time it has grown by a quarter: at 100,000
+    rows, four such passes took 0.4 s of the 2 s of reading. Memory is freed as ever;
+    only cyclic garbage made meanwhile (by any thread: the switch is the process's)
+    waits until the collector is back on.
     """
     enabled = gc.isenabled()
     gc.disable()
