@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+import gc
+import re
+import sys
+import unicodedata
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,7 +16,14 @@ from openpyxl import Workbook
 from sqlalchemy import text
 
 from webapp.exchange.importer import check_ledger, import_ledger
-from webapp.exchange.ledger import LedgerUnreadable, Place, Reference, normalise, parse_date
+from webapp.exchange.ledger import (
+    LedgerUnreadable,
+    Place,
+    Reference,
+    normalise,
+    parse_date,
+    read_ledger,
+)
 from webapp.geo import wgs84_to_gcj02
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -248,8 +259,11 @@ def test_real_run_imports_the_good_rows_once(session, tmp_path, places):
     assert by_row[14].village_code == places["village"].code  # placed by the village code
     assert by_row[15].grid_code == places["grid"].code  # placed by the grid code
     assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before + 7
+    stage = text("SELECT to_regclass('pg_temp.ledger_stage')")
+    assert session.execute(stage).scalar() is None  # the check's stage, used for the events, gone
     again = import_ledger(session, path)
     assert again.imported == 0
+    assert session.execute(stage).scalar() is None  # also when nothing was new
     assert {r.row: r.problems[0].code for r in again.rows if r.problems and r.row in good} == {
         n: "already_imported" for n in good
     }
@@ -315,6 +329,112 @@ def test_a_village_name_in_two_townships_needs_the_township():
     assert ref.village("新庄村委会", "甲镇")[0] == a
 
 
+def _reference(category_id: int = 1, villages: tuple[Place, ...] = ()) -> Reference:
+    by_name: dict[str, list[Place]] = {}
+    for p in villages:
+        by_name.setdefault(normalise(p.name), []).append(p)
+    return Reference(
+        {normalise("征地拆迁"): category_id, normalise("拆迁安置"): category_id + 1},
+        ["征地拆迁", "拆迁安置"],
+        by_name,
+        {p.code: p for p in villages},
+    )
+
+
+def test_what_a_text_meant_in_one_file_is_not_carried_to_the_next(tmp_path):
+    """Each read looks its values up afresh: another reference or clock, another answer."""
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    path = write_ledger(
+        tmp_path / "台账.csv",
+        [_row(1, name="甲", village="新庄村"), _row(2, name="乙", village="新庄村")],
+    )
+    now = datetime(2026, 11, 1, tzinfo=TZ)
+    first = read_ledger(path, _reference(1, (a,)), now=now).rows
+    assert [(r.category_id, r.lon, r.problems) for r in first] == [(1, 114.0, [])] * 2
+    second = read_ledger(path, _reference(5), now=now).rows
+    assert [r.category_id for r in second] == [5, 5]
+    assert [[p.code for p in r.problems] for r in second] == [["unknown_village"]] * 2
+    # 2026-03-05 lies in the future of a read on 2026-01-01.
+    earlier = read_ledger(path, _reference(1, (a,)), now=datetime(2026, 1, 1, tzinfo=TZ)).rows
+    assert [[p.code for p in r.problems] for r in earlier] == [["bad_date"]] * 2
+
+
+def test_rows_with_the_same_bad_values_get_problems_of_their_own(tmp_path):
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    b = Place("410726101001", "新庄村", "410726101", "乙镇", 114.1, 35.1)
+    same = {"date": "2026-02-30", "category": "拆迁补偿", "village": "新庄"}
+    path = write_ledger(tmp_path / "台账.csv", [_row(1, **same), _row(2, **same)])
+    rows = read_ledger(path, _reference(1, (a, b)), now=datetime(2026, 11, 1, tzinfo=TZ)).rows
+    assert [p.code for p in rows[0].problems] == [
+        "bad_date",
+        "unknown_category",
+        "ambiguous_village",
+    ]
+    assert [p.to_dict() for p in rows[0].problems] == [p.to_dict() for p in rows[1].problems]
+    assert rows[0].problems[1].suggestions == ["拆迁安置", "征地拆迁"]
+    assert rows[0].problems[2].suggestions == [a.code, b.code]
+    for p, q in zip(rows[0].problems, rows[1].problems, strict=True):
+        assert p is not q and p.suggestions is not q.suggestions
+    rows[0].problems[1].suggestions.append("别的")
+    assert rows[1].problems[1].suggestions == ["拆迁安置", "征地拆迁"]
+
+
+def test_a_full_memo_checks_every_row_all_the_same(tmp_path, monkeypatch):
+    """Past its limit a memo keeps nothing new: the rows come out the same."""
+    from webapp.exchange import ledger
+
+    rows = [
+        _row(
+            i,
+            name=f"人{i}",
+            date=f"2026-03-{1 + i % 4:02d}",
+            category=["征地拆迁", "拆迁补偿", "拆迁安置"][i % 3],
+            channel=["来访", "飞鸽", "12345"][i % 3],
+            status=["办理中", "已办结", "不知道", ""][i % 4],
+            village=["新庄村", "旧庄村"][i % 2],
+            done="2026-03-20" if i % 4 == 1 else "",
+        )
+        for i in range(1, 25)
+    ]
+    a = Place("410726100001", "新庄村", "410726100", "甲镇", 114.0, 35.0)
+    path = write_ledger(tmp_path / "台账.csv", rows)
+    now = datetime(2026, 11, 1, tzinfo=TZ)
+    remembered = read_ledger(path, _reference(1, (a,)), now=now).rows
+    monkeypatch.setattr(ledger._Memo, "LIMIT", 1)
+    assert read_ledger(path, _reference(1, (a,)), now=now).rows == remembered
+    assert {r.status_code for r in remembered} == {
+        "ok",
+        "unknown_category",
+        "unknown_village",
+        "invalid",
+    }
+
+
+def test_normalise_drops_every_space_the_regex_did():
+    """``normalise`` removes exactly what ``re.sub(r"\\s+", "", ...)`` removed, in any script."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1)]
+    assert [c for c in chars if c.isspace()] == [c for c in chars if re.fullmatch(r"\s", c)]
+    text = "Ａ b\u3000c\u00a0d\u2028e\tF\u200bＧ"
+    old = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).lower())
+    assert normalise(text) == old == "abcdef\u200bg"
+
+
+def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path):
+    path = write_ledger(tmp_path / "台账.csv", [_row(1, village="新庄村")])
+    assert gc.isenabled()
+    read_ledger(path, _reference())
+    assert gc.isenabled()
+    with pytest.raises(LedgerUnreadable):
+        read_ledger(tmp_path / "台账.xls", _reference())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_ledger(path, _reference())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_cli_dry_run_then_import_then_nothing_new(app, connection, tmp_path, places, suffix):
     """``flask cases import FILE --dry-run``, then the real run, then the same again: nothing new."""
@@ -350,3 +470,106 @@ def test_cli_dry_run_then_import_then_nothing_new(app, connection, tmp_path, pla
         if status == "ok":
             assert f"第 {row} 行：{ROW_STATUSES['duplicate']}" in again.output, (row, again.output)
     assert count() == before + good
+
+
+def test_the_stage_holds_each_row_as_it_was_checked(session):
+    """The binary COPY of the stage: numbers, ids, names (or NULL) and local days exact."""
+    import uuid
+
+    from webapp.exchange.importer import _stage
+    from webapp.exchange.ledger import LedgerRow
+
+    rows = [
+        LedgerRow(
+            row=3,
+            fingerprint=uuid.UUID("12345678-1234-5678-9abc-def012345678"),
+            lon=114.123456789,
+            lat=35.1,
+            category_id=7,
+            petitioner_name='赵"六,七',
+            reported_at=datetime(2026, 3, 5, 0, 30, tzinfo=TZ),  # 2026-03-04 in UTC
+        ),
+        LedgerRow(
+            row=1_000_000,
+            fingerprint=uuid.UUID(int=0),
+            lon=-0.5,
+            lat=1e-9,
+            category_id=1,
+            petitioner_name=None,
+            reported_at=datetime(1990, 1, 1, 23, 59, tzinfo=ZoneInfo("UTC")),  # 01-02 locally
+        ),
+    ]
+    _stage(session, rows)
+    stored = session.execute(
+        text(
+            "SELECT row_no, client_id, lon, lat, category_id, petitioner_name, day, "
+            "ST_AsText(geom) FROM ledger_stage ORDER BY row_no"
+        )
+    ).all()
+    assert [tuple(r) for r in stored] == [
+        (
+            3,
+            rows[0].fingerprint,
+            114.123456789,
+            35.1,
+            7,
+            '赵"六,七',
+            date(2026, 3, 5),
+            "POINT(114.123456789 35.1)",
+        ),
+        (
+            1_000_000,
+            rows[1].fingerprint,
+            -0.5,
+            1e-9,
+            1,
+            None,
+            date(1990, 1, 2),
+            "POINT(-0.5 1e-9)",
+        ),
+    ]
+    session.execute(text("DROP TABLE ledger_stage"))
+
+
+def test_every_column_lands_in_its_own_field(tmp_path):
+    """One row with every column the headers name, each cell telling apart: each in its place."""
+    from webapp.exchange.ledger import FIELDS, HEADERS
+
+    assert sorted(FIELDS) == sorted(HEADERS)
+    header = ["事项性质", "办结日期", "受理日期", "身份证号", "联系电话", "信访人", "人数", "来源"]
+    header += ["问题类别", "事由", "主要诉求", "办理状态", "坐标系", "纬度", "经度", "村代码"]
+    header += ["村(社区)", "乡镇", "登记日期"]
+    cells = ["检举", "2026-03-20", "2026-03-06", "41072 619800101001x", "139-0000 1111", "赵六"]
+    cells += ["3", "来信", "拆迁安置", "补偿", "要求补偿", "已化解", "GCJ-02", "35.1", "114.2"]
+    cells += ["", "新庄村", "甲镇", "2026-03-05"]
+    path = tmp_path / "台账.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([header, cells])
+    ledger = read_ledger(path, _reference(), now=datetime(2026, 11, 1, tzinfo=TZ))
+    assert sorted(ledger.columns) == sorted(FIELDS) and ledger.unmapped == []
+    r = ledger.rows[0]
+    assert r.problems == []
+    assert (r.reported_at, r.accepted_at, r.concluded_at) == (
+        datetime(2026, 3, 5, tzinfo=TZ),
+        datetime(2026, 3, 6, tzinfo=TZ),
+        datetime(2026, 3, 20, tzinfo=TZ),
+    )
+    assert (r.petitioner_name, r.petitioner_phone, r.petitioner_id_number) == (
+        "赵六",
+        "13900001111",
+        "41072619800101001X",
+    )
+    assert (r.category_id, r.category_text, r.channel.value, r.people_count) == (
+        2,
+        "拆迁安置",
+        "letter",
+        3,
+    )
+    assert (r.title, r.description, r.status.value, r.case_class.value) == (
+        "补偿",
+        "要求补偿",
+        "resolved",
+        "accusation",
+    )
+    assert r.crs == "gcj02" and not r.approx and r.place_text == "114.2,35.1"
+    assert r.lon != 114.2 and abs(r.lon - 114.2) < 0.01 and abs(r.lat - 35.1) < 0.01

@@ -19,7 +19,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 
@@ -27,6 +27,7 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 # Seconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
 PG_EPOCH_S = 946_684_800
+PG_EPOCH_DAY = date(2000, 1, 1).toordinal()
 
 
 def _mask(null, n: int) -> np.ndarray:
@@ -103,6 +104,11 @@ def timestamptz(epoch_s, null=None) -> Fixed:
     null = _mask(null, len(s)) | ~np.isfinite(s)
     us = np.round((np.where(null, PG_EPOCH_S, s) - PG_EPOCH_S) * 1e6).astype(np.int64)
     return Fixed(us, ">i8", null)
+
+
+def dates(values: Sequence[date]) -> Fixed:
+    """Calendar days (``date`` objects), as ``date``'s binary form: days since 2000-01-01."""
+    return Fixed(np.array([d.toordinal() - PG_EPOCH_DAY for d in values], dtype=np.int64), ">i4")
 
 
 class Point:

@@ -20,6 +20,7 @@ import io
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import text
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from webapp import geo
 from webapp.auth.masking import mask_name
-from webapp.cases import bulk
+from webapp.cases import bulk, pgcopy
 from webapp.exchange.ledger import (
     LOCAL_TZ,
     ROW_STATUSES,
@@ -187,29 +188,25 @@ CREATE TEMP TABLE ledger_stage (
 
 
 def _stage(session: Session, rows: list[LedgerRow]) -> None:
+    """Copy the rows (binary COPY, a column at a time) into the ``ledger_stage`` temp table."""
     session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
     session.execute(text(_STAGE_DDL))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    for r in rows:
-        w.writerow(
-            [
-                r.row,
-                r.fingerprint,
-                r.lon,
-                r.lat,
-                r.category_id,
-                r.petitioner_name or "",
-                r.reported_at.astimezone(LOCAL_TZ).date().isoformat(),
-            ]
-        )
-    buf.seek(0)
+    columns = [
+        pgcopy.int4([r.row for r in rows]),
+        pgcopy.uuids([r.fingerprint for r in rows]),
+        pgcopy.float8([r.lon for r in rows]),
+        pgcopy.float8([r.lat for r in rows]),
+        pgcopy.int4([r.category_id for r in rows]),
+        pgcopy.Text([r.petitioner_name or None for r in rows]),
+        pgcopy.dates([r.reported_at.astimezone(LOCAL_TZ).date() for r in rows]),
+    ]
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
         cur.copy_expert(
             "COPY ledger_stage (row_no, client_id, lon, lat, category_id, petitioner_name, day) "
-            "FROM STDIN WITH (FORMAT csv, NULL '')",
-            buf,
+            "FROM STDIN (FORMAT binary)",
+            pgcopy.ChunkReader(pgcopy.copy_chunks(columns)),
+            size=1 << 20,
         )
     session.execute(text("CREATE INDEX ON ledger_stage USING gist (geom)"))
     session.execute(text("ANALYZE ledger_stage"))
@@ -277,12 +274,23 @@ def check_ledger(
     progress: Progress | None = None,
 ) -> ImportReport:
     """The dry run: read, check every row against the file and the database; store nothing."""
+    report = _check(session, path, default_crs, filename, progress)
+    session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
+    return report
+
+
+def _check(
+    session: Session,
+    path: Path,
+    default_crs: str,
+    filename: str | None,
+    progress: Progress | None,
+) -> ImportReport:
+    """The dry run's checks, leaving ``ledger_stage`` (the rows the file's checks passed) behind."""
     tick = progress or (lambda stage, done, total: None)
     ledger = read_ledger(path, load_reference(session), default_crs, filename, progress=tick)
     _database_checks(session, ledger.rows, tick)
-    session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
-    report = ImportReport(ledger, Counter(r.status_code for r in ledger.rows))
-    return report
+    return ImportReport(ledger, Counter(r.status_code for r in ledger.rows))
 
 
 def import_ledger(
@@ -301,10 +309,11 @@ def import_ledger(
     """
     tick = progress or (lambda stage, done, total: None)
     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _IMPORT_LOCK})
-    report = check_ledger(session, path, default_crs, filename, tick)
+    report = _check(session, path, default_crs, filename, tick)
     report.dry_run = False
     good = [r for r in report.rows if r.status_code == "ok"]
     if not good:
+        session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
         return report
     result = bulk.bulk_insert_cases(
         session, (_bulk_row(r) for r in good), progress=tick, total=len(good)
@@ -317,7 +326,8 @@ def import_ledger(
                 r.add("outside_county", "位置不在本县任何网格内")
         report.counts = Counter(r.status_code for r in report.rows)
     if result.first_id is not None:
-        _stage(session, good)
+        # The check's stage holds every row it looked at, the good ones among them; the
+        # cases numbered in this load's id range are exactly the good rows loaded.
         session.execute(
             text(
                 """
@@ -337,40 +347,45 @@ def import_ledger(
                 "hi": result.last_id,
             },
         )
-        session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
+    session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
     session.flush()
     return report
 
 
+_IN_BULK_ORDER = itemgetter(*bulk.COLUMNS)
+
+
 def _bulk_row(r: LedgerRow) -> tuple:
+    """The row as ``cases.bulk`` takes it: a tuple in ``bulk.COLUMNS`` order, times as datetimes."""
     resolved = r.concluded_at if r.status.value in ("resolved", "closed") else None
-    values = {
-        "ord": r.row,
-        "client_id": r.fingerprint,
-        "title": r.title,
-        "description": r.description,
-        "category_id": r.category_id,
-        "channel": r.channel.value,
-        "case_class": r.case_class.value,
-        "people_count": r.people_count,
-        "batch_count": 1,
-        "lon": r.lon,
-        "lat": r.lat,
-        "location_approx": r.approx,
-        "status": r.status.value,
-        "reported_at": r.reported_at.isoformat(),
-        "accepted_at": r.accepted_at.isoformat() if r.accepted_at else None,
-        "concluded_at": r.concluded_at.isoformat() if r.concluded_at else None,
-        "resolved_at": resolved.isoformat() if resolved else None,
-        "due_at": None,
-        "opinion": None,
-        "satisfaction": None,
-        "resolved_level": None,
-        "is_first": True,
-        "repeat_ord": None,
-        "skip_level": False,
-        "petitioner_name": r.petitioner_name,
-        "petitioner_phone": r.petitioner_phone,
-        "petitioner_id_number": r.petitioner_id_number,
-    }
-    return tuple(values[c] for c in bulk.COLUMNS)
+    return _IN_BULK_ORDER(
+        {
+            "ord": r.row,
+            "client_id": r.fingerprint,
+            "title": r.title,
+            "description": r.description,
+            "category_id": r.category_id,
+            "channel": r.channel.value,
+            "case_class": r.case_class.value,
+            "people_count": r.people_count,
+            "batch_count": 1,
+            "lon": r.lon,
+            "lat": r.lat,
+            "location_approx": r.approx,
+            "status": r.status.value,
+            "reported_at": r.reported_at,
+            "accepted_at": r.accepted_at,
+            "concluded_at": r.concluded_at,
+            "resolved_at": resolved,
+            "due_at": None,
+            "opinion": None,
+            "satisfaction": None,
+            "resolved_level": None,
+            "is_first": True,
+            "repeat_ord": None,
+            "skip_level": False,
+            "petitioner_name": r.petitioner_name,
+            "petitioner_phone": r.petitioner_phone,
+            "petitioner_id_number": r.petitioner_id_number,
+        }
+    )
