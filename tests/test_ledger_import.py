@@ -23,6 +23,7 @@ from webapp.exchange.ledger import (
     normalise,
     parse_date,
     read_ledger,
+    row_status,
 )
 from webapp.geo import wgs84_to_gcj02
 
@@ -573,3 +574,23 @@ def test_every_column_lands_in_its_own_field(tmp_path):
     )
     assert r.crs == "gcj02" and not r.approx and r.place_text == "114.2,35.1"
     assert r.lon != 114.2 and abs(r.lon - 114.2) < 0.01 and abs(r.lat - 35.1) < 0.01
+
+
+def test_a_row_with_a_control_character_is_refused_and_the_others_import(session, tmp_path, places):
+    """PostgreSQL cannot store NUL: such a row gets a problem naming its column, not a crash."""
+    code = places["grid"].code
+    rows = [
+        _row(1, name="张\x00三", code=code),
+        _row(2, title="反映\x07补偿", code=code),
+        _row(3, code=code),
+    ]
+    path = write_ledger(tmp_path / "台账.csv", rows)
+    report = import_ledger(session, path, import_id=97)
+    assert report.imported == 1
+    problems = {r.row: [(p.code, p.message) for p in r.problems] for r in report.rows}
+    assert problems[3] == [
+        ("control_characters", "“信访人”一栏含有不可见的控制字符，请删除后再导入")
+    ]
+    assert problems[4] == [("control_characters", "“事由”一栏含有不可见的控制字符，请删除后再导入")]
+    assert problems[5] == []
+    assert [row_status(r.problems) for r in report.rows] == ["invalid", "invalid", "ok"]

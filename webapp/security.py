@@ -56,7 +56,7 @@ def relax_csp(**directives: str) -> None:
 
 # C0 controls but tab, line feed and carriage return; DEL; C1 controls. PostgreSQL cannot
 # store NUL in text at all, and none of them belongs in anything a person types.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # What a decoder leaves for bytes that were not UTF-8 (Werkzeug decodes forms and query
 # strings with errors="replace"): the text was not what the person typed.
 _REPLACEMENT = "\ufffd"
@@ -159,7 +159,7 @@ def _check(field: str | None, text: str | None) -> None:
         raise AppError(
             "invalid_form", "提交的表单格式不正确，无法读取", 400, "a form part could not be read"
         )
-    if _CONTROL.search(text):
+    if CONTROL_CHARACTERS.search(text):
         message = "提交的内容含有不可见的控制字符，请删除后重试"
         raise AppError(
             "control_characters",

@@ -33,6 +33,7 @@ import numpy as np
 
 from webapp import geo
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS, CaseClass, Channel, Status
+from webapp.security import CONTROL_CHARACTERS
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 EARLIEST = datetime(1990, 1, 1, tzinfo=LOCAL_TZ)
@@ -726,7 +727,16 @@ def _check_row(n: int, cells: tuple, checks: _Checks) -> tuple[LedgerRow, str | 
         description_text,
         status_text,
         class_text,
-    ) = [c.strip() if c.__class__ is str else _cell_text(c) for c in cells]
+    ) = texts = [c.strip() if c.__class__ is str else _cell_text(c) for c in cells]
+    # A control character (NUL above all, which PostgreSQL cannot store) refuses the row
+    # with a word on which column holds it, as the forms refuse one (security).
+    if CONTROL_CHARACTERS.search("\t".join(texts)):
+        for name, cell in zip(FIELDS, texts, strict=True):
+            if CONTROL_CHARACTERS.search(cell):
+                r.add(
+                    "control_characters",
+                    f"“{HEADERS[name][0]}”一栏含有不可见的控制字符，请删除后再导入",
+                )
     # Dates.
     if reported_text == "":
         r.add("missing_date", "登记日期为空")
