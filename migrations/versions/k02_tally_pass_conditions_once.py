@@ -114,22 +114,32 @@ def grouped_query() -> str:
         GROUP BY GROUPING SETS (({grid_key}), ({category_key}))"""
 
 
+def _laid_out(key: tuple[str, ...], rest: tuple[str, ...]) -> str:
+    """The columns of a tally's rows as they are sorted: the key's fixed-width columns first.
+
+    A sort compares its rows' later keys by finding them in the row: a column after a
+    text one is found by walking the row from its start, one before by its offset.
+    """
+    fixed = [k for k in key if k in ("month", "category_id", "cx", "cy")]
+    return ", ".join([*fixed, *(k for k in key if k not in fixed), *rest])
+
+
 def _case_tallies() -> str:
     """The statement inserting both case tallies' groups, grid tally first, each in key order."""
-    facts = ", ".join(t01.FACTS)
-    grid_key, category_key = ", ".join(t01.KEY), ", ".join(x01.KEY)
+    grids = _laid_out(t01.KEY, (*t01.FACTS, "ahead_at"))
+    categories = _laid_out(x01.KEY, t01.FACTS)
     return f"""
     WITH g AS ({grouped_query()}),
     grids AS (
-        INSERT INTO case_tallies ({grid_key}, {facts}, ahead_at)
-        SELECT {grid_key}, {facts}, ahead_at FROM g WHERE kind = {y01.GRID_SET}
-        ORDER BY {grid_key}
+        INSERT INTO case_tallies ({grids})
+        SELECT {grids} FROM g WHERE kind = {y01.GRID_SET}
+        ORDER BY {", ".join(t01.KEY)}
         RETURNING 1
     ),
     categories AS (
-        INSERT INTO case_category_tallies ({category_key}, {facts})
-        SELECT {category_key}, {facts} FROM g WHERE kind = {y01.CATEGORY_SET}
-        ORDER BY {category_key}
+        INSERT INTO case_category_tallies ({categories})
+        SELECT {categories} FROM g WHERE kind = {y01.CATEGORY_SET}
+        ORDER BY {", ".join(x01.KEY)}
         RETURNING 1
     )
     -- Evaluated in this order, the order every trigger locks tally rows in.
@@ -156,7 +166,9 @@ def _heat_tally() -> str:
     million rows would be sorted to be grouped (the planner cannot tell how few cells
     there are).
     """
-    columns = ", ".join(m01.HEAT_COLUMNS)
+    columns = _laid_out(u01.HEAT_ORDER, ("scale", "village_code", "grid_code", "cases", "people"))
+    if sorted(columns.split(", ")) != sorted(m01.HEAT_COLUMNS):  # pragma: no cover - frozen
+        raise RuntimeError("the heat tally's columns are not m01's")
     return f"""
     WITH g AS MATERIALIZED ({heat_query()})
     INSERT INTO heat_tallies ({columns})
