@@ -129,6 +129,14 @@ def _the_pass_equals_u01s(session) -> None:
     tallies.rebuild(session)  # k02's pass
     assert tallies.differences(session) == []
     assert digests(session) == before
+    # inserted in key order: the tables' rows, as stored, are in key order
+    for table, key in (
+        ("case_tallies", tallies.KEY),
+        ("case_category_tallies", tallies.CATEGORY_KEY),
+        ("heat_tallies", ("county_code", "township_code", "month", "cx", "cy")),
+    ):
+        rows = session.execute(text(f"SELECT {', '.join(key)} FROM {table} ORDER BY ctid")).all()
+        assert len(rows) > 10 and rows == sorted(rows), table
 
 
 def test_a_rebuild_counts_repeats_deadlines_and_month_edges_as_the_triggers_do(session):
@@ -186,3 +194,18 @@ def test_a_rebuild_without_any_repeat(session):
     session.execute(text("UPDATE cases SET repeat_of_id = NULL, is_first = true"))
     assert session.execute(text("SELECT count(repeat_of_id) FROM cases")).scalar() == 0
     _the_pass_equals_u01s(session)
+
+
+def test_a_rebuild_of_two_counties(session):
+    """Cases of two counties: the tallies' sorts compare the county too (k02 leaves it out
+    where there is one)."""
+    session.execute(text("UPDATE cases SET county_code = '419999' WHERE id % 4 = 1"))
+    counties = session.execute(text("SELECT count(DISTINCT county_code) FROM cases")).scalar()
+    assert counties == 2
+    _the_pass_equals_u01s(session)
+    assert (
+        session.execute(
+            text("SELECT count(DISTINCT county_code) FROM case_category_tallies")
+        ).scalar()
+        == 2
+    )

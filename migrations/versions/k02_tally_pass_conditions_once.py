@@ -124,7 +124,19 @@ def _laid_out(key: tuple[str, ...], rest: tuple[str, ...]) -> str:
     return ", ".join([*fixed, *(k for k in key if k not in fixed), *rest])
 
 
-def _case_tallies() -> str:
+def _order(key: tuple[str, ...], one_county: bool) -> str:
+    """ORDER BY a tally's key; with one county among the cases, its key less the county.
+
+    Every tally key leads with the county: among the groups of one county the order of
+    the rest is the same order, and the sort does not compare equal codes first (a
+    county's own deployment; 0.3 s of the pass at a million cases).
+    """
+    if key[0] != "county_code":  # pragma: no cover - the keys are frozen
+        raise RuntimeError("a tally key does not lead with the county")
+    return ", ".join(key[1:] if one_county else key)
+
+
+def _case_tallies(one_county: bool = False) -> str:
     """The statement inserting both case tallies' groups, grid tally first, each in key order."""
     grids = _laid_out(t01.KEY, (*t01.FACTS, "ahead_at"))
     categories = _laid_out(x01.KEY, t01.FACTS)
@@ -133,13 +145,13 @@ def _case_tallies() -> str:
     grids AS (
         INSERT INTO case_tallies ({grids})
         SELECT {grids} FROM g WHERE kind = {y01.GRID_SET}
-        ORDER BY {", ".join(t01.KEY)}
+        ORDER BY {_order(t01.KEY, one_county)}
         RETURNING 1
     ),
     categories AS (
         INSERT INTO case_category_tallies ({categories})
         SELECT {categories} FROM g WHERE kind = {y01.CATEGORY_SET}
-        ORDER BY {", ".join(x01.KEY)}
+        ORDER BY {_order(x01.KEY, one_county)}
         RETURNING 1
     )
     -- Evaluated in this order, the order every trigger locks tally rows in.
@@ -159,7 +171,7 @@ def heat_query() -> str:
         GROUP BY x.county_code, x.township_code, x.month, {cx}, {cy}"""
 
 
-def _heat_tally() -> str:
+def _heat_tally(one_county: bool = False) -> str:
     """The statement inserting the heat tally's groups in key order.
 
     The groups are hashed in a CTE of their own: planned together with the ORDER BY, a
@@ -173,7 +185,7 @@ def _heat_tally() -> str:
     WITH g AS MATERIALIZED ({heat_query()})
     INSERT INTO heat_tallies ({columns})
     SELECT {columns} FROM g
-    ORDER BY {", ".join(u01.HEAT_ORDER)}"""
+    ORDER BY {_order(u01.HEAT_ORDER, one_county)}"""
 
 
 def _quoted(sql: str) -> str:
@@ -198,6 +210,7 @@ DECLARE
     lo bigint;
     hi bigint;
     repeats bigint[];
+    one_county boolean;
 BEGIN
     -- Every tally table adds the cases of ``ids`` (a bulk load's new ids, or ``cases``)
     -- (migrations m01, y01, u01, k02).
@@ -210,10 +223,17 @@ BEGIN
             -- Empty tallies, every case: both case tallies from one hash of the cases
             -- (their conditions evaluated once a case), then the heat tally, inserted
             -- plainly in the triggers' lock order, each in key order (k02).
-            SELECT coalesce(array_agg(repeat_of_id), '{{}}') INTO repeats FROM cases
-            WHERE repeat_of_id IS NOT NULL AND reported_at < 'infinity';
-            EXECUTE '{_quoted(_case_tallies())}' USING repeats;
-            EXECUTE '{_quoted(_heat_tally())}';
+            SELECT coalesce(array_agg(repeat_of_id) FILTER (
+                       WHERE repeat_of_id IS NOT NULL AND reported_at < 'infinity'), '{{}}'),
+                   min(county_code) = max(county_code)
+            INTO repeats, one_county FROM cases;
+            IF one_county THEN
+                EXECUTE '{_quoted(_case_tallies(one_county=True))}' USING repeats;
+                EXECUTE '{_quoted(_heat_tally(one_county=True))}';
+            ELSE
+                EXECUTE '{_quoted(_case_tallies())}' USING repeats;
+                EXECUTE '{_quoted(_heat_tally())}';
+            END IF;
         ELSE
             EXECUTE format('{one_pass}', '');
         END IF;
