@@ -1,38 +1,50 @@
 """A first load's tally pass: each case's facts once, for both case tallies in one hash
 
 u01's pass into empty tallies computed each tally's groups apart: three scans of
-``cases`` (and a fourth and fifth for the repeated ids, each a join's build), each
-case's conditions and its 23 facts' filters evaluated once for the grid tally and again
-for the category tally, the zone of every month looked up by name for each case three
-times, and each tally's groups written to a temporary table, read back and sorted. At a
-million cases (the demo's data, ``EXPLAIN ANALYZE`` without timing, one core) the grid
-and category tallies' queries took 1.8 s and 2.0 s, of which the 23 filtered
-aggregates about 1.0 s each, the join with the repeated ids 0.45 s each and the month
-0.2-0.3 s each.
+``cases`` (two more for the repeated ids where no index holds them: a load's second
+session, a load that rebuilds the indexes), each case's conditions and the 23 facts'
+filters evaluated once for the grid tally and again for the category tally, each
+case's month with the zone looked up by name three times, and each tally's groups
+written to a temporary table, read back and sorted. At a million cases (the demo's,
+one core, ``EXPLAIN ANALYZE`` without timing) the grid and the category tally's
+queries took 1.8 and 2.0 s, of which the 23 filtered aggregates about 1.0 s each, the
+join with the repeated ids 0.45 s each and the month 0.2-0.3 s each.
 
 Into empty tallies with ``ids = 'cases'`` the function now:
 
 * hashes every case into both case tallies' groups by one aggregate with two grouping
   sets (grid × month; village × category × month): a case's conditions and filters are
   evaluated once, only the transitions twice (2.2 s for both where u01's two queries
-  took 3.8 s on one core). PostgreSQL 15 runs GROUPING SETS on one core; the groups
-  (240,000) go from the aggregate's CTE straight into the two tallies, grid first;
-* takes ``repeated`` from an array of the repeated ids passed to EXECUTE (a one-shot
-  plan's parameter is a constant, so ``= ANY`` probes a hash built once: 0.1 s where the
-  hash join took 0.45 s), read by one scan before;
+  took 3.8 s on one core). GROUPING SETS run on one core in PostgreSQL 15; their
+  240,000 groups go from the aggregate's CTE straight into the two tallies, grid first;
+* takes ``repeated`` from the array of the repeated ids (one scan), passed to EXECUTE:
+  a one-shot plan's parameter is a constant, and ``= ANY`` of a constant array probes a
+  hash built once (0.1 s where the hash join took 0.45 s);
 * takes a case's month in the function's own time zone (``SET TimeZone``, the zone of
   every tally month): ``reported_at::timestamp`` is the local wall-clock time that
-  ``AT TIME ZONE 'Asia/Shanghai'`` gives, without the zone's look-up by name per case
-  (0.13 µs a case where it took 0.23 µs);
-* hashes the heat cells in a second scan, in a CTE of its own so that its ORDER BY does
-  not make the planner sort a million rows to group them.
+  ``AT TIME ZONE 'Asia/Shanghai'`` gives, without looking the zone up per case (about
+  0.13 µs a case where it took 0.23 µs);
+* hashes the heat cells in a second scan, in a CTE of its own (planned together with
+  the ORDER BY, the groups would be made by sorting a million rows);
+* sorts the groups into key order cheaper: the rows are laid out with the key's
+  fixed-width columns first (a sort finds a later key by its offset, not by walking the
+  row), and with one county among the cases the (equal) county is left out of the sort
+  keys: the same order (about 0.15 and 0.3 s).
 
-The rows are those u01's pass gave, every column (tests/test_tally_pass_parallel.py
-compares both passes, and a fresh GROUP BY, after writes with many repeats, deadlines,
-conclusions and month edges). Tallies that hold rows and a load's own ids keep y01's
-statement, as u01 left them.
+Measured at a million cases (the demo data on the two-core machine, the function alone
+on emptied tallies, rolled back, alternated with u01's 4+4, medians; other work on the
+machine, load 1.4): on temporary tables of the 20 columns it reads, as a load's second
+session runs it (``cases.tallies_beside``, no parallel worker), 6.25 -> 4.05 s; on an
+ordinary table of those columns, 5.82 s wall and 7.28 s of CPU (u01 with a parallel
+worker) -> 4.01 s on one core; on ``cases`` itself (tallies' indexes off, as a first
+load has them; 2+2) 5.97 s wall, 7.38 s CPU -> 4.57 s.
 
-Measured: see the commit.
+The rows are those u01's pass gave, every column, stored in key order
+(tests/test_tally_pass_parallel.py runs both passes after writes with many repeats,
+deadlines, conclusions, month edges and two counties, and compares them with each other
+and with a fresh GROUP BY). Tallies that hold rows and a load's own ids keep y01's
+statement, as u01 left them. The function still reads no table but ``cases`` and the
+tallies, by unqualified name, and creates no table.
 
 Revision ID: k02
 Revises: u03
@@ -201,7 +213,8 @@ CREATE FUNCTION case_tallies_add_cases(ids regclass) RETURNS void LANGUAGE plpgs
 SET enable_sort = off
 -- The hash tables of a million cases (some 400 MB) must fit.
 SET work_mem = '1GB'
--- One worker beside the leader at most (u01's docstring).
+-- One worker beside the leader at most: with two, u01's pass used more CPU on two
+-- cores and was no faster (u01's docstring).
 SET max_parallel_workers_per_gather = 1
 -- The month of a case is its local month in this zone (k02).
 SET TimeZone = '{ZONE}'
@@ -222,7 +235,9 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM heat_tallies) THEN
             -- Empty tallies, every case: both case tallies from one hash of the cases
             -- (their conditions evaluated once a case), then the heat tally, inserted
-            -- plainly in the triggers' lock order, each in key order (k02).
+            -- plainly in the triggers' lock order, each in key order (k02). First the
+            -- ids a repeat points at, and whether one county holds every case (then
+            -- the sorts leave the equal county out of their keys: the same order).
             SELECT coalesce(array_agg(repeat_of_id) FILTER (
                        WHERE repeat_of_id IS NOT NULL AND reported_at < 'infinity'), '{{}}'),
                    min(county_code) = max(county_code)
