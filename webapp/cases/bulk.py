@@ -768,9 +768,10 @@ def _place_and_insert(
     lap("insert")
     # Into an empty table every case is a loaded one: tallied with no look-up of which
     # cases were loaded and no repeat outside the load. The three tallies (grid,
-    # category, heat: stats.models, migrations m01, y01, u01) are filled in one call:
-    # into empty tallies each one's groups by a parallel aggregate over ``cases``,
-    # inserted without ON CONFLICT; otherwise one upserting pass over the loaded cases.
+    # category, heat: stats.models, migrations m01, y01, u01, k02) are filled in one call:
+    # into empty tallies both case tallies' groups by one hash of ``cases`` and the heat
+    # tally's by another, inserted without ON CONFLICT; otherwise one upserting pass
+    # over the loaded cases.
     ids = {"ids": "cases" if was_empty else "case_ids"}
     result.restore = restore
     if beside is not None:

@@ -179,7 +179,8 @@ def rebuild(session: Session) -> tuple[int, int]:
     """Recompute every tally, the heat tally too, from the cases (in the caller's transaction).
 
     ``case_tallies_add_cases``, the function a bulk load calls, fills the three tables
-    (into the emptied tallies: each one's groups by a parallel aggregate, u01).
+    (into the emptied tallies: both case tallies from one hash of the cases, then the heat
+    tally, k02).
     Returns the rows of ``case_tallies`` (per grid) and of ``heat_tallies``.
     """
     session.execute(text("LOCK TABLE cases IN SHARE MODE"))
