@@ -1077,5 +1077,15 @@ def _take_apart(session: Session, result: BulkResult) -> list[str]:
         session.execute(text(f'DROP INDEX "{name}"'))
         restore.append(definition)
     # The primary key first, indexes next (the unique one included), foreign keys last
-    # (each check is one join; the repeat link's needs the primary key).
-    return sorted(restore, key=lambda ddl: ("PRIMARY KEY" not in ddl, "FOREIGN KEY" in ddl))
+    # (each check is one join; the repeat link's needs the primary key). Of the
+    # indexes, the GiST and BRIN ones first: PostgreSQL builds them on one core, while
+    # a first load's tally session still has the other (btrees take both). Index
+    # rebuild at a million cases 7.86 -> 7.41 s, medians of 3 alternated loads.
+    return sorted(
+        restore,
+        key=lambda ddl: (
+            "PRIMARY KEY" not in ddl,
+            "FOREIGN KEY" in ddl,
+            "USING gist" not in ddl and "USING brin" not in ddl,
+        ),
+    )
