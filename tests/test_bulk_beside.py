@@ -100,7 +100,7 @@ def test_a_failure_in_the_tally_session_fails_the_load_that_waits_for_it(session
     """A column the tally session cannot read: its error reaches the load, nothing is copied."""
     names = sorted(tallies_beside.read_columns(session))
     columns = [pgcopy.Text(["x"] * 300) for _ in names]  # text where numbers are due
-    beside = tallies_beside.TalliesBeside.start(session, names, columns, lambda: iter([(0, 300)]))
+    beside = tallies_beside.TalliesBeside.start(session, names, columns, [(0, 300)])
     assert beside is not None
     with pytest.raises(psycopg2.Error):
         beside.copy_into(session)

@@ -370,7 +370,6 @@ def bulk_insert_cases(
     for table in ("case_load", "case_point", "case_place", "case_ids"):
         session.execute(text(f"DROP TABLE IF EXISTS {table}"))
     session.execute(text(_STAGING_DDL))
-    session.execute(text(_POINTS_DDL))
     if isinstance(rows, PendingColumns) and not (
         rows.n and _rebuilds(session, rows.n, rebuild_indexes)
     ):
@@ -384,6 +383,7 @@ def bulk_insert_cases(
         lap("copy")
         _place_and_insert(session, result, tick, lap, False, True, defer_restore, direct=rows)
         return result
+    session.execute(text(_POINTS_DDL))  # a direct load places its points elsewhere
     has_client_ids = False
     points: list[bytes] = [pgcopy.HEADER]
 
@@ -476,14 +476,10 @@ def _stage_sample(session: Session, rows: CaseColumns) -> None:
         starts = np.linspace(0, rows.n - SAMPLE_BLOCK_ROWS, SAMPLE_BLOCKS).astype(np.int64)
         blocks = [(int(a), int(a) + SAMPLE_BLOCK_ROWS) for a in starts]
 
-    def sample() -> Iterator[bytes]:
-        yield pgcopy.HEADER
-        for a, b in blocks:
-            yield pgcopy.encode(rows.columns, a, b).tobytes()
-        yield pgcopy.TRAILER
-
     _copy(
-        session, f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)", sample()
+        session,
+        f"COPY case_load ({', '.join(STAGE_NAMES)}) FROM STDIN (FORMAT binary)",
+        pgcopy.copy_rows(rows.columns, blocks),
     )
 
 
@@ -577,17 +573,7 @@ def _copy_into_cases(
         if len(r)
     ]
 
-    def slices() -> Iterator[tuple[int, int]]:
-        for a, b in runs:
-            for lo in range(a, b, 50_000):
-                yield lo, min(lo + 50_000, b)
-
-    def stream() -> Iterator[bytes]:
-        yield pgcopy.HEADER
-        for lo, hi in slices():
-            yield pgcopy.encode(columns, lo, hi).tobytes()
-        yield pgcopy.TRAILER
-
+    slices = [s for a, b in runs for s in pgcopy.chunks(a, b)]
     beside = TalliesBeside.start(session, names, columns, slices) if tally_beside else None
     try:
         # Into the table's new files the rows go in frozen and their pages all-visible,
@@ -596,7 +582,7 @@ def _copy_into_cases(
         copied = _copy(
             session,
             f"COPY cases ({', '.join(names)}) FROM STDIN (FORMAT binary{freeze})",
-            pgcopy.ahead(stream()),
+            pgcopy.ahead(pgcopy.copy_rows(columns, slices)),
         )
     except BaseException:
         if beside is not None:

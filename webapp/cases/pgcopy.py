@@ -18,7 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -265,9 +265,20 @@ def copy_chunks(columns: Sequence, chunk: int = 50_000) -> Iterator[bytes]:
     n = len(columns[0])
     if any(len(c) != n for c in columns):
         raise ValueError("columns differ in length")
+    return copy_rows(columns, chunks(0, n, chunk))
+
+
+def chunks(a: int, b: int, chunk: int = 50_000) -> Iterator[tuple[int, int]]:
+    """Rows ``a`` to ``b`` (exclusive) as consecutive slices of at most ``chunk`` rows."""
+    for lo in range(a, b, chunk):
+        yield lo, min(lo + chunk, b)
+
+
+def copy_rows(columns: Sequence, slices: Iterable[tuple[int, int]]) -> Iterator[bytes]:
+    """The binary COPY stream of the rows ``slices`` name (start, stop), a chunk each."""
     yield HEADER
-    for a in range(0, n, chunk):
-        yield encode(columns, a, min(a + chunk, n)).tobytes()
+    for a, b in slices:
+        yield encode(columns, a, b).tobytes()
     yield TRAILER
 
 

@@ -107,7 +107,7 @@ def place_rows(cur, columns: Sequence, a: int, b: int) -> tuple[np.ndarray, int]
     cur.execute(POINTS_DDL.format(points="place_point"))
     cur.copy_expert(
         "COPY place_point (ord, geom) FROM STDIN (FORMAT binary)",
-        pgcopy.ChunkReader(_chunks(columns, a, b)),
+        pgcopy.ChunkReader(pgcopy.copy_rows(columns, pgcopy.chunks(a, b))),
         size=1 << 20,
     )
     index_points(cur, "place_point")
@@ -115,13 +115,6 @@ def place_rows(cur, columns: Sequence, a: int, b: int) -> tuple[np.ndarray, int]
     placed = read_placed(cur, "place_out").copy()
     cur.execute("DROP TABLE place_point, place_out")
     return placed, border
-
-
-def _chunks(columns: Sequence, a: int, b: int, chunk: int = 50_000):
-    yield pgcopy.HEADER
-    for lo in range(a, b, chunk):
-        yield pgcopy.encode(columns, lo, min(lo + chunk, b)).tobytes()
-    yield pgcopy.TRAILER
 
 
 def grids_fingerprint(cur) -> str | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 
 from sqlalchemy import text
@@ -49,6 +49,11 @@ def _columns(session: Session, table: str) -> list[tuple[str, str, str | None]]:
 
 def read_columns(session: Session) -> set[str]:
     """The columns of ``cases`` the tally function names (every word of its text that is one)."""
+    return set(_read_columns(session))
+
+
+def _read_columns(session: Session) -> dict[str, str]:
+    """:func:`read_columns` with their types."""
     body = session.execute(
         text(
             "SELECT string_agg(pg_get_functiondef(oid), ' ') FROM pg_proc "
@@ -56,7 +61,7 @@ def read_columns(session: Session) -> set[str]:
         )
     ).scalar_one()
     words = set(re.findall(r"\w+", body or ""))
-    return {name for name, _, _ in _columns(session, "cases") if name in words}
+    return {name: kind for name, kind, _ in _columns(session, "cases") if name in words}
 
 
 class TalliesBeside:
@@ -73,21 +78,22 @@ class TalliesBeside:
         session: Session,
         names: Sequence[str],
         columns: Sequence,
-        slices: Callable[[], Iterator[tuple[int, int]]],
+        slices: Sequence[tuple[int, int]],
     ) -> TalliesBeside | None:
-        """Start computing the tallies of the rows ``columns`` (named ``names``) give over ``slices``.
+        """Start computing the tallies of the rows of ``columns`` (named ``names``) in ``slices``.
+
+        ``slices``: (start, stop) of the rows, in the order they are copied.
 
         None when the tally function reads a column the rows do not carry (then the load
         tallies its cases itself, after copying them).
         """
-        read = read_columns(session)
-        if not read or not read <= set(names):
+        read = _read_columns(session)
+        if not read or not read.keys() <= set(names):
             return None
         sent = [name for name in names if name in read]
-        types = {name: kind for name, kind, _ in _columns(session, "cases")}
         ddl = [
             "CREATE TEMP TABLE cases ("
-            + ", ".join(f"{name} {types[name]}" for name in sent)
+            + ", ".join(f"{name} {read[name]}" for name in sent)
             + ") ON COMMIT DROP"
         ]
         tallies = {}
@@ -104,12 +110,6 @@ class TalliesBeside:
             )
         picked = [columns[names.index(name)] for name in sent]
 
-        def stream() -> Iterator[bytes]:
-            yield pgcopy.HEADER
-            for a, b in slices():
-                yield pgcopy.encode(picked, a, b).tobytes()
-            yield pgcopy.TRAILER
-
         def work(cur) -> dict[str, tuple[list[str], bytes]]:
             started = time.perf_counter()
             cur.execute("SET LOCAL search_path = pg_temp, public")
@@ -117,7 +117,7 @@ class TalliesBeside:
                 cur.execute(statement)
             cur.copy_expert(
                 f"COPY cases ({', '.join(sent)}) FROM STDIN (FORMAT binary)",
-                pgcopy.ChunkReader(stream()),
+                pgcopy.ChunkReader(pgcopy.copy_rows(picked, slices)),
                 size=1 << 20,
             )
             cur.execute("ANALYZE cases")
