@@ -22,7 +22,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from flask import current_app
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -30,14 +29,20 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from webapp.auth.masking import MASKS
-from webapp.auth.permissions import case_scope_sql, may_see_area
+from webapp.auth.permissions import case_scope_sql
 from webapp.cases.vocab import CHANNEL_LABELS, STATUS_LABELS, Channel
-from webapp.errors import NotFound
 from webapp.escaping import spreadsheet_text
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import get_area
 from webapp.stats import figures as F
-from webapp.stats.params import bad, parse_date, today_local
+from webapp.stats.params import (
+    bad,
+    parse_backlog_years,
+    parse_date,
+    refuse_unknown,
+    requested_area,
+    today_local,
+)
 from webapp.stats.presenting import column_title, export_value
 from webapp.stats.queries import (
     LOCAL_TZ,
@@ -77,18 +82,8 @@ class MonthlyReport:
 
 def parse_month_request(session: Session, user, args: MultiDict) -> MonthlyReport:
     """Read ``area``, ``month`` (YYYY-MM, default last month), ``as_of``, ``backlog_years``."""
-    unknown = sorted(set(args) - REPORT_PARAMS)
-    if unknown:
-        raise bad(
-            "unknown_parameter",
-            f"不支持的参数：{'、'.join(unknown)}",
-            f"unknown parameter(s): {', '.join(unknown)}",
-            parameters=unknown,
-        )
-    code = (args.get("area") or user.area_code).strip()
-    area = get_area(session, code) if code.isdigit() and may_see_area(user, code) else None
-    if area is None:
-        raise NotFound("区划")
+    refuse_unknown(args, REPORT_PARAMS)
+    area = requested_area(session, user, args)
     if AreaLevel(area.level) not in REPORT_LEVELS:
         raise bad(
             "invalid_report_area",
@@ -121,23 +116,12 @@ def parse_month_request(session: Session, user, args: MultiDict) -> MonthlyRepor
     as_of = None
     if args.get("as_of"):
         as_of = local_midnight(parse_date("as_of", args["as_of"]) + timedelta(days=1))
-    backlog_years = int(current_app.config.get("STATS_BACKLOG_YEARS", F.DEFAULT_BACKLOG_YEARS))
-    if args.get("backlog_years"):
-        value = args["backlog_years"].strip()
-        if not value.isdigit() or not 1 <= int(value) <= 30:
-            raise bad(
-                "invalid_backlog_years",
-                "参数 backlog_years 应为 1 至 30 之间的整数",
-                "backlog_years must be a whole number from 1 to 30",
-                parameter="backlog_years",
-            )
-        backlog_years = int(value)
     query = StatsQuery(
         area=area,
         period=Period(first, last, as_of),
         grouping=Grouping("area", AreaLevel(area.level).child),
         scope=case_scope_sql(user),
-        backlog_years=backlog_years,
+        backlog_years=parse_backlog_years(args),
     )
     return MonthlyReport(query, first, user.username)
 

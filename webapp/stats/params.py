@@ -77,6 +77,42 @@ def parse_date(name: str, value: str) -> date:
         ) from None
 
 
+def refuse_unknown(args: MultiDict, allowed: frozenset[str]) -> None:
+    """Raise ``unknown_parameter`` naming every parameter of ``args`` not in ``allowed``."""
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise bad(
+            "unknown_parameter",
+            f"不支持的参数：{'、'.join(unknown)}",
+            f"unknown parameter(s): {', '.join(unknown)}",
+            parameters=unknown,
+        )
+
+
+def requested_area(session: Session, user, args: MultiDict):
+    """The area ``area`` names (the user's own by default); 404 if unknown or not the user's to see."""
+    code = (args.get("area") or user.area_code).strip()
+    area = get_area(session, code) if code.isdigit() and may_see_area(user, code) else None
+    if area is None:
+        raise NotFound("区划")
+    return area
+
+
+def parse_backlog_years(args: MultiDict) -> int:
+    """``backlog_years``: how many years back the backlog reaches (1-30; the app's setting by default)."""
+    if not args.get("backlog_years"):
+        return int(current_app.config.get("STATS_BACKLOG_YEARS", F.DEFAULT_BACKLOG_YEARS))
+    value = args["backlog_years"].strip()
+    if not value.isdigit() or not 1 <= int(value) <= 30:
+        raise bad(
+            "invalid_backlog_years",
+            "参数 backlog_years 应为 1 至 30 之间的整数",
+            "backlog_years must be a whole number from 1 to 30",
+            parameter="backlog_years",
+        )
+    return int(value)
+
+
 def _many(args: MultiDict, name: str) -> list[str]:
     out: list[str] = []
     for value in args.getlist(name):
@@ -117,18 +153,8 @@ def parse(
     categories and channels. ``default_months`` makes the default period the last N
     calendar months instead.
     """
-    unknown = sorted(set(args) - allowed)
-    if unknown:
-        raise bad(
-            "unknown_parameter",
-            f"不支持的参数：{'、'.join(unknown)}",
-            f"unknown parameter(s): {', '.join(unknown)}",
-            parameters=unknown,
-        )
-    code = (args.get("area") or user.area_code).strip()
-    area = get_area(session, code) if code.isdigit() and may_see_area(user, code) else None
-    if area is None:
-        raise NotFound("区划")
+    refuse_unknown(args, allowed)
+    area = requested_area(session, user, args)
     area_level = AreaLevel(area.level)
 
     level_text = (args.get("level") or "").strip().lower()
@@ -213,24 +239,12 @@ def parse(
             parameter="channel",
         )
 
-    backlog_years = int(current_app.config.get("STATS_BACKLOG_YEARS", F.DEFAULT_BACKLOG_YEARS))
-    if args.get("backlog_years"):
-        text_value = args["backlog_years"].strip()
-        if not text_value.isdigit() or not 1 <= int(text_value) <= 30:
-            raise bad(
-                "invalid_backlog_years",
-                "参数 backlog_years 应为 1 至 30 之间的整数",
-                "backlog_years must be a whole number from 1 to 30",
-                parameter="backlog_years",
-            )
-        backlog_years = int(text_value)
-
     query = StatsQuery(
         area=area,
         period=Period(start, end, as_of),
         grouping=Grouping(by, level if by == "area" else None),
         filters=Filters(category_ids, tuple(channels)),
         scope=case_scope_sql(user),
-        backlog_years=backlog_years,
+        backlog_years=parse_backlog_years(args),
     )
     return Parsed(query, level, by, tuple(codes))

@@ -33,12 +33,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from webapp.auth.permissions import case_scope_sql, may_see_area
-from webapp.errors import NotFound
+from webapp.auth.permissions import case_scope_sql
 from webapp.grid.models import Area, AreaLevel
-from webapp.grid.queries import CASE_CODE_COLUMN, get_area
+from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.hotspots import gistar, weights
-from webapp.stats.params import bad, parse_date
+from webapp.stats.params import bad, parse_date, refuse_unknown, requested_area
 from webapp.stats.queries import LOCAL_TZ, local_midnight
 
 ALPHA = 0.01
@@ -215,18 +214,8 @@ class WarningRequest:
 
 def parse_request(session: Session, user, args: MultiDict) -> WarningRequest:
     """Read ``area``, ``window`` (week|month), ``as_of``, ``level`` (village|grid), ``months``."""
-    unknown = sorted(set(args) - WARNING_PARAMS)
-    if unknown:
-        raise bad(
-            "unknown_parameter",
-            f"不支持的参数：{'、'.join(unknown)}",
-            f"unknown parameter(s): {', '.join(unknown)}",
-            parameters=unknown,
-        )
-    code = (args.get("area") or user.area_code).strip()
-    area = get_area(session, code) if code.isdigit() and may_see_area(user, code) else None
-    if area is None:
-        raise NotFound("区划")
+    refuse_unknown(args, WARNING_PARAMS)
+    area = requested_area(session, user, args)
     window = (args.get("window") or "week").strip()
     if window not in WINDOWS:
         raise bad(
