@@ -260,3 +260,20 @@ def test_emerging_hot_spots_on_the_demo_county(session):
         {"s": warning.local_midnight(start), "t": req.as_of},
     ).scalar_one()
     assert total == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ({"months": "5"}, 400, "参数 months 应为 6 至 36 之间的整数"),
+        ({"months": "x"}, 400, "参数 months 应为 6 至 36 之间的整数"),
+        ({"colour": "red"}, 400, "不支持的参数：colour"),
+        ({"area": "999999"}, 404, None),
+    ],
+)
+def test_the_warning_page_refuses_bad_parameters(client, login, query, status, message):
+    login("county_staff")
+    response = client.get("/stats/warning", query_string=query)
+    assert response.status_code == status
+    if message:
+        assert message in response.get_data(as_text=True)

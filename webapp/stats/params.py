@@ -102,13 +102,18 @@ def parse_backlog_years(args: MultiDict) -> int:
     """``backlog_years``: how many years back the backlog reaches (1-30; the app's setting by default)."""
     if not args.get("backlog_years"):
         return int(current_app.config.get("STATS_BACKLOG_YEARS", F.DEFAULT_BACKLOG_YEARS))
-    value = args["backlog_years"].strip()
-    if not value.isdigit() or not 1 <= int(value) <= 30:
+    return whole_number("backlog_years", args["backlog_years"], 1, 30)
+
+
+def whole_number(name: str, value: str, lo: int, hi: int) -> int:
+    """``value`` as a whole number from ``lo`` to ``hi``; else ``invalid_<name>``."""
+    value = value.strip()
+    if not value.isdigit() or not lo <= int(value) <= hi:
         raise bad(
-            "invalid_backlog_years",
-            "参数 backlog_years 应为 1 至 30 之间的整数",
-            "backlog_years must be a whole number from 1 to 30",
-            parameter="backlog_years",
+            f"invalid_{name}",
+            f"参数 {name} 应为 {lo} 至 {hi} 之间的整数",
+            f"{name} must be a whole number from {lo} to {hi}",
+            parameter=name,
         )
     return int(value)
 

@@ -37,7 +37,7 @@ from webapp.auth.permissions import case_scope_sql
 from webapp.grid.models import Area, AreaLevel
 from webapp.grid.queries import CASE_CODE_COLUMN
 from webapp.hotspots import gistar, weights
-from webapp.stats.params import bad, parse_date, refuse_unknown, requested_area
+from webapp.stats.params import bad, parse_date, refuse_unknown, requested_area, whole_number
 from webapp.stats.queries import LOCAL_TZ, local_midnight
 
 ALPHA = 0.01
@@ -239,17 +239,8 @@ def parse_request(session: Session, user, args: MultiDict) -> WarningRequest:
             "level must be village or grid, below the area",
             parameter="level",
         )
-    months_text = (args.get("months") or "12").strip()
-    if not months_text.isdigit() or not 6 <= int(months_text) <= 36:
-        raise bad(
-            "invalid_months",
-            "参数 months 应为 6 至 36 之间的整数",
-            "months must be a whole number from 6 to 36",
-            parameter="months",
-        )
-    return WarningRequest(
-        area, window, as_of, AreaLevel(level_text), int(months_text), case_scope_sql(user)
-    )
+    months = whole_number("months", args.get("months") or "12", 6, 36)
+    return WarningRequest(area, window, as_of, AreaLevel(level_text), months, case_scope_sql(user))
 
 
 # -- spikes -------------------------------------------------------------------------------------
