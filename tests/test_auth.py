@@ -310,6 +310,31 @@ def test_masks():
     assert mask_name(None) is None and mask_phone("") == ""
 
 
+@pytest.mark.parametrize(
+    "phone, masked",
+    [
+        ("13812345678", "138****5678"),  # mobile
+        ("03735551234", "037****1234"),  # landline with its area code
+        ("0105551234", "01****1234"),
+        ("55512345", "****2345"),  # an 8-digit local number: not 555*2345
+        ("5551234", "*******"),
+    ],
+)
+def test_a_masked_phone_always_hides_four_digits_or_more(phone, masked):
+    """Every number the desk accepts (a mobile, a landline with or without its area code)
+    is masked with at least four digits hidden: never one digit to guess."""
+    from webapp.cases.petitioners import phone_problem
+
+    assert phone_problem(phone) is None
+    assert mask_phone(phone) == masked and masked.count("*") >= 4
+
+
+def test_a_short_id_number_is_masked_with_four_hidden_too():
+    """ID numbers come through Open311 and ledgers as typed: a short one hides four too."""
+    assert mask_id_number("410726900101123") == "4107*******1123"  # 15 digits, the old form
+    assert mask_id_number("123456789") == "1****6789"
+
+
 def test_audit_log_is_append_only(session):
     from sqlalchemy.exc import DBAPIError
 
