@@ -411,6 +411,23 @@ def test_who_may_create(client, token_for, demo_point, role, status):
         assert _post(client, token, _new_case(demo_point, channel="visit")).status_code == 403
 
 
+@pytest.mark.parametrize("role", ["grid_worker", "village_informant", "county_staff"])
+def test_nobody_files_in_another_county(client, token_for, session, tmp_path, role):
+    """A grid worker sees the cases they reported wherever they are, but files in their
+    own county only, through the API and Open311 as on the phone and at the desk."""
+    from tests.builders import import_test_county, u
+    from tests.test_open311 import _file
+
+    import_test_county(session, tmp_path)
+    _, token = token_for(role)
+    before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    r = _post(client, token, _new_case(u(3, 1.5)))
+    assert r.status_code == 422 and r.get_json()["error"]["code"] == "outside_county", r.get_json()
+    r = _file(client, token, u(3, 1.5))
+    assert r.status_code == 422 and r.get_json()[0]["error_code"] == "outside_county"
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
+
+
 def test_township_leader_cannot_file_outside_the_township(client, token_for, session, demo_areas):
     _, token = token_for("township_leader")
     lon, lat = session.execute(

@@ -72,11 +72,38 @@ def test_failed_sign_ins_are_limited(client, make_user):
     assert r.status_code == 429 and "次数过多" in r.get_data(as_text=True)
 
 
+# Targets that leave the site, some only as a browser reads them: it takes ``\\`` for
+# ``/`` and drops tabs and line breaks, so ``/\\evil`` and ``/<tab>/evil`` are ``//evil``.
+LEAVING = [
+    "https://evil.example/",
+    "//evil.example/x",
+    "javascript:alert(1)",
+    "/\\evil.example/x",
+    "/\\/evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+]
+
+
+def _stays_on_site(location: str) -> bool:
+    """Whether a browser following ``location`` stays on this site (WHATWG URL parsing)."""
+    seen = location.replace("\\", "/").replace("\t", "").replace("\n", "").replace("\r", "")
+    return seen.startswith("/") and not seen.startswith("//")
+
+
 def test_next_never_leaves_the_site(client, make_user):
     user = make_user("county_staff")
-    for target in ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"]:
+    for target in LEAVING:
         r = sign_in(client, user.username, next_=target)
-        assert r.headers["Location"] == "/"
+        assert r.status_code == 302 and _stays_on_site(r.headers["Location"]), target
+    # Signed in already, the sign-in page sends on at once: the same check.
+    for target in LEAVING:
+        r = client.get("/login", query_string={"next": target})
+        assert r.status_code == 302 and _stays_on_site(r.headers["Location"]), target
+    r = client.get("/login", query_string={"next": "/cases/?q=案件&page=2"})
+    assert r.headers["Location"] == "/cases/?q=%E6%A1%88%E4%BB%B6&page=2"
 
 
 def test_pages_need_sign_in(client):
@@ -281,6 +308,31 @@ def test_masks():
     assert mask_phone("13812345678") == "138****5678"
     assert mask_id_number("410726199001011234") == "4107**********1234"
     assert mask_name(None) is None and mask_phone("") == ""
+
+
+@pytest.mark.parametrize(
+    "phone, masked",
+    [
+        ("13812345678", "138****5678"),  # mobile
+        ("03735551234", "037****1234"),  # landline with its area code
+        ("0105551234", "01****1234"),
+        ("55512345", "****2345"),  # an 8-digit local number: not 555*2345
+        ("5551234", "*******"),
+    ],
+)
+def test_a_masked_phone_always_hides_four_digits_or_more(phone, masked):
+    """Every number the desk accepts (a mobile, a landline with or without its area code)
+    is masked with at least four digits hidden: never one digit to guess."""
+    from webapp.cases.petitioners import phone_problem
+
+    assert phone_problem(phone) is None
+    assert mask_phone(phone) == masked and masked.count("*") >= 4
+
+
+def test_a_short_id_number_is_masked_with_four_hidden_too():
+    """ID numbers come through Open311 and ledgers as typed: a short one hides four too."""
+    assert mask_id_number("410726900101123") == "4107*******1123"  # 15 digits, the old form
+    assert mask_id_number("123456789") == "1****6789"
 
 
 def test_audit_log_is_append_only(session):

@@ -81,3 +81,43 @@ def test_only_county_staff_import(client, login):
     assert client.get("/exchange/").status_code == 200
     assert client.post("/exchange/imports", data={"csrf_token": CSRF}).status_code == 403
     assert client.get("/exchange/imports/1").status_code == 403
+
+
+def test_a_ledger_import_stays_with_its_county(client, login, session, tmp_path, places):
+    """One database may hold several counties (docs/scaling.md): a county's ledger (its
+    petitioners, places and problems) is its own desk's, never seen or run by another's."""
+    from tests.builders import COUNTY, import_test_county
+
+    import_test_county(session, tmp_path)
+    login("county_staff")
+    path = write_ledger(tmp_path / "本县台账.xlsx", every_kind(places))
+    r = _upload(client, path)
+    import_id = int(re.search(r"/imports/(\d+)", r.headers["Location"])[1])
+    urls = [
+        f"/exchange/imports/{import_id}",
+        f"/exchange/imports/{import_id}/progress",
+        f"/exchange/imports/{import_id}/report.csv",
+    ]
+    before = session.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    for role in ("county_staff", "admin"):
+        login(role, COUNTY)
+        assert "本县台账" not in client.get("/exchange/").get_data(as_text=True), role
+        for url in urls:
+            assert client.get(url).status_code == 404, (role, url)
+        r = client.post(
+            f"/exchange/imports/{import_id}/run",
+            data={"csrf_token": CSRF},
+            headers={"Accept": "application/json"},
+        )
+        assert r.status_code == 404, role
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() == before
+    # A colleague of the same county sees it and may confirm it.
+    login("county_staff")
+    assert "本县台账" in client.get("/exchange/").get_data(as_text=True)
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert (
+        client.post(f"/exchange/imports/{import_id}/run", data={"csrf_token": CSRF}).status_code
+        == 302
+    )
+    assert session.execute(text("SELECT count(*) FROM cases")).scalar_one() > before

@@ -234,6 +234,52 @@ def test_a_queued_report_survives_an_expired_session(
     phone(scenario)
 
 
+@pytest.mark.phone
+def test_a_shared_phone_keeps_each_accounts_reports_to_that_account(
+    phone, live_server, live_user, live_db, live_photos, demo_areas
+):
+    """Worker A's report waits on the phone; worker B signs in on it: B neither sees A's
+    report (its text, petitioner, photos) nor sends or removes it; A's next sign-in sends it."""
+
+    def scenario(page):
+        grid = demo_areas["grid_worker"]
+        first, second = live_user("grid_worker"), live_user("grid_worker")
+        at_phone_position(page, live_db, grid, live_server)
+        sign_in_page(page, first)
+        page.goto("/field/report")
+        page.wait_for_selector("#place strong")
+        wait_service_worker(page)
+
+        page.context.set_offline(True)
+        page.fill("input[name=petitioner_name]", "欧阳娜娜")
+        page.fill("input[name=petitioner_phone]", "13812345678")
+        fill_report(page, "甲的上报：两户因宅基地边界争执")
+        page.wait_for_selector("#queue li[data-state=waiting]")
+        page.context.clear_cookies()  # A leaves the phone; B signs in
+        page.context.set_offline(False)
+        sign_in_page(page, second)
+        page.goto("/field/report")
+        page.wait_for_selector("#queue li")
+        page.wait_for_timeout(1500)  # B's outbox has been flushed meanwhile
+        queue = page.locator("#queue").inner_text()
+        assert "甲的上报" not in queue and page.locator("#queue li[data-state]").count() == 0
+        assert "本机另有 1 条其他账号的上报" in queue
+        page.click("#clear-sent")
+        assert cases_by(live_db, first.id) == [] and cases_by(live_db, second.id) == []
+
+        page.context.clear_cookies()
+        sign_in_page(page, first)
+        page.goto("/field/report")
+        page.wait_for_selector("#queue li[data-state=sent]", timeout=30_000)
+        assert [c.description for c in cases_by(live_db, first.id)] == [
+            "甲的上报：两户因宅基地边界争执"
+        ]
+        assert page.locator("#queue .field-others").count() == 0
+        assert page.blocked == []
+
+    phone(scenario)
+
+
 def test_the_same_report_from_five_threads_at_once_is_one_case(
     live_server, live_user, live_db, demo_areas
 ):

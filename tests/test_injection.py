@@ -13,13 +13,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from tests.conftest import CSRF_HEADERS
 from tests.exchange_fixtures import *  # noqa: F403
 from tests.security_fixtures import *  # noqa: F403
+from tests.test_access_matrix import MATRIX
 
 SCRIPT = '"><img src=x onerror=__pwned=1><script>__pwned=2</script>`${__pwned=3}`'
 FORMULAS = ['=HYPERLINK("http://x.cn")', "+cmd|' /C calc'!A0", "-2+3*cmd", "@SUM(A1:A9)", "\t=1+1"]
@@ -236,3 +239,117 @@ def test_open311_filters_take_sql_as_values(client, token_for):
                 "/open311/v2/requests.json", query_string={"api_key": token, name: value}
             )
             assert r.status_code < 500, (name, value, r.get_data(as_text=True)[:200])
+
+
+# Markup and template code as people might type it: it must reach every page as text.
+MARKUP = '"><img src=x onerror=__pwned=1></script><script>__pwned=2</script>`${__pwned=3}`'
+TEMPLATE = '{{ "SS" ~ "TI" }}{% if 1 %}IF{{ "RAN" }}{% endif %}'
+SHORT_MARKUP = "<svg onload=__pwned=4>"  # fits the 60- and 100-character fields
+RAW_MARKUP = (b"<img src=x", b"<script>__pwned", b"<svg onload")
+# The same inside a map's script data (JSON with ``<`` escaped), where Leaflet and the
+# maps' own code put it into HTML as it is: there it must arrive as entities.
+SCRIPT_MARKUP = (b"\\u003cimg src=x", b"\\u003cscript\\u003e__pwned", b"\\u003csvg onload")
+
+
+@pytest.mark.parametrize("role", ["county_staff", "township_leader", "grid_worker", "planner"])
+def test_no_typed_text_reaches_a_page_as_markup(client, session, targets, role):
+    """Every text people type, in every page of the url_map and every map a role opens.
+
+    The browser test (tests/test_injection_browser.py) runs the pages with some of these
+    texts; here, without a browser, more of them (a sweep's note, a visit's note, the
+    unit a case is assigned to, a category, a plan's start point and unassigned reason)
+    for four roles: no page carries them as markup, no map's JavaScript as code, and no
+    template (branca renders folium's output twice) evaluates them.
+    """
+    t = targets(role)
+    case = t.case_in
+    long, short = "T" + MARKUP + TEMPLATE, "S" + SHORT_MARKUP + TEMPLATE[:20]
+    session.execute(
+        text(
+            "UPDATE cases SET title = :l, description = :l, petitioner_name = :s, "
+            "accused_unit = :s, assigned_unit = :s WHERE id = :i"
+        ),
+        {"l": long, "s": short, "i": case.id},
+    )
+    from webapp.cases.models import Case
+    from webapp.cases.queries import add_event
+
+    stored = session.get(Case, case.id)
+    session.refresh(stored)
+    add_event(session, stored, "supervise", t.user, "registered", "registered", long)
+    session.execute(
+        text("UPDATE areas SET name = :s WHERE code IN (:a, :g, :v)"),
+        {"s": short, "a": t.area_in, "g": case.grid_code, "v": case.grid_code[:12]},
+    )
+    session.execute(
+        text("UPDATE users SET display_name = :s WHERE id = :i"), {"s": short, "i": t.user.id}
+    )
+    session.execute(
+        text("UPDATE categories SET name = :s, description = :s WHERE id = :c"),
+        {"s": "C" + SHORT_MARKUP, "c": stored.category_id},
+    )
+    session.execute(
+        text("UPDATE visit_plans SET title = :s WHERE id = :p"), {"s": short, "p": t.plan_in}
+    )
+    session.execute(
+        text("UPDATE visit_plan_people SET start_label = :s WHERE plan_id = :p"),
+        {"s": short, "p": t.plan_in},
+    )
+    session.execute(
+        text("UPDATE visit_stops SET unassigned_reason = :s WHERE plan_id = :p"),
+        {"s": short, "p": t.plan_out},
+    )
+    session.execute(
+        text("UPDATE ledger_imports SET filename = :s, error = :l WHERE id = :i"),
+        {"s": short, "l": long, "i": t.import_id},
+    )
+    session.execute(
+        text(
+            "INSERT INTO sweeps (grid_id, grid_code, village_code, township_code, county_code, "
+            "period_kind, period_start, zero_report, note, reporter_id) "
+            "SELECT id, code, left(code, 12), left(code, 9), left(code, 6), 'monthly', "
+            "date_trunc('month', now())::date, true, :l, :u FROM areas WHERE code = :g"
+        ),
+        {"l": long, "u": t.user.id, "g": case.grid_code},
+    )
+    r = client.post(
+        f"/api/v1/visits/stops/{t.stop_in}/outcomes",
+        json={"client_id": str(uuid.uuid4()), "outcome": "done", "note": long},
+        headers=CSRF_HEADERS,
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    urls = {probe.url(t, True) for (_, method), probe in MATRIX.items() if method == "GET"}
+    for kind in ("heat", "choropleth", "hotspots", "cases"):
+        for area in (t.area_in, case.grid_code[:12], case.grid_code[:9]):
+            urls.add(f"/maps/frame?map={kind}&area={area}")
+    grid, village = case.grid_code, case.grid_code[:12]
+    urls |= {
+        f"/visits/plans/{t.plan_in}/map",
+        f"/visits/plans/{t.plan_out}",
+        f"/cases/?q={stored.number}",
+        f"/field/sweeps?grid_code={grid}",
+        f"/field/coverage?area={village}",
+        f"/areas/{grid}",
+        f"/areas/{village}",
+    }
+    wrong = []
+    for url in sorted(urls):
+        r = client.get(url, headers={"Accept": "text/html"})
+        body = r.get_data()
+        r.close()
+        assert r.status_code < 500, (url, r.status_code)
+        if b"SSTI" in body or b"IFRAN" in body:
+            wrong.append(f"{url}: a template ran the text")
+        if not r.mimetype.startswith("text/html"):
+            continue
+        frame = url.startswith(("/maps/frame", f"/visits/plans/{t.plan_in}/map"))
+        for raw in RAW_MARKUP + (SCRIPT_MARKUP if frame else ()):
+            at = body.find(raw)
+            if at >= 0:
+                wrong.append(f"{url}: {body[max(0, at - 120) : at + 40]!r}")
+        if (
+            url.startswith(("/maps/frame", f"/visits/plans/{t.plan_in}/map"))
+            and b"${__pwned" in body
+        ):
+            wrong.append(f"{url}: the text reaches a JavaScript template literal as code")
+    assert not wrong, "\n".join(wrong)

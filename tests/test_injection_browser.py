@@ -109,10 +109,11 @@ def hostile(live_app, live_user, demo_areas):
         ).scalar_one()
         import_id = s.execute(
             text(
-                "INSERT INTO ledger_imports (filename, sha256, state, error) "
-                "VALUES (:f, :h, 'failed', :e) RETURNING id"
+                "INSERT INTO ledger_imports (user_id, filename, sha256, state, error) "
+                "VALUES (:u, :f, :h, 'failed', :e) RETURNING id"
             ),
-            {"f": "L" + PAYLOAD[:200] + ".csv", "h": "0" * 64, "e": "E" + PAYLOAD},
+            # Uploaded by an account of the county: only its county's desk sees an import.
+            {"u": planner.id, "f": "L" + PAYLOAD[:200] + ".csv", "h": "0" * 64, "e": "E" + PAYLOAD},
         ).scalar_one()
         s.commit()
         number = case.number

@@ -594,3 +594,57 @@ def test_a_row_with_a_control_character_is_refused_and_the_others_import(session
     assert problems[4] == [("control_characters", "“事由”一栏含有不可见的控制字符，请删除后再导入")]
     assert problems[5] == []
     assert [row_status(r.problems) for r in report.rows] == ["invalid", "invalid", "ok"]
+
+
+def test_a_ledger_is_checked_against_the_importers_county_only(
+    session, tmp_path, places, make_user
+):
+    """One database may hold several counties: an account's ledger is placed in its own
+    county's grids and villages, and compared with its own county's cases only (another
+    county's case numbers and petitioners are not the importer's to learn)."""
+    from tests.builders import import_test_county, u
+    from tests.cases_fixtures import PERSON
+    from webapp.cases.models import Case
+    from webapp.cases.queries import NewCase, insert_case
+    from webapp.cases.vocab import Channel
+
+    import_test_county(session, tmp_path)
+    lon, lat = u(3, 1.5)
+    stored = insert_case(
+        session,
+        NewCase(title="外县案件", category_id=1, channel=Channel.VISIT, lon=lon, lat=lat, **PERSON),
+    )
+    other = session.get(Case, stored.id)
+    category = session.execute(text("SELECT name FROM categories WHERE id = 1")).scalar_one()
+    day = other.reported_at.astimezone(TZ).date().isoformat()
+    g = places["grid"]
+    rows = [
+        _row(1, lon=lon, lat=lat, crs="WGS84"),  # row 3: in the other county
+        _row(  # row 4: here, the same petitioner, day and category as the other county's case
+            2, name=PERSON["petitioner_name"], category=category, date=day, lon=g.lon, lat=g.lat
+        ),
+        _row(3, name="钱七", town="测试镇", village="测试村"),  # row 5: the other county's village
+        _row(4, name="孙八", code=f"{other.village_code}"),  # row 6: its village code
+    ]
+    path = write_ledger(tmp_path / "台账.csv", rows)
+    everywhere = {r.row: r.status_code for r in check_ledger(session, path).rows}
+    assert everywhere == {3: "ok", 4: "duplicate", 5: "ok", 6: "ok"}  # the whole database's
+    staff = make_user("county_staff")
+    report = check_ledger(session, path, county=staff.county_code)
+    by_row = {r.row: r for r in report.rows}
+    assert {n: r.status_code for n, r in by_row.items()} == {
+        3: "outside_county",
+        4: "ok",
+        5: "unknown_village",
+        6: "unknown_village",
+    }
+    assert other.number not in report.csv_bytes().decode("utf-8-sig")
+    before = session.execute(
+        text("SELECT count(*) FROM cases WHERE county_code = :c"), {"c": other.county_code}
+    ).scalar_one()
+    imported = import_ledger(session, path, staff)
+    assert imported.imported == 1  # row 4, in the importer's county
+    after = session.execute(
+        text("SELECT count(*) FROM cases WHERE county_code = :c"), {"c": other.county_code}
+    ).scalar_one()
+    assert after == before

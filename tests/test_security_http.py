@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import CSRF, TEST_PASSWORD
 from webapp import create_app
 from webapp.db import database
 
@@ -174,6 +174,22 @@ def test_security_headers_on_every_kind_of_answer(client, login, path):
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert r.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_what_a_signed_in_account_sees_is_never_cached(client, login):
+    """No cache keeps pages or data of a signed-in account (nor the back button after
+    signing out on a shared computer); public files and the sign-in page may be cached."""
+    login("county_staff")
+    for path in ("/", "/cases/", "/stats", "/api/v1/categories", "/nowhere"):
+        assert client.get(path).headers.get("Cache-Control") == "no-store", path
+    assert (
+        client.get("/api/v1/categories", headers={"Authorization": "Bearer x"}).status_code == 401
+    )
+    client.post("/logout", data={"csrf_token": CSRF})
+    for path in ("/login", "/static/css/app.css", "/vendor/leaflet/dist/leaflet.js"):
+        r = client.get(path)
+        assert r.headers.get("Cache-Control") != "no-store", path
+        r.close()
 
 
 def test_a_form_part_without_a_readable_name_is_a_clear_400():

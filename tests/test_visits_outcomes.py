@@ -160,6 +160,29 @@ def test_a_new_problem_becomes_one_case(session, field):
     )
 
 
+def test_a_new_problem_stays_in_the_visitors_county(session, field, tmp_path):
+    """A phone standing in another county (one database may hold several) files the new
+    problem at the stop's point, in the visitor's county, never into the other county."""
+    from tests.builders import import_test_county, u
+
+    import_test_county(session, tmp_path)
+    category = _count(session, "SELECT id FROM categories WHERE code = 'fire_safety'")
+    lon, lat = u(3, 1.5)
+    sent = inp(
+        session,
+        outcome="done",
+        lon=lon,
+        lat=lat,
+        problem={"title": "路边违章搭建", "category_id": category},
+    )
+    outcomes.record_outcome(session, field["worker"], field["plain"].id, sent)
+    county, approx = session.execute(
+        text("SELECT county_code, location_approx FROM cases WHERE client_id = :c"),
+        {"c": uuid.uuid5(outcomes.NEW_CASE_NAMESPACE, str(sent.client_id))},
+    ).one()
+    assert county == field["worker"].county_code and approx
+
+
 def test_a_leader_finds_a_problem_on_the_leader_channel(session, app, make_user, busy_place):
     leader = make_user("township_leader", busy_place.township)
     planner = make_user("planner")

@@ -102,6 +102,55 @@ def test_the_assigned_visitor_sees_their_stops_contacts_and_it_is_logged(
     assert published["theirs"][0].petitioner_name not in sheet
 
 
+def test_a_township_leader_who_plans_and_walks_sees_contacts_masked_on_the_plan(
+    client, login, session, app, make_user, busy_place
+):
+    """A township leader may plan visits and walk them: on the plan's own pages (planners'
+    pages) their stops' contacts are masked like everyone's; whole, and logged, only on
+    their sheet and phone page."""
+    leader = make_user("township_leader", busy_place.village[:9])
+    plan = new_plan(session, app, leader, busy_place.village, [(leader.id, 4)], days=1)
+    planning.publish(session, plan)
+    mine = session.execute(
+        text(
+            """
+            SELECT s.id AS stop_id, c.petitioner_name, c.petitioner_phone
+            FROM visit_stops s JOIN cases c ON c.id = s.case_id
+            WHERE s.plan_id = :p AND s.user_id = :u AND c.petitioner_name IS NOT NULL
+              AND c.petitioner_phone IS NOT NULL
+            """
+        ),
+        {"p": plan.id, "u": leader.id},
+    ).all()
+    assert mine
+    login(user=leader)
+
+    def logged() -> int:
+        return session.execute(
+            text(
+                "SELECT count(*) FROM audit_log "
+                "WHERE user_id = :u AND action = 'view_visit_contacts'"
+            ),
+            {"u": leader.id},
+        ).scalar_one()
+
+    before = logged()
+    for url in (
+        f"/visits/plans/{plan.id}",
+        f"/visits/plans/{plan.id}?user={leader.id}",
+        f"/visits/plans/{plan.id}/stops/{mine[0].stop_id}",
+        f"/visits/plans/{plan.id}/map",
+    ):
+        page = _html(client, url)
+        for p in mine:
+            assert p.petitioner_name not in page and p.petitioner_phone not in page, url
+    assert mask_name(mine[0].petitioner_name) in _html(client, f"/visits/plans/{plan.id}")
+    assert logged() == before
+    sheet = _html(client, f"/visits/plans/{plan.id}/sheet?user={leader.id}")
+    assert mine[0].petitioner_name in sheet and mine[0].petitioner_phone in sheet
+    assert logged() == before + 1
+
+
 def test_a_worker_sees_nothing_of_another_persons_stops_or_the_plan(client, login, published):
     plan = published["plan"]
     login(user=published["worker"])

@@ -5,6 +5,8 @@ proxies' ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``-Port``: the scheme is
 (links, redirects), and the sign-in limit and the audit log see the real client
 address. Without it those headers are ignored, so a client cannot forge them.
 ``GRIDCASE_SECURE_COOKIES=1`` marks the session cookie ``Secure`` and sends HSTS.
+Answers to a signed-in account are ``Cache-Control: no-store`` unless the view says
+otherwise (photos: ``private``).
 """
 
 from __future__ import annotations
@@ -193,6 +195,10 @@ def init_app(app: Flask) -> None:
         added = [(name, value) for name, value in _FIXED_HEADERS if name.lower() not in present]
         if app.config.get("SESSION_COOKIE_SECURE") and "strict-transport-security" not in present:
             added.append(("Strict-Transport-Security", "max-age=31536000"))
+        if "cache-control" not in present and g.get("user") is not None:
+            # What a signed-in account is shown (petitioners, cases) is kept by no cache: not
+            # the browser's, not its back button's after signing out on a shared computer.
+            added.append(("Cache-Control", "no-store"))
         if "content-security-policy" not in present:
             csp = g.get("csp")
             added.append(

@@ -276,14 +276,18 @@ def forget_old_keys(session: Session, days: int = 30) -> int:
 def register_case(session: Session, user, new, note: str, data: dict) -> int:
     """Store a case filed by ``user`` through an interface: grid by PostGIS, reporter, first event.
 
-    Refuses (422) a case the user could not see afterwards (a township leader filing
-    in another township), so nobody creates what they cannot follow.
+    Refuses (422) a case outside the user's county, as the desk and the phone do (a grid
+    worker sees what they reported anywhere, but files in their own county only), and
+    one the user could not see afterwards (a township leader filing in another
+    township), so nobody creates what they cannot follow.
     """
-    from webapp.cases.queries import insert_case
+    from webapp.cases.queries import OutsideCounty, insert_case
     from webapp.errors import AppError
 
     new.reporter_id = user.id
     stored = insert_case(session, new)
+    if stored.created and stored.county_code != user.county_code:
+        raise OutsideCounty()
     add_event(session, stored.id, user, "register", "registered", note, data)
     visible = session.scalar(select(Case.id).where(Case.id == stored.id, case_scope(user)))
     if visible is None:

@@ -11,21 +11,29 @@ def mask_name(name: str | None) -> str | None:
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """13812345678 → 138****5678: keep the first three and last four digits."""
-    if not phone:
-        return phone
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    """13812345678 → 138****5678: keep the first three and last four digits.
+
+    At least four are always hidden: a shorter number keeps fewer at its head (an 8-digit
+    local landline 55512345 → ****2345, not 555*2345); 7 digits or fewer: all hidden.
+    """
+    return _mask(phone, head=3, shown_whole=7)
 
 
 def mask_id_number(number: str | None) -> str | None:
-    """410726199001011234 → 4107**********1234: keep the first four and last four."""
-    if not number:
-        return number
-    if len(number) <= 8:
-        return "*" * len(number)
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+    """410726199001011234 → 4107**********1234: keep the first four and last four
+    (at least four always hidden; 8 characters or fewer: all hidden)."""
+    return _mask(number, head=4, shown_whole=8)
+
+
+def _mask(value: str | None, head: int, shown_whole: int, tail: int = 4) -> str | None:
+    """Keep ``head`` characters and the last ``tail``, hiding at least four between them;
+    hide all of a value of ``shown_whole`` characters or fewer."""
+    if not value:
+        return value
+    if len(value) <= shown_whole:
+        return "*" * len(value)
+    head = max(0, min(head, len(value) - tail - 4))
+    return value[:head] + "*" * (len(value) - head - tail) + value[-tail:]
 
 
 MASKS = {

@@ -58,7 +58,8 @@ def import_command(
     progress = TerminalProgress()
     try:
         if dry_run:
-            report = check_ledger(session, file, crs_name, progress=progress)
+            county = user.county_code if user else None
+            report = check_ledger(session, file, crs_name, progress=progress, county=county)
             session.rollback()
         else:
             report = import_ledger(session, file, user, default_crs=crs_name, progress=progress)

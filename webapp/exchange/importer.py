@@ -3,9 +3,14 @@
 Both read and check the file the same way (``ledger``), then decide in SQL what only
 the database knows, set-based over a staging table:
 
-- outside the county: the point lies in no grid (polygon-first, like ``cases.bulk``);
+- outside the county: the point lies in no grid (polygon-first, like ``cases.bulk``)
+  of the importing account's county;
 - already imported: the row's fingerprint is the ``client_id`` of a stored case;
-- duplicate of a stored case: the same petitioner (name), local day and category.
+- duplicate of a stored case: the same petitioner (name), local day and category, in
+  that county (another county's cases are not the importer's to see).
+
+With no account (``flask cases import`` without ``--user``) the county is the whole
+database's.
 
 The real run then loads the good rows with ``cases.bulk`` (COPY + polygon-first join)
 in the caller's one transaction, their fingerprints as client ids, so running the
@@ -44,8 +49,9 @@ Progress = Callable[[str, int, int], None]
 _IMPORT_LOCK = 7_261_947_007
 
 
-def load_reference(session: Session) -> Reference:
-    """Categories and villages (with their label points) of the database, for the checks."""
+def load_reference(session: Session, county: str | None = None) -> Reference:
+    """Categories and the villages of ``county`` (with their label points; None: every
+    county's), for the checks."""
     categories: dict[str, int] = {}
     names: list[str] = []
     for cid, code, name in session.execute(
@@ -68,8 +74,10 @@ def load_reference(session: Session) -> Reference:
                    ST_X(a.label_point) AS lon, ST_Y(a.label_point) AS lat
             FROM areas a LEFT JOIN areas t ON t.code = a.township_code
             WHERE a.level IN ('village', 'grid')
+              AND (CAST(:county AS text) IS NULL OR a.county_code = :county)
             """
-        )
+        ),
+        {"county": county},
     )
     for code, name, level, tcode, tname, lon, lat in rows:
         place = Place(code, name, tcode, tname, lon, lat)
@@ -212,8 +220,11 @@ def _stage(session: Session, rows: list[LedgerRow]) -> None:
     session.execute(text("ANALYZE ledger_stage"))
 
 
-def _database_checks(session: Session, rows: list[LedgerRow], tick: Progress) -> None:
-    """Mark rows outside every grid, already imported, or the same as a stored case."""
+def _database_checks(
+    session: Session, rows: list[LedgerRow], tick: Progress, county: str | None = None
+) -> None:
+    """Mark rows outside every grid of ``county``, already imported, or the same as a
+    stored case of ``county`` (None: of any county)."""
     candidates = [r for r in rows if not r.problems]
     if not candidates:
         return
@@ -225,12 +236,17 @@ def _database_checks(session: Session, rows: list[LedgerRow], tick: Progress) ->
             text(
                 """
                 SELECT DISTINCT s.row_no
-                FROM (SELECT geom FROM areas WHERE level = 'grid') g
+                FROM (
+                    SELECT geom FROM areas
+                    WHERE level = 'grid'
+                      AND (CAST(:county AS text) IS NULL OR county_code = :county)
+                ) g
                 CROSS JOIN LATERAL (
                     SELECT row_no FROM ledger_stage s WHERE ST_Covers(g.geom, s.geom) OFFSET 0
                 ) s
                 """
-            )
+            ),
+            {"county": county},
         ).scalars()
     )
     for n, r in by_row.items():
@@ -255,9 +271,11 @@ def _database_checks(session: Session, rows: list[LedgerRow], tick: Progress) ->
              AND c.reported_at >= (s.day::timestamp AT TIME ZONE 'Asia/Shanghai')
              AND c.reported_at < ((s.day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai')
             WHERE s.petitioner_name <> '' AND (c.client_id IS NULL OR c.client_id <> s.client_id)
+              AND (CAST(:county AS text) IS NULL OR c.county_code = :county)
             ORDER BY s.row_no, c.id
             """
-        )
+        ),
+        {"county": county},
     ):
         r = by_row[n]
         if r.duplicate_of is None:
@@ -272,9 +290,11 @@ def check_ledger(
     default_crs: str = geo.WGS84,
     filename: str | None = None,
     progress: Progress | None = None,
+    county: str | None = None,
 ) -> ImportReport:
-    """The dry run: read, check every row against the file and the database; store nothing."""
-    report = _check(session, path, default_crs, filename, progress)
+    """The dry run: read, check every row against the file and the database (the cases
+    and grids of ``county``: the importing account's); store nothing."""
+    report = _check(session, path, default_crs, filename, progress, county)
     session.execute(text("DROP TABLE IF EXISTS ledger_stage"))
     return report
 
@@ -285,11 +305,13 @@ def _check(
     default_crs: str,
     filename: str | None,
     progress: Progress | None,
+    county: str | None = None,
 ) -> ImportReport:
     """The dry run's checks, leaving ``ledger_stage`` (the rows the file's checks passed) behind."""
     tick = progress or (lambda stage, done, total: None)
-    ledger = read_ledger(path, load_reference(session), default_crs, filename, progress=tick)
-    _database_checks(session, ledger.rows, tick)
+    reference = load_reference(session, county)
+    ledger = read_ledger(path, reference, default_crs, filename, progress=tick)
+    _database_checks(session, ledger.rows, tick, county)
     return ImportReport(ledger, Counter(r.status_code for r in ledger.rows))
 
 
@@ -309,7 +331,7 @@ def import_ledger(
     """
     tick = progress or (lambda stage, done, total: None)
     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _IMPORT_LOCK})
-    report = _check(session, path, default_crs, filename, tick)
+    report = _check(session, path, default_crs, filename, tick, user.county_code if user else None)
     report.dry_run = False
     good = [r for r in report.rows if r.status_code == "ok"]
     if not good:

@@ -94,7 +94,8 @@ def run(app: Flask, import_id: int, kind: str) -> None:
             path = file_path(imp, app)
             user = session.get(User, imp.user_id) if imp.user_id else None
             if kind == "check":
-                report = check_ledger(session, path, imp.crs, imp.filename, progress)
+                county = user.county_code if user else None
+                report = check_ledger(session, path, imp.crs, imp.filename, progress, county)
                 session.rollback()
                 report_path(imp, app).write_bytes(report.csv_bytes())
                 summary = report.summary() | {"problems": report.problem_rows(PROBLEM_ROWS_SHOWN)}

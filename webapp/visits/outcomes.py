@@ -436,11 +436,13 @@ def new_problem_channel(user: User) -> Channel:
 def _open_case(
     session: Session, user: User, stop, visit_id: int, inp: OutcomeInput
 ) -> tuple[int, str]:
-    """Open a case for the new problem at the phone's position (if in the county) or the stop's."""
+    """Open a case for the new problem at the phone's position (if in the visitor's county:
+    nobody files into another county) or the stop's."""
     problem = inp.problem
     assert problem is not None
     lon, lat, approx = stop.lon, stop.lat, True
-    if inp.lon is not None and locate(session, inp.lon, inp.lat) is not None:
+    here = locate(session, inp.lon, inp.lat) if inp.lon is not None else None
+    if here is not None and here.county_code == user.county_code:
         lon, lat, approx = inp.lon, inp.lat, False
     channel = new_problem_channel(user)
     stored = insert_case(

@@ -30,9 +30,23 @@ def distance_label(metres: float | None) -> str:
     return f"{metres:.0f} 米" if metres < 1000 else f"{metres / 1000:.1f} 公里"
 
 
-def sees_contact(row, viewer_id: int, published: bool) -> bool:
-    """Whether the viewer sees the petitioner's name and phone of this stop unmasked."""
-    return published and row.kind == TargetKind.CASE.value and row.user_id == viewer_id
+def sees_contact(row, viewer_id: int | None, published: bool) -> bool:
+    """Whether the viewer sees the petitioner's name and phone of this stop unmasked.
+
+    ``viewer_id`` None: a planner's page, masked for everyone (see :data:`ON_A_PLAN`).
+    """
+    return (
+        viewer_id is not None
+        and published
+        and row.kind == TargetKind.CASE.value
+        and row.user_id == viewer_id
+    )
+
+
+# The viewer of a plan's own pages (the plan, a stop): contacts masked even for a planner
+# who walks some of its stops (a township leader may do both), who sees them whole on the
+# phone page and their own sheet, where each view is logged (``view_visit_contacts``).
+ON_A_PLAN = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ class StopView:
         return ("距出发点 " if self.seq == 1 else "距上一站 ") + self.leg
 
 
-def stop_view(row, viewer_id: int, published: bool) -> StopView:
+def stop_view(row, viewer_id: int | None, published: bool) -> StopView:
     unmasked = sees_contact(row, viewer_id, published)
     if row.kind == TargetKind.CASE.value:
         title = f"{row.case_number} {row.case_title}"

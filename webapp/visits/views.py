@@ -30,6 +30,7 @@ from webapp.visits import outcomes, planning, queries, settings
 from webapp.visits.builders import plan_map
 from webapp.visits.models import OUTCOME_LABELS, STATE_LABELS, PlanStatus, VisitPlan
 from webapp.visits.presenting import (
+    ON_A_PLAN,
     by_person_day,
     day_label,
     distance_label,
@@ -194,9 +195,9 @@ def _plan_context(session, user, plan: VisitPlan, only_user: int | None) -> dict
     if only_user is None and total > LARGE_PLAN and people:
         only_user = people[0].user_id
     rows = queries.stop_rows(session, plan.id, user_id=only_user, assigned=True)
-    views = [stop_view(r, user.id, plan.published) for r in rows]
+    views = [stop_view(r, ON_A_PLAN, plan.published) for r in rows]
     loose = [
-        stop_view(r, user.id, plan.published)
+        stop_view(r, ON_A_PLAN, plan.published)
         for r in queries.stop_rows(session, plan.id, assigned=False)
     ]
     loads = queries.day_loads(session, plan.id)
@@ -442,7 +443,7 @@ def stop(plan_id: int, stop_id: int):
     return render_template(
         "visits/stop.html",
         plan=plan,
-        stop=stop_view(rows[0], user.id, plan.published),
+        stop=stop_view(rows[0], ON_A_PLAN, plan.published),
         slots=ctx["slots"],
     )
 

@@ -361,14 +361,21 @@
   // Sent reports stay listed for a week (the worker may want the case numbers), then go.
   var KEEP_SENT_MS = 7 * 24 * 3600 * 1000;
 
+  // A phone may be shared: another account's reports (their petitioners' names and
+  // phones, photos, descriptions) stay in the outbox until that account sends them, but
+  // are neither shown to, edited, sent nor removed by whoever is signed in now.
+  function own(item) { return item.username === me; }
+
   function render() {
     return FieldQueue.all().then(function (all) {
       var old = Date.now() - KEEP_SENT_MS;
-      var items = all.filter(function (i) {
+      var kept = all.filter(function (i) {
         var stale = i.state === "sent" && !pending(i) && Date.parse(i.created_at) < old;
         if (stale) { FieldQueue.remove(i.client_id); }
         return !stale;
       });
+      var items = kept.filter(own);
+      var others = kept.filter(function (i) { return !own(i) && pending(i); }).length;
       var list = $("queue");
       list.textContent = "";
       var waiting = 0;
@@ -389,8 +396,7 @@
         }
         if (item.state === "waiting") {
           waiting++;
-          var why = item.username !== me ? "属于用户 " + item.username + "，请以该用户登录后发送"
-            : loginNeeded ? "需要重新登录后发送"
+          var why = loginNeeded ? "需要重新登录后发送"
             : offline() ? "离线，恢复网络后自动发送"
             : nextTryAt ? "发送失败，稍后自动重试" : "";
           if (why) { li.appendChild(el("div", "field-item-why", why)); }
@@ -419,6 +425,10 @@
         }
         list.appendChild(li);
       });
+      if (others) {
+        list.appendChild(el("li", "field-item field-others",
+          "本机另有 " + others + " 条其他账号的上报待发送，以该账号登录后可见并自动发送"));
+      }
       var refused = items.filter(function (i) { return i.state === "failed"; }).length;
       $("queue-count").textContent = [waiting ? waiting + " 条待发送" : "", refused ? refused + " 条未被接受" : ""]
         .filter(Boolean).join("，") || (items.length ? "全部已发送" : "暂无");
@@ -449,7 +459,7 @@
 
   $("clear-sent").addEventListener("click", function () {
     FieldQueue.all().then(function (items) {
-      return Promise.all(items.filter(function (i) {
+      return Promise.all(items.filter(own).filter(function (i) {
         return i.state === "sent" && (i.photos || []).every(function (p) { return p.state !== "waiting"; });
       }).map(function (i) { return FieldQueue.remove(i.client_id); }));
     }).then(render);
