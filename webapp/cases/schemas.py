@@ -221,9 +221,12 @@ def _enum(enum_type, raw: str | None):
 
 def _date(raw: str | None) -> date | None:
     try:
-        return date.fromisoformat(raw) if raw else None
+        day = date.fromisoformat(raw) if raw else None
     except ValueError:
         return None
+    # Outside the years a case can have (the API's, api.params) it is a mistake too, and
+    # the day after 9999-12-31 does not exist.
+    return day if day is None or date(1990, 1, 1) <= day <= date(2099, 12, 31) else None
 
 
 def parse_filters(args: Mapping[str, str]) -> CaseFilters:
