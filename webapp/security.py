@@ -158,6 +158,19 @@ def _undecodable() -> AppError:
     )
 
 
+def unsafe_text(text: str) -> str | None:
+    """``control_characters`` or ``invalid_encoding`` if ``text`` may not be stored, else None.
+
+    For text that comes in other than by a request (the account commands' arguments:
+    bytes that are not UTF-8 reach Python as lone surrogates).
+    """
+    if CONTROL_CHARACTERS.search(text):
+        return "control_characters"
+    if _UNDECODABLE.search(text):
+        return "invalid_encoding"
+    return None
+
+
 def _check(field: str | None, text: str | None) -> None:
     if not isinstance(field, str) or not isinstance(text, str):
         # A multipart part whose header the parser could not read has no name.
