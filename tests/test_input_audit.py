@@ -333,6 +333,30 @@ REGRESSIONS = [
         _form("/field/sweeps", {"case_id": "9" * 5000}),
     ),
     Regression(
+        "CSRF: a forged form token with a non-ASCII character",
+        "county_staff",
+        400,
+        "csrf_failed",
+        lambda t, p, c: {
+            "path": "/cases/new",
+            "method": "POST",
+            "data": {"csrf_token": "令牌", "title": "x"},
+            "headers": ACCEPT_JSON,
+        },
+    ),
+    Regression(
+        "CSRF: a forged header token with a non-ASCII character",
+        "grid_worker",
+        400,
+        "csrf_failed",
+        lambda t, p, c: {
+            "path": "/api/v1/field/reports",
+            "method": "POST",
+            "data": b"{}",
+            "headers": {**JSON, "X-CSRF-Token": "\xff\xfe"},
+        },
+    ),
+    Regression(
         "ledger upload: a NUL in the file's name",
         "county_staff",
         400,
