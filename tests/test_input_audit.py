@@ -281,6 +281,13 @@ REGRESSIONS = [
         _get("/api/v1/cases/%C2%B2", Authorization=""),
     ),
     Regression(
+        "REST API: a NUL in the case number of the path",
+        "county_staff",
+        400,
+        "control_characters",
+        _get("/api/v1/cases/410726-2026-%00", Authorization=""),
+    ),
+    Regression(
         "REST API: a lone surrogate escaped in the JSON body",
         "county_staff",
         400,

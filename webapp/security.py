@@ -85,15 +85,17 @@ def _strings(value, field: str = "", depth: int = 0):
 def check_text_input() -> None:
     """Refuse control characters and undecodable bytes in any text a request carries.
 
-    Query strings, form fields, uploaded files' names (not their content) and JSON bodies
-    are checked before any view runs, so no feature can store, search for or choke on
-    them (a NUL in a filter or a note would otherwise reach PostgreSQL and fail as a 500;
-    so would a lone surrogate, which only a JSON escape can make). Features check
-    their own fields further (lengths, line breaks, bidi overrides).
+    The path, query strings, form fields, uploaded files' names (not their content) and
+    JSON bodies are checked before any view runs, so no feature can store, search for or
+    choke on them (a NUL in a filter or a note would otherwise reach PostgreSQL and fail
+    as a 500; so would a lone surrogate, which only a JSON escape can make). Features
+    check their own fields further (lengths, line breaks, bidi overrides).
     """
     if not _utf8(request.query_string):
         raise _undecodable()
-    texts = [(k, t) for k, v in request.args.items(multi=True) for t in (k, v)]
+    # The path too: a route's <string> part (a case number, an area code) reaches SQL.
+    texts = [("path", request.path)]
+    texts += [(k, t) for k, v in request.args.items(multi=True) for t in (k, v)]
     unsafe = request.method in ("POST", "PUT", "PATCH")
     if unsafe and request.mimetype == "application/x-www-form-urlencoded":
         if not _utf8(request.get_data(cache=True)):
