@@ -56,7 +56,6 @@ HOSTILE = [
     "²",
     "9" * 5000,
     "2147483648",
-    "-1",
     "NaN",
     "1e309",
     "0001-01-01",
@@ -379,16 +378,23 @@ REGRESSIONS = [
 
 
 @pytest.fixture
-def setting(session, targets):
+def setting(session, targets, demo_areas):
     """(build(role) -> Targets, a point in the demo grid, an active category id)."""
-    t = targets("county_staff")
-    return targets, grid_point(session, t.area_in), category_id(session)
+    return targets, grid_point(session, demo_areas["grid_worker"]), category_id(session)
 
 
 @pytest.mark.parametrize("case", REGRESSIONS, ids=[r.id for r in REGRESSIONS])
-def test_each_former_server_error_is_answered_clearly(client, session, setting, case):
+def test_each_former_server_error_is_answered_clearly(client, session, login, setting, case):
+    from types import SimpleNamespace
+
+    from webapp.auth.accounts import issue_token
+
     targets, point, category = setting
-    t = targets(case.role)
+    if case.role == "planner":  # a visit plan of the planner's
+        t = targets(case.role)
+    else:  # an account and its API key are all the others need (faster)
+        user = login(case.role)
+        t = SimpleNamespace(user=user, token=issue_token(session, user, "audit"))
     request = case.request(t, point, category)
     if request["headers"].get("Authorization") == "":
         request["headers"]["Authorization"] = f"Bearer {t.token}"
