@@ -232,6 +232,34 @@ def test_user_cli(app, connection, session, demo_areas):
     assert user.password_hash.startswith("scrypt:")
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["cli_bell\x07"], "用户名含有不可见的控制字符"),
+        # Bytes that are not UTF-8 (a GBK terminal) reach Python as lone surrogates.
+        (["cli_\udcff"], "用户名不是有效的 UTF-8 文本"),
+        (["cli_long_name", "--display-name", "长" * 101], "显示名不能超过 100 个字符"),
+        (["cli_long_unit", "--unit", "单位" * 51], "所在单位不能超过 100 个字符"),
+        (["cli_ok", "--display-name", "名\x1b[31m字"], "显示名含有不可见的控制字符"),
+    ],
+    ids=["control character", "not UTF-8", "long display name", "long unit", "ANSI escape"],
+)
+def test_user_cli_refuses_text_it_cannot_store_in_chinese(app, session, args, said):
+    """An account's text is checked as the web forms' are: a clear refusal, not a traceback."""
+    runner = app.test_cli_runner()
+    before = session.scalar(select(func.count()).select_from(User))
+    r = runner.invoke(
+        args=["user", "create", *args, "--role", "planner", "--area", "410726"]
+        + ["--password", "a-long-password"]
+    )
+    assert r.exit_code == 1 and said in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert session.scalar(select(func.count()).select_from(User)) == before
+    for command in (["user", "token", "cli_\udcff"], ["user", "password", "cli_\udcff"]):
+        r = runner.invoke(args=command)
+        assert r.exit_code == 1 and "不存在" in r.output, r.output
+
+
 SCOPE_CASES = [
     "grid_worker",
     "village_informant",

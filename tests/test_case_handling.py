@@ -92,6 +92,92 @@ def test_register_a_visit_at_a_point_on_the_map(client, session, login, demo_are
     assert "集体访" in page and "讨要工地欠薪" in page and "已登记" in page
 
 
+def _form_id(page: str) -> str:
+    return re.search(r'name="client_id" value="([^"]+)"', page).group(1)
+
+
+def test_the_desk_form_sent_twice_is_one_case(client, session, login, demo_areas):
+    """A double click or a browser's retry sends the same form again: one case, one event."""
+    login("county_staff")
+    form = _form(session, demo_areas, client_id=_form_id(client.get("/cases/new").text))
+    first, again = (_case_id(client.post("/cases/new", data=form)) for _ in range(2))
+    assert first == again
+    assert len(_events(session, first)) == 1
+    stored = session.scalar(
+        select(func.count()).select_from(Case).where(Case.client_id == uuid.UUID(form["client_id"]))
+    )
+    audited = session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.case_id == first, AuditEntry.action == "case_register")
+    )
+    assert (stored, audited) == (1, 1)
+
+
+def test_a_used_desk_form_filled_in_again_is_refused_not_dropped(
+    client, session, login, demo_areas
+):
+    """The same form brought back from the history and filled in for another matter."""
+    login("county_staff")
+    form = _form(session, demo_areas, client_id=_form_id(client.get("/cases/new").text))
+    first = _case_id(client.post("/cases/new", data=form))
+    number = session.get(Case, first).number
+    before = session.scalar(select(func.count()).select_from(Case))
+    r = client.post("/cases/new", data={**form, "title": "另一件事：邻里噪音"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 409 and f"已登记为案件 {number}" in page
+    assert _form_id(page) != form["client_id"]  # sent again, the page is a new registration
+    assert session.scalar(select(func.count()).select_from(Case)) == before
+    second = _case_id(client.post("/cases/new", data={**form, "client_id": _form_id(page)}))
+    assert second != first
+
+
+def test_the_desk_form_from_three_threads_at_once_is_one_case(
+    live_server, live_user, live_db_url, demo_areas
+):
+    import requests
+
+    from tests.conftest import TEST_PASSWORD
+
+    user = live_user("county_staff")
+    http = requests.Session()
+    csrf = re.search(
+        r'name="csrf-token" content="([^"]+)"', http.get(f"{live_server}/login").text
+    ).group(1)
+    signed_in = http.post(
+        f"{live_server}/login",
+        data={"username": user.username, "password": TEST_PASSWORD, "csrf_token": csrf},
+    )
+    assert signed_in.ok
+    page = http.get(f"{live_server}/cases/new").text
+    engine = create_engine(live_db_url)
+    with Session(engine) as s:
+        form = _form(s, demo_areas, client_id=_form_id(page))
+    form["csrf_token"] = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    barrier, answers = threading.Barrier(3), [None] * 3
+
+    def send(i):
+        other = requests.Session()
+        other.cookies.update(http.cookies.get_dict())
+        barrier.wait()
+        answers[i] = other.post(
+            f"{live_server}/cases/new", data=form, allow_redirects=False, timeout=30
+        )
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [303] * 3, [a.text[:300] for a in answers]
+    assert len({a.headers["Location"] for a in answers}) == 1
+    with Session(engine) as s:
+        client_id = uuid.UUID(form["client_id"])
+        cases = s.scalars(select(Case.id).where(Case.client_id == client_id)).all()
+        assert len(cases) == 1 and len(_events(s, cases[0])) == 1
+    engine.dispose()
+
+
 def test_register_with_only_a_village_sits_at_its_label_point(client, session, login, demo_areas):
     login("county_staff")
     village = demo_areas["village_informant"]

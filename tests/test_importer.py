@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import shapely
 from shapely.geometry import LineString, Point, Polygon
@@ -16,6 +18,7 @@ from tests.builders import (
     VILLAGE,
     WHOLE,
     as_multi,
+    feature_collection,
     import_test_county,
     to_crs,
     u,
@@ -369,6 +372,29 @@ def test_rejects_bad_codes_and_names(session, tmp_path):
     )
     codes = [e[0] for e in rejected(session, path, "grid")]
     assert codes == ["code_invalid", "code_invalid", "name_missing"]
+
+
+def test_a_name_with_control_characters_is_refused(session, tmp_path):
+    import_test_county(session, tmp_path)
+    path = write_geojson(
+        tmp_path / "names.geojson",
+        [({"code": f"{VILLAGE}014", "name": "甲\x1b[31m乙"}, ubox(2, 0, 3, 1))],
+    )
+    assert [e[0] for e in rejected(session, path, "grid")] == ["name_invalid"]
+
+
+def test_a_geojson_saved_in_gbk_is_read_as_gbk(session, tmp_path):
+    """Not UTF-8 as GeoJSON should be: read as GB18030 (as a ledger CSV is), not a traceback."""
+    import_test_county(session, tmp_path)
+    path = tmp_path / "gbk.geojson"
+    features = [({"code": f"{VILLAGE}015", "name": "国标编码网格"}, ubox(2, 0, 3, 1))]
+    path.write_bytes(json.dumps(feature_collection(features), ensure_ascii=False).encode("gbk"))
+    report = import_areas(session, path, "grid", allow_overlap=True)
+    assert report.ok and report.inserted == 1
+    name = session.execute(
+        text("SELECT name FROM areas WHERE code = :c"), {"c": f"{VILLAGE}015"}
+    ).scalar_one()
+    assert name == "国标编码网格"
 
 
 @pytest.mark.parametrize(

@@ -186,6 +186,15 @@ def test_bad_files_are_refused_with_their_code_and_store_nothing(
     assert _rows(session) == before  # even with replace: the old layer is untouched
 
 
+def test_a_geojson_saved_in_gbk_is_read_as_gbk(session, tmp_path):
+    """Road names in GBK (not UTF-8 as GeoJSON should be): read as GB18030, not a traceback."""
+    path = write_lines(tmp_path / "r.geojson", RIVER_ROADS)
+    path.write_bytes(path.read_text(encoding="utf-8").encode("gbk"))
+    report = import_roads(session, path, COUNTY, replace=True)
+    assert report.ok
+    assert [r.name for r in _rows(session)] == [p["name"] for p, _ in RIVER_ROADS]
+
+
 def test_an_unknown_county_is_refused(session, tmp_path):
     path = write_lines(tmp_path / "r.geojson", RIVER_ROADS)
     with pytest.raises(RoadImportRejected) as info:

@@ -60,8 +60,10 @@ def relax_csp(**directives: str) -> None:
 # store NUL in text at all, and none of them belongs in anything a person types.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # What a decoder leaves for bytes that were not UTF-8 (Werkzeug decodes forms and query
-# strings with errors="replace"): the text was not what the person typed.
-_REPLACEMENT = "\ufffd"
+# strings with errors="replace"): the text was not what the person typed. And a lone
+# surrogate, which only a JSON escape (\ud800) can make: no UTF-8 encodes it, so
+# PostgreSQL's driver cannot send it and a view storing it would answer 500.
+_UNDECODABLE = re.compile("[\ufffd\ud800-\udfff]")
 _MAX_DEPTH = 32
 _HIGH_ESCAPES = re.compile(rb"(?:%[89a-fA-F][0-9a-fA-F])+")
 
@@ -85,20 +87,25 @@ def _strings(value, field: str = "", depth: int = 0):
 def check_text_input() -> None:
     """Refuse control characters and undecodable bytes in any text a request carries.
 
-    Query strings, form fields (not uploaded files) and JSON bodies are checked before
-    any view runs, so no feature can store, search for or choke on them (a NUL in a
-    filter or a note would otherwise reach PostgreSQL and fail as a 500). Features check
-    their own fields further (lengths, line breaks, bidi overrides).
+    The path, query strings, form fields, uploaded files' names (not their content) and
+    JSON bodies are checked before any view runs, so no feature can store, search for or
+    choke on them (a NUL in a filter or a note would otherwise reach PostgreSQL and fail
+    as a 500; so would a lone surrogate, which only a JSON escape can make). Features
+    check their own fields further (lengths, line breaks, bidi overrides).
     """
     if not _utf8(request.query_string):
         raise _undecodable()
-    texts = [(k, t) for k, v in request.args.items(multi=True) for t in (k, v)]
+    # The path too: a route's <string> part (a case number, an area code) reaches SQL.
+    texts = [("path", request.path)]
+    texts += [(k, t) for k, v in request.args.items(multi=True) for t in (k, v)]
     unsafe = request.method in ("POST", "PUT", "PATCH")
     if unsafe and request.mimetype == "application/x-www-form-urlencoded":
         if not _utf8(request.get_data(cache=True)):
             raise _undecodable()
     if unsafe and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         texts += [(k, t) for k, v in request.form.items(multi=True) for t in (k, v)]
+        # A file's name is kept (the ledger import stores it): a NUL in it failed as a 500.
+        texts += [(k, f.filename or "") for k, f in request.files.items(multi=True)]
     for field, text in texts:
         _check(field, text)
     if request.is_json and request.content_length:
@@ -155,6 +162,19 @@ def _undecodable() -> AppError:
     )
 
 
+def unsafe_text(text: str) -> str | None:
+    """``control_characters`` or ``invalid_encoding`` if ``text`` may not be stored, else None.
+
+    For text that comes in other than by a request (the account commands' arguments:
+    bytes that are not UTF-8 reach Python as lone surrogates).
+    """
+    if CONTROL_CHARACTERS.search(text):
+        return "control_characters"
+    if _UNDECODABLE.search(text):
+        return "invalid_encoding"
+    return None
+
+
 def _check(field: str | None, text: str | None) -> None:
     if not isinstance(field, str) or not isinstance(text, str):
         # A multipart part whose header the parser could not read has no name.
@@ -170,7 +190,7 @@ def _check(field: str | None, text: str | None) -> None:
             f"control characters in {field[:64]!r}",
             [{"field": field[:64], "code": "control_characters", "message": message}],
         )
-    if _REPLACEMENT in text:
+    if _UNDECODABLE.search(text):
         raise _undecodable()
 
 

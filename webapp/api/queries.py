@@ -157,7 +157,7 @@ def case_page(
 def case_in_scope(session: Session, user, case_ref: str):
     """Return (Case, category code, category name, lon, lat) for an id or number in scope, or None."""
     stmt = filtered_cases(user, CaseFilter())
-    if case_ref.isdigit():
+    if case_ref.isascii() and case_ref.isdigit():
         if len(case_ref) > 18:
             return None
         stmt = stmt.where(Case.id == int(case_ref))

@@ -17,6 +17,7 @@ from webapp.auth.roles import Role
 from webapp.db import Prepared
 from webapp.errors import AppError
 from webapp.grid.models import Area, AreaLevel
+from webapp.security import unsafe_text
 
 MIN_PASSWORD = 10
 
@@ -108,6 +109,11 @@ def create_user(
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
         raise AppError("invalid_username", "用户名不能为空、不能含空格，且不超过 64 个字符")
+    _check_text("用户名", username, 64)
+    _check_text("显示名", display_name, 100)
+    _check_text("所在单位", unit, 100)
+    _check_text("电话", phone, 32)
+    _check_text("密码", password, None)
     if get_user(session, username) is not None:
         raise AppError("username_taken", f"用户名 {username} 已存在", 409)
     area = session.scalar(select(Area).where(Area.code == area_code))
@@ -135,7 +141,22 @@ def create_user(
     return user
 
 
+def _check_text(label: str, value: str | None, max_len: int | None) -> None:
+    """An account's text as the web forms' is checked (the commands' arguments are not):
+    no control characters nor bytes that were not UTF-8, and as long as its column."""
+    if not value:
+        return
+    problem = unsafe_text(value)
+    if problem == "control_characters":
+        raise AppError(problem, f"{label}含有不可见的控制字符，请删除后重试")
+    if problem is not None:
+        raise AppError(problem, f"{label}不是有效的 UTF-8 文本，请检查终端的编码后重试")
+    if max_len is not None and len(value) > max_len:
+        raise AppError("text_too_long", f"{label}不能超过 {max_len} 个字符")
+
+
 def set_password(session: Session, user: User, password: str) -> None:
+    _check_text("密码", password, None)
     if len(password) < MIN_PASSWORD:
         raise AppError("password_too_short", f"密码至少 {MIN_PASSWORD} 个字符")
     user.password_hash = hash_password(password)

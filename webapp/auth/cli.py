@@ -12,6 +12,7 @@ from webapp.auth import accounts
 from webapp.auth.roles import Role
 from webapp.db import get_session
 from webapp.errors import AppError
+from webapp.security import unsafe_text
 
 user_cli = AppGroup("user", help="用户与令牌 (accounts and API tokens).")
 
@@ -44,10 +45,7 @@ def create_command(name, role, area, password, display_name, unit):
 def token_command(name, label):
     """Issue an API token for NAME (shown once; only its hash is stored)."""
     session = get_session()
-    user = accounts.get_user(session, name)
-    if user is None:
-        click.echo(f"错误：用户 {name} 不存在", err=True)
-        sys.exit(1)
+    user = _user_named(session, name)
     token = accounts.issue_token(session, user, label)
     session.commit()
     click.echo(token)
@@ -59,10 +57,7 @@ def token_command(name, label):
 def password_command(name, password):
     """Set a new password for NAME (signs the account out everywhere)."""
     session = get_session()
-    user = accounts.get_user(session, name)
-    if user is None:
-        click.echo(f"错误：用户 {name} 不存在", err=True)
-        sys.exit(1)
+    user = _user_named(session, name)
     if password is None:
         password = click.prompt("新密码", hide_input=True, confirmation_prompt=True)
     try:
@@ -84,6 +79,17 @@ def list_command():
     for u in get_session().scalars(select(User).order_by(User.username)):
         state = "" if u.active else "（已停用）"
         click.echo(f"{u.username}\t{Role(u.role).label}\t{u.area_code}\t{u.display_name}{state}")
+
+
+def _user_named(session, name: str):
+    """The account NAME, or exit 1 saying there is none (a name the terminal sent in
+    another encoding than UTF-8 cannot be any account's, nor be looked up or printed)."""
+    garbled = unsafe_text(name) is not None
+    user = None if garbled else accounts.get_user(session, name)
+    if user is None:
+        click.echo(f"错误：用户 {ascii(name) if garbled else name} 不存在", err=True)
+        sys.exit(1)
+    return user
 
 
 def init_app(app: Flask) -> None:

@@ -148,13 +148,19 @@ def _check_csrf() -> None:
         return
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     expected = session.get("csrf")
-    if not expected or not sent or not hmac.compare_digest(sent, expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError,
+    # a 500), and a forged token may have any.
+    if not expected or not sent or not hmac.compare_digest(_utf8(sent), _utf8(expected)):
         raise AppError(
             "csrf_failed",
             "页面已过期或来源不明，请刷新页面后重试",
             400,
             "missing or wrong CSRF token",
         )
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def csrf_exempt(view: Callable) -> Callable:

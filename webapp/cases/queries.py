@@ -497,9 +497,12 @@ def register_case(
             petitioner_id_number=reg.petitioner_id_number,
             reporter_id=user.id,
             due_at=workflow.initial_due(now, rules),
+            client_id=reg.client_id,
         ),
     )
     case = session.get(Case, stored.id)
+    if not stored.created:
+        return _desk_resend(case, user, reg, stored)
     if case.county_code != user.county_code:
         raise OutsideCounty()
     case.accused_unit = reg.accused_unit
@@ -513,6 +516,30 @@ def register_case(
         _link(session, user, case, repeat_of)
     audit.record(session, "case_register", user, case_id=case.id, detail={"number": case.number})
     session.flush()
+    return stored
+
+
+def _desk_resend(case: Case, user: User, reg: Registration, stored: StoredCase) -> StoredCase:
+    """The same desk form sent again: its first case, stored once (event and audit included).
+
+    A different registration under the same form id (a page brought back from the
+    browser's history and filled in again) is refused with ``form_resubmitted``, never
+    taken for a resend: what was typed is not dropped unseen.
+    """
+    same = (
+        case.reporter_id == user.id
+        and case.title == reg.title
+        and case.category_id == reg.category_id
+        and case.channel == reg.channel.value
+        and (case.description or "") == reg.description
+    )
+    if not same:
+        raise AppError(
+            "form_resubmitted",
+            f"这张登记表已登记为案件 {case.number}；如要登记另一件事项，请重新打开登记页",
+            409,
+            "this form was already registered as another case",
+        )
     return stored
 
 

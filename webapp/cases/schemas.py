@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,6 +43,9 @@ class Registration:
     lat: float | None
     village_code: str | None  # when only the village is known: the case sits at its label point
     repeat_of_id: int | None = None
+    # The form's own id (a hidden field made when the page was served): sent twice (a double
+    # click, a browser's retry), the form is one case.
+    client_id: uuid.UUID | None = None
 
     @property
     def approximate(self) -> bool:
@@ -155,6 +159,13 @@ def parse_registration(form: Mapping[str, str], category_ids: Container[int]) ->
         except ValueError:
             errors["repeat_of_id"] = "重复件关联无效"
 
+    client_id = None
+    if raw := _text(form, "client_id"):
+        try:
+            client_id = uuid.UUID(raw[:64])
+        except ValueError:
+            errors["form"] = "登记表已失效，请刷新页面后重新填写"
+
     if errors:
         return FormResult(None, errors)
     return FormResult(
@@ -174,6 +185,7 @@ def parse_registration(form: Mapping[str, str], category_ids: Container[int]) ->
             lat,
             village,
             repeat_of,
+            client_id,
         )
     )
 
@@ -221,9 +233,12 @@ def _enum(enum_type, raw: str | None):
 
 def _date(raw: str | None) -> date | None:
     try:
-        return date.fromisoformat(raw) if raw else None
+        day = date.fromisoformat(raw) if raw else None
     except ValueError:
         return None
+    # Outside the years a case can have (the API's, api.params) it is a mistake too, and
+    # the day after 9999-12-31 does not exist.
+    return day if day is None or date(1990, 1, 1) <= day <= date(2099, 12, 31) else None
 
 
 def parse_filters(args: Mapping[str, str]) -> CaseFilters:

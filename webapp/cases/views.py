@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
@@ -87,15 +88,26 @@ def due():
 _ERROR_FIELDS = {"outside_county": "location", "village_not_found": "location"}
 
 
+def _form_id(sent: str | None) -> str:
+    """The desk form's id as sent back, or a new one (none yet, or not one we made)."""
+    try:
+        return str(uuid.UUID((sent or "")[:64]))
+    except ValueError:
+        return str(uuid.uuid4())
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*COUNTY)
 def register():
     user, session = current_user(), get_session()
     categories = queries.categories(session)
     form, errors, status = request.form, {}, 200
+    # The form's id: kept while the same form is corrected and sent again, so a resend of
+    # it is one case; a new one once it was used for another registration.
+    client_id = _form_id(form.get("client_id"))
     if request.method == "POST":
         result = schemas.parse_registration(form, {c.id for c in categories})
-        errors = result.errors
+        errors, status = result.errors, 422
         if result.value is not None:
             try:
                 stored = queries.register_case(
@@ -106,15 +118,16 @@ def register():
                     raise
                 session.rollback()
                 errors = {_ERROR_FIELDS.get(err.code, "form"): err.message}
+                if err.code == "form_resubmitted":
+                    client_id, status = str(uuid.uuid4()), 409
             else:
                 session.commit()
                 return redirect(url_for("cases.detail", case_id=stored.id), 303)
-        status = 422
         if wants_json():  # a script posting the form gets the problems with a stable code
             raise AppError(
-                "invalid_form",
+                "form_resubmitted" if status == 409 else "invalid_form",
                 "；".join(errors.values()),
-                422,
+                status,
                 "invalid form: " + ", ".join(errors),
                 errors,
             )
@@ -128,6 +141,7 @@ def register():
         outline=queries.county_outline(session, user.county_code),
         collective_min=schemas.COLLECTIVE_MIN,
         radius_m=rules.repeat_radius_m(),
+        client_id=client_id,
     ), status
 
 

@@ -368,7 +368,16 @@ def _read_csv(data: bytes) -> Iterator[tuple[int, list]]:
         dialect = csv.Sniffer().sniff(sample, delimiters=",\t;") if sample else csv.excel
     except csv.Error:
         dialect = csv.excel
-    yield from enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1)
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        yield from enumerate(reader, start=1)
+    except csv.Error:
+        # Most often a quote left open: the rest of the file became one cell, longer than
+        # the csv module reads (131,072 characters). Not a row problem: the file's.
+        raise LedgerUnreadable(
+            f"无法读取 CSV 文件：第 {reader.line_num} 行附近有未配对的引号或过长的单元格",
+            "ledger_broken_csv",
+        ) from None
 
 
 def _read_xlsx(path: Path) -> Iterator[tuple[int, list]]:

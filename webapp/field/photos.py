@@ -75,6 +75,9 @@ def clean_image(data: bytes, limits: PhotoLimits) -> tuple[bytes, bytes, tuple[i
     with warnings.catch_warnings():
         # Pillow only warns between its own limit and twice that: make it an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # A corrupt EXIF block only warns (the photo is read without it, and its metadata
+        # is dropped anyway): the same whatever the process's warning filter says.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         try:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -205,7 +205,7 @@ def parse_report(data: object, now: datetime) -> ReportInput:
     elif (
         isinstance(category, bool)
         or not isinstance(category, int | str)
-        or not str(category).isdigit()
+        or not (str(category).isascii() and str(category).isdigit())
     ):
         c.problem("category_id", "unknown_category", "类别无效，请重新选择")
         category_id = None
@@ -310,7 +310,7 @@ def parse_sweep(data: object) -> SweepInput:
     else:
         for item in raw:
             text = str(item) if isinstance(item, int | str) and not isinstance(item, bool) else ""
-            if not text.isdigit() or len(text) > 18:
+            if not (text.isascii() and text.isdigit()) or len(text) > 18:
                 c.problem("case_ids", "invalid_type", "案件编号无效")
                 break
             ids.append(int(text))

@@ -40,6 +40,8 @@ bp = Blueprint("field", __name__, url_prefix="/field")
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "field"
 HISTORY_PERIODS = 6
+# No sweep is older (nor any case: the API's earliest year, api.params).
+EARLIEST_PERIOD = date(1990, 1, 1)
 
 
 def init_app(app: Flask) -> None:
@@ -191,7 +193,11 @@ def sweeps():
     sweep = queries.get_sweep(session, grid.id, period)
     listed = queries.sweep_case_ids(session, sweep.id) if sweep else set()
     if error is not None:
-        listed = {int(i) for i in request.form.getlist("case_id") if i.isdigit()}
+        listed = {
+            int(i)
+            for i in request.form.getlist("case_id")
+            if i.isascii() and i.isdigit() and len(i) <= 18
+        }
     return render_template(
         "field/sweeps.html",
         grids=grids,
@@ -241,6 +247,9 @@ def _period_arg(current: Period) -> Period:
         asked = date.fromisoformat(raw)
     except ValueError:
         raise AppError("invalid_period", "期次格式无效（应为 YYYY-MM-DD）", 400) from None
+    if asked < EARLIEST_PERIOD:
+        # The history before it goes back further still: year 1 would fail as a 500.
+        raise AppError("invalid_period", "期次不能早于 1990 年", 400)
     start = asked.replace(day=1) if current.kind.value == "monthly" else asked
     if start > current.start:
         raise AppError("invalid_period", "不能查看未来的期次", 400)

@@ -50,6 +50,7 @@ from webapp.geo import (
     to_wgs84_coords,
 )
 from webapp.grid.models import CODE_LENGTH, GRID_CODE_MAX, AreaLevel
+from webapp.security import unsafe_text
 
 Progress = Callable[[str, int, int], None]
 
@@ -231,6 +232,16 @@ def _dataset_path(path: Path) -> str:
     return str(path)
 
 
+def read_raw(source: str):
+    """pyogrio's raw read; text that is not UTF-8 (a GeoJSON saved in GBK, a shapefile
+    whose .cpg says UTF-8 wrongly) is read again as GB18030, as a ledger CSV is.
+    UnicodeDecodeError if that fails too (the caller refuses the file)."""
+    try:
+        return pyogrio.raw.read(source)
+    except UnicodeDecodeError:
+        return pyogrio.raw.read(source, encoding="gb18030")
+
+
 def read_features(
     path: Path,
     code_field: str | None = None,
@@ -246,9 +257,11 @@ def read_features(
         except ArchiveTooLarge as exc:
             raise _FileError(exc.code, exc.message) from None
     try:
-        meta, _fids, wkb, field_data = pyogrio.raw.read(_dataset_path(path))
+        meta, _fids, wkb, field_data = read_raw(_dataset_path(path))
     except (DataSourceError, DataLayerError, OSError, RuntimeError) as exc:
         raise _FileError("file_unreadable", f"无法读取文件（格式损坏或不受支持）：{exc}") from exc
+    except UnicodeDecodeError:
+        raise _FileError("file_encoding", "无法识别文件中文字的编码（应为 UTF-8 或 GBK）") from None
     if len(wkb) == 0:
         raise _FileError("empty_file", "文件中没有任何要素")
     fields = [str(f) for f in meta["fields"]]
@@ -402,6 +415,8 @@ def _check_attributes(feats: Features, level: AreaLevel, report: ImportReport) -
             seen[code] = i
         if not feats.names[i]:
             report.errors.append(Problem("name_missing", "缺少名称", label))
+        elif unsafe_text(feats.names[i]):
+            report.errors.append(Problem("name_invalid", "名称含有不可见的控制字符或乱码", label))
         elif len(feats.names[i]) > 100:
             report.errors.append(Problem("name_too_long", "名称超过 100 个字符", label))
         parent = feats.parents[i]

@@ -17,6 +17,7 @@ from webapp.cases.vocab import FINAL_STATUSES, RESOLVED_STATUSES, Channel, Statu
 from webapp.errors import AppError
 from webapp.grid.models import AreaLevel
 from webapp.hotspots.queries import CaseFilter
+from webapp.stats.params import EARLIEST_DAY, LATEST_DAY
 from webapp.stats.queries import Filters, Period
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -151,9 +152,12 @@ def _date(args: MultiDict, key: str, default: date) -> date:
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise _bad(key, f"日期格式应为 年-月-日（如 2024-01-31）：{raw[:20]}") from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise _bad(key, f"日期超出范围（1990 至 2099 年）：{raw[:20]}")
+    return day
 
 
 def _choice(args: MultiDict, key: str, allowed, default):

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from sqlalchemy import text
@@ -39,7 +38,7 @@ from webapp.geo import (
     parse_crs,
     to_wgs84_coords,
 )
-from webapp.grid.importer import Problem
+from webapp.grid.importer import Problem, read_raw
 from webapp.roads import queries
 
 Progress = Callable[[str, int, int], None]
@@ -143,9 +142,11 @@ def _read(path: Path, name_field: str | None, kind_field: str | None):
             raise _Refused(exc.code, exc.message) from None
     source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
     try:
-        meta, _fids, wkb, field_data = pyogrio.raw.read(source)
+        meta, _fids, wkb, field_data = read_raw(source)
     except (DataSourceError, DataLayerError, OSError, RuntimeError) as exc:
         raise _Refused("file_unreadable", f"无法读取文件（格式损坏或不受支持）：{exc}") from exc
+    except UnicodeDecodeError:
+        raise _Refused("file_encoding", "无法识别文件中文字的编码（应为 UTF-8 或 GBK）") from None
     if len(wkb) == 0:
         raise _Refused("empty_file", "文件中没有任何道路（线要素）")
     fields = [str(f) for f in meta["fields"]]

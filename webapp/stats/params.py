@@ -65,9 +65,15 @@ def today_local() -> date:
     return datetime.now(LOCAL_TZ).date()
 
 
+# The years a figure can be asked about (those the API accepts, api.params): a date far
+# outside them is a typing mistake, and date arithmetic on it (the day after 9999-12-31,
+# the months before 0001-01-01) would fail as a 500.
+EARLIEST_DAY, LATEST_DAY = date(1990, 1, 1), date(2099, 12, 31)
+
+
 def parse_date(name: str, value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise bad(
             "invalid_date",
@@ -75,6 +81,14 @@ def parse_date(name: str, value: str) -> date:
             f"{name} must be a date as YYYY-MM-DD",
             parameter=name,
         ) from None
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise bad(
+            "invalid_date",
+            f"参数 {name} 超出范围（1990 至 2099 年）",
+            f"{name} must be within 1990-2099",
+            parameter=name,
+        )
+    return day
 
 
 def refuse_unknown(args: MultiDict, allowed: frozenset[str]) -> None:
@@ -108,7 +122,9 @@ def parse_backlog_years(args: MultiDict) -> int:
 def whole_number(name: str, value: str, lo: int, hi: int) -> int:
     """``value`` as a whole number from ``lo`` to ``hi``; else ``invalid_<name>``."""
     value = value.strip()
-    if not value.isdigit() or not lo <= int(value) <= hi:
+    # ASCII digits only: "²" is a digit to str.isdigit() but not to int(); and a short
+    # one (int() refuses over 4,300 digits).
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) or not lo <= int(value) <= hi:
         raise bad(
             f"invalid_{name}",
             f"参数 {name} 应为 {lo} 至 {hi} 之间的整数",

@@ -66,11 +66,13 @@ def _settings():
 
 
 def _int_arg(name: str) -> int | None:
+    """An account id: ASCII digits within PostgreSQL's integer (beyond it the query fails)."""
     raw = request.values.get(name, "")
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        raise AppError("invalid_parameter", f"参数 {name} 无效", 400) from None
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) < 2**31):
+        raise AppError("invalid_parameter", f"参数 {name} 无效", 400)
+    return int(raw)
 
 
 def _date_arg(name: str) -> date | None:
