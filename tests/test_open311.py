@@ -392,3 +392,50 @@ def test_concurrent_creates_with_one_key_make_one_case(live_server, live_token, 
         ).scalar_one()
         s.close()
     assert n == 1
+
+
+def test_a_resend_with_an_idempotency_key_is_the_first_request(
+    client, token_for, demo_point, session
+):
+    """GeoReport v2 has no resend key; an Idempotency-Key header (an extension) makes a
+    resend answer the first request again instead of filing a second case."""
+    _, token = token_for("county_staff")
+    phone = "139" + uuid.uuid4().hex[:8]
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+
+    def send(fmt="json", headers=key, **form):
+        return client.post(
+            f"{BASE}/requests.{fmt}",
+            data={
+                "api_key": token,
+                "service_code": "water_supply",
+                "lat": demo_point[1],
+                "long": demo_point[0],
+                "description": "重发的同一件事",
+                "phone": phone,
+                **form,
+            },
+            headers=headers,
+        )
+
+    def filed() -> int:
+        return session.execute(
+            text("SELECT count(*) FROM cases WHERE petitioner_phone = :p"), {"p": phone}
+        ).scalar_one()
+
+    first, again = send(), send()
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert (
+        again.headers["Idempotent-Replayed"] == "true"
+        and "Idempotent-Replayed" not in first.headers
+    )
+    assert filed() == 1
+    other = send(description="另一件事")
+    assert (
+        other.status_code == 422 and other.get_json()[0]["error_code"] == "idempotency_key_reused"
+    )
+    bad = send(headers={"Idempotency-Key": "带中文"})
+    assert bad.status_code == 400 and bad.get_json()[0]["error_code"] == "invalid_idempotency_key"
+    without = send(headers={})  # no key: as the specification has it, a new request
+    assert without.status_code == 201 and filed() == 2

@@ -8,8 +8,6 @@ header for POST). Every answer is JSON or GeoJSON; every error is
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from functools import lru_cache
 
@@ -32,7 +30,6 @@ PREFIX = "/api/v1"
 
 GEOJSON = "application/geo+json"
 MAX_BODY = 256 * 1024
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 def _json(body, status: int = 200, mimetype: str = "application/json", headers: dict | None = None):
@@ -216,7 +213,7 @@ FIELD_CHANNELS = {Channel.GRID_SWEEP}
 
 def _idempotency_key() -> str:
     key = request.headers.get("Idempotency-Key")
-    if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
+    if key is None or not params.IDEMPOTENCY_KEY.fullmatch(key):
         raise AppError(
             "idempotency_key_required",
             "请在 Idempotency-Key 请求头中提供 1 至 255 个可见 ASCII 字符的唯一键，以免重复提交",
@@ -224,11 +221,6 @@ def _idempotency_key() -> str:
             "an Idempotency-Key header of 1 to 255 visible ASCII characters is required",
         )
     return key
-
-
-def _request_hash(data: dict) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"POST {request.path}\n{canonical}".encode()).hexdigest()
 
 
 @bp.post("/cases")
@@ -249,7 +241,7 @@ def create_case():
     data = params.load_json_object(request.get_data(cache=False)[: MAX_BODY + 1])
     session = get_session()
     try:
-        replay = queries.claim_key(session, user.id, key, _request_hash(data))
+        replay = queries.claim_key(session, user.id, key, params.request_hash(request.path, data))
     except queries.KeyReused:
         raise AppError(
             "idempotency_key_reused",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -28,6 +29,16 @@ DEFAULT_LIMIT = 50
 # Timestamps outside these years are typing mistakes, not petitions.
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_LIST_ITEMS = 20
+
+
+# An Idempotency-Key: 1 to 255 visible ASCII characters (REST API; Open311 as an extension).
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def request_hash(path: str, data) -> str:
+    """A fingerprint of a create request (its path and JSON-able data) for its Idempotency-Key."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"POST {path}\n{canonical}".encode()).hexdigest()
 
 
 def bad_param(name: str, zh: str, en: str) -> AppError:

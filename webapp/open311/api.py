@@ -26,7 +26,14 @@ from werkzeug.exceptions import HTTPException
 
 from webapp.api import params
 from webapp.api.params import CaseFilter
-from webapp.api.queries import categories, category_by_code, register_case
+from webapp.api.queries import (
+    KeyReused,
+    categories,
+    category_by_code,
+    claim_key,
+    register_case,
+    store_answer,
+)
 from webapp.auth.accounts import user_for_token
 from webapp.auth.identity import csrf_exempt, public
 from webapp.auth.permissions import may_register_cases, may_report_from_field
@@ -294,6 +301,25 @@ def create_request(fmt: str):
     if not (desk or may_report_from_field(user)):
         raise _bad("forbidden_role", "您的角色无权登记案件", "this role may not file requests", 403)
     session = get_session()
+    key = _resend_key()
+    if key is not None:
+        fields = sorted(request.form.items(multi=True))
+        try:
+            replay = claim_key(session, user.id, key, params.request_hash(request.path, fields))
+        except KeyReused:
+            raise _bad(
+                "idempotency_key_reused",
+                "该 Idempotency-Key 已用于另一个不同的请求",
+                "this Idempotency-Key was used with a different request",
+                422,
+            ) from None
+        if replay is not None:
+            session.rollback()
+            response = render(
+                fmt, replay.body["requests"], "service_requests", "request", replay.status
+            )
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
     code = request.form.get("service_code", "")
     category = category_by_code(session, code) if params.CATEGORY_CODE.fullmatch(code) else None
     if category is None:
@@ -371,7 +397,6 @@ def create_request(fmt: str):
     number = session.execute(
         text("SELECT number FROM cases WHERE id = :i"), {"i": case_id}
     ).scalar_one()
-    session.commit()
     answer = [
         {
             "service_request_id": number,
@@ -380,7 +405,24 @@ def create_request(fmt: str):
             "account_id": extra["account_id"],
         }
     ]
+    if key is not None:
+        store_answer(session, user.id, key, 201, {"requests": answer})
+    session.commit()
     return render(fmt, answer, "service_requests", "request", 201)
+
+
+def _resend_key() -> str | None:
+    """The ``Idempotency-Key`` header, optional here (an extension of GeoReport v2, which
+    has no resend key): a client that sends one gets its first answer again on a resend,
+    as on ``POST /api/v1/cases``, instead of a second case."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not params.IDEMPOTENCY_KEY.fullmatch(key):
+        raise _bad(
+            "invalid_idempotency_key",
+            "Idempotency-Key 应为 1 至 255 个可见 ASCII 字符",
+            "an Idempotency-Key is 1 to 255 visible ASCII characters",
+        )
+    return key
 
 
 # -- reading requests ----------------------------------------------------------------------------
