@@ -376,3 +376,132 @@ def test_a_refused_plan_keeps_what_was_typed(client, login, session, make_user, 
     assert 'value="第二周敲门行动"' in page and 'value="40"' in page
     assert re.search(rf'name="person_{worker.id}"[^>]*checked', page)
     assert re.search(rf'name="capacity_{worker.id}"[^>]*value="6"', page)
+
+
+def _form_id(page: str) -> str:
+    return re.search(r'name="client_id" value="([0-9a-f-]{36})"', page).group(1)
+
+
+def test_the_same_plan_form_sent_twice_makes_one_plan(
+    client, login, session, make_user, busy_place
+):
+    login("planner")
+    worker = make_user("grid_worker", busy_place.grid)
+    page = _html(client, f"/visits/new?area={busy_place.village}")
+    today = session.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
+    form = {
+        "csrf_token": CSRF,
+        "client_id": _form_id(page),
+        "area": busy_place.village,
+        "title": "双击也只生成一个",
+        "date_from": today.isoformat(),
+        "date_to": today.isoformat(),
+        f"person_{worker.id}": "1",
+        f"capacity_{worker.id}": "3",
+    }
+
+    def plans() -> int:
+        return session.execute(
+            text("SELECT count(*) FROM visit_plans WHERE title LIKE '双击%'")
+        ).scalar_one()
+
+    first = client.post("/visits/new", data=form)
+    again = client.post("/visits/new", data=form)
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert "未重复生成" in _html(client, again.headers["Location"])
+    assert plans() == 1
+    # The page brought back from the history and filled in again: refused, not taken for
+    # a resend, what was typed kept on a form of its own.
+    other = client.post("/visits/new", data={**form, "title": "双击后改了名"})
+    page = other.get_data(as_text=True)
+    assert other.status_code == 409 and "这张表已生成过另一个计划" in page
+    assert 'value="双击后改了名"' in page and _form_id(page) != form["client_id"]
+    assert plans() == 1
+    sent = client.post(
+        "/visits/new", data={**form, "title": "双击后改了名", "client_id": _form_id(page)}
+    )
+    assert sent.status_code == 302 and plans() == 2
+
+
+def test_a_refused_plan_form_keeps_its_id(client, login, session, make_user, busy_place):
+    login("planner")
+    worker = make_user("grid_worker", busy_place.grid)
+    page = _html(client, f"/visits/new?area={busy_place.village}")
+    form = {
+        "csrf_token": CSRF,
+        "client_id": _form_id(page),
+        "area": busy_place.village,
+        "title": "",
+        f"person_{worker.id}": "1",
+        f"capacity_{worker.id}": "3",
+    }
+    refused = client.post("/visits/new", data=form)
+    assert refused.status_code == 400
+    assert _form_id(refused.get_data(as_text=True)) == form["client_id"]
+
+
+def test_the_plan_form_from_three_threads_at_once_is_one_plan(
+    live_server, live_user, live_db_url, demo_areas
+):
+    import threading
+    import uuid
+
+    import requests
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from tests.conftest import TEST_PASSWORD
+
+    worker = live_user("grid_worker")
+    grid = demo_areas["grid_worker"]
+    village = grid[:12]
+    planner = live_user("planner", grid[:9])
+    http = requests.Session()
+    csrf = re.search(
+        r'name="csrf-token" content="([^"]+)"', http.get(f"{live_server}/login").text
+    ).group(1)
+    signed_in = http.post(
+        f"{live_server}/login",
+        data={"username": planner.username, "password": TEST_PASSWORD, "csrf_token": csrf},
+    )
+    assert signed_in.ok
+    page = http.get(f"{live_server}/visits/new?area={village}").text
+    assert f'name="person_{worker.id}"' in page
+    engine = create_engine(live_db_url)
+    with Session(engine) as s:
+        today = s.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
+    form = {
+        "csrf_token": re.search(r'name="csrf-token" content="([^"]+)"', page).group(1),
+        "client_id": _form_id(page),
+        "area": village,
+        "title": "三个线程同时提交",
+        "date_from": today.isoformat(),
+        "date_to": today.isoformat(),
+        f"person_{worker.id}": "1",
+        f"capacity_{worker.id}": "3",
+    }
+    barrier, answers = threading.Barrier(3), [None] * 3
+
+    def send(i):
+        other = requests.Session()
+        other.cookies.update(http.cookies.get_dict())
+        barrier.wait()
+        answers[i] = other.post(
+            f"{live_server}/visits/new", data=form, allow_redirects=False, timeout=60
+        )
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [302] * 3, [a.text[:300] for a in answers]
+    assert len({a.headers["Location"] for a in answers}) == 1
+    with Session(engine) as s:
+        made = s.execute(
+            text("SELECT count(*) FROM visit_plans WHERE client_id = :c"),
+            {"c": uuid.UUID(form["client_id"])},
+        ).scalar_one()
+    engine.dispose()
+    assert made == 1

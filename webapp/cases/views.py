@@ -17,6 +17,7 @@ from webapp.cases.models import Case, Category
 from webapp.cases.petitioners import normalize_id_number, normalize_phone
 from webapp.db import get_session
 from webapp.errors import AppError, wants_json
+from webapp.forms import form_id
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -88,14 +89,6 @@ def due():
 _ERROR_FIELDS = {"outside_county": "location", "village_not_found": "location"}
 
 
-def _form_id(sent: str | None) -> str:
-    """The desk form's id as sent back, or a new one (none yet, or not one we made)."""
-    try:
-        return str(uuid.UUID((sent or "")[:64]))
-    except ValueError:
-        return str(uuid.uuid4())
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*COUNTY)
 def register():
@@ -104,7 +97,7 @@ def register():
     form, errors, status = request.form, {}, 200
     # The form's id: kept while the same form is corrected and sent again, so a resend of
     # it is one case; a new one once it was used for another registration.
-    client_id = _form_id(form.get("client_id"))
+    client_id = form_id(form.get("client_id"))
     if request.method == "POST":
         result = schemas.parse_registration(form, {c.id for c in categories})
         errors, status = result.errors, 422

@@ -96,9 +96,19 @@ class VisitPlan(Base):
             "area_code",
             postgresql_ops={"area_code": "text_pattern_ops"},
         ),
+        Index(
+            "uq_visit_plans_client_id",
+            "client_id",
+            unique=True,
+            postgresql_where="client_id IS NOT NULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The id of the new-plan form that made it, and a fingerprint of what that form sent
+    # (migration u02): the same form sent again is this plan, not a second one.
+    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200))
     area_code: Mapped[str] = mapped_column(ForeignKey("areas.code", onupdate="CASCADE"))
     date_from: Mapped[date] = mapped_column(Date)

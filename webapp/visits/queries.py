@@ -8,6 +8,7 @@ weighting of those facts is :mod:`webapp.visits.targeting` (pure).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -1307,3 +1308,20 @@ def log_contact_views(session: Session, user, views, **detail) -> bool:
         return False
     audit.record(session, "view_visit_contacts", user, detail={"case_ids": seen, **detail})
     return True
+
+
+# The class of advisory locks taken on a new-plan form's id (the second key: its hash).
+_PLAN_FORM_LOCK = 726_194
+
+
+def plan_made_by_form(session: Session, client_id: str) -> VisitPlan | None:
+    """The plan the new-plan form ``client_id`` made, if any (``webapp.forms``).
+
+    Until this transaction ends, the same form sent again waits here, so that it finds
+    the plan this request is making instead of making a second.
+    """
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:k, hashtext(:id))"),
+        {"k": _PLAN_FORM_LOCK, "id": client_id},
+    )
+    return session.scalar(select(VisitPlan).where(VisitPlan.client_id == uuid.UUID(client_id)))

@@ -23,6 +23,7 @@ from webapp.auth.roles import ROLE_LABELS
 from webapp.cases.queries import categories
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound, wants_json
+from webapp.forms import content_hash, form_id
 from webapp.grid.queries import get_area
 from webapp.maps.assets import app_prefixes, document_response
 from webapp.maps.basemap import NO_BASEMAP, BaseMap, TileSource
@@ -118,8 +119,13 @@ def new():
     return _new_form(user, request.args.get("area") or "")
 
 
-def _new_form(user, area_code: str, form=None, error: AppError | None = None):
-    """The new-plan form; after a refused submission, with what was typed and the problems."""
+def _new_form(
+    user, area_code: str, form=None, error: AppError | None = None, client_id: str | None = None
+):
+    """The new-plan form; after a refused submission, with what was typed and the problems.
+
+    ``client_id``: the form's id (``webapp.forms``), kept while the same form is sent again.
+    """
     session = get_session()
     cfg = _settings()
     area = get_area(session, area_code) if area_code and may_see_area(user, area_code) else None
@@ -145,6 +151,7 @@ def _new_form(user, area_code: str, form=None, error: AppError | None = None):
         rules=cfg.rules,
         form=form or {},
         error=error,
+        client_id=client_id or str(uuid.uuid4()),
     )
     return (page, error.status) if error else page
 
@@ -159,16 +166,33 @@ def create():
     code = (request.form.get("area") or "").strip()
     if code and not (code.isdigit() and may_see_area(user, code) and get_area(session, code)):
         raise NotFound("区划")
+    client_id, digest = form_id(request.form.get("client_id")), content_hash(request.form)
     try:
+        made = queries.plan_made_by_form(session, client_id)
+        if made is not None:  # the same form again: a double click, a retried POST
+            if made.created_by != user.id or made.request_hash != digest:
+                raise AppError(
+                    "form_resubmitted",
+                    "这张表已生成过另一个计划；如要制定新的计划，请按本页重新填写后提交",
+                    409,
+                    "this form already made another plan",
+                )
+            session.rollback()
+            flash("这张表已生成过这个计划，未重复生成。", "info")
+            return redirect(url_for("visits.plan", plan_id=made.id))
         req = planning.parse_plan_request(request.form, cfg, queries.local_today(session))
         plan = planning.make_plan(session, user, req, cfg)
+        plan.client_id, plan.request_hash = uuid.UUID(client_id), digest
+        session.flush()
         _audit(session, user, "visit_plan_create", plan)
     except AppError as exc:
         # A script posting the form (Accept: application/json) gets the error itself.
         if exc.status >= 500 or exc.code in ("not_found", "forbidden_role") or wants_json():
             raise
         session.rollback()
-        return _new_form(user, request.form.get("area", ""), request.form, exc)
+        if exc.code == "form_resubmitted":  # what was typed stays, on a form of its own
+            client_id = str(uuid.uuid4())
+        return _new_form(user, request.form.get("area", ""), request.form, exc, client_id)
     session.commit()
     flash("已生成计划草稿。请检查目标、分工和路线，确认后发布给走访人员。", "info")
     return redirect(url_for("visits.plan", plan_id=plan.id))
