@@ -329,6 +329,30 @@ def test_refused_actions_say_why_and_change_nothing(client, session, login, make
     assert case.version == 1 and [e.action for e in _events(session, case.id)] == ["register"]
 
 
+def test_an_action_form_sent_twice_is_done_once(client, session, login, make_case, demo_areas):
+    """A double click on 受理 (or a retried POST) is answered as done, not as a stale page;
+    the same page's form sent with other content is still refused as stale."""
+    login("county_staff")
+    case = make_case(demo_areas["grid_worker"])
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    form_id = re.search(r'name="form_id" value="([0-9a-f-]{36})"', page).group(1)
+    form = {"csrf_token": CSRF, "version": case.version, "form_id": form_id, "note": "同意受理"}
+    first = client.post(f"/cases/{case.id}/actions/accept", data=form)
+    again = client.post(f"/cases/{case.id}/actions/accept", data=form)
+    assert first.status_code == again.status_code == 303
+    assert "这项操作已办理，未重复执行" in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    accepted = [e for e in _events(session, case.id) if e.action == "accept"]
+    assert len(accepted) == 1 and accepted[0].note == "同意受理"
+    as_json = client.post(
+        f"/cases/{case.id}/actions/accept", data=form, headers={"Accept": "application/json"}
+    )
+    assert as_json.status_code == 200 and as_json.get_json()["status"] == "accepted"
+    other = client.post(f"/cases/{case.id}/actions/accept", data={**form, "note": "改了意见"})
+    assert other.status_code == 409 and "案件已被他人更新，请刷新" in other.get_data(as_text=True)
+    session.refresh(case)
+    assert case.version == form["version"] + 1
+
+
 def test_a_stale_version_is_refused(client, session, login, make_case, demo_areas):
     login("county_staff")
     case = make_case(demo_areas["grid_worker"])

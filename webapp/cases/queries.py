@@ -290,16 +290,37 @@ def apply_action(
     inputs: dict,
     rules: Rules,
     now: datetime | None = None,
+    form: dict | None = None,
 ) -> Decision:
     """Do ``action`` on a case: check, change, log the event and the audit entry; flush.
 
     The row is locked first; ``seen_version`` must be the version the actor saw, or
     the action is refused with :class:`StaleCase` (409) and nothing changes.
+    ``form``: the id and fingerprint of the page's form (``webapp.forms``), kept in
+    the event, so that the form sent again is known as done (:func:`action_done`).
     """
     case = scoped_case(session, user, case_id, for_update=True)
     if seen_version is None or seen_version != case.version:
         raise StaleCase()
-    return _apply(session, user, case, action, inputs, rules, now)
+    return _apply(session, user, case, action, inputs, rules, now, form)
+
+
+def action_done(session: Session, user: User, case_id: int, action: str, form: dict) -> bool:
+    """Whether this very form (same id, same content) already did ``action`` on the case.
+
+    A stale version from a form that did is a resend (a double click, a retried POST,
+    the second of two at once, which waited on the row lock): done, not stale.
+    """
+    return (
+        session.execute(
+            text(
+                "SELECT 1 FROM case_events WHERE case_id = :c AND actor_id = :u AND action = :a "
+                "AND data->>'form_id' = :f AND data->>'form_hash' = :h LIMIT 1"
+            ),
+            {"c": case_id, "u": user.id, "a": action, "f": form["form_id"], "h": form["form_hash"]},
+        ).first()
+        is not None
+    )
 
 
 def apply_field_action(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
 from webapp.auth import audit
 from webapp.auth.identity import current_user, roles_required
@@ -17,7 +17,7 @@ from webapp.cases.models import Case, Category
 from webapp.cases.petitioners import normalize_id_number, normalize_phone
 from webapp.db import get_session
 from webapp.errors import AppError, wants_json
-from webapp.forms import form_id
+from webapp.forms import content_hash, form_id, sent_id
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -220,6 +220,7 @@ def _render_file(
         else [],
         repeat_of=repeat_of if repeat_of is not None and _visible(user, repeat_of) else None,
         view=presenting.case_file(case),
+        form_id=str(uuid.uuid4()),  # the action forms' (webapp.forms)
         windows=workflow.open_windows(facts, county_rules),
         # A deadline in a year without the State Council's holiday notice is an estimate.
         due_estimated=case.due_at is not None
@@ -251,6 +252,8 @@ def _version() -> int | None:
 @bp.post("/<int:case_id>/actions/<action>")
 def act(case_id: int, action: str):
     user, session = current_user(), get_session()
+    sent = sent_id(request.form.get("form_id"))
+    form = {"form_id": sent, "form_hash": content_hash(request.form)} if sent else None
     try:
         queries.apply_action(
             session,
@@ -260,13 +263,21 @@ def act(case_id: int, action: str):
             action,
             request.form.to_dict(),
             rules.county_rules(user.county_code),
+            form=form,
         )
     except AppError as err:
         session.rollback()
-        if wants_json() or err.status not in (409, 422):
-            raise
-        return _render_file(case_id, error=err, status=err.status)
-    session.commit()
+        if not (
+            isinstance(err, queries.StaleCase)
+            and form
+            and queries.action_done(session, user, case_id, action, form)
+        ):
+            if wants_json() or err.status not in (409, 422):
+                raise
+            return _render_file(case_id, error=err, status=err.status)
+        flash("这项操作已办理，未重复执行。", "info")  # the same form sent again
+    else:
+        session.commit()
     if wants_json():
         case = queries.scoped_case(session, user, case_id)
         return jsonify({"id": case.id, "status": case.status, "version": case.version})
