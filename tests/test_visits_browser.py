@@ -160,3 +160,47 @@ def _record_on_a_phone(page, live_app, worker, artifacts):
     assert page.console_errors == [] or all(
         "ERR_INTERNET_DISCONNECTED" in e for e in page.console_errors
     )
+
+
+@pytest.mark.phone
+def test_a_shared_phone_keeps_each_accounts_visit_records_to_that_account(
+    in_browser, live_server, live_app, live_user, worker_with_a_plan
+):
+    """A record waiting on a phone is sent, shown and dropped only by the account that made
+    it: another account signed in on the same phone neither sees it nor sends it (the
+    server would refuse it as not theirs, and it would be lost as refused)."""
+    first, _plan_id = worker_with_a_plan
+    second = live_user("grid_worker")
+
+    def scenario(page):
+        sign_in_page(page, first)
+        page.goto("/visits/today")
+        card = page.locator(".vs-card").first
+        stop_id = int(card.get_attribute("data-stop"))
+        # The server cannot be reached for the outcomes: the record waits in the outbox.
+        page.route("**/outcomes", lambda route: route.abort())
+        card.locator("label", has_text="无人在家").click()
+        card.locator("textarea[name=note]").fill("第一位网格员的记录")
+        card.locator("button.vs-submit").click()
+        expect(card.locator("[data-state-label]")).to_have_text("无人在家（待发送）")
+
+        page.context.clear_cookies()  # the first account's session is gone
+        sign_in_page(page, second)
+        page.unroute("**/outcomes")
+        page.goto("/visits/today")
+        expect(page.locator("#queue-status")).to_contain_text(
+            "本机另有 1 条其他账号的走访记录待发送"
+        )
+        expect(page.locator("#queue-status")).not_to_contain_text("被退回")
+        page.wait_for_timeout(3000)  # long past the outbox's first retry
+        assert _records(live_app, stop_id) == []
+
+        page.context.clear_cookies()
+        sign_in_page(page, first)
+        page.goto("/visits/today")
+        expect(page.locator(f"#stop-{stop_id} [data-state-label]")).to_have_text(
+            "无人在家", timeout=20_000
+        )
+        assert [r.outcome for r in _records(live_app, stop_id)] == ["nobody_home"]
+
+    in_browser(live_server, scenario, phone=True)

@@ -4,7 +4,9 @@
   var root = document.getElementById("field");
   if (!root || !window.GridCaseOutbox) { return; }
   var recordUrl = root.getAttribute("data-record-url");
-  var outbox = new window.GridCaseOutbox({ dbName: "gridcase-outbox", storeName: "requests" });
+  var outbox = new window.GridCaseOutbox({
+    dbName: "gridcase-outbox", storeName: "requests", owner: root.getAttribute("data-username")
+  });
   var statusEl = document.getElementById("queue-status");
   var LABELS = { done: "已走访", nobody_home: "无人在家", refused: "拒绝接访" };
 
@@ -99,7 +101,7 @@
     });
   });
 
-  function render(items) {
+  function render(items, others) {
     var pending = items.filter(function (it) { return it.state === "pending"; }).length;
     var auth = items.filter(function (it) { return it.state === "auth"; }).length;
     var failed = items.filter(function (it) { return it.state === "failed"; });
@@ -107,6 +109,7 @@
     if (pending) { parts.push(pending + " 条走访记录待发送，网络恢复后自动发送"); }
     if (auth) { parts.push(auth + " 条记录因登录过期未发送，请重新登录，登录后自动发送"); }
     if (failed.length) { parts.push(failed.length + " 条记录被退回，请查看对应走访点"); }
+    if (others) { parts.push("本机另有 " + others + " 条其他账号的走访记录待发送，以该账号登录后自动发送"); }
     statusEl.textContent = parts.join("；");
     statusEl.hidden = parts.length === 0;
     items.forEach(function (it) {
@@ -148,7 +151,7 @@
       setCard(item.meta.stopId, item.body.outcome, text, notes.join("；"));
     }
     if (event === "idle" || event === "queued" || event === "dropped" || event === "failed" || event === "auth") {
-      outbox.items().then(render);
+      Promise.all([outbox.mine(), outbox.others()]).then(function (r) { render(r[0], r[1]); });
     }
   });
   outbox.start();

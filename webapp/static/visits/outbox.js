@@ -3,9 +3,12 @@
  * network allows. Each item carries the id its sender made (the body's client_id):
  * the server stores a resend once, so sending an item twice is harmless.
  *
- * Item: { id, url, body, meta, createdAt, attempts, nextAt, state, error }
+ * Item: { id, url, body, meta, owner, createdAt, attempts, nextAt, state, error }
  *   state "pending" (to send), "auth" (waits for a new sign-in), "failed" (the server
  *   refused it for good; shown to the user, who may drop it).
+ *   owner: the account that queued it (options.owner). A phone may be shared: an
+ *   item is sent, shown and dropped only while its owner is signed in; another
+ *   account's items wait for theirs (mine() / others()).
  *
  * Written to be replaceable by (or merged into) the field reporting queue: the
  * store holds plain request descriptions; nothing here knows about visits.
@@ -76,6 +79,7 @@
 
   function Outbox(options) {
     options = options || {};
+    this.owner = options.owner || null;
     this.listeners = [];
     this.sending = false;
     this.timer = null;
@@ -99,7 +103,7 @@
   /* Queue a POST of ``body`` (a JSON object with its own client_id) to ``url``. */
   Outbox.prototype.add = function (url, body, meta) {
     var item = {
-      id: body.client_id || uuid4(), url: url, body: body, meta: meta || {},
+      id: body.client_id || uuid4(), url: url, body: body, meta: meta || {}, owner: this.owner,
       createdAt: Date.now(), attempts: 0, nextAt: 0, state: "pending", error: null
     };
     var self = this;
@@ -112,9 +116,30 @@
 
   Outbox.prototype.items = function () { return this.store.all(); };
 
+  /* Whether ``item`` is the signed-in account's (an item queued before owners were
+     kept, or by an outbox that knows no owner, is everyone's). */
+  Outbox.prototype.owns = function (item) {
+    return !item.owner || !this.owner || item.owner === this.owner;
+  };
+  Outbox.prototype.mine = function () {
+    var self = this;
+    return this.store.all().then(function (items) { return items.filter(function (it) { return self.owns(it); }); });
+  };
+  /* How many items of other accounts wait on this phone (their content is not theirs to see). */
+  Outbox.prototype.others = function () {
+    var self = this;
+    return this.store.all().then(function (items) {
+      return items.filter(function (it) { return !self.owns(it) && it.state !== "failed"; }).length;
+    });
+  };
+
   Outbox.prototype.drop = function (id) {
     var self = this;
-    return this.store.remove(id).then(function () { self.emit("dropped", { id: id }); });
+    return this.store.all().then(function (items) {
+      var item = items.filter(function (it) { return it.id === id; })[0];
+      if (!item || !self.owns(item)) { return; }
+      return self.store.remove(id).then(function () { self.emit("dropped", { id: id }); });
+    });
   };
 
   Outbox.prototype.schedule = function (ms) {
@@ -131,7 +156,7 @@
     return this.store.all().then(function (items) {
       var now = Date.now();
       var due = items.filter(function (it) {
-        return (it.state === "pending" || (force && it.state === "auth")) && (force || it.nextAt <= now);
+        return self.owns(it) && (it.state === "pending" || (force && it.state === "auth")) && (force || it.nextAt <= now);
       });
       return due.reduce(function (p, it) {
         return p.then(function (stop) { return stop ? true : self.send(it); });
@@ -139,12 +164,12 @@
     }).then(function () {
       self.sending = false;
       return self.store.all().then(function (items) {
-        var waiting = items.filter(function (it) { return it.state === "pending"; });
+        var waiting = items.filter(function (it) { return it.state === "pending" && self.owns(it); });
         if (waiting.length) {
           var next = Math.min.apply(null, waiting.map(function (it) { return it.nextAt; }));
           self.schedule(next - Date.now());
         }
-        self.emit("idle", null, items);
+        self.emit("idle", null, items.filter(function (it) { return self.owns(it); }));
       });
     }, function (err) {
       self.sending = false;
