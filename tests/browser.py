@@ -160,6 +160,51 @@ def live_user(live_app, demo_areas):
     return make
 
 
+def signed_in_http(live_server: str, user, password: str = TEST_PASSWORD):
+    """A ``requests`` session signed in as ``user`` through the real form (no browser)."""
+    import re
+
+    import requests
+
+    http = requests.Session()
+    page = http.get(f"{live_server}/login").text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    signed_in = http.post(
+        f"{live_server}/login",
+        data={"username": user.username, "password": password, "csrf_token": csrf},
+    )
+    assert signed_in.ok
+    return http
+
+
+def page_csrf(page: str) -> str:
+    """The CSRF token a page of the app carries in its head."""
+    import re
+
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def post_at_once(http, url: str, data: dict, copies: int = 3, timeout: float = 60) -> list:
+    """POST ``data`` to ``url`` from ``copies`` threads released together, each on its
+    own connection with ``http``'s cookies (a double click, a retrying browser)."""
+    import requests
+
+    barrier, answers = threading.Barrier(copies), [None] * copies
+
+    def send(i):
+        other = requests.Session()
+        other.cookies.update(http.cookies.get_dict())
+        barrier.wait()
+        answers[i] = other.post(url, data=data, allow_redirects=False, timeout=timeout)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
 def sign_in_page(page, user, password: str = TEST_PASSWORD) -> None:
     """Sign in through the real form."""
     page.goto("/login")

@@ -135,40 +135,15 @@ def test_a_used_desk_form_filled_in_again_is_refused_not_dropped(
 def test_the_desk_form_from_three_threads_at_once_is_one_case(
     live_server, live_user, live_db_url, demo_areas
 ):
-    import requests
+    from tests.browser import page_csrf, post_at_once, signed_in_http
 
-    from tests.conftest import TEST_PASSWORD
-
-    user = live_user("county_staff")
-    http = requests.Session()
-    csrf = re.search(
-        r'name="csrf-token" content="([^"]+)"', http.get(f"{live_server}/login").text
-    ).group(1)
-    signed_in = http.post(
-        f"{live_server}/login",
-        data={"username": user.username, "password": TEST_PASSWORD, "csrf_token": csrf},
-    )
-    assert signed_in.ok
+    http = signed_in_http(live_server, live_user("county_staff"))
     page = http.get(f"{live_server}/cases/new").text
     engine = create_engine(live_db_url)
     with Session(engine) as s:
         form = _form(s, demo_areas, client_id=_form_id(page))
-    form["csrf_token"] = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    barrier, answers = threading.Barrier(3), [None] * 3
-
-    def send(i):
-        other = requests.Session()
-        other.cookies.update(http.cookies.get_dict())
-        barrier.wait()
-        answers[i] = other.post(
-            f"{live_server}/cases/new", data=form, allow_redirects=False, timeout=30
-        )
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    form["csrf_token"] = page_csrf(page)
+    answers = post_at_once(http, f"{live_server}/cases/new", form)
     assert [a.status_code for a in answers] == [303] * 3, [a.text[:300] for a in answers]
     assert len({a.headers["Location"] for a in answers}) == 1
     with Session(engine) as s:

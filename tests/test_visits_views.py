@@ -444,35 +444,24 @@ def test_a_refused_plan_form_keeps_its_id(client, login, session, make_user, bus
 def test_the_plan_form_from_three_threads_at_once_is_one_plan(
     live_server, live_user, live_db_url, demo_areas
 ):
-    import threading
     import uuid
 
-    import requests
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from tests.conftest import TEST_PASSWORD
+    from tests.browser import page_csrf, post_at_once, signed_in_http
 
     worker = live_user("grid_worker")
     grid = demo_areas["grid_worker"]
     village = grid[:12]
-    planner = live_user("planner", grid[:9])
-    http = requests.Session()
-    csrf = re.search(
-        r'name="csrf-token" content="([^"]+)"', http.get(f"{live_server}/login").text
-    ).group(1)
-    signed_in = http.post(
-        f"{live_server}/login",
-        data={"username": planner.username, "password": TEST_PASSWORD, "csrf_token": csrf},
-    )
-    assert signed_in.ok
+    http = signed_in_http(live_server, live_user("planner", grid[:9]))
     page = http.get(f"{live_server}/visits/new?area={village}").text
     assert f'name="person_{worker.id}"' in page
     engine = create_engine(live_db_url)
     with Session(engine) as s:
         today = s.execute(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
     form = {
-        "csrf_token": re.search(r'name="csrf-token" content="([^"]+)"', page).group(1),
+        "csrf_token": page_csrf(page),
         "client_id": _form_id(page),
         "area": village,
         "title": "三个线程同时提交",
@@ -481,21 +470,7 @@ def test_the_plan_form_from_three_threads_at_once_is_one_plan(
         f"person_{worker.id}": "1",
         f"capacity_{worker.id}": "3",
     }
-    barrier, answers = threading.Barrier(3), [None] * 3
-
-    def send(i):
-        other = requests.Session()
-        other.cookies.update(http.cookies.get_dict())
-        barrier.wait()
-        answers[i] = other.post(
-            f"{live_server}/visits/new", data=form, allow_redirects=False, timeout=60
-        )
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = post_at_once(http, f"{live_server}/visits/new", form)
     assert [a.status_code for a in answers] == [302] * 3, [a.text[:300] for a in answers]
     assert len({a.headers["Location"] for a in answers}) == 1
     with Session(engine) as s:
