@@ -162,13 +162,10 @@ def live_user(live_app, demo_areas):
 
 def signed_in_http(live_server: str, user, password: str = TEST_PASSWORD):
     """A ``requests`` session signed in as ``user`` through the real form (no browser)."""
-    import re
-
     import requests
 
     http = requests.Session()
-    page = http.get(f"{live_server}/login").text
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    csrf = page_csrf(http.get(f"{live_server}/login").text)
     signed_in = http.post(
         f"{live_server}/login",
         data={"username": user.username, "password": password, "csrf_token": csrf},

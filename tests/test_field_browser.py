@@ -283,15 +283,9 @@ def test_a_shared_phone_keeps_each_accounts_reports_to_that_account(
 def test_the_same_report_from_five_threads_at_once_is_one_case(
     live_server, live_user, live_db, demo_areas
 ):
-    user = live_user("grid_worker")
-    http = requests.Session()
-    login_page = http.get(f"{live_server}/login").text
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', login_page).group(1)
-    r = http.post(
-        f"{live_server}/login",
-        data={"username": user.username, "password": TEST_PASSWORD, "csrf_token": csrf},
-    )
-    assert r.ok
+    from tests.browser import signed_in_http
+
+    http = signed_in_http(live_server, live_user("grid_worker"))
     token = http.get(f"{live_server}/api/v1/field/session").json()["csrf_token"]
     lon, lat = grid_point(live_db, demo_areas["grid_worker"])
     body = {

@@ -240,15 +240,7 @@ def create_case():
     key = _idempotency_key()
     data = params.load_json_object(request.get_data(cache=False)[: MAX_BODY + 1])
     session = get_session()
-    try:
-        replay = queries.claim_key(session, user.id, key, params.request_hash(request.path, data))
-    except queries.KeyReused:
-        raise AppError(
-            "idempotency_key_reused",
-            "该 Idempotency-Key 已用于另一个不同的请求",
-            422,
-            "this Idempotency-Key was used with a different request",
-        ) from None
+    replay = queries.claim_key(session, user.id, key, params.request_hash(request.path, data))
     if replay is not None:
         session.rollback()
         return _json(

@@ -19,6 +19,7 @@ from webapp.api.models import IdempotencyKey
 from webapp.api.params import CaseFilter
 from webapp.auth.permissions import case_scope
 from webapp.cases.models import Case, CaseEvent, Category
+from webapp.errors import AppError
 from webapp.grid.models import AreaLevel
 
 # Metres per degree of latitude: tolerances are given in metres, PostGIS works in degrees.
@@ -224,8 +225,16 @@ class Replay:
     body: dict
 
 
-class KeyReused(Exception):
-    """The key was used before with a different request."""
+class KeyReused(AppError):
+    """The key was used before with a different request (422, both interfaces)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "idempotency_key_reused",
+            "该 Idempotency-Key 已用于另一个不同的请求",
+            422,
+            "this Idempotency-Key was used with a different request",
+        )
 
 
 def claim_key(session: Session, user_id: int, key: str, request_hash: str) -> Replay | None:
@@ -282,7 +291,6 @@ def register_case(session: Session, user, new, note: str, data: dict) -> int:
     township), so nobody creates what they cannot follow.
     """
     from webapp.cases.queries import OutsideCounty, insert_case
-    from webapp.errors import AppError
 
     new.reporter_id = user.id
     stored = insert_case(session, new)

@@ -14,7 +14,7 @@ from webapp.cases.petitioners import (
     normalize_phone,
     phone_problem,
 )
-from webapp.cases.vocab import CaseClass, Channel, Status
+from webapp.cases.vocab import EARLIEST_DAY, LATEST_DAY, CaseClass, Channel, Status
 
 # Channels the desk registers (a grid worker's sweep comes from the phone).
 DESK_CHANNELS = tuple(c for c in Channel if c is not Channel.GRID_SWEEP)
@@ -236,9 +236,8 @@ def _date(raw: str | None) -> date | None:
         day = date.fromisoformat(raw) if raw else None
     except ValueError:
         return None
-    # Outside the years a case can have (the API's, api.params) it is a mistake too, and
-    # the day after 9999-12-31 does not exist.
-    return day if day is None or date(1990, 1, 1) <= day <= date(2099, 12, 31) else None
+    # Outside the days a case can have (vocab.EARLIEST_DAY) it is a mistake too.
+    return day if day is None or EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
 def parse_filters(args: Mapping[str, str]) -> CaseFilters:

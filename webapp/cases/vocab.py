@@ -7,6 +7,7 @@ regulation and change only with it.
 from __future__ import annotations
 
 import enum
+from datetime import date
 
 
 class Channel(enum.StrEnum):
@@ -90,6 +91,11 @@ STATUS_LABELS = {
 }
 
 # Statuses in which the matter counts as resolved (化解) for the figures.
+# The days a case (and so a figure, a filter, a sweep) can be about: a date far outside
+# them is a typing mistake, and date arithmetic on it (the day after 9999-12-31, the
+# months before 0001-01-01) would fail.
+EARLIEST_DAY, LATEST_DAY = date(1990, 1, 1), date(2099, 12, 31)
+
 RESOLVED_STATUSES = frozenset({Status.RESOLVED, Status.CLOSED})
 # Statuses in which nobody needs to act any more.
 FINAL_STATUSES = frozenset({Status.RESOLVED, Status.CLOSED, Status.NOT_ACCEPTED})

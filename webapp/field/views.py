@@ -27,6 +27,7 @@ from webapp.auth.permissions import (
     may_see_sweep_coverage,
 )
 from webapp.cases.queries import categories
+from webapp.cases.vocab import EARLIEST_DAY
 from webapp.db import get_session
 from webapp.errors import AppError, NotFound
 from webapp.field import queries
@@ -40,8 +41,6 @@ bp = Blueprint("field", __name__, url_prefix="/field")
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "field"
 HISTORY_PERIODS = 6
-# No sweep is older (nor any case: the API's earliest year, api.params).
-EARLIEST_PERIOD = date(1990, 1, 1)
 
 
 def init_app(app: Flask) -> None:
@@ -247,7 +246,7 @@ def _period_arg(current: Period) -> Period:
         asked = date.fromisoformat(raw)
     except ValueError:
         raise AppError("invalid_period", "期次格式无效（应为 YYYY-MM-DD）", 400) from None
-    if asked < EARLIEST_PERIOD:
+    if asked < EARLIEST_DAY:  # no sweep is older (nor any case)
         # The history before it goes back further still: year 1 would fail as a 500.
         raise AppError("invalid_period", "期次不能早于 1990 年", 400)
     start = asked.replace(day=1) if current.kind.value == "monthly" else asked

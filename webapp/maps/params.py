@@ -13,11 +13,17 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
-from webapp.cases.vocab import FINAL_STATUSES, RESOLVED_STATUSES, Channel, Status
+from webapp.cases.vocab import (
+    EARLIEST_DAY,
+    FINAL_STATUSES,
+    LATEST_DAY,
+    RESOLVED_STATUSES,
+    Channel,
+    Status,
+)
 from webapp.errors import AppError
 from webapp.grid.models import AreaLevel
 from webapp.hotspots.queries import CaseFilter
-from webapp.stats.params import EARLIEST_DAY, LATEST_DAY
 from webapp.stats.queries import Filters, Period
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")

@@ -27,7 +27,6 @@ from werkzeug.exceptions import HTTPException
 from webapp.api import params
 from webapp.api.params import CaseFilter
 from webapp.api.queries import (
-    KeyReused,
     categories,
     category_by_code,
     claim_key,
@@ -304,15 +303,7 @@ def create_request(fmt: str):
     key = _resend_key()
     if key is not None:
         fields = sorted(request.form.items(multi=True))
-        try:
-            replay = claim_key(session, user.id, key, params.request_hash(request.path, fields))
-        except KeyReused:
-            raise _bad(
-                "idempotency_key_reused",
-                "该 Idempotency-Key 已用于另一个不同的请求",
-                "this Idempotency-Key was used with a different request",
-                422,
-            ) from None
+        replay = claim_key(session, user.id, key, params.request_hash(request.path, fields))
         if replay is not None:
             session.rollback()
             response = render(

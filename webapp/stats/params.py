@@ -32,7 +32,7 @@ from werkzeug.datastructures import MultiDict
 
 from webapp.auth.permissions import case_scope_sql, may_see_area
 from webapp.cases.models import Category
-from webapp.cases.vocab import Channel
+from webapp.cases.vocab import EARLIEST_DAY, LATEST_DAY, Channel
 from webapp.errors import AppError, NotFound
 from webapp.grid.models import AreaLevel
 from webapp.grid.queries import get_area
@@ -63,12 +63,6 @@ def today_local() -> date:
     from webapp.stats.queries import LOCAL_TZ
 
     return datetime.now(LOCAL_TZ).date()
-
-
-# The years a figure can be asked about (those the API accepts, api.params): a date far
-# outside them is a typing mistake, and date arithmetic on it (the day after 9999-12-31,
-# the months before 0001-01-01) would fail as a 500.
-EARLIEST_DAY, LATEST_DAY = date(1990, 1, 1), date(2099, 12, 31)
 
 
 def parse_date(name: str, value: str) -> date:
